@@ -1,0 +1,49 @@
+# Two commands: `make run` serves on the embedded SQLite database; `make test` runs every check.
+# Nothing but Python 3.11+ and make is needed: the first run creates .venv and installs the locked dependencies.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint typecheck pytest migrate lock clean help
+
+help:
+	@echo "make run   - set up, migrate the SQLite database, serve on http://$(HOST):$(PORT)"
+	@echo "make test  - set up, then ruff, mypy, import-linter, alembic check and the test suite"
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+
+$(VENV)/.installed: $(BIN)/uv requirements.lock pyproject.toml
+	UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+migrate: $(VENV)/.installed
+	$(BIN)/python -m app migrate
+
+run: migrate
+	$(BIN)/uvicorn app.asgi:app --host $(HOST) --port $(PORT) --no-access-log
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+pytest: $(VENV)/.installed
+	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+	$(BIN)/coverage report --include='app/scoring/*' --fail-under=100
+
+test: lint typecheck pytest
+
+lock: $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.11 --universal --quiet -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .coverage htmlcov

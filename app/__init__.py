@@ -1,0 +1,1 @@
+"""Compassion outcomes: a clinical outcome-tracking API for psychotherapy."""

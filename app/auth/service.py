@@ -1,0 +1,81 @@
+"""Clinics and API keys: create them, and authenticate a presented key."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.models import ApiKey, Clinic
+from app.auth.permissions import Permission, Role, allows
+from app.core.db import utcnow
+from app.core.errors import NotAuthenticated, PermissionDenied
+from app.core.security import generate_api_key, hash_api_key, key_matches, key_prefix
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key, its clinic and its role. Every query is scoped by ``clinic_id``."""
+
+    key_id: uuid.UUID
+    clinic_id: uuid.UUID
+    role: Role
+
+    def require(self, permission: Permission) -> None:
+        if not allows(self.role, permission):
+            raise PermissionDenied(f"the {self.role.value} role may not {permission.value}")
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: str
+    api_key: ApiKey
+    clinic: Clinic
+
+
+def get_or_create_clinic(session: Session, *, name: str) -> Clinic:
+    clinic = session.scalar(select(Clinic).where(Clinic.name == name))
+    if clinic is None:
+        clinic = Clinic(name=name)
+        session.add(clinic)
+        session.flush()
+    return clinic
+
+
+def issue_api_key(
+    session: Session,
+    *,
+    clinic: Clinic,
+    role: Role,
+    pepper: str,
+    label: str | None = None,
+    expires_at: datetime | None = None,
+) -> IssuedKey:
+    generated = generate_api_key()
+    api_key = ApiKey(
+        clinic_id=clinic.id,
+        role=role.value,
+        prefix=generated.prefix,
+        key_hash=hash_api_key(generated.key, pepper),
+        label=label,
+        expires_at=expires_at,
+    )
+    session.add(api_key)
+    session.flush()
+    return IssuedKey(key=generated.key, api_key=api_key, clinic=clinic)
+
+
+def authenticate(session: Session, *, presented: str | None, pepper: str) -> Principal:
+    if not presented:
+        raise NotAuthenticated("send Authorization: Bearer <api key>")
+    prefix = key_prefix(presented)
+    api_key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if prefix else None
+    if api_key is None or not key_matches(presented, api_key.key_hash, pepper):
+        raise NotAuthenticated("the API key is not valid")
+    now = utcnow()
+    if api_key.revoked_at is not None or (api_key.expires_at is not None and api_key.expires_at <= now):
+        raise NotAuthenticated("the API key has been revoked or has expired")
+    return Principal(key_id=api_key.id, clinic_id=api_key.clinic_id, role=Role(api_key.role))

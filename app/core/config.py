@@ -1,0 +1,45 @@
+"""Settings, read once from the environment (and an optional ``.env``) and reached through ``get_settings``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEVELOPMENT_PEPPER = "development-only-pepper-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(
+        default=f"sqlite:///{PROJECT_ROOT / 'var' / 'outcomes.db'}",
+        description="SQLAlchemy URL. SQLite (WAL) is the embedded default; use postgresql+psycopg:// in production.",
+    )
+    api_key_pepper: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_PEPPER),
+        description="Server secret for the keyed hash (HMAC-SHA256) of API keys. Changing it invalidates all keys.",
+    )
+    scales_dir: Path = PROJECT_ROOT / "scales"
+    sqlite_busy_timeout_ms: int = 30_000
+    db_pool_size: int = 10
+    db_max_overflow: int = 30
+    idempotency_ttl_hours: int = 24
+    page_size_max: int = 500
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> Settings:
+        if self.environment == "production" and self.api_key_pepper.get_secret_value() == DEVELOPMENT_PEPPER:
+            raise ValueError("API_KEY_PEPPER must be set to a secret value in production")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

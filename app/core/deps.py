@@ -1,0 +1,33 @@
+"""Request-scoped dependencies shared by every domain: settings and the database transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """Own the request's transaction: commit after the handler returns (before the response is sent), else roll back.
+
+    Services only ``flush()``. Write methods open the transaction with SQLite's write lock taken up front.
+    """
+    state = request.app.state
+    factory = state.write_sessions if request.method in WRITE_METHODS else state.read_sessions
+    with factory() as session, session.begin():
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]

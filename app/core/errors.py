@@ -1,0 +1,74 @@
+"""Domain errors. They know nothing of HTTP: ``app.core.problems`` renders them as RFC 9457 problem details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid field: where it is (``items.4``), what is wrong, and what would have been accepted."""
+
+    field: str
+    message: str
+    value: Any = None
+    allowed: list[Any] | None = None
+
+
+class DomainError(Exception):
+    """Base of every error the service reports on purpose; ``slug`` names its problem type."""
+
+    slug: ClassVar[str] = "domain-error"
+    title: ClassVar[str] = "Request could not be completed"
+    status: ClassVar[int] = 400
+
+    def __init__(self, detail: str, *, errors: list[FieldError] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    """Missing, or belonging to another clinic: the two are indistinguishable on purpose."""
+
+    slug = "not-found"
+    title = "Not found"
+    status = 404
+
+
+class InvalidInput(DomainError):
+    slug = "validation-error"
+    title = "Invalid request"
+    status = 422
+
+
+class Conflict(DomainError):
+    slug = "conflict"
+    title = "Conflict"
+    status = 409
+
+
+class IdempotencyKeyReused(DomainError):
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused with a different request"
+    status = 422
+
+
+class IdempotentRequestInProgress(DomainError):
+    slug = "idempotent-request-in-progress"
+    title = "A request with this Idempotency-Key is still being processed"
+    status = 409
+
+
+class NotAuthenticated(DomainError):
+    slug = "not-authenticated"
+    title = "Missing or invalid credentials"
+    status = 401
+
+
+class PermissionDenied(DomainError):
+    slug = "forbidden"
+    title = "Not allowed for this role"
+    status = 403

@@ -1,0 +1,196 @@
+"""Render every error as RFC 9457 ``application/problem+json``: one place, one shape.
+
+A problem document has ``type`` (a relative URI, ``/problems/<slug>``), ``title``, ``status``, ``detail``, ``instance``
+and, for invalid input, ``errors``: one entry per field with a JSON ``pointer``, the ``field`` path, a ``detail``, the
+offending ``value`` and, where known, the ``allowed`` values. No stack traces or SQL ever appear in a body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.errors import DomainError, FieldError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemFieldError(BaseModel):
+    pointer: str = Field(description="JSON Pointer into the request body, e.g. `#/items/4`.")
+    field: str = Field(description="Dotted path of the field, e.g. `items.4`.")
+    detail: str
+    value: Any = None
+    allowed: list[Any] | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[ProblemFieldError] = []
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": description}
+    for status, description in {
+        401: "Missing or invalid API key",
+        403: "The key's role does not allow this",
+        404: "Not found (or another clinic's record)",
+        409: "Conflict",
+        422: "Invalid input; nothing was stored",
+    }.items()
+}
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    slug: str | None,
+    detail: str | None,
+    errors: Sequence[FieldError] = (),
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> ProblemResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}" if slug else "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if errors:
+        body["errors"] = [_field_error(error) for error in errors]
+    body.update(extra)
+    return ProblemResponse(_jsonable(body), status_code=status, headers=headers)
+
+
+def _field_error(error: FieldError) -> dict[str, Any]:
+    parts = [part for part in error.field.split(".") if part]
+    entry: dict[str, Any] = {
+        "pointer": "#/" + "/".join(part.replace("~", "~0").replace("/", "~1") for part in parts),
+        "field": error.field,
+        "detail": error.message,
+        "value": error.value,
+    }
+    if error.allowed is not None:
+        entry["allowed"] = error.allowed
+    return entry
+
+
+def _jsonable(body: dict[str, Any]) -> Any:
+    """Round-trip through JSON so any odd value a client sent (huge ints, bytes) renders safely."""
+    return json.loads(json.dumps(body, default=str, allow_nan=False, ensure_ascii=False))
+
+
+def validation_field_errors(exc: RequestValidationError) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        if loc and loc[0] in {"body", "query", "path", "header"}:
+            where, loc = loc[0], loc[1:]
+        else:
+            where = "body"
+        field = ".".join(loc) if loc else where
+        value = error.get("input") if where != "header" else None
+        allowed = None
+        ctx = error.get("ctx") or {}
+        if "expected" in ctx:
+            allowed = [part.strip().strip("'") for part in str(ctx["expected"]).replace(" or ", ",").split(",")]
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        errors.append(FieldError(field=field, message=message, value=_safe(value), allowed=allowed))
+    return errors
+
+
+def _safe(value: Any) -> Any:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return None if isinstance(value, dict | list) else str(value)
+    if isinstance(value, dict | list) and len(json.dumps(value)) > 200:
+        return None
+    return value
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> ProblemResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return problem_response(
+            request,
+            status=exc.status,
+            title=exc.title,
+            slug=exc.slug,
+            detail=exc.detail,
+            errors=exc.errors,
+            headers=headers,
+            **exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> ProblemResponse:
+        errors = validation_field_errors(exc)
+        return problem_response(
+            request,
+            status=422,
+            title="Invalid request",
+            slug="validation-error",
+            detail=f"{len(errors)} invalid field(s); nothing was stored",
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        return problem_response(
+            request,
+            status=exc.status_code,
+            title=_reason(exc.status_code),
+            slug=None,
+            detail=str(exc.detail) if exc.detail else None,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
+        logger.error("unhandled error %s on %s %s", type(exc).__name__, request.method, _route(request))
+        return problem_response(
+            request,
+            status=500,
+            title="Internal Server Error",
+            slug="internal-error",
+            detail="The server could not complete the request; nothing was stored.",
+        )
+
+
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "?"))
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,56 @@
+"""Schema pieces shared by several domains."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+
+def _strict_answer(value: Any) -> int | str | None:
+    """Answers are integers, option codes (``"1a"``) or null. ``true``, ``2.0`` are refused, never coerced."""
+    if value is None or type(value) is int or type(value) is str:
+        return value
+    kind = {bool: "a boolean", float: "a number with a fraction"}.get(type(value), f"a {type(value).__name__}")
+    raise ValueError(f'an answer is an integer option value, an option code such as "1a", or null; got {kind}')
+
+
+ItemAnswer = Annotated[
+    int | str | None,
+    PlainValidator(_strict_answer),
+    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 10}, {"type": "null"}]}),
+]
+ItemAnswers = Annotated[
+    dict[Annotated[str, Field(max_length=10)], ItemAnswer],
+    Field(
+        description='Answers keyed by the published item number as a string ("1", "2", …); null or absent = missing.',
+        examples=[{"1": 3, "2": 0, "3": 1, "4": 2, "5": 0, "6": 0, "7": 1, "8": 0, "9": 3}],
+        max_length=200,
+    ),
+]
+DeclaredTotal = Annotated[
+    float | None,
+    Field(
+        strict=True,
+        allow_inf_nan=False,
+        description="A total the client computed itself: stored and compared, never used as the score.",
+    ),
+]
+
+
+UTCDatetime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
+"""A datetime that must carry a time zone; normalised to UTC, as it is stored."""
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    limit: int
+    offset: int
+    has_more: bool

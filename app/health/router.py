@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.core.deps import SessionDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+def health(session: SessionDep) -> JSONResponse:
+    """Ready to serve: the database answers. 503 (``application/health+json``) when it does not."""
+    try:
+        session.execute(text("SELECT 1"))
+    except Exception:  # any database failure means "not ready"; the reason is logged, not shown
+        return JSONResponse(
+            {"status": "fail", "checks": {"database:connection": [{"status": "fail"}]}},
+            status_code=503,
+            media_type="application/health+json",
+        )
+    return JSONResponse(
+        {"status": "pass", "checks": {"database:connection": [{"status": "pass"}]}},
+        media_type="application/health+json",
+    )
+
+
+@router.get("/livez", include_in_schema=False)
+def livez() -> JSONResponse:
+    return JSONResponse({"status": "pass"}, media_type="application/health+json")

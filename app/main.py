@@ -1,0 +1,62 @@
+"""The application factory. ``uvicorn app.main:app`` serves the default settings; tests call ``create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from app.core.config import Settings, get_settings
+from app.core.db import create_db_engine, make_sessionmaker, writer
+from app.core.logging import configure_logging, install_request_logging
+from app.core.problems import install_problem_handlers
+from app.health.router import router as health_router
+from app.idempotency.service import IdempotentReplay, replay_response
+from app.instruments.registry import load_registry
+from app.instruments.router import router as instruments_router
+from app.measurements.router import router as measurements_router
+from app.patients.router import router as patients_router
+from app.therapy_sessions.router import router as sessions_router
+
+DESCRIPTION = """
+Measure fear of compassion, self-compassion, self-criticism, depression and anxiety at every session; score them
+exactly; keep every patient's course. Errors are RFC 9457 `application/problem+json`. Authenticate with
+`Authorization: Bearer <api key>`. Every POST honours `Idempotency-Key`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    registry = load_registry(settings.scales_dir)
+    engine = create_db_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Compassion Outcomes API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.engine = engine
+    app.state.read_sessions = make_sessionmaker(engine)
+    app.state.write_sessions = make_sessionmaker(writer(engine))
+
+    install_problem_handlers(app)
+
+    @app.exception_handler(IdempotentReplay)
+    async def _replay(_request: Request, exc: IdempotentReplay) -> Response:
+        return replay_response(exc)
+
+    install_request_logging(app)
+    for router in (health_router, instruments_router, patients_router, sessions_router, measurements_router):
+        app.include_router(router)
+    return app

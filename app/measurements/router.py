@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import AwareDatetime
+
+from app.auth.dependencies import requires
+from app.auth.permissions import Permission
+from app.auth.service import Principal
+from app.core.deps import SessionDep
+from app.core.pagination import PageDep
+from app.core.problems import PROBLEM_RESPONSES
+from app.core.schemas import Page
+from app.idempotency.service import Idempotent
+from app.instruments.dependencies import RegistryDep
+from app.measurements import service
+from app.measurements.schemas import MeasurementAmend, MeasurementCreate, MeasurementRead, Source
+from app.patients import service as patients
+
+router = APIRouter(prefix="/v1/patients/{patient_id}/measurements", tags=["measurements"], responses=PROBLEM_RESPONSES)
+
+
+@router.post("", status_code=201, response_model=MeasurementRead)
+def create_measurement(
+    patient_id: uuid.UUID,
+    body: MeasurementCreate,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
+    guard: Idempotent,
+) -> Response:
+    """Score and store one administration of an instrument; invalid answers store nothing."""
+    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    row = service.create(
+        session,
+        registry,
+        service.NewMeasurement(
+            clinic_id=principal.clinic_id,
+            patient_id=patient_id,
+            instrument=body.instrument,
+            items=body.items,
+            measured_at=body.measured_at,
+            session_id=body.session_id,
+            declared_total=body.declared_total,
+            source=Source.API,
+            recorded_by_key_id=principal.key_id,
+        ),
+    )
+    location = f"/v1/patients/{patient_id}/measurements/{row.measurement_id}"
+    return guard.respond(service.to_read(row, registry), status_code=201, headers={"Location": location})
+
+
+@router.get("")
+def list_measurements(
+    patient_id: uuid.UUID,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    page: PageDep,
+    instrument: Annotated[str | None, Query(max_length=50)] = None,
+    measured_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    measured_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+) -> Page[MeasurementRead]:
+    """The patient's current measurements in time order, optionally one instrument within [from, to]."""
+    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    rows = service.list_current(
+        session,
+        clinic_id=principal.clinic_id,
+        patient_id=patient_id,
+        limit=page.limit + 1,
+        offset=page.offset,
+        instrument=instrument,
+        measured_from=measured_from,
+        measured_to=measured_to,
+    )
+    return page.page(rows, lambda row: service.to_read(row, registry))
+
+
+@router.get("/{measurement_id}")
+def get_measurement(
+    patient_id: uuid.UUID,
+    measurement_id: uuid.UUID,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+) -> MeasurementRead:
+    """The current version of a measurement."""
+    row = service.get_current(
+        session, clinic_id=principal.clinic_id, patient_id=patient_id, measurement_id=measurement_id
+    )
+    return service.to_read(row, registry)
+
+
+@router.post("/{measurement_id}/amend", status_code=201, response_model=MeasurementRead)
+def amend_measurement(
+    patient_id: uuid.UUID,
+    measurement_id: uuid.UUID,
+    body: MeasurementAmend,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_AMEND)],
+    guard: Idempotent,
+) -> Response:
+    """Correct a measurement: a new version supersedes the current one, and both stay in the history."""
+    current = service.get_current(
+        session, clinic_id=principal.clinic_id, patient_id=patient_id, measurement_id=measurement_id
+    )
+    row = service.amend(
+        session,
+        registry,
+        current=current,
+        items=body.items,
+        reason=body.reason,
+        recorded_by_key_id=principal.key_id,
+        measured_at=body.measured_at,
+        session_id=body.session_id,
+        declared_total=body.declared_total,
+    )
+    return guard.respond(service.to_read(row, registry), status_code=201)
+
+
+@router.get("/{measurement_id}/history")
+def measurement_history(
+    patient_id: uuid.UUID,
+    measurement_id: uuid.UUID,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+) -> list[MeasurementRead]:
+    """Every version of a measurement, oldest first; the last one is current."""
+    rows = service.history(session, clinic_id=principal.clinic_id, patient_id=patient_id, measurement_id=measurement_id)
+    return [service.to_read(row, registry) for row in rows]

@@ -1,0 +1,220 @@
+"""Store scored measurements; amend them as new versions; read the current version or the whole history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from app.instruments import service as scoring
+from app.instruments.registry import InstrumentRegistry
+from app.instruments.schemas import WarningOut
+from app.measurements.models import Measurement
+from app.measurements.schemas import MeasurementRead, Source
+from app.scoring import SCORER_VERSION
+from app.scoring.definition import InstrumentDefinition
+from app.scoring.engine import Answer
+from app.therapy_sessions import service as therapy_sessions
+
+
+@dataclass(frozen=True)
+class NewMeasurement:
+    """A measurement to score and store, from any source (API, FHIR, import)."""
+
+    clinic_id: uuid.UUID
+    patient_id: uuid.UUID
+    instrument: str
+    items: Mapping[str, Answer]
+    measured_at: datetime
+    source: Source
+    session_id: uuid.UUID | None = None
+    declared_total: float | None = None
+    recorded_by_key_id: uuid.UUID | None = None
+
+
+def create(session: Session, registry: InstrumentRegistry, data: NewMeasurement) -> Measurement:
+    """Score and store a new measurement for a patient already checked to belong to ``data.clinic_id``."""
+    definition = _definition(registry, data.instrument)
+    if data.session_id is not None:
+        therapy_sessions.get(session, clinic_id=data.clinic_id, patient_id=data.patient_id, session_id=data.session_id)
+    row = _scored_row(definition, data, measurement_id=uuid.uuid4(), version=1)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def amend(
+    session: Session,
+    registry: InstrumentRegistry,
+    *,
+    current: Measurement,
+    items: Mapping[str, Answer],
+    reason: str,
+    recorded_by_key_id: uuid.UUID | None,
+    measured_at: datetime | None = None,
+    session_id: uuid.UUID | None = None,
+    declared_total: float | None = None,
+) -> Measurement:
+    """Supersede ``current`` with a new version scored under the instrument's current definition."""
+    definition = _definition(registry, current.instrument_id)
+    data = NewMeasurement(
+        clinic_id=current.clinic_id,
+        patient_id=current.patient_id,
+        instrument=current.instrument_id,
+        items=items,
+        measured_at=measured_at or current.measured_at,
+        source=Source(current.source),
+        session_id=session_id or current.session_id,
+        declared_total=declared_total,
+        recorded_by_key_id=recorded_by_key_id,
+    )
+    if session_id is not None:
+        therapy_sessions.get(session, clinic_id=data.clinic_id, patient_id=data.patient_id, session_id=session_id)
+    row = _scored_row(definition, data, measurement_id=current.measurement_id, version=current.version + 1)
+    row.amendment_reason = reason
+    current.is_current = False
+    session.add(row)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        # Another amendment took version n+1 first (unique measurement_id + version).
+        raise Conflict("the measurement was amended concurrently; read it again and retry") from None
+    return row
+
+
+def get_current(
+    session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, measurement_id: uuid.UUID
+) -> Measurement:
+    row = session.scalar(
+        select(Measurement).where(
+            Measurement.measurement_id == measurement_id,
+            Measurement.patient_id == patient_id,
+            Measurement.clinic_id == clinic_id,
+            Measurement.is_current.is_(True),
+        )
+    )
+    if row is None:
+        raise NotFound(f"no measurement {measurement_id} for this patient")
+    return row
+
+
+def history(
+    session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, measurement_id: uuid.UUID
+) -> list[Measurement]:
+    rows = list(
+        session.scalars(
+            select(Measurement)
+            .where(
+                Measurement.measurement_id == measurement_id,
+                Measurement.patient_id == patient_id,
+                Measurement.clinic_id == clinic_id,
+            )
+            .order_by(Measurement.version)
+        )
+    )
+    if not rows:
+        raise NotFound(f"no measurement {measurement_id} for this patient")
+    return rows
+
+
+def list_current(
+    session: Session,
+    *,
+    clinic_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    limit: int,
+    offset: int,
+    instrument: str | None = None,
+    measured_from: datetime | None = None,
+    measured_to: datetime | None = None,
+) -> list[Measurement]:
+    query = select(Measurement).where(
+        Measurement.patient_id == patient_id,
+        Measurement.clinic_id == clinic_id,
+        Measurement.is_current.is_(True),
+    )
+    if instrument is not None:
+        query = query.where(Measurement.instrument_id == instrument)
+    if measured_from is not None:
+        query = query.where(Measurement.measured_at >= measured_from)
+    if measured_to is not None:
+        query = query.where(Measurement.measured_at <= measured_to)
+    query = query.order_by(Measurement.measured_at, Measurement.created_at, Measurement.id)
+    return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+def to_read(row: Measurement, registry: InstrumentRegistry) -> MeasurementRead:
+    definition = registry.definitions.get(row.instrument_id)
+    scores = scoring.scores_out(definition, row.scores) if definition else {}
+    return MeasurementRead(
+        id=row.measurement_id,
+        version=row.version,
+        current=row.is_current,
+        patient_id=row.patient_id,
+        session_id=row.session_id,
+        instrument=row.instrument_id,
+        instrument_version=row.definition_version,
+        scorer_version=row.scorer_version,
+        measured_at=row.measured_at,
+        items=row.items,
+        complete=row.complete,
+        missing_items=row.missing_items,
+        scores=scores,
+        flags=row.flags,
+        warnings=[WarningOut.model_validate(warning) for warning in row.warnings],
+        declared_total=row.declared_total,
+        source=Source(row.source),
+        amendment_reason=row.amendment_reason,
+        created_at=row.created_at,
+    )
+
+
+def _definition(registry: InstrumentRegistry, instrument_id: str) -> InstrumentDefinition:
+    definition = registry.definitions.get(instrument_id)
+    if definition is None:
+        raise InvalidInput(
+            f"unknown instrument {instrument_id!r}; nothing was stored",
+            errors=[
+                FieldError(
+                    field="instrument",
+                    message=f"unknown instrument {instrument_id!r}",
+                    value=instrument_id,
+                    allowed=registry.ids(),
+                )
+            ],
+        )
+    return definition
+
+
+def _scored_row(
+    definition: InstrumentDefinition, data: NewMeasurement, *, measurement_id: uuid.UUID, version: int
+) -> Measurement:
+    result = scoring.score_answers(definition, data.items, declared_total=data.declared_total)
+    return Measurement(
+        measurement_id=measurement_id,
+        version=version,
+        is_current=True,
+        clinic_id=data.clinic_id,
+        patient_id=data.patient_id,
+        session_id=data.session_id,
+        instrument_id=definition.id,
+        definition_version=definition.version,
+        scorer_version=SCORER_VERSION,
+        measured_at=data.measured_at,
+        items=dict(data.items),
+        complete=result.complete,
+        missing_items=list(result.missing_items),
+        scores=scoring.stored_scores(result),
+        flags=list(result.flags),
+        warnings=scoring.stored_warnings(result),
+        declared_total=data.declared_total,
+        source=data.source.value,
+        recorded_by_key_id=data.recorded_by_key_id,
+    )

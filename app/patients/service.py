@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from app.core.errors import Conflict, NotFound
+from app.patients.models import Patient, PatientIdentifier
+from app.patients.schemas import LOCAL_IDENTIFIER_SYSTEM, Identifier, PatientCreate, PatientRead
+
+
+def get(session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> Patient:
+    """The clinic's patient, or NotFound: another clinic's patient is indistinguishable from a missing one."""
+    patient = session.scalar(
+        select(Patient)
+        .where(Patient.id == patient_id, Patient.clinic_id == clinic_id)
+        .options(selectinload(Patient.identifiers))
+    )
+    if patient is None:
+        raise NotFound(f"no patient {patient_id}")
+    return patient
+
+
+def create(session: Session, *, clinic_id: uuid.UUID, data: PatientCreate) -> Patient:
+    identifiers = list(data.identifiers)
+    if data.external_id is not None:
+        identifiers.append(Identifier(system=LOCAL_IDENTIFIER_SYSTEM, value=data.external_id))
+    pairs = {(identifier.system, identifier.value) for identifier in identifiers}
+    if len(pairs) != len(identifiers):
+        raise Conflict("the same identifier is given twice")
+    patient = Patient(clinic_id=clinic_id)
+    patient.identifiers = [
+        PatientIdentifier(clinic_id=clinic_id, system=system, value=value) for system, value in sorted(pairs)
+    ]
+    session.add(patient)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict("a patient with this identifier already exists in this clinic") from None
+    return patient
+
+
+def list_patients(
+    session: Session,
+    *,
+    clinic_id: uuid.UUID,
+    limit: int,
+    offset: int,
+    external_id: str | None = None,
+    identifier: str | None = None,
+) -> list[Patient]:
+    """The clinic's patients, optionally those with an identifier (``system|value``, or a bare value)."""
+    system: str | None = None
+    value: str | None = None
+    if external_id is not None:
+        system, value = LOCAL_IDENTIFIER_SYSTEM, external_id
+    elif identifier is not None:
+        system, separator, value = identifier.partition("|")
+        if not separator:
+            system, value = "", identifier
+        system = system or None
+    query = select(Patient).where(Patient.clinic_id == clinic_id).options(selectinload(Patient.identifiers))
+    if value is not None:
+        match = select(PatientIdentifier.patient_id).where(
+            PatientIdentifier.clinic_id == clinic_id, PatientIdentifier.value == value
+        )
+        if system is not None:
+            match = match.where(PatientIdentifier.system == system)
+        query = query.where(Patient.id.in_(match))
+    return list(session.scalars(query.order_by(Patient.created_at, Patient.id).limit(limit).offset(offset)))
+
+
+def to_read(patient: Patient) -> PatientRead:
+    identifiers = [Identifier(system=i.system, value=i.value) for i in patient.identifiers]
+    external_id = next((i.value for i in identifiers if i.system == LOCAL_IDENTIFIER_SYSTEM), None)
+    return PatientRead(
+        id=patient.id,
+        external_id=external_id,
+        identifiers=[i for i in identifiers if i.system != LOCAL_IDENTIFIER_SYSTEM],
+        created_at=patient.created_at,
+    )

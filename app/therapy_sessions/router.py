@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from app.auth.dependencies import requires
+from app.auth.permissions import Permission
+from app.auth.service import Principal
+from app.core.deps import SessionDep
+from app.core.pagination import PageDep
+from app.core.problems import PROBLEM_RESPONSES
+from app.core.schemas import Page
+from app.idempotency.service import Idempotent
+from app.patients import service as patients
+from app.therapy_sessions import service
+from app.therapy_sessions.schemas import TherapySessionCreate, TherapySessionRead
+
+router = APIRouter(prefix="/v1/patients/{patient_id}/sessions", tags=["sessions"], responses=PROBLEM_RESPONSES)
+
+
+@router.post("", status_code=201, response_model=TherapySessionRead)
+def create_session(
+    patient_id: uuid.UUID,
+    body: TherapySessionCreate,
+    session: SessionDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
+    guard: Idempotent,
+) -> Response:
+    """Record a therapy session; measurements can then name it."""
+    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    created = service.create(session, clinic_id=principal.clinic_id, patient_id=patient_id, data=body)
+    return guard.respond(TherapySessionRead.model_validate(created), status_code=201)
+
+
+@router.get("")
+def list_sessions(
+    patient_id: uuid.UUID,
+    session: SessionDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    page: PageDep,
+) -> Page[TherapySessionRead]:
+    """The patient's sessions in session-number order."""
+    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    rows = service.list_for_patient(
+        session, clinic_id=principal.clinic_id, patient_id=patient_id, limit=page.limit + 1, offset=page.offset
+    )
+    return page.page(rows, TherapySessionRead.model_validate)

@@ -1,0 +1,140 @@
+"""Fixtures: a real database built by migrating (SQLite always; PostgreSQL too when TEST_POSTGRES_URL is set).
+
+Tests never share data: each one gets its own clinic (the tenancy boundary), with one API key per role.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from app.auth import service as auth
+from app.auth.permissions import Role
+from app.core.config import Settings
+from app.core.db import transaction
+from app.core.migrations import upgrade_to_head
+from app.main import create_app
+
+TEST_PEPPER = "test-pepper-not-secret"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database of each backend under test."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        upgrade_to_head(url)
+        yield url
+        return
+    with FreshPostgresDatabase() as url:
+        upgrade_to_head(url)
+        yield url
+
+
+class FreshPostgresDatabase:
+    """Create a throwaway database on the TEST_POSTGRES_URL server; drop it afterwards."""
+
+    def __init__(self) -> None:
+        assert POSTGRES_URL is not None
+        self.server = make_url(POSTGRES_URL)
+        self.name = f"co_test_{uuid.uuid4().hex[:12]}"
+
+    def _admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            host=self.server.host,
+            port=self.server.port,
+            user=self.server.username,
+            password=self.server.password,
+            dbname=self.server.database or "postgres",
+            autocommit=True,
+        )
+
+    def __enter__(self) -> str:
+        with self._admin() as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+        return self.server.set(database=self.name).render_as_string(hide_password=False)
+
+    def __exit__(self, *_: object) -> None:
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    return Settings(
+        database_url=database_url,
+        environment="test",
+        api_key_pepper=SecretStr(TEST_PEPPER),
+        log_level="WARNING",
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str) -> FastAPI:
+    return create_app(make_settings(database_url))
+
+
+@pytest.fixture(scope="session")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@dataclass
+class ClinicKeys:
+    """A clinic of its own for one test, and a bearer header per role."""
+
+    name: str
+    id: uuid.UUID
+    keys: dict[Role, str] = field(default_factory=dict)
+    key_ids: dict[Role, uuid.UUID] = field(default_factory=dict)
+
+    def headers(self, role: Role = Role.CLINICIAN, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}", **(extra or {})}
+
+
+def new_clinic(app: FastAPI) -> ClinicKeys:
+    name = f"clinic-{uuid.uuid4().hex[:10]}"
+    for session in transaction(app.state.write_sessions):
+        clinic = auth.get_or_create_clinic(session, name=name)
+        result = ClinicKeys(name=name, id=clinic.id)
+        for role in Role:
+            issued = auth.issue_api_key(session, clinic=clinic, role=role, pepper=TEST_PEPPER)
+            result.keys[role] = issued.key
+            result.key_ids[role] = issued.api_key.id
+    return result
+
+
+@pytest.fixture
+def clinic(app: FastAPI) -> ClinicKeys:
+    return new_clinic(app)
+
+
+@pytest.fixture
+def other_clinic(app: FastAPI) -> ClinicKeys:
+    return new_clinic(app)
+
+
+@pytest.fixture
+def patient_id(client: TestClient, clinic: ClinicKeys) -> str:
+    response = client.post("/v1/patients", json={}, headers=clinic.headers())
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+SCALES_DIR = Path(__file__).resolve().parents[1] / "scales"
+ISSUE_PHQ9 = {"1": 3, "2": 0, "3": 1, "4": 2, "5": 0, "6": 0, "7": 1, "8": 0, "9": 3}
+"""The PHQ-9 of the foundation issue's acceptance test: total 10, moderate, item 9 positive."""

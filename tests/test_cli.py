@@ -1,0 +1,54 @@
+"""``python -m app create-api-key`` prints only the key on stdout, and the key works."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from app.core.migrations import upgrade_to_head
+from app.main import create_app
+from tests.conftest import TEST_PEPPER, make_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_create_api_key_prints_only_the_key_and_the_key_works(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade_to_head(url)
+    env = {**os.environ, "DATABASE_URL": url, "API_KEY_PEPPER": TEST_PEPPER}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "create-api-key", "--clinic", "North Clinic", "--role", "clinician"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
+
+    key = result.stdout.strip()
+    assert result.stdout == key + "\n"
+    assert key.startswith("co_")
+    assert "cannot be shown again" in result.stderr
+    with TestClient(create_app(make_settings(url))) as client:
+        assert client.get("/v1/patients", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+def test_an_unknown_role_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "create-api-key", "--clinic", "X", "--role", "superuser"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert result.stdout == ""
