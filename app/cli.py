@@ -5,16 +5,19 @@ Only a command's result goes to stdout (``create-api-key`` prints the key and no
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+import app.models  # noqa: F401  (every table must be known before any is used)
 from app.auth import service as auth
-from app.auth.permissions import Role
+from app.auth.permissions import STAFF_ROLES, Role
 from app.core.config import get_settings
 from app.core.db import create_db_engine, make_sessionmaker, transaction, writer
 from app.core.migrations import upgrade_to_head
+from app.instruments.registry import load_registry, record_versions
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Compassion Outcomes administration.")
 stderr = Console(stderr=True)
@@ -27,6 +30,11 @@ def create_api_key(
     label: Annotated[str | None, typer.Option(help="A note on what the key is for.")] = None,
 ) -> None:
     """Create an API key (and the clinic, if new). The key is printed once, on stdout; only its hash is stored."""
+    if role not in STAFF_ROLES:
+        stderr.print(
+            "Patient tokens come from an enrolment code (POST /v1/patients/{id}/enrolments), not this command."
+        )
+        raise typer.Exit(2)
     settings = get_settings()
     engine = create_db_engine(settings)
     try:
@@ -53,3 +61,43 @@ def migrate() -> None:
     """Apply every database migration (``alembic upgrade head``) to DATABASE_URL."""
     upgrade_to_head(get_settings().database_url)
     stderr.print("Database is at the latest migration.")
+
+
+@cli.command("record-scale-versions")
+def record_scale_versions() -> None:
+    """Record each definition's version fingerprint in scales/versions.lock.json (run after bumping a version)."""
+    settings = get_settings()
+    lock = record_versions(settings.scales_dir, load_registry(settings.scales_dir))
+    stderr.print(f"Recorded {sum(len(v) for v in lock.values())} definition versions.")
+
+
+@cli.command("list-api-keys")
+def list_api_keys(clinic: Annotated[str, typer.Option(help="Clinic name.")]) -> None:
+    """List a clinic's staff keys (id, prefix, role, label, state); secrets are never shown."""
+    settings = get_settings()
+    engine = create_db_engine(settings)
+    try:
+        for session in transaction(make_sessionmaker(engine)):
+            clinic_row = auth.find_clinic(session, name=clinic)
+            for key in auth.list_keys(session, clinic_id=clinic_row.id, limit=10_000, offset=0):
+                state = "revoked" if key.revoked_at else "active"
+                typer.echo(f"{key.id}\tco_{key.prefix}_…\t{key.role}\t{state}\t{key.label or ''}")
+    finally:
+        engine.dispose()
+
+
+@cli.command("revoke-api-key")
+def revoke_api_key(
+    clinic: Annotated[str, typer.Option(help="Clinic name.")],
+    key_id: Annotated[str, typer.Argument(help="The key's id (from list-api-keys).")],
+) -> None:
+    """Revoke a staff key at once; requests with it then get 401."""
+    settings = get_settings()
+    engine = create_db_engine(settings)
+    try:
+        for session in transaction(make_sessionmaker(writer(engine))):
+            clinic_row = auth.find_clinic(session, name=clinic)
+            auth.revoke_key(session, clinic_id=clinic_row.id, key_id=uuid.UUID(key_id))
+    finally:
+        engine.dispose()
+    stderr.print(f"Revoked key {key_id}.")

@@ -6,18 +6,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.audit.router import router as audit_router
+from app.audit.service import AuditTrail, record_refusal
+from app.auth.router import router as auth_router
+from app.clinical.router import router as clinical_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_db_engine, make_sessionmaker, writer
+from app.core.errors import NotAuthenticated, NotFound, PermissionDenied
 from app.core.logging import configure_logging, install_request_logging
-from app.core.problems import install_problem_handlers
+from app.core.middleware import install_middleware
+from app.core.problems import domain_problem, install_problem_handlers
+from app.fhir.router import router as fhir_router
 from app.health.router import router as health_router
 from app.idempotency.service import IdempotentReplay, replay_response
 from app.instruments.registry import load_registry
 from app.instruments.router import router as instruments_router
+from app.measurements.router import me_router
 from app.measurements.router import router as measurements_router
 from app.patients.router import router as patients_router
+from app.research.router import router as research_router
 from app.therapy_sessions.router import router as sessions_router
 
 DESCRIPTION = """
@@ -49,14 +59,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.read_sessions = make_sessionmaker(engine)
     app.state.write_sessions = make_sessionmaker(writer(engine))
+    app.state.transaction_observer = AuditTrail
 
     install_problem_handlers(app)
+    refusals = {NotAuthenticated: "unauthenticated", PermissionDenied: "forbidden", NotFound: "not_found"}
+
+    async def _refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NotAuthenticated | PermissionDenied | NotFound)
+        outcome = refusals[type(exc)]
+        await run_in_threadpool(
+            record_refusal, app.state.write_sessions, request, status_code=exc.status, outcome=outcome
+        )
+        return domain_problem(request, exc)
+
+    for refusal in refusals:
+        app.add_exception_handler(refusal, _refused)
 
     @app.exception_handler(IdempotentReplay)
     async def _replay(_request: Request, exc: IdempotentReplay) -> Response:
         return replay_response(exc)
 
     install_request_logging(app)
-    for router in (health_router, instruments_router, patients_router, sessions_router, measurements_router):
-        app.include_router(router)
+    install_middleware(app, settings)
+    for router in (
+        health_router,
+        instruments_router,
+        patients_router,
+        sessions_router,
+        measurements_router,
+        clinical_router,
+        research_router,
+        fhir_router,
+        audit_router,
+        auth_router,
+        me_router,
+    ):
+        app.include_router(router, max_body_size=settings.max_body_bytes)
     return app

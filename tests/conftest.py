@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from app.auth import service as auth
-from app.auth.permissions import Role
+from app.auth.permissions import STAFF_ROLES, Role
 from app.core.config import Settings
 from app.core.db import transaction
 from app.core.migrations import upgrade_to_head
@@ -111,7 +111,7 @@ def new_clinic(app: FastAPI) -> ClinicKeys:
     for session in transaction(app.state.write_sessions):
         clinic = auth.get_or_create_clinic(session, name=name)
         result = ClinicKeys(name=name, id=clinic.id)
-        for role in Role:
+        for role in STAFF_ROLES:
             issued = auth.issue_api_key(session, clinic=clinic, role=role, pepper=TEST_PEPPER)
             result.keys[role] = issued.key
             result.key_ids[role] = issued.api_key.id

@@ -10,6 +10,8 @@ class Role(StrEnum):
     CLINICIAN = "clinician"
     INTEGRATION = "integration"
     RESEARCHER = "researcher"
+    PATIENT = "patient"
+    """A patient token held by a mobile app: definitions in, that patient's responses out, nothing else."""
 
 
 class Permission(StrEnum):
@@ -21,7 +23,18 @@ class Permission(StrEnum):
     MEASUREMENTS_READ = "measurements:read"
     MEASUREMENTS_WRITE = "measurements:write"
     MEASUREMENTS_AMEND = "measurements:amend"
+    QUESTIONNAIRES_MANAGE = "questionnaires:manage"
+    ALERTS_READ = "alerts:read"
+    ALERTS_ACKNOWLEDGE = "alerts:acknowledge"
+    OUTCOMES_READ = "outcomes:read"
+    CLINIC_CONFIGURE = "clinic:configure"
+    MEASUREMENTS_IMPORT = "measurements:import"
     RESEARCH_EXPORT = "research:export"
+    RESEARCH_ANALYSE = "research:analyse"
+    RESEARCH_EXPORT_IDENTIFIED = "research:export-identified"
+    KEYS_MANAGE = "keys:manage"
+    AUDIT_READ = "audit:read"
+    ENROLMENTS_MANAGE = "enrolments:manage"
 
 
 _EVERYONE = {Permission.SCORE, Permission.INSTRUMENTS_READ}
@@ -36,6 +49,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MEASUREMENTS_READ,
             Permission.MEASUREMENTS_WRITE,
             Permission.MEASUREMENTS_AMEND,
+            Permission.ALERTS_READ,
+            Permission.ALERTS_ACKNOWLEDGE,
+            Permission.OUTCOMES_READ,
+            Permission.ENROLMENTS_MANAGE,
         }
     ),
     Role.INTEGRATION: frozenset(
@@ -45,10 +62,17 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PATIENTS_WRITE,
             Permission.MEASUREMENTS_READ,
             Permission.MEASUREMENTS_WRITE,
+            Permission.MEASUREMENTS_IMPORT,
+            Permission.QUESTIONNAIRES_MANAGE,
         }
     ),
-    Role.RESEARCHER: frozenset(_EVERYONE | {Permission.RESEARCH_EXPORT}),
+    Role.RESEARCHER: frozenset(
+        _EVERYONE | {Permission.RESEARCH_EXPORT, Permission.RESEARCH_ANALYSE, Permission.MEASUREMENTS_IMPORT}
+    ),
+    Role.PATIENT: frozenset({Permission.INSTRUMENTS_READ, Permission.SCORE, Permission.MEASUREMENTS_WRITE}),
 }
+STAFF_ROLES = (Role.ADMIN, Role.CLINICIAN, Role.INTEGRATION, Role.RESEARCHER)
+"""Roles an API key may be issued for; patient tokens come only from an enrolment."""
 
 
 def allows(role: Role, permission: Permission) -> bool:

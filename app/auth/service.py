@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.auth.models import ApiKey, Clinic
 from app.auth.permissions import Permission, Role, allows
 from app.core.db import utcnow
-from app.core.errors import NotAuthenticated, PermissionDenied
+from app.core.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from app.core.security import generate_api_key, hash_api_key, key_matches, key_prefix
 
 
@@ -23,6 +23,8 @@ class Principal:
     key_id: uuid.UUID
     clinic_id: uuid.UUID
     role: Role
+    patient_id: uuid.UUID | None = None
+    """Set for a patient token (mobile app): it may act for this one patient only."""
 
     def require(self, permission: Permission) -> None:
         if not allows(self.role, permission):
@@ -53,7 +55,11 @@ def issue_api_key(
     pepper: str,
     label: str | None = None,
     expires_at: datetime | None = None,
+    patient_id: uuid.UUID | None = None,
+    created_by_key_id: uuid.UUID | None = None,
 ) -> IssuedKey:
+    if (role is Role.PATIENT) != (patient_id is not None):
+        raise InvalidInput("a patient token needs a patient, and only a patient token has one")
     generated = generate_api_key()
     api_key = ApiKey(
         clinic_id=clinic.id,
@@ -62,6 +68,8 @@ def issue_api_key(
         key_hash=hash_api_key(generated.key, pepper),
         label=label,
         expires_at=expires_at,
+        patient_id=patient_id,
+        created_by_key_id=created_by_key_id,
     )
     session.add(api_key)
     session.flush()
@@ -78,4 +86,42 @@ def authenticate(session: Session, *, presented: str | None, pepper: str) -> Pri
     now = utcnow()
     if api_key.revoked_at is not None or (api_key.expires_at is not None and api_key.expires_at <= now):
         raise NotAuthenticated("the API key has been revoked or has expired")
-    return Principal(key_id=api_key.id, clinic_id=api_key.clinic_id, role=Role(api_key.role))
+    return Principal(
+        key_id=api_key.id, clinic_id=api_key.clinic_id, role=Role(api_key.role), patient_id=api_key.patient_id
+    )
+
+
+def find_clinic(session: Session, *, name: str) -> Clinic:
+    clinic = session.scalar(select(Clinic).where(Clinic.name == name))
+    if clinic is None:
+        raise NotFound(f"no clinic named {name!r}")
+    return clinic
+
+
+def get_clinic(session: Session, clinic_id: uuid.UUID) -> Clinic:
+    clinic = session.get(Clinic, clinic_id)
+    if clinic is None:
+        raise NotFound(f"no clinic {clinic_id}")
+    return clinic
+
+
+def list_keys(
+    session: Session, *, clinic_id: uuid.UUID, limit: int, offset: int, patient_id: uuid.UUID | None = None
+) -> list[ApiKey]:
+    query = select(ApiKey).where(ApiKey.clinic_id == clinic_id)
+    query = query.where(ApiKey.patient_id == patient_id) if patient_id else query.where(ApiKey.patient_id.is_(None))
+    return list(session.scalars(query.order_by(ApiKey.created_at, ApiKey.id).limit(limit).offset(offset)))
+
+
+def revoke_key(
+    session: Session, *, clinic_id: uuid.UUID, key_id: uuid.UUID, patient_id: uuid.UUID | None = None
+) -> ApiKey:
+    query = select(ApiKey).where(ApiKey.id == key_id, ApiKey.clinic_id == clinic_id)
+    query = query.where(ApiKey.patient_id == patient_id) if patient_id else query.where(ApiKey.patient_id.is_(None))
+    api_key = session.scalar(query)
+    if api_key is None:
+        raise NotFound(f"no key {key_id}")
+    if api_key.revoked_at is None:
+        api_key.revoked_at = utcnow()
+        session.flush()
+    return api_key

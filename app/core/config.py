@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = 24
     page_size_max: int = 500
     log_level: str = "INFO"
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, description="Largest request body accepted (FHIR Bundles).")
+    rate_limit_per_minute: int = Field(default=6000, description="Requests per minute per API key; 0 disables.")
+    rate_limit_burst: int = Field(default=600, description="Requests a caller may send at once before throttling.")
+    cors_origins: list[str] = Field(default=[], description="Browser origins allowed by CORS; none by default.")
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Settings:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -11,6 +11,14 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class TransactionObserver(Protocol):
+    """Sees a request's transaction: ``watch`` when it opens, ``finish`` just before it commits (the audit trail)."""
+
+    def watch(self, session: Session) -> None: ...
+
+    def finish(self, session: Session) -> None: ...
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -25,8 +33,13 @@ def get_db(request: Request) -> Iterator[Session]:
     """
     state = request.app.state
     factory = state.write_sessions if request.method in WRITE_METHODS else state.read_sessions
+    observer: TransactionObserver | None = state.transaction_observer(request) if state.transaction_observer else None
     with factory() as session, session.begin():
+        if observer is not None:
+            observer.watch(session)
         yield session
+        if observer is not None:
+            observer.finish(session)
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

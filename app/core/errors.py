@@ -72,3 +72,9 @@ class PermissionDenied(DomainError):
     slug = "forbidden"
     title = "Not allowed for this role"
     status = 403
+
+
+class PayloadTooLarge(DomainError):
+    slug = "payload-too-large"
+    title = "Request body too large"
+    status = 413

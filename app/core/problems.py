@@ -134,20 +134,24 @@ def _safe(value: Any) -> Any:
     return value
 
 
+def domain_problem(request: Request, exc: DomainError) -> ProblemResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return problem_response(
+        request,
+        status=exc.status,
+        title=exc.title,
+        slug=exc.slug,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=headers,
+        **exc.extra,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> ProblemResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return problem_response(
-            request,
-            status=exc.status,
-            title=exc.title,
-            slug=exc.slug,
-            detail=exc.detail,
-            errors=exc.errors,
-            headers=headers,
-            **exc.extra,
-        )
+        return domain_problem(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> ProblemResponse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,3 +48,43 @@ def load_registry(scales_dir: Path) -> InstrumentRegistry:
     if not paths:
         raise DefinitionFileError(f"no instrument definitions found in {scales_dir}")
     return InstrumentRegistry(definitions={path.stem: load_definition(path) for path in paths})
+
+
+LOCK_FILE = "versions.lock.json"
+"""Fingerprints of every released definition version: a changed definition must get a new version."""
+
+
+def fingerprint(definition: InstrumentDefinition) -> str:
+    canonical = json.dumps(definition.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def read_lock(scales_dir: Path) -> dict[str, dict[str, str]]:
+    path = scales_dir / LOCK_FILE
+    if not path.exists():
+        return {}
+    lock: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))
+    return lock
+
+
+def unreleased_changes(registry: InstrumentRegistry, lock: dict[str, dict[str, str]]) -> list[str]:
+    """Definitions whose content differs from what was recorded for their version (the version must be bumped)."""
+    return [
+        f"{definition.id} {definition.version}"
+        for definition in registry.definitions.values()
+        if definition.version in lock.get(definition.id, {})
+        and lock[definition.id][definition.version] != fingerprint(definition)
+    ]
+
+
+def record_versions(scales_dir: Path, registry: InstrumentRegistry) -> dict[str, dict[str, str]]:
+    """Add each definition's current version to the lock; refuse if a recorded version's content changed."""
+    lock = read_lock(scales_dir)
+    changed = unreleased_changes(registry, lock)
+    if changed:
+        raise DefinitionFileError(f"content changed without a new version: {', '.join(changed)}")
+    for definition in registry.definitions.values():
+        lock.setdefault(definition.id, {})[definition.version] = fingerprint(definition)
+    ordered = {key: dict(sorted(versions.items())) for key, versions in sorted(lock.items())}
+    (scales_dir / LOCK_FILE).write_text(json.dumps(ordered, indent=2) + "\n", encoding="utf-8")
+    return ordered

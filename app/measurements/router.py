@@ -6,21 +6,27 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import AwareDatetime
+from sqlalchemy.orm import Session
 
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.core.deps import SessionDep
+from app.core.errors import InvalidInput
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
 from app.core.schemas import Page
-from app.idempotency.service import Idempotent
+from app.idempotency.service import IdempotencyGuard, Idempotent
 from app.instruments.dependencies import RegistryDep
+from app.instruments.registry import InstrumentRegistry
 from app.measurements import service
 from app.measurements.schemas import MeasurementAmend, MeasurementCreate, MeasurementRead, Source
 from app.patients import service as patients
 
 router = APIRouter(prefix="/v1/patients/{patient_id}/measurements", tags=["measurements"], responses=PROBLEM_RESPONSES)
+
+
+me_router = APIRouter(prefix="/v1/me", tags=["patient tokens"], responses=PROBLEM_RESPONSES)
 
 
 @router.post("", status_code=201, response_model=MeasurementRead)
@@ -33,6 +39,31 @@ def create_measurement(
     guard: Idempotent,
 ) -> Response:
     """Score and store one administration of an instrument; invalid answers store nothing."""
+    return _store(patient_id, body, session, registry, principal, guard)
+
+
+@me_router.post("/measurements", status_code=201, response_model=MeasurementRead)
+def create_own_measurement(
+    body: MeasurementCreate,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
+    guard: Idempotent,
+) -> Response:
+    """For a patient token: store the token's own patient's response (the patient is implied)."""
+    if principal.patient_id is None:
+        raise InvalidInput("only a patient token implies a patient; post to /v1/patients/{patient_id}/measurements")
+    return _store(principal.patient_id, body, session, registry, principal, guard)
+
+
+def _store(
+    patient_id: uuid.UUID,
+    body: MeasurementCreate,
+    session: Session,
+    registry: InstrumentRegistry,
+    principal: Principal,
+    guard: IdempotencyGuard,
+) -> Response:
     patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     row = service.create(
         session,

@@ -218,3 +218,50 @@ def _scored_row(
         source=data.source.value,
         recorded_by_key_id=data.recorded_by_key_id,
     )
+
+
+RESCORE_BATCH = 500
+
+
+def rescore(
+    session: Session,
+    registry: InstrumentRegistry,
+    *,
+    clinic_id: uuid.UUID,
+    instrument_id: str,
+    recorded_by_key_id: uuid.UUID,
+) -> tuple[int, int]:
+    """Amend every current measurement of the clinic scored under an older definition or scorer version.
+
+    Returns (re-scored, already current). All or nothing: answers the new definition refuses abort the whole run.
+    """
+    definition = registry.get(instrument_id)
+    ids = list(
+        session.scalars(
+            select(Measurement.id)
+            .where(
+                Measurement.clinic_id == clinic_id,
+                Measurement.instrument_id == instrument_id,
+                Measurement.is_current.is_(True),
+            )
+            .order_by(Measurement.measured_at, Measurement.id)
+        )
+    )
+    rescored = 0
+    reason = f"re-scored under {definition.id} definition {definition.version} (scorer {SCORER_VERSION})"
+    for start in range(0, len(ids), RESCORE_BATCH):
+        batch = session.scalars(select(Measurement).where(Measurement.id.in_(ids[start : start + RESCORE_BATCH])))
+        for row in list(batch):
+            if row.definition_version == definition.version and row.scorer_version == SCORER_VERSION:
+                continue
+            amend(
+                session,
+                registry,
+                current=row,
+                items=row.items,
+                reason=reason,
+                recorded_by_key_id=recorded_by_key_id,
+                declared_total=row.declared_total,
+            )
+            rescored += 1
+    return rescored, len(ids) - rescored

@@ -1,0 +1,103 @@
+"""Tables of the clinical domain: clinic settings, clinic change parameters, risk alerts and their webhook outbox."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, JSONType, UTCDateTime, new_id, utcnow
+
+
+class ClinicSettings(Base):
+    """A clinic's own crisis text (shown with every risk alert) and its optional alert webhook."""
+
+    __tablename__ = "clinic_settings"
+
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"), primary_key=True)
+    crisis_text: Mapped[str | None] = mapped_column(Text)
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    updated_by_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ClinicChangeParameters(Base):
+    """Reliable-change parameters a clinic set for one score of one instrument and one method, with a citation.
+
+    They replace the shipped defaults for that score and method as a whole (never merged with them).
+    """
+
+    __tablename__ = "clinic_change_parameters"
+    __table_args__ = (UniqueConstraint("clinic_id", "instrument_id", "score_key", "method"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"))
+    instrument_id: Mapped[str] = mapped_column(String(50))
+    score_key: Mapped[str] = mapped_column(String(50))
+    method: Mapped[str] = mapped_column(String(20))
+    reliability: Mapped[float | None] = mapped_column(Float)
+    clinical_mean: Mapped[float | None] = mapped_column(Float)
+    clinical_sd: Mapped[float | None] = mapped_column(Float)
+    functional_mean: Mapped[float | None] = mapped_column(Float)
+    functional_sd: Mapped[float | None] = mapped_column(Float)
+    cutoff_type: Mapped[str | None] = mapped_column(String(10))
+    caseness_cutoff: Mapped[float | None] = mapped_column(Float)
+    minimum_change: Mapped[float | None] = mapped_column(Float)
+    response_reduction: Mapped[float | None] = mapped_column(Float)
+    remission_below: Mapped[float | None] = mapped_column(Float)
+    citation: Mapped[str] = mapped_column(Text)
+    set_by_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RiskAlert(Base):
+    """A risk flag (PHQ-9/BDI-II item 9, FSCRS item 9) raised by a stored measurement, until a clinician acknowledges it.
+
+    One alert per measurement and flag: an amendment that keeps the flag raises nothing new. The acknowledgement
+    (who, when, the note) is kept on the row itself.
+    """
+
+    __tablename__ = "risk_alert"
+    __table_args__ = (
+        UniqueConstraint("measurement_id", "flag"),
+        Index("ix_risk_alert_clinic_acknowledged_raised", "clinic_id", "acknowledged_at", "raised_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id", ondelete="RESTRICT"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id", ondelete="RESTRICT"), index=True)
+    measurement_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    """The measurement's stable id (as in the API), across amendments."""
+    measurement_row_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("measurement.id", ondelete="RESTRICT"))
+    """The stored version that raised the alert."""
+    instrument_id: Mapped[str] = mapped_column(String(50))
+    flag: Mapped[str] = mapped_column(String(50))
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
+    acknowledgement_note: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookDelivery(Base):
+    """Outbox: one webhook call per raised alert, written in the alert's transaction and delivered after commit.
+
+    The payload holds ids and the flag only, never item content.
+    """
+
+    __tablename__ = "webhook_delivery"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"))
+    alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("risk_alert.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, BaseModel, Field
+
+from app.clinical.change import Category, CutoffType, Method
+from app.core.schemas import Schema
+from app.patients.schemas import Identifier
+
+Number = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class BandRead(BaseModel):
+    label: str
+    lower: float
+    lower_inclusive: bool
+
+
+class TrajectoryPoint(BaseModel):
+    measurement_id: uuid.UUID
+    version: int = Field(description="The measurement's current version.")
+    instrument_version: str
+    measured_at: datetime
+    session_id: uuid.UUID | None
+    session_number: int | None = Field(description="The therapy session's number, when the measurement names one.")
+    days_since_first: float = Field(description="Days since the first point of this series.")
+    value: float | None = Field(description="Null when too many items were missing to score.")
+    band: str | None
+    prorated: bool
+    flags: list[str] = Field(description="Risk flags first (item 9), then the others.")
+
+
+class TrajectoryRead(BaseModel):
+    patient_id: uuid.UUID
+    instrument: str
+    score: str
+    label: str
+    direction: str
+    minimum: float
+    maximum: float
+    bands: list[BandRead]
+    version_family: str | None = Field(
+        description="MAJOR version of the definitions compared (that of the latest measurement); null when none."
+    )
+    points: list[TrajectoryPoint]
+    points_in_other_version_families: int = Field(
+        description="Measurements of this instrument scored under another MAJOR definition version, left out."
+    )
+
+
+class ChangePoint(BaseModel):
+    measurement_id: uuid.UUID
+    measured_at: datetime
+    instrument_version: str
+    value: float
+    band: str | None
+    prorated: bool
+
+
+class MissingParameterRead(BaseModel):
+    name: str
+    needed_for: list[str] = Field(description="The outputs that stay null until this parameter is set.")
+
+
+class ParametersRead(BaseModel):
+    """The parameters a result used, each with its citation, so the result can be audited."""
+
+    instrument: str
+    score: str
+    method: Method
+    source: str = Field(description="`default` (shipped) or `clinic` (set by the clinic's admin).")
+    direction: str = Field(description="From the instrument definition: `lower_is_better` or `higher_is_better`.")
+    reliability: float | None
+    clinical_mean: float | None
+    clinical_sd: float | None
+    functional_mean: float | None
+    functional_sd: float | None
+    cutoff_type: CutoffType | None
+    caseness_cutoff: float | None
+    cutoff: float | None = Field(description="The cut-off used: the caseness cut-off, or cut-off a, b or c computed.")
+    minimum_change: float | None
+    rci_cutoff: float | None = Field(description="1.96 for jacobson_truax.")
+    standard_error: str | None = Field(description="Which standard error the RCI uses.")
+    standard_error_of_measurement: float | None
+    standard_error_of_difference: float | None
+    response_reduction: float | None
+    remission_below: float | None
+    citations: dict[str, str] = Field(description="Source of each parameter, by parameter name.")
+    updated_at: datetime | None = None
+
+
+class ChangeRead(BaseModel):
+    patient_id: uuid.UUID
+    instrument: str
+    score: str
+    method: Method
+    version_family: str
+    baseline: ChangePoint
+    latest: ChangePoint
+    difference: float = Field(description="latest − baseline, in score points.")
+    rci: float | None = Field(description="Reliable change index (jacobson_truax only).")
+    reliable_change_threshold: float | None = Field(description="Smallest reliable raw change, in score points.")
+    caseness_baseline: bool | None
+    caseness_latest: bool | None
+    category: Category | None
+    response: bool | None = Field(description="A reduction of at least `response_reduction` (where defined).")
+    remission: bool | None = Field(description="Latest below `remission_below` (where defined).")
+    parameters: ParametersRead | None
+    missing_parameters: list[MissingParameterRead] = Field(
+        description="Parameters with no value (neither shipped nor set by the clinic), and the outputs left null."
+    )
+
+
+class OutcomesRead(BaseModel):
+    instrument: str
+    score: str
+    method: Method
+    measured_from: datetime | None
+    measured_to: datetime | None
+    patients_measured: int = Field(description="Patients with at least one scored measurement in the window.")
+    patients_assessed: int = Field(description="Patients with two or more: first compared with latest.")
+    counts: dict[Category, int] = Field(description="Patients per category; empty when parameters are missing.")
+    rates: dict[Category, float] = Field(description="counts / patients_assessed.")
+    cases_at_baseline: int | None = Field(description="Assessed patients in caseness at their first measurement.")
+    recovery_rate_of_cases: float | None = Field(description="recovered / cases_at_baseline (NHS Talking Therapies).")
+    responses: int | None
+    remissions: int | None
+    parameters: ParametersRead | None
+    missing_parameters: list[MissingParameterRead]
+
+
+class ChangeParametersSet(Schema):
+    """A clinic's own parameters for one score and method; they replace the shipped defaults as a whole."""
+
+    reliability: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] | None = None
+    clinical_mean: Number | None = None
+    clinical_sd: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    functional_mean: Number | None = None
+    functional_sd: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    cutoff_type: CutoffType | None = None
+    caseness_cutoff: Number | None = None
+    minimum_change: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    response_reduction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = Field(
+        default=None, description="Response = a reduction of at least this fraction (0.5 = 50 %)."
+    )
+    remission_below: Number | None = None
+    citation: Annotated[str, Field(min_length=1, max_length=4000)] = Field(
+        description="Where these numbers come from (publication, sample, reliability type)."
+    )
+
+
+class ClinicSettingsWrite(Schema):
+    crisis_text: Annotated[str, Field(min_length=1, max_length=4000)] | None = Field(
+        default=None, description="Shown with every risk alert, e.g. the clinic's crisis line and on-call procedure."
+    )
+    webhook_url: Annotated[AnyHttpUrl, Field(max_length=2000)] | None = Field(
+        default=None,
+        description="Called (POST, JSON with ids and the flag only, never item content) when an alert is raised.",
+    )
+
+
+class ClinicSettingsRead(BaseModel):
+    crisis_text: str | None
+    webhook_url: str | None
+    updated_at: datetime | None
+
+
+class AlertMeasurement(BaseModel):
+    id: uuid.UUID
+    version: int = Field(description="The version that raised the alert.")
+    current: bool = Field(description="False when a later amendment superseded that version.")
+    instrument: str
+    measured_at: datetime
+    flags: list[str]
+
+
+class AlertPatient(BaseModel):
+    id: uuid.UUID
+    identifiers: list[Identifier]
+
+
+class AlertRead(BaseModel):
+    id: uuid.UUID
+    flag: str
+    instrument: str
+    raised_at: datetime
+    patient: AlertPatient
+    measurement: AlertMeasurement
+    acknowledged: bool
+    acknowledged_at: datetime | None
+    acknowledged_by_key_id: uuid.UUID | None
+    acknowledgement_note: str | None
+    crisis_text: str | None = Field(description="The clinic's crisis text, shown with the alert.")
+
+
+class AlertAcknowledge(Schema):
+    note: Annotated[str, Field(min_length=1, max_length=4000)] = Field(
+        description="What was done (e.g. risk assessed in session, safety plan reviewed)."
+    )

@@ -1,0 +1,147 @@
+"""Hygiene for every response: security headers, per-key rate limits, and CORS closed unless configured."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request, Response
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.core.config import Settings
+from app.core.errors import PayloadTooLarge
+from app.core.problems import problem_response
+from app.core.security import key_prefix
+
+DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'self'"
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    """A token bucket per caller (API key prefix, else client address), in this process's memory.
+
+    With several app servers each enforces its own share; put a shared limiter in the load balancer for a global cap.
+    """
+
+    def __init__(self, per_minute: int, burst: int) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(burst)
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, caller: str, now: float | None = None) -> float:
+        """0 if the request may proceed, else the seconds to wait before retrying."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            bucket = self._buckets.get(caller)
+            if bucket is None:
+                if len(self._buckets) > 100_000:
+                    self._buckets.clear()
+                bucket = self._buckets[caller] = _Bucket(tokens=self.capacity, updated=now)
+            bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
+            bucket.updated = now
+            if bucket.tokens >= 1:
+                bucket.tokens -= 1
+                return 0.0
+            return (1 - bucket.tokens) / self.rate
+
+
+class BodyLimit:
+    """Refuse a body whose Content-Length is over the limit with a 413 problem before reading it.
+
+    Bodies without a Content-Length are counted as they stream by FastAPI's per-router ``max_body_size`` (set in
+    ``create_app``), whose 413 the problem handlers render the same way.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = problem_response(
+                Request(scope),
+                status=413,
+                title=PayloadTooLarge.title,
+                slug=PayloadTooLarge.slug,
+                detail=f"the request body is larger than {self.max_bytes} bytes",
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _caller(request: Request) -> str:
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        prefix = key_prefix(authorization[7:].strip())
+        if prefix:
+            return f"key:{prefix}"
+    return f"addr:{request.client.host if request.client else '?'}"
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    limiter = (
+        RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        if settings.rate_limit_per_minute
+        else None
+    )
+
+    @app.middleware("http")
+    async def _hygiene(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if limiter is not None and request.url.path not in ("/health", "/livez"):
+            wait = limiter.allow(_caller(request))
+            if wait > 0:
+                response: Response = problem_response(
+                    request,
+                    status=429,
+                    title="Too Many Requests",
+                    slug="rate-limited",
+                    detail=f"rate limit of {settings.rate_limit_per_minute} requests per minute exceeded",
+                    headers={"Retry-After": str(max(1, round(wait)))},
+                )
+            else:
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
+        _secure(request, response)
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Location", "ETag", "Content-Location", "Idempotent-Replayed", "Retry-After"],
+            allow_credentials=False,
+        )
+
+
+def _secure(request: Request, response: Response) -> None:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Cache-Control", "no-store")
+    if request.url.path.startswith(DOCS_PATHS):
+        return
+    headers.setdefault("X-Frame-Options", "DENY" if "html" not in headers.get("content-type", "") else "SAMEORIGIN")
+    content_type = headers.get("content-type", "")
+    headers.setdefault(
+        "Content-Security-Policy", HTML_CSP if "html" in content_type or "svg" in content_type else API_CSP
+    )

@@ -1,0 +1,1 @@
+"""Tables of the fhir domain (none yet)."""
