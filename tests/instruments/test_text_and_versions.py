@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -15,7 +16,7 @@ from app.measurements import service as measurements
 from app.measurements.schemas import Source
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
 
-NORWEGIAN = {
+NORWEGIAN: dict[str, Any] = {
     "licence_note": "Norwegian translation, phqscreeners.com (no permission required)",
     "instructions": "Hvor ofte har du vært plaget av noen av følgende problemer de siste 2 ukene?",
     "items": {"1": "Lite interesse for eller glede av å gjøre ting"},
