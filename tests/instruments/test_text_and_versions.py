@@ -138,3 +138,40 @@ def test_rescoring_amends_measurements_stored_under_an_older_definition(
 
 def test_only_admins_rescore(client: TestClient, clinic: ClinicKeys) -> None:
     assert client.post("/v1/instruments/phq9/rescore", headers=clinic.headers()).status_code == 403
+
+
+def test_instruments_whose_text_may_not_be_shipped_carry_none_until_a_clinic_loads_its_own(
+    client: TestClient, clinic: ClinicKeys, other_clinic: ClinicKeys
+) -> None:
+    bare = client.get("/v1/instruments/fcs_from_others", headers=clinic.headers()).json()
+    assert {item["text"] for item in bare["items"]} == {None}
+    assert bare["licence"]["text_shippable"] is False
+
+    loaded = client.put(
+        "/v1/instruments/fcs_from_others/text",
+        json={"licence_note": "Clinic's licensed copy", "items": {str(n): f"wording {n}" for n in range(1, 14)}},
+        headers=clinic.headers(Role.ADMIN),
+    )
+
+    assert loaded.status_code == 200
+    ours = client.get("/v1/instruments/fcs_from_others", headers=clinic.headers()).json()
+    theirs = client.get("/v1/instruments/fcs_from_others", headers=other_clinic.headers()).json()
+    assert [item["text"] for item in ours["items"]] == [f"wording {n}" for n in range(1, 14)]
+    assert {item["text"] for item in theirs["items"]} == {None}
+
+
+def test_every_decided_instrument_is_listed(client: TestClient, clinic: ClinicKeys) -> None:
+    listing = client.get("/v1/instruments", headers=clinic.headers()).json()
+
+    assert {(i["id"], i["item_count"]) for i in listing} == {
+        ("phq9", 10),
+        ("gad7", 7),
+        ("scs", 26),
+        ("scs_sf", 12),
+        ("fcs_for_others", 10),
+        ("fcs_from_others", 13),
+        ("fcs_for_self", 15),
+        ("fscrs", 22),
+        ("bdi2", 21),
+    }
+    assert {i["id"]: i["text_shippable"] for i in listing}["fscrs"] is False

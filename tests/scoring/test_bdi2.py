@@ -65,13 +65,20 @@ def test_zero_is_an_integer_on_the_letter_items(item: str) -> None:
 
 
 @pytest.mark.parametrize("item", LETTER_ITEMS)
-@pytest.mark.parametrize("bad", [1, 2, 3, "0", "1", "1c", "4a", "2A", " 2a", True])
-def test_letter_items_take_only_their_seven_published_options(item: str, bad: Any) -> None:
+@pytest.mark.parametrize("plain", [1, 2, 3])
+def test_letter_items_also_take_the_plain_number_when_the_direction_was_not_recorded(item: str, plain: int) -> None:
+    # Every other item 0, so the total is the plain number (scoring-decisions.md: items 16 and 18 "also take" letters).
+    assert value_of(run("bdi2", {**every(ALL_ITEMS, 0), item: plain}), "total") == plain
+
+
+@pytest.mark.parametrize("item", LETTER_ITEMS)
+@pytest.mark.parametrize("bad", [4, -1, "0", "1", "1c", "4a", "2A", " 2a", True])
+def test_letter_items_take_only_their_published_options(item: str, bad: Any) -> None:
     with pytest.raises(InvalidAnswers) as caught:
         run("bdi2", {**every(ALL_ITEMS, 0), item: bad})
     (error,) = caught.value.errors
     assert error.item == item
-    assert error.allowed == (0, "1a", "1b", "2a", "2b", "3a", "3b")
+    assert error.allowed == (0, 1, 2, 3, "1a", "1b", "2a", "2b", "3a", "3b")
     assert "'1a'" in error.message
 
 

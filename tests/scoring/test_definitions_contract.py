@@ -44,9 +44,9 @@ RESPONSE_VALUES = {
     "fscrs": (0, 1, 2, 3, 4),
     "bdi2": (0, 1, 2, 3),
 }
-# BDI-II items 16 and 18: 0, 1a, 1b, 2a, 2b, 3a, 3b, each scored by its number.
+# BDI-II items 16 and 18: 0-3 "also take" 1a, 1b, 2a, 2b, 3a, 3b, each scored by its number.
 BDI2_LETTER_ITEMS = {"16", "18"}
-BDI2_LETTER_OPTIONS = ((0, 0), ("1a", 1), ("1b", 1), ("2a", 2), ("2b", 2), ("3a", 3), ("3b", 3))
+BDI2_LETTER_OPTIONS = ((0, 0), (1, 1), (2, 2), (3, 3), ("1a", 1), ("1b", 1), ("2a", 2), ("2b", 2), ("3a", 3), ("3b", 3))
 PHQ9_DIFFICULTY_VALUES = (0, 1, 2, 3)
 
 SCORE_KEYS = {
