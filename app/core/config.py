@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEVELOPMENT_PEPPER = "development-only-pepper-change-me"
+DEVELOPMENT_RESEARCH_KEY = "development-only-research-key-change-me"
 
 
 class Settings(BaseSettings):
@@ -24,6 +25,10 @@ class Settings(BaseSettings):
     api_key_pepper: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_PEPPER),
         description="Server secret for the keyed hash (HMAC-SHA256) of API keys. Changing it invalidates all keys.",
+    )
+    research_pseudonym_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_RESEARCH_KEY),
+        description="Server secret from which each research project's pseudonym key (HMAC-SHA256) is derived.",
     )
     scales_dir: Path = PROJECT_ROOT / "scales"
     sqlite_busy_timeout_ms: int = 30_000
@@ -41,6 +46,11 @@ class Settings(BaseSettings):
     def _no_default_secrets_in_production(self) -> Settings:
         if self.environment == "production" and self.api_key_pepper.get_secret_value() == DEVELOPMENT_PEPPER:
             raise ValueError("API_KEY_PEPPER must be set to a secret value in production")
+        if (
+            self.environment == "production"
+            and self.research_pseudonym_key.get_secret_value() == DEVELOPMENT_RESEARCH_KEY
+        ):
+            raise ValueError("RESEARCH_PSEUDONYM_KEY must be set to a secret value in production")
         return self
 
 

@@ -1,4 +1,4 @@
-"""POST /v1/score/{id} serves every instrument's decided scores over HTTP (the arithmetic is tested in tests/scoring)."""
+"""POST /v1/score/{id} serves every instrument over HTTP (the arithmetic itself is tested in tests/scoring)."""
 
 from __future__ import annotations
 
