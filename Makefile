@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest migrate lock clean help
+.PHONY: run test lint typecheck pytest migrate lock clean help bench bench-smoke
 
 help:
 	@echo "make run   - set up, migrate the SQLite database, serve on http://$(HOST):$(PORT)"
 	@echo "make test  - set up, then ruff, mypy, import-linter, alembic check and the test suite"
+	@echo "make bench - the benchmark against a bare reference app, on SQLite and a throwaway PostgreSQL"
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,12 @@ pytest: $(VENV)/.installed
 	$(BIN)/coverage report --include='app/scoring/*' --fail-under=100
 
 test: lint typecheck pytest
+
+bench: $(VENV)/.installed
+	scripts/with-postgres.sh $(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-smoke: $(VENV)/.installed
+	$(BIN)/python -m bench.run --smoke --output var/bench-smoke.json
 
 lock: $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.11 --universal --quiet -o requirements.lock

@@ -14,7 +14,7 @@ from app.audit.service import AuditTrail, record_refusal
 from app.auth.router import router as auth_router
 from app.clinical.router import router as clinical_router
 from app.core.config import Settings, get_settings
-from app.core.db import create_db_engine, make_sessionmaker, writer
+from app.core.db import create_db_engine, create_write_engine, make_sessionmaker
 from app.core.errors import NotAuthenticated, NotFound, PermissionDenied
 from app.core.logging import configure_logging, install_request_logging
 from app.core.middleware import install_middleware
@@ -42,11 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     registry = load_registry(settings.scales_dir)
     engine = create_db_engine(settings)
+    write_engine = create_write_engine(settings, engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         engine.dispose()
+        write_engine.dispose()
 
     app = FastAPI(
         title="Compassion Outcomes API",
@@ -58,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry
     app.state.engine = engine
     app.state.read_sessions = make_sessionmaker(engine)
-    app.state.write_sessions = make_sessionmaker(writer(engine))
+    app.state.write_sessions = make_sessionmaker(write_engine)
     app.state.transaction_observer = AuditTrail
 
     install_problem_handlers(app)

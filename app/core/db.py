@@ -65,7 +65,7 @@ def utcnow() -> datetime:
 def create_db_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(settings)
+        return _sqlite_engine(settings, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     return create_engine(
         url,
         pool_size=settings.db_pool_size,
@@ -74,15 +74,29 @@ def create_db_engine(settings: Settings) -> Engine:
     )
 
 
-def _sqlite_engine(settings: Settings) -> Engine:
+def create_write_engine(settings: Settings, read_engine: Engine) -> Engine:
+    """The engine write transactions use.
+
+    SQLite has one writer at a time: a single pooled connection makes writers queue in the pool (first come, first
+    served) instead of spinning on the busy timeout, which cuts tail latency several-fold at equal throughput
+    (../shared/reference/performance-and-reliability.md §1.5). Other databases share the read engine's pool.
+    """
+    if read_engine.dialect.name != "sqlite":
+        return writer(read_engine)
+    timeout = settings.sqlite_busy_timeout_ms / 1000
+    return writer(_sqlite_engine(settings, pool_size=1, max_overflow=0, pool_timeout=timeout))
+
+
+def _sqlite_engine(settings: Settings, *, pool_size: int, max_overflow: int, pool_timeout: float = 30) -> Engine:
     url = make_url(settings.database_url)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
     )
 
     @event.listens_for(engine, "connect")

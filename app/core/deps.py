@@ -29,17 +29,24 @@ def get_app_settings(request: Request) -> Settings:
 def get_db(request: Request) -> Iterator[Session]:
     """Own the request's transaction: commit after the handler returns (before the response is sent), else roll back.
 
-    Services only ``flush()``. Write methods open the transaction with SQLite's write lock taken up front.
+    Services only ``flush()``. Write methods open the transaction with SQLite's write lock taken up front; reads run
+    in deferred (shared) transactions on the read pool.
     """
     state = request.app.state
-    factory = state.write_sessions if request.method in WRITE_METHODS else state.read_sessions
+    writes = request.method in WRITE_METHODS
+    factory = state.write_sessions if writes else state.read_sessions
     observer: TransactionObserver | None = state.transaction_observer(request) if state.transaction_observer else None
     with factory() as session, session.begin():
         if observer is not None:
             observer.watch(session)
         yield session
-        if observer is not None:
+        if observer is not None and writes:
             observer.finish(session)
+    if observer is not None and not writes:
+        # A read changes nothing, so its audit event gets a short write transaction of its own, committed before the
+        # response is sent: no read is served unaudited, and reads never take the (SQLite) write lock themselves.
+        with state.write_sessions() as audit_session, audit_session.begin():
+            observer.finish(audit_session)
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
