@@ -5,10 +5,11 @@ reference implementation named in ``change-analytics.md`` §3 (R package clinica
 
 - SE = SD_clin·√(1 − r), S_diff = √(2·SE²), RCI = (x₂ − x₁)/S_diff; reliable when |RCI| > 1.96.
 - Fixed threshold (NHS Talking Therapies): reliable when the change is at least the published number of points.
-- Cut-offs: a = M_clin + d·2·SD_clin, b = M_func − d·2·SD_func, c = (SD_clin·M_func + SD_func·M_clin)/(SD_clin + SD_func),
-  with d = +1 when higher is better and −1 when lower is better. A computed cut-off (a, b, c) is strict on both
-  sides, as in the package: a score exactly on it is neither clinical nor functional. A published caseness cut-off
-  (PHQ-9 ≥ 10) counts a score on it as caseness, and every other score as functional.
+- Cut-offs: a = M_clin + d·2·SD_clin, b = M_func − d·2·SD_func,
+  c = (SD_clin·M_func + SD_func·M_clin)/(SD_clin + SD_func), with d = +1 when higher is better and −1 when lower
+  is better. A computed cut-off (a, b, c) is strict on both sides, as in the package: a score exactly on it is
+  neither clinical nor functional. A published caseness cut-off (PHQ-9 ≥ 10) counts a score on it as caseness, and
+  every other score as functional.
 - Categories: recovered = clinical at baseline, functional at the latest and reliably improved; improved = reliably
   improved but not recovered; harmed = not clinical at baseline, not functional at the latest and reliably worse;
   deteriorated = reliably worse but not harmed; unchanged otherwise. Recovered and harmed need a cut-off.
@@ -118,12 +119,10 @@ def cutoff_value(parameters: Parameters, d: int) -> float | None:
             return p.clinical_mean + d * 2 * p.clinical_sd
         case CutoffType.B if p.functional_mean is not None and p.functional_sd is not None:
             return p.functional_mean - d * 2 * p.functional_sd
-        case CutoffType.C if None not in (p.clinical_mean, p.clinical_sd, p.functional_mean, p.functional_sd):
-            assert p.clinical_mean is not None and p.clinical_sd is not None
-            assert p.functional_mean is not None and p.functional_sd is not None
-            return (p.clinical_sd * p.functional_mean + p.functional_sd * p.clinical_mean) / (
-                p.clinical_sd + p.functional_sd
-            )
+        case CutoffType.C:
+            m_clin, sd_clin, m_func, sd_func = p.clinical_mean, p.clinical_sd, p.functional_mean, p.functional_sd
+            if m_clin is not None and sd_clin is not None and m_func is not None and sd_func is not None:
+                return (sd_clin * m_func + sd_func * m_clin) / (sd_clin + sd_func)
     return None
 
 

@@ -54,7 +54,7 @@ class ClinicChangeParameters(Base):
 
 
 class RiskAlert(Base):
-    """A risk flag (PHQ-9/BDI-II item 9, FSCRS item 9) raised by a stored measurement, until a clinician acknowledges it.
+    """A risk flag (PHQ-9/BDI-II/FSCRS item 9) raised by a stored measurement, until a clinician acknowledges it.
 
     One alert per measurement and flag: an amendment that keeps the flag raises nothing new. The acknowledgement
     (who, when, the note) is kept on the row itself.

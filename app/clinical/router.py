@@ -1,5 +1,284 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, Response
+from pydantic import AwareDatetime
+
+from app.auth.dependencies import requires
+from app.auth.permissions import Permission, allows
+from app.auth.service import Principal
+from app.clinical import alerts, clinic_settings, report, series, service
+from app.clinical import parameters as change_parameters
+from app.clinical.change import Method
+from app.clinical.schemas import (
+    AlertAcknowledge,
+    AlertRead,
+    ChangeParametersSet,
+    ChangeRead,
+    ClinicSettingsRead,
+    ClinicSettingsWrite,
+    OutcomesRead,
+    ParametersRead,
+    TrajectoryRead,
+)
+from app.core.deps import SessionDep
+from app.core.pagination import PageDep
+from app.core.problems import PROBLEM_RESPONSES
+from app.core.schemas import Page
+from app.idempotency.service import Idempotent
+from app.instruments.dependencies import RegistryDep
+from app.patients import service as patients
+
+router = APIRouter(responses=PROBLEM_RESPONSES)
+patient_router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["clinical change"])
+clinic_router = APIRouter(prefix="/v1/clinic", tags=["clinic outcomes and alerts"])
+
+Instrument = Annotated[str, Query(min_length=1, max_length=50, description="Instrument id, e.g. `phq9`.")]
+ScoreKey = Annotated[
+    str | None, Query(max_length=50, description="Score key; defaults to the instrument's primary score.")
+]
+MethodQuery = Annotated[Method, Query(description="How reliable change is judged.")]
+NO_STORE = {"Cache-Control": "no-store"}
+REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+
+
+@patient_router.get("/trajectory")
+def get_trajectory(
+    patient_id: uuid.UUID,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    instrument: Instrument,
+    score: ScoreKey = None,
+) -> TrajectoryRead:
+    """One score over time: session number, days since the first point, band, prorated mark and flags per point."""
+    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    definition, spec = series.resolve_score(registry, instrument, score)
+    data = series.load(session, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec)
+    return service.trajectory(patient_id, data)
+
+
+@patient_router.get("/change")
+def get_change(
+    patient_id: uuid.UUID,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    instrument: Instrument,
+    score: ScoreKey = None,
+    method: MethodQuery = Method.JACOBSON_TRUAX,
+    baseline_id: Annotated[
+        uuid.UUID | None, Query(alias="from", description="Measurement id of the baseline (default: the first).")
+    ] = None,
+    latest_id: Annotated[
+        uuid.UUID | None, Query(alias="to", description="Measurement id to compare with it (default: the latest).")
+    ] = None,
+) -> ChangeRead:
+    """Reliable change and clinical significance between two scores, with the parameters used and their sources."""
+    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    definition, spec = series.resolve_score(registry, instrument, score)
+    change = service.patient_change(
+        session,
+        clinic_id=principal.clinic_id,
+        patient_id=patient_id,
+        definition=definition,
+        score=spec,
+        method=method,
+        baseline_id=baseline_id,
+        latest_id=latest_id,
+    )
+    return service.change_read(patient_id, change)
+
+
+@patient_router.get("/report", response_class=HTMLResponse)
+def get_report(
+    patient_id: uuid.UUID,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+) -> HTMLResponse:
+    """The clinician report (HTML, printable): a chart per instrument, the change table and the risk alerts."""
+    patient = patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    built = report.build(
+        session,
+        registry,
+        clinic_id=principal.clinic_id,
+        patient=patient,
+        include_alerts=allows(principal.role, Permission.ALERTS_READ),
+    )
+    return HTMLResponse(report.render_html(built), headers={**NO_STORE, "Content-Security-Policy": REPORT_POLICY})
+
+
+@patient_router.get(
+    "/chart.svg",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}, "description": "The chart as a standalone SVG document."}},
+)
+def get_chart(
+    patient_id: uuid.UUID,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    instrument: Instrument,
+    score: ScoreKey = None,
+) -> Response:
+    """One instrument's chart as SVG, for an EHR to embed (with a title and a text description inside)."""
+    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    definition = series.resolve_definition(registry, instrument)
+    spec = series.resolve_score(registry, instrument, score)[1] if score else None
+    svg = report.chart_svg(
+        session, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec
+    )
+    return Response(svg, media_type="image/svg+xml", headers=NO_STORE)
+
+
+@clinic_router.get("/outcomes")
+def get_outcomes(
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.OUTCOMES_READ)],
+    instrument: Instrument,
+    score: ScoreKey = None,
+    method: MethodQuery = Method.JACOBSON_TRUAX,
+    measured_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    measured_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+) -> OutcomesRead:
+    """Counts and rates of recovered, improved, unchanged, deteriorated and harmed patients over the clinic."""
+    definition, spec = series.resolve_score(registry, instrument, score)
+    return service.clinic_outcomes(
+        session,
+        clinic_id=principal.clinic_id,
+        definition=definition,
+        score=spec,
+        method=method,
+        measured_from=measured_from,
+        measured_to=measured_to,
+    )
+
+
+@clinic_router.get("/alerts")
+def list_alerts(
+    session: SessionDep,
+    principal: Annotated[Principal, requires(Permission.ALERTS_READ)],
+    page: PageDep,
+    acknowledged: Annotated[bool | None, Query(description="Only (un)acknowledged alerts.")] = None,
+    patient_id: uuid.UUID | None = None,
+) -> Page[AlertRead]:
+    """Risk alerts (item 9), unacknowledged first, with the patient, the measurement and the clinic's crisis text."""
+    found = alerts.list_alerts(
+        session,
+        clinic_id=principal.clinic_id,
+        limit=page.limit + 1,
+        offset=page.offset,
+        acknowledged=acknowledged,
+        patient_id=patient_id,
+    )
+    reads = alerts.to_reads(session, clinic_id=principal.clinic_id, found=found)
+    return page.page(reads, lambda read: read)
+
+
+@clinic_router.get("/alerts/{alert_id}")
+def get_alert(
+    alert_id: uuid.UUID,
+    session: SessionDep,
+    principal: Annotated[Principal, requires(Permission.ALERTS_READ)],
+) -> AlertRead:
+    """One risk alert."""
+    found = alerts.get(session, clinic_id=principal.clinic_id, alert_id=alert_id)
+    return alerts.to_reads(session, clinic_id=principal.clinic_id, found=[found])[0]
+
+
+@clinic_router.post("/alerts/{alert_id}/acknowledge", response_model=AlertRead)
+def acknowledge_alert(
+    alert_id: uuid.UUID,
+    body: AlertAcknowledge,
+    session: SessionDep,
+    principal: Annotated[Principal, requires(Permission.ALERTS_ACKNOWLEDGE)],
+    guard: Idempotent,
+) -> Response:
+    """Acknowledge an alert with a note; who and when are recorded with it. An alert is acknowledged once."""
+    found = alerts.acknowledge(
+        session, clinic_id=principal.clinic_id, alert_id=alert_id, key_id=principal.key_id, note=body.note
+    )
+    return guard.respond(alerts.to_reads(session, clinic_id=principal.clinic_id, found=[found])[0])
+
+
+@clinic_router.get("/settings")
+def get_settings(
+    session: SessionDep,
+    principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
+) -> ClinicSettingsRead:
+    """The clinic's crisis text and alert webhook."""
+    return clinic_settings.to_read(clinic_settings.get(session, clinic_id=principal.clinic_id))
+
+
+@clinic_router.put("/settings")
+def put_settings(
+    body: ClinicSettingsWrite,
+    session: SessionDep,
+    principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
+) -> ClinicSettingsRead:
+    """Replace the clinic's crisis text and alert webhook (an omitted field is cleared)."""
+    row = clinic_settings.put(session, clinic_id=principal.clinic_id, key_id=principal.key_id, data=body)
+    return clinic_settings.to_read(row)
+
+
+@clinic_router.get("/change-parameters")
+def list_change_parameters(
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+) -> list[ParametersRead]:
+    """Every change-parameter set in force: the clinic's own and the shipped defaults it has not replaced."""
+    definitions = [registry.definitions[i] for i in registry.ids()]
+    return change_parameters.effective(session, clinic_id=principal.clinic_id, definitions=definitions)
+
+
+@clinic_router.put("/change-parameters/{instrument}/{score}/{method}")
+def put_change_parameters(
+    instrument: str,
+    score: str,
+    method: Method,
+    body: ChangeParametersSet,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
+) -> ParametersRead:
+    """Set the clinic's own parameters for one score and method, with a citation; they replace the defaults."""
+    definition, spec = series.resolve_score(registry, instrument, score)
+    row = change_parameters.set_for_clinic(
+        session,
+        clinic_id=principal.clinic_id,
+        key_id=principal.key_id,
+        definition=definition,
+        score=spec,
+        method=method,
+        data=body,
+    )
+    return change_parameters.to_read(
+        change_parameters.from_row(row), instrument=definition.id, score=spec, updated_at=row.updated_at
+    )
+
+
+@clinic_router.delete("/change-parameters/{instrument}/{score}/{method}", status_code=204)
+def delete_change_parameters(
+    instrument: str,
+    score: str,
+    method: Method,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
+) -> Response:
+    """Remove the clinic's own parameters; the shipped defaults (if any) apply again."""
+    definition, spec = series.resolve_score(registry, instrument, score)
+    change_parameters.delete_for_clinic(
+        session, clinic_id=principal.clinic_id, instrument=definition.id, score=spec.key, method=method
+    )
+    return Response(status_code=204)
+
+
+router.include_router(patient_router)
+router.include_router(clinic_router)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.clinical.alerts import raise_alerts_for
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.instruments import service as scoring
 from app.instruments.registry import InstrumentRegistry
@@ -46,6 +47,7 @@ def create(session: Session, registry: InstrumentRegistry, data: NewMeasurement)
     row = _scored_row(definition, data, measurement_id=uuid.uuid4(), version=1)
     session.add(row)
     session.flush()
+    raise_alerts_for(session, row)
     return row
 
 
@@ -86,6 +88,7 @@ def amend(
     except IntegrityError:
         # Another amendment took version n+1 first (unique measurement_id + version).
         raise Conflict("the measurement was amended concurrently; read it again and retry") from None
+    raise_alerts_for(session, row)
     return row
 
 

@@ -1,0 +1,156 @@
+"""Risk alerts: raised in the transaction that stores a flagged measurement, listed, and acknowledged with a note.
+
+``raise_alerts_for(session, row)`` is called by ``app.measurements.service`` right after it stores a measurement
+(``create``) or a new version (``amend``), so every source (API, FHIR, import) raises alerts the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
+
+from app.clinical import clinic_settings, webhooks
+from app.clinical.models import RiskAlert
+from app.clinical.schemas import AlertMeasurement, AlertPatient, AlertRead
+from app.core.db import utcnow
+from app.core.errors import Conflict, NotFound
+from app.measurements.models import Measurement
+from app.patients.models import PatientIdentifier
+from app.patients.schemas import Identifier
+
+RISK_FLAGS = ("item9_positive", "item9_endorsed")
+"""PHQ-9 and BDI-II item 9 (thoughts of death or self-harm) and FSCRS item 9 (wanting to hurt oneself)."""
+
+
+def raise_alerts_for(session: Session, row: Measurement) -> list[RiskAlert]:
+    """Raise one alert per risk flag of a just-stored measurement version, unless that measurement already has one.
+
+    Writes a webhook outbox row per new alert when the clinic has a webhook; it is delivered after the commit.
+    """
+    flags = [flag for flag in row.flags if flag in RISK_FLAGS]
+    if not flags:
+        return []
+    if row.id is None:
+        session.flush()
+    existing = set(session.scalars(select(RiskAlert.flag).where(RiskAlert.measurement_id == row.measurement_id)))
+    alerts = [
+        RiskAlert(
+            clinic_id=row.clinic_id,
+            patient_id=row.patient_id,
+            measurement_id=row.measurement_id,
+            measurement_row_id=row.id,
+            instrument_id=row.instrument_id,
+            flag=flag,
+            measured_at=row.measured_at,
+            raised_at=utcnow(),
+        )
+        for flag in flags
+        if flag not in existing
+    ]
+    if not alerts:
+        return []
+    session.add_all(alerts)
+    session.flush()
+    settings = clinic_settings.get(session, clinic_id=row.clinic_id)
+    if settings is not None and settings.webhook_url:
+        for alert in alerts:
+            webhooks.enqueue(session, alert=alert, url=settings.webhook_url)
+    return alerts
+
+
+def list_alerts(
+    session: Session,
+    *,
+    clinic_id: uuid.UUID,
+    limit: int,
+    offset: int,
+    acknowledged: bool | None = None,
+    patient_id: uuid.UUID | None = None,
+) -> list[tuple[RiskAlert, Measurement]]:
+    """Unacknowledged first, then the most recently raised."""
+    query = (
+        select(RiskAlert, Measurement)
+        .join(Measurement, Measurement.id == RiskAlert.measurement_row_id)
+        .where(RiskAlert.clinic_id == clinic_id)
+    )
+    if acknowledged is not None:
+        query = query.where(
+            RiskAlert.acknowledged_at.is_not(None) if acknowledged else RiskAlert.acknowledged_at.is_(None)
+        )
+    if patient_id is not None:
+        query = query.where(RiskAlert.patient_id == patient_id)
+    query = query.order_by(
+        case((RiskAlert.acknowledged_at.is_(None), 0), else_=1),
+        RiskAlert.raised_at.desc(),
+        RiskAlert.id,
+    )
+    return [(alert, measurement) for alert, measurement in session.execute(query.limit(limit).offset(offset))]
+
+
+def get(session: Session, *, clinic_id: uuid.UUID, alert_id: uuid.UUID) -> tuple[RiskAlert, Measurement]:
+    found = session.execute(
+        select(RiskAlert, Measurement)
+        .join(Measurement, Measurement.id == RiskAlert.measurement_row_id)
+        .where(RiskAlert.id == alert_id, RiskAlert.clinic_id == clinic_id)
+    ).first()
+    if found is None:
+        raise NotFound(f"no alert {alert_id}")
+    return found[0], found[1]
+
+
+def acknowledge(
+    session: Session, *, clinic_id: uuid.UUID, alert_id: uuid.UUID, key_id: uuid.UUID, note: str
+) -> tuple[RiskAlert, Measurement]:
+    """Record who acknowledged the alert, when, and their note; an alert is acknowledged once."""
+    result = session.execute(
+        update(RiskAlert)
+        .where(RiskAlert.id == alert_id, RiskAlert.clinic_id == clinic_id, RiskAlert.acknowledged_at.is_(None))
+        .values(acknowledged_at=utcnow(), acknowledged_by_key_id=key_id, acknowledgement_note=note)
+        .execution_options(synchronize_session=False)
+    )
+    alert, measurement = get(session, clinic_id=clinic_id, alert_id=alert_id)
+    if getattr(result, "rowcount", 0) != 1:
+        raise Conflict(f"alert {alert_id} was already acknowledged")
+    session.refresh(alert)
+    return alert, measurement
+
+
+def to_reads(session: Session, *, clinic_id: uuid.UUID, found: list[tuple[RiskAlert, Measurement]]) -> list[AlertRead]:
+    """API shapes for alerts, with each patient's identifiers and the clinic's crisis text."""
+    patient_ids = {alert.patient_id for alert, _ in found}
+    identifiers: defaultdict[uuid.UUID, list[Identifier]] = defaultdict(list)
+    if patient_ids:
+        for row in session.scalars(
+            select(PatientIdentifier)
+            .where(PatientIdentifier.patient_id.in_(patient_ids))
+            .order_by(PatientIdentifier.system, PatientIdentifier.value)
+        ):
+            identifiers[row.patient_id].append(Identifier(system=row.system, value=row.value))
+    settings = clinic_settings.get(session, clinic_id=clinic_id)
+    crisis_text = settings.crisis_text if settings else None
+    return [
+        AlertRead(
+            id=alert.id,
+            flag=alert.flag,
+            instrument=alert.instrument_id,
+            raised_at=alert.raised_at,
+            patient=AlertPatient(id=alert.patient_id, identifiers=identifiers[alert.patient_id]),
+            measurement=AlertMeasurement(
+                id=alert.measurement_id,
+                version=measurement.version,
+                current=measurement.is_current,
+                instrument=measurement.instrument_id,
+                measured_at=measurement.measured_at,
+                flags=list(measurement.flags),
+            ),
+            acknowledged=alert.acknowledged_at is not None,
+            acknowledged_at=alert.acknowledged_at,
+            acknowledged_by_key_id=alert.acknowledged_by_key_id,
+            acknowledgement_note=alert.acknowledgement_note,
+            crisis_text=crisis_text,
+        )
+        for alert, measurement in found
+    ]

@@ -1,0 +1,278 @@
+"""The clinician report: one server-rendered HTML page with a chart per instrument, the change table and the alerts.
+
+No script and nothing external: charts are inline SVG, styles are inline, and the page prints as it shows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.clinical import alerts, charts, clinic_settings, series
+from app.clinical.change import Method
+from app.clinical.charts import Chart, Line
+from app.clinical.schemas import AlertRead
+from app.clinical.service import Change, patient_change
+from app.core.db import utcnow
+from app.core.errors import InvalidInput, NotFound
+from app.instruments.registry import InstrumentRegistry
+from app.measurements.models import Measurement
+from app.patients.models import Patient
+from app.scoring.definition import InstrumentDefinition, Score
+
+REPORT_ORDER = ("phq9", "gad7", "bdi2", "fcs_from_others", "fcs_for_self", "fcs_for_others", "scs_sf", "scs", "fscrs")
+"""Depression and anxiety first, then fears of compassion, self-compassion and self-criticism."""
+METHODS = (Method.JACOBSON_TRUAX, Method.FIXED_THRESHOLD)
+MAX_ALERTS = 200
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    definition: InstrumentDefinition
+    score: Score
+    latest: series.Point | None
+    change: Change | None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One measurement in a chart's data table (its text alternative): every charted score of it."""
+
+    measured_at: datetime
+    session_number: int | None
+    cells: tuple[series.Point, ...]
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Section:
+    definition: InstrumentDefinition
+    chart: Chart
+    svg: str
+    rows: tuple[TableRow, ...]
+    point_count: int
+    notes: tuple[str, ...]
+    """Caveats of the charted scores' bands (e.g. "a rough guide, not clinical norms")."""
+
+
+@dataclass
+class Report:
+    patient: Patient
+    generated_at: datetime
+    sections: list[Section] = field(default_factory=list)
+    changes: list[ChangeRow] = field(default_factory=list)
+    alerts: list[AlertRead] | None = None
+    crisis_text: str | None = None
+    short_names: dict[str, str] = field(default_factory=dict)
+
+
+def chart_keys(definition: InstrumentDefinition) -> tuple[Score, ...]:
+    """The primary score, or every score of an instrument without one (FSCRS)."""
+    if definition.primary_score is not None:
+        return (definition.score(definition.primary_score),)
+    return definition.scores
+
+
+def instruments_of(
+    session: Session, registry: InstrumentRegistry, *, clinic_id: uuid.UUID, patient_id: uuid.UUID
+) -> list[InstrumentDefinition]:
+    ids = set(
+        session.scalars(
+            select(Measurement.instrument_id)
+            .where(
+                Measurement.clinic_id == clinic_id,
+                Measurement.patient_id == patient_id,
+                Measurement.is_current.is_(True),
+            )
+            .distinct()
+        )
+    )
+    ordered = [i for i in REPORT_ORDER if i in ids] + sorted(ids - set(REPORT_ORDER))
+    return [registry.definitions[i] for i in ordered if i in registry.definitions]
+
+
+def best_change(
+    session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, definition: InstrumentDefinition, score: Score
+) -> tuple[Change | None, str | None]:
+    """Change by the first method with parameters (Jacobson–Truax, then the fixed threshold); else say why not."""
+    fallback: Change | None = None
+    for method in METHODS:
+        try:
+            change = patient_change(
+                session, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score, method=method
+            )
+        except InvalidInput:
+            return None, "fewer than two scored measurements"
+        if change.assessment.category is not None:
+            return change, None
+        fallback = fallback or change
+    return fallback, None
+
+
+def chart_for(
+    session: Session,
+    *,
+    clinic_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    definition: InstrumentDefinition,
+    scores: tuple[Score, ...],
+) -> tuple[Chart, list[ChangeRow]]:
+    lines: list[Line] = []
+    rows: list[ChangeRow] = []
+    for score in scores:
+        data = series.load(session, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score)
+        lines.append(Line(key=score.key, label=score.label, points=data.points, direction=score.direction.value))
+        change, note = best_change(
+            session, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score
+        )
+        rows.append(ChangeRow(definition, score, data.scored[-1] if data.scored else None, change, note))
+    single = scores[0] if len(scores) == 1 else None
+    change = rows[0].change if single else None
+    title = chart_title(definition, single)
+    chart = Chart(
+        chart_id=f"chart-{definition.id}",
+        title=title,
+        description=describe(definition, lines, change),
+        minimum=min(score.minimum for score in scores),
+        maximum=max(score.maximum for score in scores),
+        direction=single.direction.value if single else "lower_is_better",
+        lines=tuple(lines),
+        bands=single.bands if single else (),
+        baseline=change.baseline.value if change else None,
+        reliable_change_threshold=change.assessment.reliable_change_threshold if change else None,
+        cutoff=change.assessment.cutoff if change else None,
+    )
+    return chart, rows
+
+
+def chart_title(definition: InstrumentDefinition, score: Score | None) -> str:
+    if score is None:
+        return definition.name
+    if score.label.startswith(definition.short_name):
+        return score.label
+    return f"{definition.short_name}: {score.label}"
+
+
+def describe(definition: InstrumentDefinition, lines: list[Line], change: Change | None) -> str:
+    """The text alternative of a chart, read before its data table."""
+    parts: list[str] = []
+    for line in lines:
+        scored = line.scored
+        if not scored:
+            parts.append(f"{line.label}: no scored measurements.")
+            continue
+        first, last = scored[0], scored[-1]
+        parts.append(
+            f"{line.label}: {len(scored)} scored measurement(s) from {first.measured_at:%Y-%m-%d} to "
+            f"{last.measured_at:%Y-%m-%d}; first {_num(first.value)}{_band(first)}, "
+            f"latest {_num(last.value)}{_band(last)}."
+        )
+    if change is not None and change.assessment.category is not None:
+        parts.append(f"Change: {change.assessment.category.value.replace('_', ' ')} ({change.method.value}).")
+    risk = {
+        point.measurement_id for line in lines for point in line.points if set(point.flags) & set(alerts.RISK_FLAGS)
+    }
+    if risk:
+        parts.append(f"Item 9 endorsed at {len(risk)} measurement(s).")
+    return " ".join(parts)
+
+
+def table_rows(lines: tuple[Line, ...]) -> tuple[TableRow, ...]:
+    """Every line holds the same measurements (one instrument), so the rows pair their points by position."""
+    return tuple(
+        TableRow(
+            measured_at=points[0].measured_at,
+            session_number=points[0].session_number,
+            cells=points,
+            flags=points[0].flags,
+        )
+        for points in zip(*(line.points for line in lines), strict=True)
+    )
+
+
+def build(
+    session: Session,
+    registry: InstrumentRegistry,
+    *,
+    clinic_id: uuid.UUID,
+    patient: Patient,
+    include_alerts: bool,
+) -> Report:
+    short_names = {key: definition.short_name for key, definition in registry.definitions.items()}
+    report = Report(patient=patient, generated_at=utcnow(), short_names=short_names)
+    for definition in instruments_of(session, registry, clinic_id=clinic_id, patient_id=patient.id):
+        chart, rows = chart_for(
+            session, clinic_id=clinic_id, patient_id=patient.id, definition=definition, scores=chart_keys(definition)
+        )
+        report.changes.extend(rows)
+        report.sections.append(
+            Section(
+                definition=definition,
+                chart=chart,
+                svg=charts.render(chart),
+                rows=table_rows(chart.lines),
+                point_count=sum(len(line.scored) for line in chart.lines),
+                notes=tuple(score.bands_note for score in chart_keys(definition) if score.bands and score.bands_note),
+            )
+        )
+    if include_alerts:
+        found = alerts.list_alerts(session, clinic_id=clinic_id, limit=MAX_ALERTS, offset=0, patient_id=patient.id)
+        report.alerts = alerts.to_reads(session, clinic_id=clinic_id, found=found)
+        settings = clinic_settings.get(session, clinic_id=clinic_id)
+        report.crisis_text = settings.crisis_text if settings else None
+    return report
+
+
+def chart_svg(
+    session: Session,
+    *,
+    clinic_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    definition: InstrumentDefinition,
+    score: Score | None,
+) -> str:
+    scores = (score,) if score is not None else chart_keys(definition)
+    chart, _ = chart_for(session, clinic_id=clinic_id, patient_id=patient_id, definition=definition, scores=scores)
+    if not any(line.points for line in chart.lines):
+        raise NotFound(f"no {definition.id} measurements for this patient")
+    return charts.render(chart, standalone=True)
+
+
+def render_html(report: Report) -> str:
+    return (
+        _environment()
+        .get_template("report.html")
+        .render(report=report, risk_flags=alerts.RISK_FLAGS, short_names=report.short_names)
+    )
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["num"] = _num
+    environment.filters["signed"] = lambda value: f"{'+' if value > 0 else ''}{_num(value)}"
+    return environment
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _band(point: series.Point) -> str:
+    return f" ({point.band.replace('_', ' ')})" if point.band else ""

@@ -1,0 +1,141 @@
+"""Alert webhooks through an outbox: the delivery row is written in the alert's transaction and sent after commit.
+
+After the transaction that raised alerts commits, a background thread POSTs each new delivery (JSON with ids and
+the flag only, never item content) with a short timeout and records the outcome. A failed delivery stays pending;
+``deliver_pending`` retries pending deliveries (from a scheduled job or the CLI). Receivers should de-duplicate on
+the ``Webhook-Id`` header: a delivery can arrive twice if recording its success fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session
+
+from app.clinical.models import RiskAlert, WebhookDelivery
+from app.core.db import utcnow
+
+logger = logging.getLogger(__name__)
+
+EVENT = "risk_alert.raised"
+TIMEOUT_SECONDS = 5.0
+MAX_ATTEMPTS = 10
+_PENDING = "clinical.webhook_deliveries"
+
+_executor: ThreadPoolExecutor | None = None
+_futures: set[Future[None]] = set()
+_lock = threading.Lock()
+
+
+def payload(alert: RiskAlert) -> dict[str, str]:
+    """Ids and the flag only: a receiver looks the rest up through the API with its own key."""
+    return {
+        "event": EVENT,
+        "alert_id": str(alert.id),
+        "clinic_id": str(alert.clinic_id),
+        "patient_id": str(alert.patient_id),
+        "measurement_id": str(alert.measurement_id),
+        "flag": alert.flag,
+    }
+
+
+def enqueue(session: Session, *, alert: RiskAlert, url: str) -> WebhookDelivery:
+    """Write the outbox row; it is sent once the surrounding transaction commits (never if it rolls back)."""
+    delivery = WebhookDelivery(
+        clinic_id=alert.clinic_id, alert_id=alert.id, url=url, payload=payload(alert), attempts=0
+    )
+    session.add(delivery)
+    session.flush()
+    session.info.setdefault(_PENDING, []).append(delivery.id)
+    if not event.contains(session, "after_commit", _after_commit):
+        event.listen(session, "after_commit", _after_commit)
+    return delivery
+
+
+def _after_commit(session: Session) -> None:
+    ids: list[uuid.UUID] = session.info.pop(_PENDING, [])
+    bind = session.get_bind()
+    if ids and isinstance(bind, Engine):
+        _submit(bind, ids)
+
+
+def _submit(engine: Engine, ids: list[uuid.UUID]) -> None:
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clinical-webhook")
+        future = _executor.submit(deliver, engine, ids)
+        _futures.add(future)
+    future.add_done_callback(_futures.discard)
+
+
+def wait_for_deliveries(timeout: float = 30.0) -> None:
+    """Block until the deliveries submitted so far have finished (tests; graceful shutdown)."""
+    with _lock:
+        pending = list(_futures)
+    wait(pending, timeout=timeout)
+
+
+def deliver_pending(engine: Engine, *, limit: int = 100) -> int:
+    """Retry undelivered webhooks (oldest first, up to MAX_ATTEMPTS each); returns how many were attempted."""
+    with Session(engine) as session:
+        ids = list(
+            session.scalars(
+                select(WebhookDelivery.id)
+                .where(WebhookDelivery.delivered_at.is_(None), WebhookDelivery.attempts < MAX_ATTEMPTS)
+                .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+                .limit(limit)
+            )
+        )
+    deliver(engine, ids)
+    return len(ids)
+
+
+def deliver(engine: Engine, ids: Iterable[uuid.UUID]) -> None:
+    """POST each delivery outside any transaction, then record the outcome in a short transaction of its own."""
+    for delivery_id in ids:
+        with Session(engine) as session:
+            delivery = session.get(WebhookDelivery, delivery_id)
+            if delivery is None or delivery.delivered_at is not None:
+                continue
+            url, body = delivery.url, json.dumps(delivery.payload).encode()
+        status, error = _post(url, body, delivery_id)
+        with Session(engine) as session, session.begin():
+            delivery = session.get(WebhookDelivery, delivery_id)
+            if delivery is None:
+                continue
+            delivery.attempts += 1
+            delivery.last_attempt_at = utcnow()
+            delivery.last_status = status
+            delivery.last_error = error
+            if error is None:
+                delivery.delivered_at = delivery.last_attempt_at
+
+
+def _post(url: str, body: bytes, delivery_id: uuid.UUID) -> tuple[int | None, str | None]:
+    request = urllib.request.Request(  # noqa: S310 - the URL is an http(s) URL validated when the admin set it
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "compassion-outcomes-webhook/1",
+            "Webhook-Id": str(delivery_id),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - as above
+            return int(response.status), None
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        logger.warning("alert webhook delivery failed: %s", type(exc).__name__)
+        return None, type(exc).__name__[:200]

@@ -1,0 +1,101 @@
+"""Fixtures of the clinical tests: answers that give a chosen score, and a seeding helper.
+
+``seed`` stores a measurement exactly as ``app.measurements.service.create`` does and then raises its alerts in
+the same transaction, as the measurement service will once ``raise_alerts_for`` is wired into it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.clinical.alerts import raise_alerts_for
+from app.core.db import transaction
+from app.measurements import service as measurements
+from app.measurements.models import Measurement
+from app.measurements.schemas import Source
+from app.scoring.engine import Answer
+from tests.conftest import ClinicKeys
+
+DAY_ONE = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def day(n: int) -> datetime:
+    """Measurement time n days after the first session (09:00 UTC)."""
+    return DAY_ONE + timedelta(days=n)
+
+
+def sum_items(total: int, numbers: list[str], maximum: int, fixed: dict[str, int] | None = None) -> dict[str, Answer]:
+    """Answers to a sum-scored instrument adding up to ``total``: fixed items first, the rest filled in order."""
+    items: dict[str, Answer] = dict(fixed or {})
+    remaining = total - sum(fixed.values() if fixed else [])
+    for number in numbers:
+        if number in items:
+            continue
+        answer = min(maximum, remaining)
+        items[number] = answer
+        remaining -= answer
+    assert remaining == 0, "total out of range"
+    return items
+
+
+def phq9(total: int, item9: int = 0) -> dict[str, Answer]:
+    return sum_items(total, [str(n) for n in range(1, 10)], 3, {"9": item9})
+
+
+def gad7(total: int) -> dict[str, Answer]:
+    return sum_items(total, [str(n) for n in range(1, 8)], 3)
+
+
+def fcs_from_others(total: int) -> dict[str, Answer]:
+    return sum_items(total, [str(n) for n in range(1, 14)], 4)
+
+
+SCS_SF_NEGATIVE = ("1", "4", "8", "9", "11", "12")
+
+
+def scs_sf(positive: int, negative: int) -> dict[str, Answer]:
+    """Every positive item = ``positive``, every negative item = ``negative``: total = (positive + 6 − negative) / 2."""
+    return {str(n): negative if str(n) in SCS_SF_NEGATIVE else positive for n in range(1, 13)}
+
+
+def fscrs(item9: int = 0) -> dict[str, Answer]:
+    items: dict[str, Answer] = {str(n): 1 for n in range(1, 23)}
+    return items | {"9": item9}
+
+
+def seed(
+    app: FastAPI,
+    clinic: ClinicKeys,
+    patient_id: str | uuid.UUID,
+    instrument: str,
+    items: dict[str, Answer],
+    measured_at: datetime,
+    **extra: Any,
+) -> Measurement:
+    """Store a scored measurement (and raise its alerts) in one committed transaction."""
+    for session in transaction(app.state.write_sessions):
+        row = measurements.create(
+            session,
+            app.state.registry,
+            measurements.NewMeasurement(
+                clinic_id=clinic.id,
+                patient_id=uuid.UUID(str(patient_id)),
+                instrument=instrument,
+                items=items,
+                measured_at=measured_at,
+                source=Source.API,
+                **extra,
+            ),
+        )
+        raise_alerts_for(session, row)
+    return row
+
+
+def new_patient(client: Any, clinic: ClinicKeys, **body: Any) -> str:
+    response = client.post("/v1/patients", json=body, headers=clinic.headers())
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
