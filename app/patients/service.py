@@ -23,14 +23,17 @@ def get(session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> Pat
     return patient
 
 
-def create(session: Session, *, clinic_id: uuid.UUID, data: PatientCreate) -> Patient:
+def create(
+    session: Session, *, clinic_id: uuid.UUID, data: PatientCreate, patient_id: uuid.UUID | None = None
+) -> Patient:
+    """Register a patient; ``patient_id`` lets a client choose the id (FHIR update-as-create), else it is random."""
     identifiers = list(data.identifiers)
     if data.external_id is not None:
         identifiers.append(Identifier(system=LOCAL_IDENTIFIER_SYSTEM, value=data.external_id))
     pairs = {(identifier.system, identifier.value) for identifier in identifiers}
     if len(pairs) != len(identifiers):
         raise Conflict("the same identifier is given twice")
-    patient = Patient(clinic_id=clinic_id)
+    patient = Patient(clinic_id=clinic_id) if patient_id is None else Patient(id=patient_id, clinic_id=clinic_id)
     patient.identifiers = [
         PatientIdentifier(clinic_id=clinic_id, system=system, value=value) for system, value in sorted(pairs)
     ]
@@ -40,6 +43,25 @@ def create(session: Session, *, clinic_id: uuid.UUID, data: PatientCreate) -> Pa
             session.flush()
     except IntegrityError:
         raise Conflict("a patient with this identifier already exists in this clinic") from None
+    return patient
+
+
+def replace_identifiers(session: Session, *, patient: Patient, identifiers: list[Identifier]) -> Patient:
+    """Make ``identifiers`` the patient's complete set (kept rows stay; the unique constraint still applies)."""
+    wanted = {(identifier.system, identifier.value) for identifier in identifiers}
+    if len(wanted) != len(identifiers):
+        raise Conflict("the same identifier is given twice")
+    kept = [row for row in patient.identifiers if (row.system, row.value) in wanted]
+    have = {(row.system, row.value) for row in kept}
+    patient.identifiers = kept + [
+        PatientIdentifier(clinic_id=patient.clinic_id, system=system, value=value)
+        for system, value in sorted(wanted - have)
+    ]
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict("another patient of this clinic already has one of these identifiers") from None
     return patient
 
 

@@ -1,0 +1,66 @@
+"""Every URI and code the FHIR layer emits or recognises, in one place.
+
+Product URIs follow the repository's ``urn:compassion-outcomes:`` namespace (as the patients' local identifier
+system does): canonical URLs are identifiers, never fetched.
+"""
+
+from __future__ import annotations
+
+import re
+
+FHIR_VERSION = "4.0.1"
+FHIR_MEDIA_TYPE = "application/fhir+json"
+
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+SCORE_UNIT = "{score}"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+ORDINAL_VALUE = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
+ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
+"""SDC 4 / R5 name of ``ordinalValue``; both are read."""
+WEIGHT_EXTENSIONS = (ORDINAL_VALUE, ITEM_WEIGHT)
+
+PRODUCT = "urn:compassion-outcomes"
+QUESTIONNAIRE_BASE = f"{PRODUCT}:questionnaire"
+"""Canonical URL of an instrument's Questionnaire: ``urn:compassion-outcomes:questionnaire:<instrument id>``."""
+ITEM_SYSTEM = f"{PRODUCT}:item"
+"""Item codes ``<instrument>.<item number>`` (``gad7.3``), and ``unscored`` for a form item to ignore."""
+SCORE_SYSTEM = f"{PRODUCT}:score"
+"""Score codes ``<instrument>.<score key>`` (``scs_sf.self_kindness``), for scores without a LOINC code."""
+BAND_SYSTEM = f"{PRODUCT}:band"
+"""Band labels (``moderately_severe``) as Observation interpretations."""
+ANSWER_SYSTEM = f"{PRODUCT}:answer"
+"""Option codes of options without a LOINC code: system ``…:answer:<instrument>:<option set>``, code the value."""
+ITEM_MAP_EXTENSION = f"{PRODUCT}:fhir:item-map"
+"""Extension on a third-party Questionnaire item: ``valueCoding`` in ``ITEM_SYSTEM`` or ``SCORE_SYSTEM`` naming
+the instrument item (or total) the item asks. The explicit mapping for forms without usable item codes."""
+UNSCORED_ITEM = "unscored"
+
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def questionnaire_id(instrument_id: str) -> str:
+    """The FHIR id of an instrument's Questionnaire: FHIR ids allow no ``_`` (``scs_sf`` → ``scs-sf``)."""
+    return instrument_id.replace("_", "-")
+
+
+def instrument_id(questionnaire_fhir_id: str) -> str:
+    """Inverse of ``questionnaire_id`` (instrument ids never contain ``-``)."""
+    return questionnaire_fhir_id.replace("-", "_")
+
+
+def questionnaire_url(instrument: str) -> str:
+    return f"{QUESTIONNAIRE_BASE}:{instrument}"
+
+
+def answer_system(instrument: str, option_set: str) -> str:
+    return f"{ANSWER_SYSTEM}:{instrument}:{option_set}"
+
+
+def item_code(instrument: str, number: str) -> str:
+    return f"{instrument}.{number}"
+
+
+def score_code(instrument: str, key: str) -> str:
+    return f"{instrument}.{key}"

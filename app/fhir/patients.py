@@ -1,0 +1,141 @@
+"""FHIR Patient ⇄ the clinic's patients. The Patient id is the API patient id (a UUID); only identifiers are kept
+(this service needs no names or birth dates), so any other element an EHR sends is not stored."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from fhir.resources.R4B.patient import Patient as FhirPatient
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from app.auth.service import Principal
+from app.core.errors import Conflict, NotFound
+from app.fhir.errors import Issue, MalformedResource, PreconditionFailed, UnprocessableResource
+from app.fhir.registrations import check_put_id
+from app.fhir.service import Criteria
+from app.fhir.validation import validate
+from app.patients import service as patients
+from app.patients.models import Patient
+from app.patients.schemas import Identifier, PatientCreate
+
+
+@dataclass(frozen=True)
+class StoredPatient:
+    patient: Patient
+    created: bool
+
+
+def to_fhir(patient: Patient) -> FhirPatient:
+    return FhirPatient.model_validate(
+        {
+            "resourceType": "Patient",
+            "id": str(patient.id),
+            "meta": {"lastUpdated": patient.created_at.isoformat()},
+            "identifier": [{"system": row.system, "value": row.value} for row in patient.identifiers] or None,
+        }
+    )
+
+
+def create(
+    session: Session, *, principal: Principal, data: dict[str, Any], criteria: Criteria | None = None
+) -> StoredPatient:
+    """POST: a new patient (server-assigned id); with ``criteria``, only if no patient has that identifier.
+
+    The criteria must name one of the resource's own identifiers, so the identifiers' unique constraint makes
+    concurrent conditional creates store one patient.
+    """
+    validate(data, "Patient")
+    identifiers = _identifiers(data)
+    if criteria is not None:
+        if criteria.any_system or not any(
+            (i.system, i.value) == (criteria.system, criteria.value) for i in identifiers
+        ):
+            raise MalformedResource(
+                "If-None-Exist must name one of the Patient's identifiers as identifier=system|value",
+                issues=[Issue("not-supported", "If-None-Exist must be identifier=system|value of this Patient")],
+            )
+        existing = _matching(session, principal, criteria)
+        if existing is not None:
+            return StoredPatient(existing, created=False)
+    try:
+        patient = patients.create(session, clinic_id=principal.clinic_id, data=PatientCreate(identifiers=identifiers))
+    except Conflict:
+        existing = _matching(session, principal, criteria) if criteria is not None else None
+        if existing is None:
+            raise
+        return StoredPatient(existing, created=False)
+    return StoredPatient(patient, created=True)
+
+
+def put(session: Session, *, principal: Principal, logical_id: str, data: dict[str, Any]) -> StoredPatient:
+    """PUT by id: create the patient under this id, or make these identifiers its complete set."""
+    validate(data, "Patient")
+    check_put_id(data, logical_id, "Patient")
+    patient_id = _uuid(logical_id)
+    identifiers = _identifiers(data)
+    try:
+        patient = patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    except NotFound:
+        if session.get(Patient, patient_id) is not None:
+            # Another clinic's patient: indistinguishable from a missing one that cannot be created here.
+            raise NotFound(
+                f"no Patient/{logical_id} in this clinic, and the id cannot be used; POST for a new id"
+            ) from None
+        created = patients.create(
+            session, clinic_id=principal.clinic_id, data=PatientCreate(identifiers=identifiers), patient_id=patient_id
+        )
+        return StoredPatient(created, created=True)
+    return StoredPatient(patients.replace_identifiers(session, patient=patient, identifiers=identifiers), created=False)
+
+
+def get(session: Session, *, principal: Principal, logical_id: str) -> Patient:
+    try:
+        patient_id = uuid.UUID(logical_id)
+    except ValueError:
+        raise NotFound(f"no Patient/{logical_id}") from None
+    return patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+
+
+def _uuid(logical_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(logical_id)
+    except ValueError:
+        raise UnprocessableResource(
+            "Patient ids on this server are UUIDs",
+            issues=[
+                Issue("invalid", f"Patient ids are the API's patient UUIDs; {logical_id!r} is not one", ("Patient.id",))
+            ],
+        ) from None
+
+
+def _identifiers(data: dict[str, Any]) -> list[Identifier]:
+    identifiers: list[Identifier] = []
+    issues: list[Issue] = []
+    for index, raw in enumerate(data.get("identifier") or []):
+        try:
+            identifiers.append(
+                Identifier.model_validate({"system": raw.get("system"), "value": raw.get("value")}, strict=True)
+            )
+        except ValidationError:
+            issues.append(
+                Issue(
+                    "required",
+                    "each identifier needs a system and a value (1–300 characters)",
+                    (f"Patient.identifier[{index}]",),
+                )
+            )
+    if issues:
+        raise UnprocessableResource(f"{len(issues)} unusable identifier(s)", issues=issues)
+    return identifiers
+
+
+def _matching(session: Session, principal: Principal, criteria: Criteria) -> Patient | None:
+    found = patients.list_patients(
+        session, clinic_id=principal.clinic_id, limit=2, offset=0, identifier=f"{criteria.system}|{criteria.value}"
+    )
+    if len(found) > 1:
+        raise PreconditionFailed(f"{criteria.key} matches more than one Patient")
+    return found[0] if found else None

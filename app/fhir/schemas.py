@@ -1,0 +1,49 @@
+"""How a Questionnaire's items map onto one instrument: compiled once per form, stored with a registered form."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AnswerKey(Frozen):
+    """One answer the form offers and the instrument option it means.
+
+    ``kind="coding"`` matches ``valueCoding`` by (system, code), or by code alone when either side has no system;
+    ``kind="integer"`` matches ``valueInteger`` equal to ``code``.
+    """
+
+    kind: Literal["coding", "integer"] = "coding"
+    system: str | None = None
+    code: str
+    value: int | str
+    """The instrument option's value, as the scoring engine takes it."""
+
+
+class MappedItem(Frozen):
+    link_id: str
+    item: str
+    """The instrument's item number (``"3"``)."""
+    answers: tuple[AnswerKey, ...]
+
+
+class FormMap(Frozen):
+    """The items of one Questionnaire, by linkId: instrument items, declared totals, and items without answers."""
+
+    instrument: str
+    items: dict[str, MappedItem]
+    totals: tuple[str, ...] = ()
+    """linkIds whose answer is a total the client declares (stored and compared, never used)."""
+    ignored: tuple[str, ...] = ()
+    """linkIds of groups, display items and items explicitly marked unscored: answers there are not used."""
+
+    def knows(self, link_id: str) -> bool:
+        return link_id in self.items or link_id in self.totals or link_id in self.ignored
+
+    def link_id_of(self, item: str) -> str | None:
+        return next((mapped.link_id for mapped in self.items.values() if mapped.item == item), None)

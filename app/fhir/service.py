@@ -1,0 +1,423 @@
+"""QuestionnaireResponses in: validate, resolve the form, score on the server, store the measurement (source
+``fhir``) and keep the resource verbatim. Safe to resend: conditional create and PUT by id rest on unique
+constraints, so concurrent retries store one resource, never two.
+
+Missing-item policy: a response whose answers leave any score of the instrument undefined (more items missing than
+the instrument's rule allows: PHQ-9 more than 2, GAD-7 any) is refused with 422, one issue per missing item;
+a response is never stored as "incomplete" without a score.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.auth.permissions import Permission
+from app.auth.service import Principal
+from app.core.db import utcnow
+from app.core.errors import Conflict, NotFound
+from app.fhir import registrations
+from app.fhir.errors import Issue, MalformedResource, PreconditionFailed, ReferenceNotFound, UnprocessableResource
+from app.fhir.models import FhirResource
+from app.fhir.registrations import ResolvedForm
+from app.fhir.responses import ROOT, ResponseAnswers, authored, check_status, read_answers, subject_patient_id
+from app.fhir.validation import validate
+from app.instruments import service as scoring
+from app.instruments.registry import InstrumentRegistry
+from app.measurements import service as measurements
+from app.measurements.models import Measurement
+from app.measurements.schemas import Source
+from app.patients import service as patients
+
+RESOURCE_TYPE = "QuestionnaireResponse"
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    row: FhirResource
+    created: bool
+    """False when a conditional create matched, or a PUT repeated the stored content: nothing new was stored."""
+    warnings: list[Issue] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Conditional-create criteria (``identifier=[system|]value``), normalised into the unique match key."""
+
+    system: str | None
+    value: str
+    any_system: bool
+
+    @property
+    def key(self) -> str:
+        if self.any_system:
+            return f"identifier={self.value}"
+        return f"identifier={self.system or ''}|{self.value}"
+
+
+def parse_criteria(if_none_exist: str, *, where: str = "If-None-Exist") -> Criteria:
+    """Parse ``identifier=system|value`` (the only search criterion conditional create supports here)."""
+    params = urllib.parse.parse_qsl(if_none_exist.strip().lstrip("?"), keep_blank_values=True)
+    if len(params) != 1 or params[0][0] != "identifier" or not params[0][1]:
+        raise MalformedResource(
+            f"{where} supports exactly one criterion, identifier=[system|]value; got {if_none_exist!r}",
+            issues=[Issue("not-supported", f"{where} {if_none_exist!r}: only identifier=[system|]value is supported")],
+        )
+    system, separator, value = params[0][1].partition("|")
+    if not separator:
+        return Criteria(system=None, value=system, any_system=True)
+    return Criteria(system=system or None, value=value, any_system=False)
+
+
+@dataclass
+class Lookups:
+    """What scoring responses looks up again and again; a Bundle shares one across its entries."""
+
+    session: Session
+    registry: InstrumentRegistry
+    clinic_id: uuid.UUID
+    forms: dict[str, ResolvedForm] = field(default_factory=dict)
+    patients: set[uuid.UUID] = field(default_factory=set)
+
+    def form(self, qr: dict[str, Any]) -> ResolvedForm:
+        """The form a response answers (contained forms are resolved each time: they belong to one response)."""
+        reference = qr.get("questionnaire")
+        if isinstance(reference, str) and reference in self.forms:
+            return self.forms[reference]
+        resolved = registrations.resolve(self.session, self.registry, clinic_id=self.clinic_id, qr=qr)
+        if isinstance(reference, str) and not reference.startswith("#"):
+            self.forms[reference] = resolved
+        return resolved
+
+    def require_patient(self, patient_id: uuid.UUID) -> None:
+        """404 (at ``subject``) unless the patient is the clinic's."""
+        if patient_id in self.patients:
+            return
+        try:
+            patients.get(self.session, clinic_id=self.clinic_id, patient_id=patient_id)
+        except NotFound:
+            reference = f"Patient/{patient_id}"
+            raise ReferenceNotFound(
+                f"no {reference} in this clinic",
+                issues=[Issue("not-found", f"no {reference} in this clinic", (f"{ROOT}.subject",))],
+            ) from None
+        self.patients.add(patient_id)
+
+
+def create(
+    session: Session,
+    registry: InstrumentRegistry,
+    *,
+    principal: Principal,
+    data: dict[str, Any],
+    text: str,
+    criteria: Criteria | None = None,
+    lookups: Lookups | None = None,
+) -> StoredResponse:
+    """POST: score and store a new response (server-assigned id); with ``criteria``, a conditional create.
+
+    When the criteria match, the server ignores the post (FHIR conditional create), so a resent feed costs a lookup.
+    """
+    if criteria is not None:
+        existing = _matching(session, principal.clinic_id, criteria)
+        if existing is not None:
+            return StoredResponse(row=existing, created=False)
+    validate(data, RESOURCE_TYPE)
+    scored = _score(session, registry, principal=principal, data=data, lookups=lookups)
+    logical_id = str(uuid.uuid4())
+    try:
+        with session.begin_nested():
+            row = _store(
+                session, registry, principal=principal, data=data, text=text, scored=scored, logical_id=logical_id
+            )
+            row.match_key = criteria.key if criteria is not None else None
+            session.flush()
+    except IntegrityError:
+        existing = _matching(session, principal.clinic_id, criteria) if criteria is not None else None
+        if existing is None:
+            raise Conflict("the response was stored concurrently; resend it") from None
+        return StoredResponse(row=existing, created=False)
+    return StoredResponse(row=row, created=True, warnings=scored.warnings)
+
+
+def put(
+    session: Session,
+    registry: InstrumentRegistry,
+    *,
+    principal: Principal,
+    logical_id: str,
+    data: dict[str, Any],
+    text: str,
+    lookups: Lookups | None = None,
+) -> StoredResponse:
+    """PUT by id: create with the client's id, repeat (nothing new), or update (a new measurement version)."""
+    validate(data, RESOURCE_TYPE)
+    registrations.check_put_id(data, logical_id, RESOURCE_TYPE)
+    existing = find(session, principal.clinic_id, logical_id)
+    if existing is not None:
+        return _update(session, registry, principal=principal, row=existing, data=data, text=text, lookups=lookups)
+    scored = _score(session, registry, principal=principal, data=data, lookups=lookups)
+    try:
+        with session.begin_nested():
+            row = _store(
+                session, registry, principal=principal, data=data, text=text, scored=scored, logical_id=logical_id
+            )
+            session.flush()
+    except IntegrityError:
+        existing = find(session, principal.clinic_id, logical_id)
+        if existing is None or not _same(existing, data):
+            raise Conflict(f"{RESOURCE_TYPE}/{logical_id} was written concurrently; read it and retry") from None
+        return StoredResponse(row=existing, created=False)
+    return StoredResponse(row=row, created=True, warnings=scored.warnings)
+
+
+def get(session: Session, *, clinic_id: uuid.UUID, logical_id: str) -> FhirResource:
+    row = find(session, clinic_id, logical_id)
+    if row is None:
+        raise NotFound(f"no {RESOURCE_TYPE}/{logical_id}")
+    return row
+
+
+def find(session: Session, clinic_id: uuid.UUID, logical_id: str) -> FhirResource | None:
+    return session.scalar(
+        select(FhirResource).where(
+            FhirResource.clinic_id == clinic_id,
+            FhirResource.resource_type == RESOURCE_TYPE,
+            FhirResource.logical_id == logical_id,
+        )
+    )
+
+
+def served(row: FhirResource) -> dict[str, Any]:
+    """The response as received, under its server id and version, its subject resolved to ``Patient/<id>``."""
+    data = json.loads(row.raw)
+    data.pop("resourceType", None)
+    data.pop("id", None)
+    meta = data.pop("meta", None)
+    meta = {
+        **(meta if isinstance(meta, dict) else {}),
+        "versionId": str(row.version_id),
+        "lastUpdated": row.updated_at.isoformat(),
+    }
+    subject = data.get("subject") if isinstance(data.get("subject"), dict) else {}
+    data["subject"] = {**subject, "reference": f"Patient/{row.patient_id}"}
+    return {"resourceType": RESOURCE_TYPE, "id": row.logical_id, "meta": meta, **data}
+
+
+def logical_ids(session: Session, *, clinic_id: uuid.UUID, measurement_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The response each measurement was scored from (for Observation.derivedFrom)."""
+    if not measurement_ids:
+        return {}
+    rows = session.execute(
+        select(FhirResource.measurement_id, FhirResource.logical_id).where(
+            FhirResource.clinic_id == clinic_id,
+            FhirResource.resource_type == RESOURCE_TYPE,
+            FhirResource.measurement_id.in_(measurement_ids),
+        )
+    )
+    return {measurement_id: logical_id for measurement_id, logical_id in rows if measurement_id is not None}
+
+
+@dataclass(frozen=True)
+class _Scored:
+    patient_id: uuid.UUID
+    resolved: ResolvedForm
+    answers: ResponseAnswers
+    warnings: list[Issue]
+
+
+def _score(
+    session: Session,
+    registry: InstrumentRegistry,
+    *,
+    principal: Principal,
+    data: dict[str, Any],
+    lookups: Lookups | None,
+) -> _Scored:
+    """Everything that can refuse a response, before anything is written."""
+    check_status(data)
+    authored(data)
+    if principal.patient_id is not None and data.get("subject") is None:
+        # A patient token (mobile app) acts for one patient: the subject is implied.
+        data["subject"] = {"reference": f"Patient/{principal.patient_id}"}
+    patient_id = subject_patient_id(data)
+    lookups = lookups or Lookups(session, registry, principal.clinic_id)
+    if principal.patient_id is not None and patient_id != principal.patient_id:
+        reference = f"Patient/{patient_id}"
+        raise ReferenceNotFound(
+            f"no {reference} in this clinic",
+            issues=[Issue("not-found", f"no {reference} in this clinic", (f"{ROOT}.subject",))],
+        )
+    lookups.require_patient(patient_id)
+    resolved = lookups.form(data)
+    answers = read_answers(data, resolved.form)
+    result = scoring.score_answers(resolved.definition, answers.items, declared_total=answers.declared_total)
+    unscorable = sorted(
+        {number for value in result.scores.values() if value.value is None for number in value.missing_items},
+        key=int,
+    )
+    if unscorable:
+        short_name = resolved.definition.short_name
+        raise UnprocessableResource(
+            f"{len(unscorable)} item(s) unanswered: more than {short_name}'s missing-item rule allows",
+            issues=[_missing_issue(resolved, number) for number in unscorable],
+        )
+    warnings = [
+        Issue("business-rule", warning.message, (), "warning")
+        for warning in result.warnings
+        if warning.code == "declared_total_mismatch"
+    ]
+    return _Scored(patient_id=patient_id, resolved=resolved, answers=answers, warnings=warnings)
+
+
+def _missing_issue(resolved: ResolvedForm, number: str) -> Issue:
+    definition = resolved.definition
+    link_id = resolved.form.link_id_of(number) or number
+    spec = definition.score(definition.primary_score) if definition.primary_score else definition.scores[0]
+    rule = spec.missing.source if spec.missing else ""
+    allowed = spec.missing.max_missing if spec.missing else 0
+    return Issue(
+        "required",
+        f"item {link_id!r} ({definition.short_name} item {number}) is unanswered; {definition.short_name} allows "
+        f"at most {allowed} missing item(s) ({rule.split('.')[0]})",
+        (f"{ROOT}.item.where(linkId='{link_id}')",),
+    )
+
+
+def _store(
+    session: Session,
+    registry: InstrumentRegistry,
+    *,
+    principal: Principal,
+    data: dict[str, Any],
+    text: str,
+    scored: _Scored,
+    logical_id: str,
+) -> FhirResource:
+    measurement = measurements.create(
+        session,
+        registry,
+        measurements.NewMeasurement(
+            clinic_id=principal.clinic_id,
+            patient_id=scored.patient_id,
+            instrument=scored.resolved.definition.id,
+            items=scored.answers.items,
+            measured_at=authored(data),
+            source=Source.FHIR,
+            declared_total=scored.answers.declared_total,
+            recorded_by_key_id=principal.key_id,
+        ),
+    )
+    system, value = _identifier(data)
+    row = FhirResource(
+        clinic_id=principal.clinic_id,
+        resource_type=RESOURCE_TYPE,
+        logical_id=logical_id,
+        version_id=1,
+        measurement_id=measurement.measurement_id,
+        patient_id=scored.patient_id,
+        identifier_system=system,
+        identifier_value=value,
+        raw=text,
+        recorded_by_key_id=principal.key_id,
+    )
+    session.add(row)
+    return row
+
+
+def _update(
+    session: Session,
+    registry: InstrumentRegistry,
+    *,
+    principal: Principal,
+    row: FhirResource,
+    data: dict[str, Any],
+    text: str,
+    lookups: Lookups | None,
+) -> StoredResponse:
+    if _same(row, data):
+        return StoredResponse(row=row, created=False)
+    principal.require(Permission.MEASUREMENTS_AMEND)
+    scored = _score(session, registry, principal=principal, data=data, lookups=lookups)
+    if scored.patient_id != row.patient_id:
+        raise UnprocessableResource(
+            "a response cannot move to another patient",
+            issues=[
+                Issue(
+                    "business-rule",
+                    "subject differs from the stored response's; post a new response",
+                    (f"{ROOT}.subject",),
+                )
+            ],
+        )
+    current = session.scalar(
+        select(Measurement).where(
+            Measurement.measurement_id == row.measurement_id,
+            Measurement.clinic_id == principal.clinic_id,
+            Measurement.is_current.is_(True),
+        )
+    )
+    if current is None or current.instrument_id != scored.resolved.definition.id:
+        raise Conflict(f"{RESOURCE_TYPE}/{row.logical_id} answers another instrument; post a new response")
+    amended = measurements.amend(
+        session,
+        registry,
+        current=current,
+        items=scored.answers.items,
+        reason=f"FHIR update of {RESOURCE_TYPE}/{row.logical_id}",
+        recorded_by_key_id=principal.key_id,
+        measured_at=authored(data),
+        declared_total=scored.answers.declared_total,
+    )
+    row.measurement_id = amended.measurement_id
+    row.identifier_system, row.identifier_value = _identifier(data)
+    row.raw = text
+    row.version_id += 1
+    row.updated_at = utcnow()
+    row.recorded_by_key_id = principal.key_id
+    session.flush()
+    return StoredResponse(row=row, created=False, warnings=scored.warnings)
+
+
+def _same(row: FhirResource, data: dict[str, Any]) -> bool:
+    return bool(json.loads(row.raw) == data)
+
+
+def _identifier(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    identifier = data.get("identifier")
+    if not isinstance(identifier, dict):
+        return None, None
+    system, value = identifier.get("system"), identifier.get("value")
+    return (system if isinstance(system, str) else None, value if isinstance(value, str) else None)
+
+
+def _matching(session: Session, clinic_id: uuid.UUID, criteria: Criteria) -> FhirResource | None:
+    """The one response the criteria match (an earlier conditional create's key, or the identifier); 412 if many.
+
+    Two indexed lookups rather than one ``OR``, which SQLite would answer by scanning the clinic's responses.
+    """
+    scope = (FhirResource.clinic_id == clinic_id, FhirResource.resource_type == RESOURCE_TYPE)
+    by_key = session.scalar(select(FhirResource).where(*scope, FhirResource.match_key == criteria.key))
+    query = select(FhirResource).where(*scope, FhirResource.identifier_value == criteria.value)
+    if not criteria.any_system:
+        query = query.where(
+            FhirResource.identifier_system == criteria.system
+            if criteria.system is not None
+            else FhirResource.identifier_system.is_(None)
+        )
+    found = {row.id: row for row in [*([by_key] if by_key else []), *session.scalars(query.limit(2))]}
+    if len(found) > 1:
+        raise PreconditionFailed(
+            f"the criteria {criteria.key} match more than one {RESOURCE_TYPE}",
+            issues=[
+                Issue("multiple-matches", f"{criteria.key} matches more than one {RESOURCE_TYPE}; be more selective")
+            ],
+        )
+    return next(iter(found.values()), None)

@@ -1,0 +1,208 @@
+"""Bundles: a transaction stores everything or nothing; a batch answers each entry on its own."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.auth.permissions import Role
+from app.patients.models import PatientIdentifier
+from tests.conftest import ClinicKeys
+from tests.fhir.conftest import (
+    SDC_QUESTIONNAIRE,
+    US_CORE_QUESTIONNAIRE,
+    about,
+    fixture,
+    issues,
+    measurements_of,
+    register,
+    resources_of,
+    send,
+)
+
+MRN = "urn:oid:2.16.840.1.113883.19.5"
+
+
+def patient_entry(full_url: str, mrn: str) -> dict[str, Any]:
+    return {
+        "fullUrl": full_url,
+        "resource": {"resourceType": "Patient", "identifier": [{"system": MRN, "value": mrn}]},
+        "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={MRN}|{mrn}"},
+    }
+
+
+def response_entry(qr: dict[str, Any], subject: str, feed_id: str) -> dict[str, Any]:
+    resource = {**qr, "subject": {"reference": subject}, "identifier": {"system": "urn:feed", "value": feed_id}}
+    return {
+        "resource": resource,
+        "request": {"method": "POST", "url": "QuestionnaireResponse", "ifNoneExist": f"identifier=urn:feed|{feed_id}"},
+    }
+
+
+def bundle(kind: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": kind, "entry": entries}
+
+
+def patient_with_mrn(app: FastAPI, clinic: ClinicKeys, mrn: str) -> str | None:
+    query = select(PatientIdentifier.patient_id).where(
+        PatientIdentifier.clinic_id == clinic.id, PatientIdentifier.value == mrn
+    )
+    with app.state.read_sessions() as session:
+        found = session.scalar(query)
+    return str(found) if found else None
+
+
+def ehr_feed(mrn: str) -> dict[str, Any]:
+    """An EHR's transaction: the patient first (by fullUrl), then two responses naming it by that fullUrl."""
+    full_url = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, mrn)}"
+    return bundle(
+        "transaction",
+        [
+            response_entry(fixture("qr-phq9-uscore.json"), full_url, f"{mrn}-a"),
+            patient_entry(full_url, mrn),
+            response_entry(fixture("qr-phq9-sdc.json"), full_url, f"{mrn}-b"),
+        ],
+    )
+
+
+def test_a_transaction_creates_the_patient_and_scores_its_responses(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys
+) -> None:
+    register(client, clinic, US_CORE_QUESTIONNAIRE)
+    register(client, clinic, SDC_QUESTIONNAIRE)
+
+    response = send(client, "POST", "/fhir", clinic, ehr_feed("MRN-1"))
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["type"] == "transaction-response"
+    assert [entry["response"]["status"] for entry in result["entry"]] == ["201 Created"] * 3
+    patient_id = str(patient_with_mrn(app, clinic, "MRN-1"))
+    assert result["entry"][1]["response"]["location"] == f"Patient/{patient_id}"
+    # US Core 12 and SDC 10 (entries keep their order in the reply, though the Patient ran first).
+    assert sorted(row.scores["total"]["value"] for row in measurements_of(app, patient_id)) == [10, 12]
+    assert "outcome" in result["entry"][2]["response"]  # SDC declares 13: a warning
+    read = client.get(f"/fhir/{result['entry'][0]['response']['location']}", headers=clinic.headers(Role.INTEGRATION))
+    assert read.json()["subject"] == {"reference": f"Patient/{patient_id}"}
+
+
+def test_a_resent_conditional_transaction_stores_nothing_new(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys
+) -> None:
+    register(client, clinic, US_CORE_QUESTIONNAIRE)
+    register(client, clinic, SDC_QUESTIONNAIRE)
+    first = send(client, "POST", "/fhir", clinic, ehr_feed("MRN-2")).json()
+
+    again = send(client, "POST", "/fhir", clinic, ehr_feed("MRN-2"))
+
+    assert again.status_code == 200
+    assert [entry["response"]["status"] for entry in again.json()["entry"]] == ["200 OK"] * 3
+    assert [e["response"]["location"] for e in again.json()["entry"]] == [
+        e["response"]["location"] for e in first["entry"]
+    ]
+    assert len(measurements_of(app, str(patient_with_mrn(app, clinic, "MRN-2")))) == 2
+    assert resources_of(app, clinic) == 2
+
+
+def test_a_failed_entry_fails_the_whole_transaction_and_stores_nothing(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys
+) -> None:
+    register(client, clinic, US_CORE_QUESTIONNAIRE)
+    feed = ehr_feed("MRN-3")
+    feed["entry"][2]["resource"]["questionnaire"] = "http://example.org/Questionnaire/never-registered"
+    feed["entry"][0]["resource"]["item"][0]["answer"][0]["valueCoding"]["code"] = "LA0000-0"
+
+    response = send(client, "POST", "/fhir", clinic, feed)
+
+    assert response.status_code == 422
+    assert [(i["code"], i["expression"]) for i in issues(response)] == [
+        ("code-invalid", ["Bundle.entry[0].resource.item[0].answer[0].valueCoding"]),
+        ("not-found", ["Bundle.entry[2].resource.questionnaire"]),
+    ]
+    assert patient_with_mrn(app, clinic, "MRN-3") is None  # the patient entry rolled back too
+    assert resources_of(app, clinic) == 0
+
+
+def test_a_batch_answers_each_entry_on_its_own(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    register(client, clinic, US_CORE_QUESTIONNAIRE)
+    good = response_entry(fixture("qr-phq9-uscore.json"), f"Patient/{patient_id}", "ok")
+    bad = response_entry(fixture("qr-phq9-uscore.json"), f"Patient/{patient_id}", "bad")
+    bad["resource"]["status"] = "in-progress"
+    unsupported = {"request": {"method": "DELETE", "url": "QuestionnaireResponse/x"}}
+
+    response = send(client, "POST", "/fhir", clinic, bundle("batch", [good, bad, unsupported]))
+
+    assert response.status_code == 200
+    entries = response.json()["entry"]
+    assert [entry["response"]["status"] for entry in entries] == [
+        "201 Created",
+        "422 Unprocessable Entity",
+        "405 Method Not Allowed",
+    ]
+    [issue] = entries[1]["response"]["outcome"]["issue"]
+    assert issue["expression"] == ["Bundle.entry[1].resource.status"]
+    assert len(measurements_of(app, patient_id)) == 1
+
+
+def test_a_put_entry_whose_url_differs_from_the_resource_id_fails_alone_in_a_batch(
+    client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    qr = {**about(fixture("qr-phq9-spezi-native.json"), patient_id), "id": "abc"}
+    entry = {"resource": qr, "request": {"method": "PUT", "url": "QuestionnaireResponse/xyz"}}
+
+    response = send(client, "POST", "/fhir", clinic, bundle("batch", [entry]))
+
+    [result] = response.json()["entry"]
+    assert result["response"]["status"] == "400 Bad Request"
+    assert result["response"]["outcome"]["issue"][0]["expression"] == ["Bundle.entry[0].resource.id"]
+
+
+def test_only_transaction_and_batch_bundles_are_processed(client: TestClient, clinic: ClinicKeys) -> None:
+    response = send(client, "POST", "/fhir", clinic, bundle("collection", []))
+
+    assert response.status_code == 422
+    assert issues(response)[0]["expression"] == ["Bundle.type"]
+
+
+def test_entries_need_the_permission_of_what_they_write(client: TestClient, clinic: ClinicKeys) -> None:
+    form = fixture(SDC_QUESTIONNAIRE)
+    entry = {"resource": form, "request": {"method": "PUT", "url": f"Questionnaire/{form['id']}"}}
+
+    response = send(client, "POST", "/fhir", clinic, bundle("batch", [entry]), role=Role.CLINICIAN)
+
+    assert response.json()["entry"][0]["response"]["status"] == "403 Forbidden"
+
+
+def test_a_representation_is_returned_only_when_asked_for(
+    client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    register(client, clinic, US_CORE_QUESTIONNAIRE)
+    entry = response_entry(fixture("qr-phq9-uscore.json"), f"Patient/{patient_id}", "repr")
+
+    minimal = send(client, "POST", "/fhir", clinic, bundle("batch", [entry])).json()
+    full = send(client, "POST", "/fhir", clinic, bundle("batch", [entry]), prefer="return=representation").json()
+
+    assert "resource" not in minimal["entry"][0]
+    assert full["entry"][0]["resource"]["resourceType"] == "QuestionnaireResponse"
+
+
+def test_a_bundle_of_1000_responses_is_accepted(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    register(client, clinic, US_CORE_QUESTIONNAIRE)
+    entry = response_entry(fixture("qr-phq9-uscore.json"), f"Patient/{patient_id}", "the-one")
+    assert send(client, "POST", "/fhir", clinic, bundle("transaction", [entry])).status_code == 200
+
+    # A resent feed of 1,000 entries (about 3 MB): each is the same conditional create, so each finds the first.
+    response = send(client, "POST", "/fhir", clinic, bundle("transaction", [entry] * 1000))
+
+    assert response.status_code == 200, response.text[:500]
+    assert len(response.json()["entry"]) == 1000
+    assert {entry["response"]["status"] for entry in response.json()["entry"]} == {"200 OK"}
+    assert len(measurements_of(app, patient_id)) == 1

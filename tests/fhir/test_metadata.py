@@ -1,0 +1,76 @@
+"""The CapabilityStatement lists exactly what the router serves."""
+
+from __future__ import annotations
+
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+from app.fhir.router import router
+
+GENERAL_PARAMETERS = {"_count", "_offset", "_format"}
+
+
+def served_interactions() -> set[tuple[str, str]]:
+    """(resource type, interaction) for every route under /fhir, derived from paths and methods."""
+    found = set()
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        parts = route.path.removeprefix("/fhir").strip("/").split("/")
+        for method in route.methods or set():
+            if parts == [""]:
+                found |= {("system", "transaction"), ("system", "batch")}
+            elif parts == ["metadata"]:
+                continue
+            elif len(parts) == 1:
+                found.add((parts[0], {"GET": "search-type", "POST": "create"}[method]))
+            else:
+                found.add((parts[0], {"GET": "read", "PUT": "update"}[method]))
+    return found
+
+
+def test_metadata_is_a_valid_r4_capability_statement_served_without_a_key(client: TestClient) -> None:
+    response = client.get("/fhir/metadata")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/fhir+json"
+    statement = response.json()
+    CapabilityStatement.model_validate(statement)
+    assert (statement["fhirVersion"], statement["kind"]) == ("4.0.1", "instance")
+    assert statement["format"] == ["application/fhir+json", "json"]
+
+
+def test_it_lists_exactly_the_interactions_the_router_serves(client: TestClient) -> None:
+    [rest] = client.get("/fhir/metadata").json()["rest"]
+
+    listed = {(r["type"], i["code"]) for r in rest["resource"] for i in r["interaction"]}
+    listed |= {("system", i["code"]) for i in rest["interaction"]}
+
+    assert listed == served_interactions()
+
+
+def test_it_lists_exactly_the_search_parameters_the_router_takes(client: TestClient) -> None:
+    [rest] = client.get("/fhir/metadata").json()["rest"]
+    listed = {r["type"]: {p["name"] for p in r.get("searchParam", [])} for r in rest["resource"]}
+
+    for route in router.routes:
+        if (
+            isinstance(route, APIRoute)
+            and route.include_in_schema
+            and "GET" in (route.methods or set())
+            and route.path.count("/") == 2
+        ):
+            resource_type = route.path.split("/")[2]
+            if resource_type == "metadata":
+                continue
+            taken = {param.alias or param.name for param in route.dependant.query_params} - GENERAL_PARAMETERS
+            assert listed[resource_type] == taken, resource_type
+
+
+def test_conditional_create_is_claimed_where_it_is_honoured(client: TestClient) -> None:
+    [rest] = client.get("/fhir/metadata").json()["rest"]
+
+    claimed = {r["type"] for r in rest["resource"] if r["conditionalCreate"]}
+
+    assert claimed == {"QuestionnaireResponse", "Patient"}
