@@ -18,9 +18,11 @@ from app.core.config import get_settings
 from app.core.db import create_db_engine, make_sessionmaker, transaction, writer
 from app.core.migrations import upgrade_to_head
 from app.instruments.registry import load_registry, record_versions
+from app.research.cli import research_cli
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Compassion Outcomes administration.")
 stderr = Console(stderr=True)
+cli.add_typer(research_cli, name="research", help="Research: synthetic cohorts, bulk import, lagged effects.")
 
 
 @cli.command("create-api-key")

@@ -62,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_sessions = make_sessionmaker(engine)
     app.state.write_sessions = make_sessionmaker(write_engine)
     app.state.transaction_observer = AuditTrail
+    app.state.read_only_routes = frozenset({"/v1/research/lagged-effects"})
+    """POST routes that only read: they must not hold SQLite's single write connection while a model fits."""
 
     install_problem_handlers(app)
     refusals = {NotAuthenticated: "unauthenticated", PermissionDenied: "forbidden", NotFound: "not_found"}

@@ -33,7 +33,8 @@ def get_db(request: Request) -> Iterator[Session]:
     in deferred (shared) transactions on the read pool.
     """
     state = request.app.state
-    writes = request.method in WRITE_METHODS
+    route = getattr(request.scope.get("route"), "path", None)
+    writes = request.method in WRITE_METHODS and route not in state.read_only_routes
     factory = state.write_sessions if writes else state.read_sessions
     observer: TransactionObserver | None = state.transaction_observer(request) if state.transaction_observer else None
     with factory() as session, session.begin():

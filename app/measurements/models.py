@@ -21,6 +21,7 @@ class Measurement(Base):
     __table_args__ = (
         UniqueConstraint("measurement_id", "version"),
         Index("ix_measurement_patient_instrument_time", "patient_id", "instrument_id", "measured_at"),
+        Index("ix_measurement_clinic_patient_time", "clinic_id", "patient_id", "measured_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)

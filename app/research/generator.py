@@ -116,13 +116,16 @@ def generate_latent(config: CohortConfig, *, seed: int) -> pd.DataFrame:
     for step in range(config.burn_in + weeks):
         shocks = rng.standard_normal((n, 3))
         d, f, s = w[:, 0], w[:, 1], w[:, 2]
-        w = np.column_stack(
-            [
-                config.rho_d * d + gamma_fd * f + config.gamma_sd * s,
-                config.delta_df * d + config.rho_f * f,
-                config.gamma_ds * d + config.rho_s * s,
-            ]
-        ) + shocks
+        w = (
+            np.column_stack(
+                [
+                    config.rho_d * d + gamma_fd * f + config.gamma_sd * s,
+                    config.delta_df * d + config.rho_f * f,
+                    config.gamma_ds * d + config.rho_s * s,
+                ]
+            )
+            + shocks
+        )
         if step >= config.burn_in:
             within[step - config.burn_in] = w
 

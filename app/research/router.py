@@ -1,5 +1,192 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from app.auth.dependencies import requires
+from app.auth.permissions import Permission
+from app.auth.service import Principal
+from app.core.deps import SessionDep, SettingsDep
+from app.core.problems import PROBLEM_RESPONSES
+from app.idempotency.service import Idempotent
+from app.instruments.dependencies import RegistryDep
+from app.research import codebook, imports, service
+from app.research.dependencies import ExportParams, ExportParamsDep, ImportFormatDep, RecordSessionDep, UploadDep
+from app.research.export import ExportSpec
+from app.research.pseudonyms import DEFAULT_PROJECT, Pseudonymiser
+from app.research.responses import export_response
+from app.research.schemas import (
+    PROJECT_PATTERN,
+    ExportRecord,
+    ImportReport,
+    LaggedEffectsRequest,
+    LaggedEffectsResponse,
+)
+
+router = APIRouter(prefix="/v1/research", tags=["research"], responses=PROBLEM_RESPONSES)
+
+EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The export file (CSV and Parquet are streamed).",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            "application/x-spss-sav": {"schema": {"type": "string", "format": "binary"}},
+            "application/x-stata-dta": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def _spec(params: ExportParams, registry: RegistryDep, principal: Principal, *, identified: bool) -> ExportSpec:
+    return ExportSpec(
+        clinic_id=principal.clinic_id,
+        definitions=service.select_definitions(registry, params.instruments),
+        layout=params.layout,
+        level=params.level,
+        measured_from=params.measured_from,
+        measured_to=params.measured_to,
+        identified=identified,
+    )
+
+
+@router.get("/export", response_class=Response, responses=EXPORT_CONTENT)
+def export(
+    request: Request,
+    params: ExportParamsDep,
+    session: SessionDep,
+    record_session: RecordSessionDep,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT)],
+    project: Annotated[
+        str,
+        Query(
+            pattern=PROJECT_PATTERN,
+            description="Research project: pseudonyms are stable within a project and differ between projects.",
+        ),
+    ] = DEFAULT_PROJECT,
+) -> Response:
+    """De-identified export of the clinic's current measurements (pseudonymous ids, relative time only)."""
+    spec = _spec(params, registry, principal, identified=False)
+    pseudonymise = Pseudonymiser(
+        secret=settings.research_pseudonym_key.get_secret_value(), project=project, clinic_id=principal.clinic_id
+    )
+    response = export_response(
+        session=session,
+        sessions=request.app.state.read_sessions,
+        spec=spec,
+        export_format=params.export_format,
+        pseudonymise=pseudonymise,
+    )
+    service.record_export(
+        record_session, principal=principal, spec=spec, export_format=params.export_format, project=project
+    )
+    return response
+
+
+@router.get("/export/identified", response_class=Response, responses=EXPORT_CONTENT)
+def export_identified(
+    request: Request,
+    params: ExportParamsDep,
+    session: SessionDep,
+    record_session: RecordSessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT_IDENTIFIED)],
+) -> Response:
+    """Identified export (internal and external ids, UTC times) for administrators; every one is recorded."""
+    spec = _spec(params, registry, principal, identified=True)
+    response = export_response(
+        session=session,
+        sessions=request.app.state.read_sessions,
+        spec=spec,
+        export_format=params.export_format,
+        pseudonymise=None,
+    )
+    service.record_export(
+        record_session, principal=principal, spec=spec, export_format=params.export_format, project=None
+    )
+    return response
+
+
+@router.get("/exports")
+def list_exports(
+    session: SessionDep,
+    principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT_IDENTIFIED)],
+    identified: Annotated[bool, Query(description="Only identified exports.")] = False,
+) -> list[ExportRecord]:
+    """The clinic's record of research exports: who, when, with which parameters."""
+    rows = service.list_exports(session, clinic_id=principal.clinic_id, identified_only=identified)
+    return [ExportRecord.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.get("/codebook")
+def get_codebook(
+    params: ExportParamsDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT)],
+    identified: Annotated[bool, Query(description="Describe the identified export's columns.")] = False,
+) -> dict[str, Any]:
+    """The export's codebook as a Frictionless Data Package (`datapackage.json`)."""
+    if identified:
+        principal.require(Permission.RESEARCH_EXPORT_IDENTIFIED)
+    return codebook.datapackage(
+        layout=params.layout,
+        level=params.level,
+        export_format=params.export_format,
+        definitions=service.select_definitions(registry, params.instruments),
+        identified=identified,
+    )
+
+
+@router.post("/lagged-effects")
+def lagged_effects(
+    body: LaggedEffectsRequest,
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.RESEARCH_ANALYSE)],
+) -> LaggedEffectsResponse:
+    """Within-person lagged effects on the clinic's data (change-analytics §4.2), beside the naive pooled ones."""
+    return service.lagged_effects(session, registry, clinic_id=principal.clinic_id, request=body)
+
+
+@router.post(
+    "/imports",
+    status_code=201,
+    response_model=ImportReport,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+def import_measurements(
+    session: SessionDep,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_IMPORT)],
+    guard: Idempotent,
+    content: UploadDep,
+    import_format: ImportFormatDep,
+    create_patients: Annotated[
+        bool, Query(description="Create patients for unknown external ids (needs patients:write).")
+    ] = False,
+) -> Response:
+    """Import measurements from CSV or NDJSON, scored like single posts; one rejected row rejects the file."""
+    if create_patients:
+        principal.require(Permission.PATIENTS_WRITE)
+    report = imports.import_file(
+        session,
+        registry,
+        clinic_id=principal.clinic_id,
+        content=content,
+        import_format=import_format,
+        create_patients=create_patients,
+        recorded_by_key_id=principal.key_id,
+    )
+    return guard.respond(report, status_code=201)

@@ -1,0 +1,138 @@
+"""Request and response shapes of the research endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from app.core.schemas import Schema
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    PARQUET = "parquet"
+    SAV = "sav"
+    DTA = "dta"
+
+
+class Layout(StrEnum):
+    LONG = "long"
+    """One row per score (or item) per measurement."""
+    WIDE = "wide"
+    """One row per patient per week, one column per instrument score (or item)."""
+
+
+class Level(StrEnum):
+    SCORES = "scores"
+    ITEMS = "items"
+
+
+PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+VariableRef = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$",
+        max_length=120,
+        description="`<instrument>.<score key>`, e.g. `phq9.total`.",
+        examples=["phq9.total"],
+    ),
+]
+
+
+class LaggedEffectsRequest(Schema):
+    outcome: VariableRef
+    predictors: list[VariableRef] = Field(
+        min_length=1, max_length=6, examples=[["fcs_from_others.total", "scs_sf.total"]]
+    )
+    lag: int = Field(default=1, ge=1, le=12, strict=True, description="Lag in weeks.")
+    time_unit: Literal["week"] = Field(
+        default="week", description="Lags are by calendar week since the patient's first measurement, never by row."
+    )
+    method: Literal["mixedlm", "within"] = Field(
+        default="mixedlm",
+        description=(
+            "`mixedlm`: random intercept and slope for week (statsmodels MixedLM, REML). `within`: the equivalent "
+            "within (fixed-effects) estimator on per-patient detrended data, with patient-clustered standard errors."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> LaggedEffectsRequest:
+        if len(set(self.predictors)) != len(self.predictors):
+            raise ValueError("a predictor is listed twice")
+        if self.outcome in self.predictors:
+            raise ValueError("the outcome's own lag is always included as a control; do not list it as a predictor")
+        return self
+
+
+class Effect(BaseModel):
+    predictor: str
+    outcome: str
+    role: Literal["within", "autoregressive_control", "between", "pooled"]
+    estimate: float
+    se: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p: float | None
+    standardized: float | None = Field(description="β·SD(x_w)/SD(y_w) over the detrended residuals (within effects).")
+    interpretable: bool
+    note: str | None = None
+
+
+class Correlation(BaseModel):
+    predictor: str
+    outcome: str
+    r: float | None
+    n: int
+
+
+class NaiveEstimates(BaseModel):
+    note: str
+    pooled_lagged: list[Effect]
+    pooled_lagged_with_outcome_lag: list[Effect]
+    correlations: list[Correlation]
+
+
+class AnalysisWarning(BaseModel):
+    code: str
+    message: str
+
+
+class LaggedEffectsResponse(BaseModel):
+    effects: list[Effect]
+    between_effects: list[Effect]
+    n_patients: int
+    n_observations: int
+    dropped_patients: int = Field(description="Patients with data but fewer than 4 usable rows.")
+    median_rows_per_patient: float = Field(description="Median usable weeks per patient kept (T).")
+    specification: dict[str, object]
+    warnings: list[AnalysisWarning]
+    naive: NaiveEstimates
+
+
+class ExportRecord(BaseModel):
+    id: uuid.UUID
+    api_key_id: uuid.UUID | None
+    role: str
+    identified: bool
+    parameters: dict[str, Any]
+    created_at: datetime
+
+
+class RejectedRow(BaseModel):
+    row: int
+    field: str
+    message: str
+
+
+class ImportReport(BaseModel):
+    rows: int = Field(description="Data rows read from the file.")
+    imported: int
+    patients_created: int
+    sessions_created: int
+    by_instrument: dict[str, int]

@@ -1,0 +1,179 @@
+"""Research use cases: record exports, check what is asked for, and load a clinic's data as an analysis panel."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.service import Principal
+from app.core.errors import FieldError, InvalidInput
+from app.instruments.registry import InstrumentRegistry
+from app.measurements.models import Measurement
+from app.research import analysis
+from app.research.export import ExportSpec, first_measurements
+from app.research.models import ResearchExport
+from app.research.schemas import ExportFormat, LaggedEffectsRequest, LaggedEffectsResponse
+from app.research.timeline import days_between, week_of
+from app.scoring.definition import InstrumentDefinition
+
+PANEL_YIELD_PER = 5000
+
+
+def select_definitions(
+    registry: InstrumentRegistry, instruments: Sequence[str] | None
+) -> tuple[InstrumentDefinition, ...]:
+    """The named instruments (every instrument when none is named), in id order; unknown names are a 422."""
+    names = sorted({name for name in instruments or () if name}) or registry.ids()
+    unknown = [name for name in names if name not in registry.definitions]
+    if unknown:
+        raise InvalidInput(
+            f"unknown instrument(s): {', '.join(unknown)}",
+            errors=[
+                FieldError(
+                    field="instruments", message=f"unknown instrument {name!r}", value=name, allowed=registry.ids()
+                )
+                for name in unknown
+            ],
+        )
+    return tuple(registry.definitions[name] for name in names)
+
+
+def record_export(
+    session: Session, *, principal: Principal, spec: ExportSpec, export_format: ExportFormat, project: str | None
+) -> ResearchExport:
+    """Record who exported what, and when, in a write transaction that commits before any data is sent.
+
+    Call it last in the handler (after a ``.sav``/``.dta`` file is built), so SQLite's write lock is held for a
+    moment only. The audit trail records the request itself (route, key, clinic); this row adds the parameters, and
+    ``identified`` marks the exports an auditor must review.
+    """
+    entry = ResearchExport(
+        clinic_id=principal.clinic_id,
+        api_key_id=principal.key_id,
+        role=principal.role.value,
+        identified=spec.identified,
+        parameters={
+            "format": export_format.value,
+            "layout": spec.layout.value,
+            "level": spec.level.value,
+            "instruments": [definition.id for definition in spec.definitions],
+            "from": spec.measured_from.isoformat() if spec.measured_from else None,
+            "to": spec.measured_to.isoformat() if spec.measured_to else None,
+            "project": project,
+        },
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def list_exports(session: Session, *, clinic_id: uuid.UUID, identified_only: bool = False) -> list[ResearchExport]:
+    query = select(ResearchExport).where(ResearchExport.clinic_id == clinic_id)
+    if identified_only:
+        query = query.where(ResearchExport.identified.is_(True))
+    return list(session.scalars(query.order_by(ResearchExport.created_at, ResearchExport.id)))
+
+
+def _variable(registry: InstrumentRegistry, reference: str, field: str) -> tuple[str, str]:
+    instrument, _, key = reference.partition(".")
+    definition = registry.definitions.get(instrument)
+    if definition is None:
+        raise InvalidInput(
+            f"unknown instrument {instrument!r} in {reference!r}",
+            errors=[FieldError(field=field, message="unknown instrument", value=reference, allowed=registry.ids())],
+        )
+    keys = [spec.key for spec in definition.scores]
+    if key not in keys:
+        raise InvalidInput(
+            f"{instrument} has no score {key!r}",
+            errors=[
+                FieldError(
+                    field=field,
+                    message=f"{instrument} has no score {key!r}",
+                    value=reference,
+                    allowed=[f"{instrument}.{k}" for k in keys],
+                )
+            ],
+        )
+    return instrument, key
+
+
+def load_panel(session: Session, *, clinic_id: uuid.UUID, variables: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """One row per patient-week with a column ``<instrument>.<score>`` per variable (the week's last value).
+
+    Weeks are calendar weeks since each patient's first measurement of any instrument, as in the exports.
+    """
+    first = first_measurements(clinic_id)
+    instruments = sorted({instrument for instrument, _key in variables})
+    query = (
+        select(
+            Measurement.patient_id,
+            Measurement.instrument_id,
+            Measurement.measured_at,
+            Measurement.scores,
+            first.c.first_at,
+        )
+        .join(first, first.c.patient_id == Measurement.patient_id)
+        .where(
+            Measurement.clinic_id == clinic_id,
+            Measurement.is_current.is_(True),
+            Measurement.instrument_id.in_(instruments),
+        )
+        .order_by(Measurement.patient_id, Measurement.measured_at, Measurement.id)
+    )
+    keys_by_instrument: dict[str, list[str]] = {}
+    for instrument, key in variables:
+        keys_by_instrument.setdefault(instrument, []).append(key)
+    cells: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}
+    for row in session.execute(query.execution_options(yield_per=PANEL_YIELD_PER)):
+        week = week_of(days_between(row.first_at, row.measured_at))
+        values = cells.setdefault((row.patient_id, week), {})
+        for key in keys_by_instrument[row.instrument_id]:
+            values[f"{row.instrument_id}.{key}"] = (row.scores.get(key) or {}).get("value")
+    names = [f"{instrument}.{key}" for instrument, key in variables]
+    frame = pd.DataFrame(
+        [{"patient": str(patient), "week": week, **values} for (patient, week), values in cells.items()],
+        columns=["patient", "week", *names],
+    )
+    return frame.astype(dict.fromkeys(names, "float64"))
+
+
+def lagged_effects(
+    session: Session,
+    registry: InstrumentRegistry,
+    *,
+    clinic_id: uuid.UUID,
+    request: LaggedEffectsRequest,
+    progress: analysis.Progress | None = None,
+) -> LaggedEffectsResponse:
+    variables = [_variable(registry, request.outcome, "outcome")]
+    variables += [_variable(registry, name, f"predictors.{i}") for i, name in enumerate(request.predictors)]
+    panel = load_panel(session, clinic_id=clinic_id, variables=variables)
+    return analyse(panel, request, progress=progress)
+
+
+def analyse(
+    panel: pd.DataFrame, request: LaggedEffectsRequest, *, progress: analysis.Progress | None = None
+) -> LaggedEffectsResponse:
+    try:
+        result = analysis.fit_lagged_effects(
+            panel,
+            outcome=request.outcome,
+            predictors=request.predictors,
+            lag=request.lag,
+            method=request.method,
+            progress=progress,
+        )
+    except analysis.InsufficientData as exc:
+        raise InvalidInput(f"not enough data for the analysis: {exc}") from None
+    return to_response(result)
+
+
+def to_response(result: analysis.LaggedResult) -> LaggedEffectsResponse:
+    return LaggedEffectsResponse.model_validate(asdict(result))

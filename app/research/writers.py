@@ -1,0 +1,186 @@
+"""Serialise export rows: CSV and Parquet as streams of bytes in constant memory; SPSS and Stata as files.
+
+CSV is RFC 4180 (UTF-8 without BOM, a header of plain snake_case names, empty = missing), which pandas, R's
+``read.csv`` / ``readr`` and spreadsheets read as is. Parquet is written one row group at a time into a sink that
+is drained after each group, so neither format ever holds the whole export. SPSS ``.sav`` and Stata ``.dta`` need
+the whole table (pyreadstat writes a file from a data frame), so those two are bounded by the export's size.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+import pyreadstat
+
+from app.research.export import Value
+from app.research.schemas import ExportFormat
+from app.research.variables import Column
+
+CSV_FLUSH_ROWS = 1000
+PARQUET_ROW_GROUP = 50_000
+STATA_LABEL_LENGTH = 80
+
+MEDIA_TYPES = {
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.PARQUET: "application/vnd.apache.parquet",
+    ExportFormat.SAV: "application/x-spss-sav",
+    ExportFormat.DTA: "application/x-stata-dta",
+}
+
+
+def _csv_value(value: Value) -> Value:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def csv_chunks(columns: Sequence[Column], rows: Iterable[list[Value]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([column.name for column in columns])
+    pending = 0
+    for row in rows:
+        writer.writerow([_csv_value(value) for value in row])
+        pending += 1
+        if pending >= CSV_FLUSH_ROWS:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+            pending = 0
+    yield buffer.getvalue().encode()
+
+
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "datetime": pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
+    """Each field carries its label, description and value labels as metadata (R arrow and pyarrow keep them)."""
+    fields = []
+    for column in columns:
+        metadata = {"label": column.title, "description": column.description}
+        if column.value_labels:
+            metadata["value_labels"] = json.dumps({str(code): label for code, label in column.value_labels.items()})
+        fields.append(pa.field(column.name, _ARROW_TYPES[column.type], metadata=metadata))
+    return pa.schema(fields)
+
+
+class _DrainedSink:
+    """A write-only file that hands out what was written since the last drain; ``tell`` counts every byte."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._position = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._chunks.append(chunk)
+        self._position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        return None
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def drain(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks = []
+        return out
+
+
+def parquet_chunks(
+    columns: Sequence[Column], rows: Iterable[list[Value]], *, row_group: int = PARQUET_ROW_GROUP
+) -> Iterator[bytes]:
+    schema = arrow_schema(columns)
+    sink = _DrainedSink()
+    writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema)
+    batch: list[list[Value]] = []
+
+    def flush() -> None:
+        values = list(zip(*batch, strict=True))
+        arrays = [pa.array(column, type=field.type) for column, field in zip(values, schema, strict=True)]
+        writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+        batch.clear()
+
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= row_group:
+            flush()
+            yield sink.drain()
+    if batch:
+        flush()
+    writer.close()
+    yield sink.drain()
+
+
+def data_frame(columns: Sequence[Column], rows: Iterable[list[Value]]) -> pd.DataFrame:
+    """The whole export as a frame for pyreadstat: integers with gaps become floats, datetimes naive UTC."""
+    frame = pd.DataFrame.from_records(list(rows), columns=[column.name for column in columns])
+    for column in columns:
+        series = frame[column.name]
+        if column.type in ("integer", "number"):
+            frame[column.name] = pd.to_numeric(series, errors="coerce").astype("float64")
+        elif column.type == "datetime":
+            frame[column.name] = pd.to_datetime(series, utc=True).dt.tz_localize(None)
+        else:
+            frame[column.name] = series.astype(object).where(series.notna(), "").astype(str)
+    return frame
+
+
+def _labels(columns: Sequence[Column]) -> tuple[list[str | None], dict[str, dict[float, str]]]:
+    labels: list[str | None] = [column.title[:STATA_LABEL_LENGTH] for column in columns]
+    value_labels = {
+        column.name: {float(code): label for code, label in column.value_labels.items()}
+        for column in columns
+        if column.value_labels
+    }
+    return labels, value_labels
+
+
+def _measure(column: Column) -> str:
+    if column.value_labels and (column.score_key or column.item):
+        return "ordinal"
+    return "nominal" if column.type == "string" or column.value_labels else "scale"
+
+
+def write_statistics_file(
+    export_format: ExportFormat, columns: Sequence[Column], rows: Iterable[list[Value]], path: Path
+) -> None:
+    """Write a ``.sav`` or ``.dta`` with variable labels (titles) and value labels (bands, options, yes/no)."""
+    frame = data_frame(columns, rows)
+    labels, value_labels = _labels(columns)
+    if export_format is ExportFormat.SAV:
+        measures = {column.name: _measure(column) for column in columns}
+        pyreadstat.write_sav(
+            frame,
+            str(path),
+            column_labels=labels,
+            variable_value_labels=value_labels,
+            variable_measure=measures,
+        )
+    elif export_format is ExportFormat.DTA:
+        pyreadstat.write_dta(frame, str(path), column_labels=labels, variable_value_labels=value_labels, version=15)
+    else:
+        raise ValueError(f"{export_format} is not a statistics-package format")
