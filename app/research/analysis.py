@@ -273,7 +273,7 @@ def _estimate(
 
 
 def _ols(y: np.ndarray, x: np.ndarray) -> Any:
-    import statsmodels.api as sm  # type: ignore[import-untyped]  # lazy: 2-3 s to import
+    import statsmodels.api as sm  # lazy: 2-3 s to import
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
