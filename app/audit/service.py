@@ -37,6 +37,8 @@ UNAUDITED_ROUTES = frozenset(
 )
 """Routes that touch no patient data (instrument definitions, stateless scoring, health)."""
 SKIPPED_TABLES = frozenset({"audit_event", "idempotency_record", "patient_identifier"})
+RESOURCE_ID_LENGTH = 100
+"""Width of ``audit_event.resource_id``; a path value the caller sent can be longer."""
 
 
 def route_template(request: Request) -> str | None:
@@ -56,9 +58,14 @@ def _resource(template: str, params: dict[str, Any]) -> tuple[str | None, str | 
     for index in range(len(segments) - 1, -1, -1):
         segment = segments[index]
         if segment.startswith("{") and index > 0:
-            return segments[index - 1], str(params.get(segment.strip("{}")))
+            return segments[index - 1], _stored_text(str(params.get(segment.strip("{}"))), RESOURCE_ID_LENGTH)
     tail = next((s for s in reversed(segments) if not s.startswith("{")), None)
     return tail, None
+
+
+def _stored_text(value: str, length: int) -> str:
+    """A caller-supplied path value as the audit column can hold it: NUL removed (PostgreSQL refuses it), cut."""
+    return value.replace("\x00", "")[:length]
 
 
 def _patient_id(params: dict[str, Any], principal: Principal | None) -> uuid.UUID | None:

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import DomainError, FieldError
@@ -50,11 +51,14 @@ class Problem(BaseModel):
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": description}
     for status, description in {
+        400: "Malformed request (the body is not JSON text)",
         401: "Missing or invalid API key",
         403: "The key's role does not allow this",
         404: "Not found (or another clinic's record)",
         409: "Conflict",
+        413: "Request body too large",
         422: "Invalid input; nothing was stored",
+        429: "Rate limit exceeded; retry after `Retry-After` seconds",
     }.items()
 }
 
@@ -101,8 +105,9 @@ def _field_error(error: FieldError) -> dict[str, Any]:
 
 
 def _jsonable(body: dict[str, Any]) -> Any:
-    """Round-trip through JSON so any odd value a client sent (huge ints, bytes) renders safely."""
-    return json.loads(json.dumps(body, default=str, allow_nan=False, ensure_ascii=False))
+    """Round-trip through JSON so any odd value a client sent (huge ints, bytes, lone surrogates) renders safely."""
+    text = json.dumps(body, default=str, allow_nan=False, ensure_ascii=False)
+    return json.loads(text.encode("utf-8", errors="replace"))
 
 
 def validation_field_errors(exc: RequestValidationError) -> list[FieldError]:
@@ -163,6 +168,21 @@ def install_problem_handlers(app: FastAPI) -> None:
             slug="validation-error",
             detail=f"{len(errors)} invalid field(s); nothing was stored",
             errors=errors,
+        )
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> ProblemResponse:
+        # The database refused a value the request carried (a NUL character in text, a number out of range).
+        logger.warning(
+            "database refused a value (%s) on %s %s", type(exc.orig).__name__, request.method, _route(request)
+        )
+        return problem_response(
+            request,
+            status=422,
+            title="Invalid request",
+            slug="validation-error",
+            detail="a value in the request cannot be stored (such as a NUL character or a number out of range); "
+            "nothing was stored",
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -5,11 +5,39 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+)
 
 
 class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        """Text never carries NUL (U+0000): PostgreSQL cannot store it, so no backend accepts it."""
+        if _has_nul(value):
+            raise ValueError("text must not contain NUL (U+0000) characters")
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _strict_answer(value: Any) -> int | str | None:
@@ -43,7 +71,16 @@ DeclaredTotal = Annotated[
 ]
 
 
-UTCDatetime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
+def _written_datetime(value: Any) -> Any:
+    """A number is not a date-time here (pydantic would read it as seconds since 1970): refuse it."""
+    if isinstance(value, int | float):
+        raise ValueError("a date-time is an ISO 8601 string with a time zone, such as 2026-11-20T09:30:00+01:00")
+    return value
+
+
+UTCDatetime = Annotated[
+    AwareDatetime, BeforeValidator(_written_datetime), AfterValidator(lambda value: value.astimezone(UTC))
+]
 """A datetime that must carry a time zone; normalised to UTC, as it is stored."""
 
 T = TypeVar("T")

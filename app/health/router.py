@@ -9,7 +9,15 @@ from app.core.deps import SessionDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+class HealthResponse(JSONResponse):
+    media_type = "application/health+json"
+
+
+@router.get(
+    "/health",
+    response_class=HealthResponse,
+    responses={503: {"description": "The database does not answer", "content": {HealthResponse.media_type: {}}}},
+)
 def health(session: SessionDep) -> JSONResponse:
     """Ready to serve: the database answers. 503 (``application/health+json``) when it does not."""
     try:

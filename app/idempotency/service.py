@@ -28,6 +28,8 @@ from app.idempotency.models import IdempotencyRecord
 
 REPLAY_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
+KEY_PATTERN = r"^[\x20-\x7E]+$"
+"""Printable ASCII, as the IETF Idempotency-Key draft's sf-string allows."""
 
 
 class IdempotentReplay(Exception):
@@ -52,7 +54,7 @@ async def request_fingerprint(request: Request) -> str:
     body = await request.body()
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: fingerprint the raw bytes
         canonical = body
     digest = hashlib.sha256()
     for part in (request.method.encode(), request.url.path.encode(), canonical):
@@ -119,6 +121,9 @@ def get_guard(
         Header(
             alias="Idempotency-Key",
             description="Make a retried POST safe: the same key and body replays the first response.",
+            min_length=1,
+            max_length=MAX_KEY_LENGTH,
+            pattern=KEY_PATTERN,
         ),
     ] = None,
 ) -> IdempotencyGuard:
