@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
 from app.core.errors import PayloadTooLarge
@@ -85,13 +85,53 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
-def _caller(request: Request) -> str:
-    authorization = request.headers.get("authorization", "")
-    if authorization.lower().startswith("bearer "):
-        prefix = key_prefix(authorization[7:].strip())
-        if prefix:
-            return f"key:{prefix}"
-    return f"addr:{request.client.host if request.client else '?'}"
+def _caller(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            prefix = key_prefix(value[7:].strip().decode("latin-1"))
+            if prefix:
+                return f"key:{prefix}"
+    client = scope.get("client")
+    return f"addr:{client[0] if client else '?'}"
+
+
+class Hygiene:
+    """Per-caller rate limit and security headers, as plain ASGI (no per-request task or body re-buffering)."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter | None, per_minute: int) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.per_minute = per_minute
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if self.limiter is not None and path not in ("/health", "/livez"):
+            wait = self.limiter.allow(_caller(scope))
+            if wait > 0:
+                response = problem_response(
+                    Request(scope),
+                    status=429,
+                    title="Too Many Requests",
+                    slug="rate-limited",
+                    detail=f"rate limit of {self.per_minute} requests per minute exceeded",
+                    headers={"Retry-After": str(max(1, round(wait)))},
+                )
+                await response(scope, receive, _secured(send, path))
+                return
+        await self.app(scope, receive, _secured(send, path))
+
+
+def _secured(send: Send, path: str) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            _secure(path, headers)
+        await send(message)
+
+    return send_with_headers
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
@@ -100,27 +140,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
         if settings.rate_limit_per_minute
         else None
     )
-
-    @app.middleware("http")
-    async def _hygiene(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if limiter is not None and request.url.path not in ("/health", "/livez"):
-            wait = limiter.allow(_caller(request))
-            if wait > 0:
-                response: Response = problem_response(
-                    request,
-                    status=429,
-                    title="Too Many Requests",
-                    slug="rate-limited",
-                    detail=f"rate limit of {settings.rate_limit_per_minute} requests per minute exceeded",
-                    headers={"Retry-After": str(max(1, round(wait)))},
-                )
-            else:
-                response = await call_next(request)
-        else:
-            response = await call_next(request)
-        _secure(request, response)
-        return response
-
+    app.add_middleware(Hygiene, limiter=limiter, per_minute=settings.rate_limit_per_minute)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -133,15 +153,14 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
         )
 
 
-def _secure(request: Request, response: Response) -> None:
-    headers = response.headers
+def _secure(path: str, headers: MutableHeaders) -> None:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("Cache-Control", "no-store")
-    if request.url.path.startswith(DOCS_PATHS):
+    if path.startswith(DOCS_PATHS):
         return
-    headers.setdefault("X-Frame-Options", "DENY" if "html" not in headers.get("content-type", "") else "SAMEORIGIN")
     content_type = headers.get("content-type", "")
+    headers.setdefault("X-Frame-Options", "SAMEORIGIN" if "html" in content_type else "DENY")
     headers.setdefault(
         "Content-Security-Policy", HTML_CSP if "html" in content_type or "svg" in content_type else API_CSP
     )

@@ -51,6 +51,9 @@ def replay_response(exc: IdempotentReplay) -> Response:
 
 
 async def request_fingerprint(request: Request) -> str:
+    """A hash of method, path and (canonical JSON) body; only computed when the request carries a key."""
+    if "idempotency-key" not in request.headers:
+        return ""
     body = await request.body()
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
