@@ -6,6 +6,7 @@ Only a command's result goes to stdout (``create-api-key`` prints the key and no
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -15,7 +16,7 @@ import app.models  # noqa: F401  (every table must be known before any is used)
 from app.auth import service as auth
 from app.auth.permissions import STAFF_ROLES, Role
 from app.core.config import get_settings
-from app.core.db import create_db_engine, make_sessionmaker, transaction, writer
+from app.core.db import create_db_engine, make_sessionmaker, transaction, utcnow, writer
 from app.core.migrations import upgrade_to_head
 from app.instruments.registry import load_registry, record_versions
 from app.research.cli import research_cli
@@ -30,6 +31,7 @@ def create_api_key(
     clinic: Annotated[str, typer.Option(help="Clinic name; created if it does not exist.")],
     role: Annotated[Role, typer.Option(help="Role of the key.")],
     label: Annotated[str | None, typer.Option(help="A note on what the key is for.")] = None,
+    expires_in_days: Annotated[int | None, typer.Option(min=1, help="Days until the key stops working.")] = None,
 ) -> None:
     """Create an API key (and the clinic, if new). The key is printed once, on stdout; only its hash is stored."""
     if role not in STAFF_ROLES:
@@ -48,6 +50,7 @@ def create_api_key(
                 role=role,
                 label=label,
                 pepper=settings.api_key_pepper.get_secret_value(),
+                expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
             )
             key = issued.key
     finally:

@@ -52,3 +52,29 @@ def test_an_unknown_role_is_refused(tmp_path: Path) -> None:
 
     assert result.returncode != 0
     assert result.stdout == ""
+
+
+def test_keys_are_listed_expired_and_revoked_from_the_command_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade_to_head(url)
+    env = {**os.environ, "DATABASE_URL": url, "API_KEY_PEPPER": TEST_PEPPER}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app", *args], capture_output=True, text=True, env=env, cwd=ROOT, check=True
+        )
+
+    expiring = run("create-api-key", "--clinic", "C", "--role", "admin", "--expires-in-days", "30").stdout.strip()
+    doomed = run("create-api-key", "--clinic", "C", "--role", "clinician", "--label", "old feed").stdout.strip()
+    listed = run("list-api-keys", "--clinic", "C").stdout.splitlines()
+    doomed_id = next(line.split("\t")[0] for line in listed if "old feed" in line)
+    run("revoke-api-key", "--clinic", "C", doomed_id)
+
+    with TestClient(create_app(make_settings(url))) as client:
+        keys = client.get("/v1/api-keys", headers={"Authorization": f"Bearer {expiring}"}).json()["items"]
+        refused = client.get("/v1/patients", headers={"Authorization": f"Bearer {doomed}"})
+    assert len(listed) == 2
+    assert all(expiring not in line and doomed not in line for line in listed)
+    assert refused.status_code == 401
+    admin = next(key for key in keys if key["role"] == "admin")
+    assert admin["expires_at"] is not None
