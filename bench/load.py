@@ -44,7 +44,9 @@ def http_request(method: str, path: str, body: bytes = b"", headers: dict[str, s
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: keep-alive"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     if body or method in ("POST", "PUT"):
-        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        if not any(name.lower() == "content-type" for name in headers or {}):
+            lines.append("Content-Type: application/json")
+        lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 

@@ -1,0 +1,86 @@
+"""Store many measurements fast, straight into the ``measurement`` table (not through the API).
+
+One PHQ-9 is scored and stored through ``app.measurements.service.create``; its row is the template that is copied
+with new ids, patients and times, so every stored score is valid JSON the product itself produced.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from pydantic import SecretStr
+from sqlalchemy import Table, func, insert, select
+
+from bench.common import PEPPER, PHQ9, Product
+
+CHUNK = 20_000
+PER_PATIENT = 100
+"""Each filler patient has 100 measurements, about two years of weekly PHQ-9 and GAD-7."""
+START = datetime(2022, 1, 3, 9, tzinfo=UTC)
+
+
+def seed(product: Product, total: int) -> int:
+    """Grow the clinic to ``total`` stored measurements; returns how many were added."""
+    import app.models  # noqa: F401
+    from app.core.config import Settings
+    from app.core.db import create_db_engine, make_sessionmaker, transaction, writer
+    from app.instruments.registry import load_registry
+    from app.measurements import service as measurements
+    from app.measurements.models import Measurement
+    from app.measurements.schemas import Source
+    from app.patients.models import Patient
+
+    settings = Settings(database_url=product.database_url, api_key_pepper=SecretStr(PEPPER))
+    engine = create_db_engine(settings)
+    table = Measurement.__table__
+    patient_table = Patient.__table__
+    try:
+        for session in transaction(make_sessionmaker(writer(engine))):
+            have = session.scalar(select(func.count()).select_from(table)) or 0
+            template_row = session.execute(select(table).limit(1)).mappings().first()
+            if template_row is None:
+                created = measurements.create(
+                    session,
+                    load_registry(settings.scales_dir),
+                    measurements.NewMeasurement(
+                        clinic_id=product.clinic_id,
+                        patient_id=uuid.UUID(product.patient_id),
+                        instrument="phq9",
+                        items=PHQ9,
+                        measured_at=START,
+                        source=Source("api"),
+                    ),
+                )
+                session.flush()
+                template_row = session.execute(select(table).where(table.c.id == created.id)).mappings().one()
+                have += 1
+        assert template_row is not None
+        template: dict[str, Any] = dict(template_row)
+        added = 0
+        with engine.begin() as connection:
+            while have + added < total:
+                count = min(CHUNK, total - have - added)
+                patients = [
+                    {"id": uuid.uuid4(), "clinic_id": product.clinic_id, "created_at": START}
+                    for _ in range(-(-count // PER_PATIENT))
+                ]
+                connection.execute(insert(cast(Table, patient_table)), patients)
+                rows = []
+                for offset in range(count):
+                    row_id = uuid.uuid4()
+                    rows.append(
+                        {
+                            **template,
+                            "id": row_id,
+                            "measurement_id": row_id,
+                            "patient_id": patients[offset // PER_PATIENT]["id"],
+                            "measured_at": START + timedelta(days=7 * (offset % PER_PATIENT)),
+                        }
+                    )
+                connection.execute(insert(cast(Table, table)), rows)
+                added += count
+    finally:
+        engine.dispose()
+    return added
