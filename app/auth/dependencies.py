@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.auth import service
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.core.deps import SessionDep, SettingsDep
+from app.core.deps import SettingsDep
 from app.core.errors import NotFound
 
 bearer = HTTPBearer(auto_error=False, description="An API key created with `python -m app create-api-key`.")
@@ -19,12 +19,16 @@ bearer = HTTPBearer(auto_error=False, description="An API key created with `pyth
 
 def get_principal(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    """Check the key in a short read session of its own, so a write request takes SQLite's single write connection
+    only when it first writes, not for its whole life (the profile in bench/README.md)."""
     presented = credentials.credentials if credentials else None
-    principal = service.authenticate(session, presented=presented, pepper=settings.api_key_pepper.get_secret_value())
+    with request.app.state.read_sessions() as session:
+        principal = service.authenticate(
+            session, presented=presented, pepper=settings.api_key_pepper.get_secret_value()
+        )
     request.state.principal = principal
     return principal
 
@@ -38,7 +42,7 @@ def requires(permission: Permission) -> Any:
     A patient token is also confined to its own patient: any other ``{patient_id}`` in the path does not exist for it.
     """
 
-    def check(request: Request, principal: CurrentPrincipal) -> Principal:
+    async def check(request: Request, principal: CurrentPrincipal) -> Principal:
         principal.require(permission)
         if principal.patient_id is not None:
             addressed = request.path_params.get("patient_id")
@@ -47,5 +51,5 @@ def requires(permission: Permission) -> Any:
         return principal
 
     check.__name__ = f"requires_{permission.name.lower()}"
-    dependency: Callable[..., Principal] = check
+    dependency: Callable[..., Awaitable[Principal]] = check
     return Depends(dependency)

@@ -21,7 +21,7 @@ class TransactionObserver(Protocol):
     def finish(self, session: Session) -> None: ...
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
