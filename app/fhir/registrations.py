@@ -3,7 +3,6 @@ QuestionnaireResponse's ``questionnaire`` reference resolves to one of them (nev
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from app.fhir.forms import compile_form
 from app.fhir.models import RegisteredQuestionnaire
 from app.fhir.questionnaires import builtin_form
 from app.fhir.schemas import FormMap
+from app.fhir.stored import as_served
 from app.fhir.validation import validate_leniently
 from app.instruments.registry import InstrumentRegistry
 from app.scoring.definition import InstrumentDefinition
@@ -134,16 +134,13 @@ def list_registered(session: Session, *, clinic_id: uuid.UUID, url: str | None =
 
 def served(row: RegisteredQuestionnaire) -> dict[str, Any]:
     """The registered form as received, under its server id and version."""
-    data = json.loads(row.raw)
-    data.pop("resourceType", None)
-    data.pop("id", None)
-    meta = data.pop("meta", None)
-    meta = {
-        **(meta if isinstance(meta, dict) else {}),
-        "versionId": str(row.version_id),
-        "lastUpdated": row.updated_at.isoformat(),
-    }
-    return {"resourceType": "Questionnaire", "id": row.logical_id, "meta": meta, **data}
+    return as_served(
+        row.raw,
+        resource_type="Questionnaire",
+        logical_id=row.logical_id,
+        version_id=row.version_id,
+        updated_at=row.updated_at,
+    )
 
 
 def resolve(

@@ -28,6 +28,7 @@ from app.fhir.errors import Issue, MalformedResource, PreconditionFailed, Refere
 from app.fhir.models import FhirResource
 from app.fhir.registrations import ResolvedForm
 from app.fhir.responses import ROOT, ResponseAnswers, authored, check_status, read_answers, subject_patient_id
+from app.fhir.stored import as_served
 from app.fhir.validation import validate
 from app.instruments import service as scoring
 from app.instruments.registry import InstrumentRegistry
@@ -197,18 +198,16 @@ def find(session: Session, clinic_id: uuid.UUID, logical_id: str) -> FhirResourc
 
 def served(row: FhirResource) -> dict[str, Any]:
     """The response as received, under its server id and version, its subject resolved to ``Patient/<id>``."""
-    data = json.loads(row.raw)
-    data.pop("resourceType", None)
-    data.pop("id", None)
-    meta = data.pop("meta", None)
-    meta = {
-        **(meta if isinstance(meta, dict) else {}),
-        "versionId": str(row.version_id),
-        "lastUpdated": row.updated_at.isoformat(),
-    }
-    subject = data.get("subject") if isinstance(data.get("subject"), dict) else {}
-    data["subject"] = {**subject, "reference": f"Patient/{row.patient_id}"}
-    return {"resourceType": RESOURCE_TYPE, "id": row.logical_id, "meta": meta, **data}
+    data = as_served(
+        row.raw,
+        resource_type=RESOURCE_TYPE,
+        logical_id=row.logical_id,
+        version_id=row.version_id,
+        updated_at=row.updated_at,
+    )
+    subject = data.get("subject")
+    data["subject"] = {**(subject if isinstance(subject, dict) else {}), "reference": f"Patient/{row.patient_id}"}
+    return data
 
 
 def logical_ids(session: Session, *, clinic_id: uuid.UUID, measurement_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
