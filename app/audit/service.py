@@ -9,17 +9,18 @@ recorded in a transaction of their own, because the request's transaction is rol
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.models import AuditEvent
 from app.auth.service import Principal
-from app.core.db import transaction, utcnow
+from app.core.db import table_of, transaction, utcnow, watch_inserts
 
 ACTIONS = {"GET": "read", "POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
 UNAUDITED_ROUTES = frozenset(
@@ -90,16 +91,14 @@ class AuditTrail:
     created: list[tuple[str, str, uuid.UUID | None]] = field(default_factory=list)
 
     def watch(self, session: Session) -> None:
-        event.listen(session, "after_flush", self._after_flush)
+        watch_inserts(session, self._inserted)
 
-    def _after_flush(self, session: Session, _context: Any) -> None:
-        for row in session.new:
-            table = getattr(row, "__tablename__", None)
-            if table is None or table in SKIPPED_TABLES:
-                continue
-            resource_id = getattr(row, "measurement_id", None) or getattr(row, "id", None)
-            patient = row.id if table == "patient" else getattr(row, "patient_id", None)
-            self.created.append((table, str(resource_id), patient))
+    def _inserted(self, table: str, values: Mapping[str, Any]) -> None:
+        if table in SKIPPED_TABLES:
+            return
+        resource_id = values.get("measurement_id") or values.get("id")
+        patient = values.get("id") if table == "patient" else values.get("patient_id")
+        self.created.append((table, str(resource_id), patient))
 
     def finish(self, session: Session, *, status_code: int = 200) -> None:
         if not is_audited(self.request):
@@ -131,7 +130,8 @@ class AuditTrail:
             }
             for table, created_id, patient in self.created
         )
-        session.execute(insert(AuditEvent), rows)
+        # Core, not the ORM's bulk insert: this runs in every audited request and nothing reads the rows back.
+        session.connection().execute(insert(table_of(AuditEvent)), rows)
 
 
 def _base(

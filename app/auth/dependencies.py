@@ -22,12 +22,12 @@ def get_principal(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """Check the key in a short read session of its own, so a write request takes SQLite's single write connection
+    """Check the key on a read connection of its own, so a write request takes SQLite's single write connection
     only when it first writes, not for its whole life (the profile in bench/README.md)."""
     presented = credentials.credentials if credentials else None
-    with request.app.state.read_sessions() as session:
+    with request.app.state.engine.connect() as connection:
         principal = service.authenticate(
-            session, presented=presented, pepper=settings.api_key_pepper.get_secret_value()
+            connection, presented=presented, pepper=settings.api_key_pepper.get_secret_value()
         )
     request.state.principal = principal
     return principal

@@ -99,7 +99,7 @@ def create_enrolment(
     guard: Idempotent,
 ) -> Response:
     """A one-time code (and URI for a QR code) the patient's app exchanges for a token for this patient only."""
-    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     issued = enrolment.create(
         session,
         clinic_id=principal.clinic_id,
@@ -140,7 +140,7 @@ def list_patient_tokens(
     page: PageDep,
 ) -> Page[ApiKeyRead]:
     """The patient tokens issued for this patient."""
-    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     rows = service.list_keys(
         session, clinic_id=principal.clinic_id, patient_id=patient_id, limit=page.limit + 1, offset=page.offset
     )

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.clinical import clinic_settings, webhooks
 from app.clinical.models import RiskAlert
 from app.clinical.schemas import AlertMeasurement, AlertPatient, AlertRead
-from app.core.db import utcnow
+from app.core.db import insert_rows, utcnow
 from app.core.errors import Conflict, NotFound
 from app.measurements.models import Measurement
 from app.patients.models import PatientIdentifier
@@ -25,39 +25,47 @@ RISK_FLAGS = ("item9_positive", "item9_endorsed")
 """PHQ-9 and BDI-II item 9 (thoughts of death or self-harm) and FSCRS item 9 (wanting to hurt oneself)."""
 
 
-def raise_alerts_for(session: Session, row: Measurement) -> list[RiskAlert]:
+def raise_alerts_for(session: Session, row: Measurement, *, new: bool = False) -> list[RiskAlert]:
     """Raise one alert per risk flag of a just-stored measurement version, unless that measurement already has one.
 
-    Writes a webhook outbox row per new alert when the clinic has a webhook; it is delivered after the commit.
+    ``new=True`` says the measurement was created in this transaction (it can have no alert yet), which saves the
+    lookup on the ingest path. Writes a webhook outbox row per new alert when the clinic has a webhook; it is
+    delivered after the commit. Flushes what it adds.
     """
     flags = [flag for flag in row.flags if flag in RISK_FLAGS]
     if not flags:
         return []
     if row.id is None:
         session.flush()
-    existing = set(session.scalars(select(RiskAlert.flag).where(RiskAlert.measurement_id == row.measurement_id)))
-    alerts = [
-        RiskAlert(
-            clinic_id=row.clinic_id,
-            patient_id=row.patient_id,
-            measurement_id=row.measurement_id,
-            measurement_row_id=row.id,
-            instrument_id=row.instrument_id,
-            flag=flag,
-            measured_at=row.measured_at,
-            raised_at=utcnow(),
-        )
+    existing: set[str] = set()
+    if not new:
+        existing = set(session.scalars(select(RiskAlert.flag).where(RiskAlert.measurement_id == row.measurement_id)))
+    values = [
+        {
+            "id": uuid.uuid4(),
+            "clinic_id": row.clinic_id,
+            "patient_id": row.patient_id,
+            "measurement_id": row.measurement_id,
+            "measurement_row_id": row.id,
+            "instrument_id": row.instrument_id,
+            "flag": flag,
+            "measured_at": row.measured_at,
+            "raised_at": utcnow(),
+            "acknowledged_at": None,
+            "acknowledged_by_key_id": None,
+            "acknowledgement_note": None,
+        }
         for flag in flags
         if flag not in existing
     ]
-    if not alerts:
+    if not values:
         return []
-    session.add_all(alerts)
-    session.flush()
-    settings = clinic_settings.get(session, clinic_id=row.clinic_id)
-    if settings is not None and settings.webhook_url:
+    insert_rows(session, RiskAlert, values)
+    alerts = [RiskAlert(**alert) for alert in values]
+    webhook_url = clinic_settings.webhook_url(session, clinic_id=row.clinic_id)
+    if webhook_url:
         for alert in alerts:
-            webhooks.enqueue(session, alert=alert, url=settings.webhook_url)
+            webhooks.enqueue(session, alert=alert, url=webhook_url)
     return alerts
 
 

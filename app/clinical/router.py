@@ -55,7 +55,7 @@ def get_trajectory(
     score: ScoreKey = None,
 ) -> TrajectoryRead:
     """One score over time: session number, days since the first point, band, prorated mark and flags per point."""
-    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     definition, spec = series.resolve_score(registry, instrument, score)
     data = series.load(session, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec)
     return service.trajectory(patient_id, data)
@@ -78,7 +78,7 @@ def get_change(
     ] = None,
 ) -> ChangeRead:
     """Reliable change and clinical significance between two scores, with the parameters used and their sources."""
-    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     definition, spec = series.resolve_score(registry, instrument, score)
     change = service.patient_change(
         session,
@@ -126,7 +126,7 @@ def get_chart(
     score: ScoreKey = None,
 ) -> Response:
     """One instrument's chart as SVG, for an EHR to embed (with a title and a text description inside)."""
-    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     definition = series.resolve_definition(registry, instrument)
     spec = series.resolve_score(registry, instrument, score)[1] if score else None
     svg = report.chart_svg(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 
@@ -26,27 +27,43 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
-def get_db(request: Request) -> Iterator[Session]:
+async def get_db(request: Request) -> AsyncIterator[Session]:
     """Own the request's transaction: commit after the handler returns (before the response is sent), else roll back.
 
     Services only ``flush()``. Write methods open the transaction with SQLite's write lock taken up front; reads run
-    in deferred (shared) transactions on the read pool.
+    in deferred (shared) transactions on the read pool. Opening a session does no I/O, so this runs on the event loop
+    and only the ending (audit, commit) is handed to the threadpool: one hand-off fewer per request.
     """
     state = request.app.state
     route = getattr(request.scope.get("route"), "path", None)
     writes = request.method in WRITE_METHODS and route not in state.read_only_routes
     factory = state.write_sessions if writes else state.read_sessions
     observer: TransactionObserver | None = state.transaction_observer(request) if state.transaction_observer else None
-    with factory() as session, session.begin():
-        if observer is not None:
-            observer.watch(session)
+    session = factory()
+    session.begin()
+    if observer is not None:
+        observer.watch(session)
+    try:
         yield session
+    except BaseException:
+        # Closing rolls back. Done here, not in the threadpool: a cancelled request cannot await a hand-off, and a
+        # leaked connection would hold SQLite's write lock.
+        session.close()
+        raise
+    await run_in_threadpool(_complete, session, observer, writes, state.write_sessions)
+
+
+def _complete(
+    session: Session, observer: TransactionObserver | None, writes: bool, write_sessions: sessionmaker[Session]
+) -> None:
+    with session:
         if observer is not None and writes:
             observer.finish(session)
+        session.commit()
     if observer is not None and not writes:
         # A read changes nothing, so its audit event gets a short write transaction of its own, committed before the
         # response is sent: no read is served unaudited, and reads never take the (SQLite) write lock themselves.
-        with state.write_sessions() as audit_session, audit_session.begin():
+        with write_sessions() as audit_session, audit_session.begin():
             observer.finish(audit_session)
 
 

@@ -65,7 +65,7 @@ def observations(
 ) -> FoundObservations:
     """The Observations of a patient's current measurements, oldest first, optionally only some codes."""
     patient_id = _patient_id(subject)
-    patients.get(session, clinic_id=clinic_id, patient_id=patient_id)
+    patients.ensure_exists(session, clinic_id=clinic_id, patient_id=patient_id)
     wanted = _wanted(registry, code) if code is not None else None
     query = select(Measurement).where(
         Measurement.clinic_id == clinic_id,

@@ -102,7 +102,7 @@ class Lookups:
         if patient_id in self.patients:
             return
         try:
-            patients.get(self.session, clinic_id=self.clinic_id, patient_id=patient_id)
+            patients.ensure_exists(self.session, clinic_id=self.clinic_id, patient_id=patient_id)
         except NotFound:
             reference = f"Patient/{patient_id}"
             raise ReferenceNotFound(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -115,7 +116,7 @@ def _find(session: Session, api_key_id: uuid.UUID, key: str) -> IdempotencyRecor
     )
 
 
-def get_guard(
+async def get_guard(
     session: SessionDep,
     principal: CurrentPrincipal,
     fingerprint: Annotated[str, Depends(request_fingerprint)],
@@ -130,7 +131,11 @@ def get_guard(
         ),
     ] = None,
 ) -> IdempotencyGuard:
-    return claim(session, api_key_id=principal.key_id, key=idempotency_key, fingerprint=fingerprint)
+    if idempotency_key is None:  # nothing to claim: no database work, so no threadpool hand-off
+        return IdempotencyGuard(session=session, record=None)
+    return await run_in_threadpool(
+        claim, session, api_key_id=principal.key_id, key=idempotency_key, fingerprint=fingerprint
+    )
 
 
 Idempotent = Annotated[IdempotencyGuard, Depends(get_guard)]

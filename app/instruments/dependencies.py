@@ -7,7 +7,8 @@ from fastapi import Depends, Request
 from app.instruments.registry import InstrumentRegistry
 
 
-def get_registry(request: Request) -> InstrumentRegistry:
+async def get_registry(request: Request) -> InstrumentRegistry:
+    """No I/O: async so FastAPI does not hand it to the threadpool."""
     registry: InstrumentRegistry = request.app.state.registry
     return registry
 

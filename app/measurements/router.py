@@ -64,7 +64,7 @@ def _store(
     principal: Principal,
     guard: IdempotencyGuard,
 ) -> Response:
-    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     row = service.create(
         session,
         registry,
@@ -96,7 +96,7 @@ def list_measurements(
     measured_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
 ) -> Page[MeasurementRead]:
     """The patient's current measurements in time order, optionally one instrument within [from, to]."""
-    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     rows = service.list_current(
         session,
         clinic_id=principal.clinic_id,

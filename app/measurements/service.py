@@ -6,12 +6,14 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.clinical.alerts import raise_alerts_for
+from app.core.db import insert_rows, utcnow
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.instruments import service as scoring
 from app.instruments.registry import InstrumentRegistry
@@ -44,10 +46,10 @@ def create(session: Session, registry: InstrumentRegistry, data: NewMeasurement)
     definition = _definition(registry, data.instrument)
     if data.session_id is not None:
         therapy_sessions.get(session, clinic_id=data.clinic_id, patient_id=data.patient_id, session_id=data.session_id)
-    row = _scored_row(definition, data, measurement_id=uuid.uuid4(), version=1)
-    session.add(row)
-    session.flush()
-    raise_alerts_for(session, row)
+    values = _scored_values(definition, data, measurement_id=uuid.uuid4(), version=1)
+    insert_rows(session, Measurement, [values])
+    row = Measurement(**values)
+    raise_alerts_for(session, row, new=True)
     return row
 
 
@@ -199,28 +201,38 @@ def _definition(registry: InstrumentRegistry, instrument_id: str) -> InstrumentD
 def _scored_row(
     definition: InstrumentDefinition, data: NewMeasurement, *, measurement_id: uuid.UUID, version: int
 ) -> Measurement:
+    return Measurement(**_scored_values(definition, data, measurement_id=measurement_id, version=version))
+
+
+def _scored_values(
+    definition: InstrumentDefinition, data: NewMeasurement, *, measurement_id: uuid.UUID, version: int
+) -> dict[str, Any]:
+    """Every column of a new measurement version, scored under ``definition``."""
     result = scoring.score_answers(definition, data.items, declared_total=data.declared_total)
-    return Measurement(
-        measurement_id=measurement_id,
-        version=version,
-        is_current=True,
-        clinic_id=data.clinic_id,
-        patient_id=data.patient_id,
-        session_id=data.session_id,
-        instrument_id=definition.id,
-        definition_version=definition.version,
-        scorer_version=SCORER_VERSION,
-        measured_at=data.measured_at,
-        items=dict(data.items),
-        complete=result.complete,
-        missing_items=list(result.missing_items),
-        scores=scoring.stored_scores(result),
-        flags=list(result.flags),
-        warnings=scoring.stored_warnings(result),
-        declared_total=data.declared_total,
-        source=data.source.value,
-        recorded_by_key_id=data.recorded_by_key_id,
-    )
+    return {
+        "id": uuid.uuid4(),
+        "measurement_id": measurement_id,
+        "version": version,
+        "is_current": True,
+        "clinic_id": data.clinic_id,
+        "patient_id": data.patient_id,
+        "session_id": data.session_id,
+        "instrument_id": definition.id,
+        "definition_version": definition.version,
+        "scorer_version": SCORER_VERSION,
+        "measured_at": data.measured_at,
+        "items": dict(data.items),
+        "complete": result.complete,
+        "missing_items": list(result.missing_items),
+        "scores": scoring.stored_scores(result),
+        "flags": list(result.flags),
+        "warnings": scoring.stored_warnings(result),
+        "declared_total": data.declared_total,
+        "source": data.source.value,
+        "amendment_reason": None,
+        "recorded_by_key_id": data.recorded_by_key_id,
+        "created_at": utcnow(),
+    }
 
 
 RESCORE_BATCH = 500

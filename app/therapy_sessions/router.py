@@ -30,7 +30,7 @@ def create_session(
     guard: Idempotent,
 ) -> Response:
     """Record a therapy session; measurements can then name it."""
-    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     created = service.create(session, clinic_id=principal.clinic_id, patient_id=patient_id, data=body)
     return guard.respond(TherapySessionRead.model_validate(created), status_code=201)
 
@@ -43,7 +43,7 @@ def list_sessions(
     page: PageDep,
 ) -> Page[TherapySessionRead]:
     """The patient's sessions in session-number order."""
-    patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     rows = service.list_for_patient(
         session, clinic_id=principal.clinic_id, patient_id=patient_id, limit=page.limit + 1, offset=page.offset
     )
