@@ -13,9 +13,10 @@ from app.auth.service import Principal
 from app.core.deps import SessionDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
+from app.core.routing import AppRoute
 from app.core.schemas import Page, UTCDatetime
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=AppRoute, prefix="/v1/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("")

@@ -24,11 +24,12 @@ from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import FieldError, InvalidInput
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
+from app.core.routing import AppRoute
 from app.core.schemas import Page
 from app.idempotency.service import Idempotent
 from app.patients import service as patients
 
-router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=AppRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 
 
 def _read(api_key: ApiKey) -> ApiKeyRead:

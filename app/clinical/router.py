@@ -27,14 +27,15 @@ from app.clinical.schemas import (
 from app.core.deps import SessionDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
+from app.core.routing import AppRoute
 from app.core.schemas import Page
 from app.idempotency.service import Idempotent
 from app.instruments.dependencies import RegistryDep
 from app.patients import service as patients
 
-router = APIRouter(responses=PROBLEM_RESPONSES)
-patient_router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["clinical change"])
-clinic_router = APIRouter(prefix="/v1/clinic", tags=["clinic outcomes and alerts"])
+router = APIRouter(route_class=AppRoute, responses=PROBLEM_RESPONSES)
+patient_router = APIRouter(route_class=AppRoute, prefix="/v1/patients/{patient_id}", tags=["clinical change"])
+clinic_router = APIRouter(route_class=AppRoute, prefix="/v1/clinic", tags=["clinic outcomes and alerts"])
 
 Instrument = Annotated[str, Query(min_length=1, max_length=50, description="Instrument id, e.g. `phq9`.")]
 ScoreKey = Annotated[

@@ -43,6 +43,8 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
     session.begin()
     if observer is not None:
         observer.watch(session)
+    ending = _Ending(session, observer, writes, state.write_sessions)
+    session.info[_ENDING] = ending
     try:
         yield session
     except BaseException:
@@ -50,21 +52,51 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
         # leaked connection would hold SQLite's write lock.
         session.close()
         raise
-    await run_in_threadpool(_complete, session, observer, writes, state.write_sessions)
+    if not ending.done:
+        await run_in_threadpool(ending)
 
 
-def _complete(
-    session: Session, observer: TransactionObserver | None, writes: bool, write_sessions: sessionmaker[Session]
-) -> None:
-    with session:
-        if observer is not None and writes:
-            observer.finish(session)
-        session.commit()
-    if observer is not None and not writes:
-        # A read changes nothing, so its audit event gets a short write transaction of its own, committed before the
-        # response is sent: no read is served unaudited, and reads never take the (SQLite) write lock themselves.
-        with write_sessions() as audit_session, audit_session.begin():
-            observer.finish(audit_session)
+def end_transaction(value: object) -> None:
+    """End a request transaction now, in the calling thread, if ``value`` is a request's session (else nothing).
+
+    ``app.core.routing`` calls it right after a sync handler returns; ``get_db`` then has nothing left to do.
+    """
+    if isinstance(value, Session):
+        ending = value.info.get(_ENDING)
+        if isinstance(ending, _Ending) and not ending.done:
+            ending()
+
+
+_ENDING = "request_transaction_ending"
+
+
+class _Ending:
+    """Audit, then commit; for a read, commit and record the audit event in a short write transaction."""
+
+    def __init__(
+        self,
+        session: Session,
+        observer: TransactionObserver | None,
+        writes: bool,
+        write_sessions: sessionmaker[Session],
+    ) -> None:
+        self.session = session
+        self.observer = observer
+        self.writes = writes
+        self.write_sessions = write_sessions
+        self.done = False
+
+    def __call__(self) -> None:
+        self.done = True
+        with self.session:
+            if self.observer is not None and self.writes:
+                self.observer.finish(self.session)
+            self.session.commit()
+        if self.observer is not None and not self.writes:
+            # A read changes nothing, so its audit event gets a short write transaction of its own, committed before
+            # the response is sent: no read is served unaudited, and reads never take the (SQLite) write lock.
+            with self.write_sessions() as audit_session, audit_session.begin():
+                self.observer.finish(audit_session)
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from sqlalchemy.exc import DataError
@@ -26,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from app.core.errors import DomainError, FieldError
+from app.core.routing import AppRoute
 from app.fhir.codes import FHIR_MEDIA_TYPE
 from app.fhir.errors import (
     FhirError,
@@ -160,7 +160,7 @@ FHIR_EXCEPTION_HANDLERS = {
 }
 
 
-class FhirRoute(APIRoute):
+class FhirRoute(AppRoute):
     """A route under ``/fhir``: its errors render as OperationOutcome, after the transaction has unwound.
 
     Handlers the app registers for particular domain errors (the audit trail records refusals: 401, 403, 404) still

@@ -5,8 +5,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.core.deps import SessionDep
+from app.core.routing import AppRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=AppRoute, tags=["health"])
 
 
 class HealthResponse(JSONResponse):

@@ -10,6 +10,7 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.core.deps import SessionDep
 from app.core.problems import PROBLEM_RESPONSES
+from app.core.routing import AppRoute
 from app.idempotency.service import Idempotent
 from app.instruments import service, text
 from app.instruments.dependencies import RegistryDep
@@ -23,7 +24,7 @@ from app.instruments.schemas import (
 )
 from app.measurements import service as measurements
 
-router = APIRouter(prefix="/v1", tags=["instruments"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=AppRoute, prefix="/v1", tags=["instruments"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/instruments")

@@ -15,6 +15,7 @@ from app.core.deps import SessionDep
 from app.core.errors import InvalidInput
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
+from app.core.routing import AppRoute
 from app.core.schemas import Page
 from app.idempotency.service import IdempotencyGuard, Idempotent
 from app.instruments.dependencies import RegistryDep
@@ -23,10 +24,15 @@ from app.measurements import service
 from app.measurements.schemas import MeasurementAmend, MeasurementCreate, MeasurementRead, Source
 from app.patients import service as patients
 
-router = APIRouter(prefix="/v1/patients/{patient_id}/measurements", tags=["measurements"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=AppRoute,
+    prefix="/v1/patients/{patient_id}/measurements",
+    tags=["measurements"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
-me_router = APIRouter(prefix="/v1/me", tags=["patient tokens"], responses=PROBLEM_RESPONSES)
+me_router = APIRouter(route_class=AppRoute, prefix="/v1/me", tags=["patient tokens"], responses=PROBLEM_RESPONSES)
 
 
 @router.post("", status_code=201, response_model=MeasurementRead)

@@ -10,6 +10,7 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.core.deps import SessionDep, SettingsDep
 from app.core.problems import PROBLEM_RESPONSES
+from app.core.routing import AppRoute
 from app.idempotency.service import Idempotent
 from app.instruments.dependencies import RegistryDep
 from app.research import codebook, imports, service
@@ -25,7 +26,7 @@ from app.research.schemas import (
     LaggedEffectsResponse,
 )
 
-router = APIRouter(prefix="/v1/research", tags=["research"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=AppRoute, prefix="/v1/research", tags=["research"], responses=PROBLEM_RESPONSES)
 
 EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
     200: {

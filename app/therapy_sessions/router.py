@@ -12,13 +12,16 @@ from app.auth.service import Principal
 from app.core.deps import SessionDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
+from app.core.routing import AppRoute
 from app.core.schemas import Page
 from app.idempotency.service import Idempotent
 from app.patients import service as patients
 from app.therapy_sessions import service
 from app.therapy_sessions.schemas import TherapySessionCreate, TherapySessionRead
 
-router = APIRouter(prefix="/v1/patients/{patient_id}/sessions", tags=["sessions"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=AppRoute, prefix="/v1/patients/{patient_id}/sessions", tags=["sessions"], responses=PROBLEM_RESPONSES
+)
 
 
 @router.post("", status_code=201, response_model=TherapySessionRead)
