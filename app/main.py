@@ -14,7 +14,8 @@ from app.audit.service import AuditTrail, record_refusal
 from app.auth.router import router as auth_router
 from app.clinical.router import router as clinical_router
 from app.core.config import Settings, get_settings
-from app.core.db import create_db_engine, create_write_engine, make_sessionmaker
+from app.core.db import autocommit, create_db_engine, create_write_engine, make_sessionmaker
+from app.core.deps import WriteQueue
 from app.core.errors import NotAuthenticated, NotFound, PermissionDenied
 from app.core.logging import configure_logging, install_request_logging
 from app.core.middleware import install_middleware
@@ -59,8 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = registry
     app.state.engine = engine
+    app.state.lookups = autocommit(engine)
     app.state.read_sessions = make_sessionmaker(engine)
     app.state.write_sessions = make_sessionmaker(write_engine)
+    app.state.write_queue = WriteQueue(single_writer=write_engine.dialect.name == "sqlite")
     app.state.transaction_observer = AuditTrail
     app.state.read_only_routes = frozenset({"/v1/research/lagged-effects"})
     """POST routes that only read: they must not hold SQLite's single write connection while a model fits."""
@@ -85,15 +88,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_request_logging(app)
     install_middleware(app, settings)
-    for router in (
+    for router in (  # the busiest first: a request is matched against the routes in this order
+        measurements_router,
+        fhir_router,
         health_router,
         instruments_router,
         patients_router,
         sessions_router,
-        measurements_router,
         clinical_router,
         research_router,
-        fhir_router,
         audit_router,
         auth_router,
         me_router,

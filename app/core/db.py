@@ -113,7 +113,8 @@ def _sqlite_engine(settings: Settings, *, pool_size: int, max_overflow: int, poo
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode is not None:
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 
@@ -121,6 +122,14 @@ def _sqlite_engine(settings: Settings, *, pool_size: int, max_overflow: int, poo
 def writer(engine: Engine) -> Engine:
     """The same engine and pool, but transactions take SQLite's write lock at BEGIN (no-op elsewhere)."""
     return engine.execution_options(sqlite_begin="IMMEDIATE")
+
+
+def autocommit(engine: Engine) -> Engine:
+    """The same pool, for single-statement reads outside any transaction (the API-key lookup of every request):
+    no BEGIN and no ROLLBACK, which on PostgreSQL are a network round trip each."""
+    if engine.dialect.name == "sqlite":  # the driver is in autocommit mode already; only our BEGIN is left out
+        return engine.execution_options(sqlite_begin=None)
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
 from typing import Annotated, Protocol
+from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -39,31 +42,58 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
     writes = request.method in WRITE_METHODS and route not in state.read_only_routes
     factory = state.write_sessions if writes else state.read_sessions
     observer: TransactionObserver | None = state.transaction_observer(request) if state.transaction_observer else None
-    session = factory()
-    session.begin()
-    if observer is not None:
-        observer.watch(session)
-    ending = _Ending(session, observer, writes, state.write_sessions)
-    session.info[_ENDING] = ending
-    try:
-        yield session
-    except BaseException:
-        # Closing rolls back. Done here, not in the threadpool: a cancelled request cannot await a hand-off, and a
-        # leaked connection would hold SQLite's write lock.
-        session.close()
-        raise
-    if not ending.done:
-        await run_in_threadpool(ending)
+    async with state.write_queue.turn() if writes else nullcontext():
+        session = factory()
+        session.begin()
+        if observer is not None:
+            observer.watch(session)
+        ending = _Ending(session, observer, writes, state.write_sessions)
+        session.info[_ENDING] = ending
+        try:
+            yield session
+        except BaseException:
+            # Closing rolls back. Done here, not in the threadpool: a cancelled request cannot await a hand-off, and
+            # a leaked connection would hold SQLite's write lock.
+            session.close()
+            raise
+        if not ending.done:
+            await run_in_threadpool(ending)
+
+
+class WriteQueue:
+    """Where write requests wait for SQLite's single writer: on the event loop, first come first served.
+
+    Waiting here instead of in a threadpool thread blocked on the one-connection pool keeps 30-odd threads from
+    waking and contending for the GIL under load (bench/README.md). A no-op for databases with concurrent writers.
+    """
+
+    def __init__(self, *, single_writer: bool) -> None:
+        self.single_writer = single_writer
+        self._locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = WeakKeyDictionary()
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if not self.single_writer:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:  # one per event loop (tests run several)
+            lock = self._locks[loop] = asyncio.Lock()
+        async with lock:
+            yield
 
 
 def end_transaction(value: object) -> None:
-    """End a request transaction now, in the calling thread, if ``value`` is a request's session (else nothing).
+    """End a request's write transaction now, in the calling thread, if ``value`` is its session (else nothing).
 
-    ``app.core.routing`` calls it right after a sync handler returns; ``get_db`` then has nothing left to do.
+    ``app.core.routing`` calls it right after a sync handler returns; ``get_db`` then has nothing left to do. A read's
+    ending is left to ``get_db``: it writes the read's audit event through the write pool, which a handler's own
+    write session (an export's record) holds until that dependency's teardown, which comes first.
     """
     if isinstance(value, Session):
         ending = value.info.get(_ENDING)
-        if isinstance(ending, _Ending) and not ending.done:
+        if isinstance(ending, _Ending) and ending.writes and not ending.done:
             ending()
 
 

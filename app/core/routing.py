@@ -22,7 +22,11 @@ _WRAPPED = "__ends_transaction__"
 
 
 def ends_transaction(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a sync handler so that, once it returns, the request transaction of any session it was given ends."""
+    """Wrap a sync handler so that, once it returns, the request transaction of any session it was given ends.
+
+    The wrapper is the route's ``endpoint`` (FastAPI builds an included route's dependencies from it); the handler
+    as written is its ``__wrapped__``.
+    """
     if inspect.iscoroutinefunction(handler) or getattr(handler, _WRAPPED, False):
         return handler
 
@@ -40,5 +44,3 @@ def ends_transaction(handler: Callable[..., Any]) -> Callable[..., Any]:
 class AppRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, ends_transaction(endpoint), **kwargs)
-        self.endpoint = endpoint
-        """The handler as written (what runs is ``self.dependant.call``, the wrapper)."""

@@ -3,6 +3,7 @@ scores out as Observations, patients pushed by EHRs. Errors are OperationOutcome
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -253,7 +254,7 @@ def unsupported(request: Request) -> FHIRResponse:
         {
             method
             for route in router.routes
-            if getattr(route, "endpoint", None) is not unsupported and route.path_regex.match(path)  # type: ignore[attr-defined]
+            if inspect.unwrap(getattr(route, "endpoint", len)) is not unsupported and route.path_regex.match(path)  # type: ignore[attr-defined]
             for method in getattr(route, "methods", ())
         }
     )

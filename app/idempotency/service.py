@@ -52,9 +52,7 @@ def replay_response(exc: IdempotentReplay) -> Response:
 
 
 async def request_fingerprint(request: Request) -> str:
-    """A hash of method, path and (canonical JSON) body; only computed when the request carries a key."""
-    if "idempotency-key" not in request.headers:
-        return ""
+    """A hash of method, path and (canonical JSON) body."""
     body = await request.body()
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
@@ -117,9 +115,9 @@ def _find(session: Session, api_key_id: uuid.UUID, key: str) -> IdempotencyRecor
 
 
 async def get_guard(
+    request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
-    fingerprint: Annotated[str, Depends(request_fingerprint)],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -133,6 +131,7 @@ async def get_guard(
 ) -> IdempotencyGuard:
     if idempotency_key is None:  # nothing to claim: no database work, so no threadpool hand-off
         return IdempotencyGuard(session=session, record=None)
+    fingerprint = await request_fingerprint(request)
     return await run_in_threadpool(
         claim, session, api_key_id=principal.key_id, key=idempotency_key, fingerprint=fingerprint
     )

@@ -1,0 +1,98 @@
+"""A sync handler's write transaction ends (audit, commit) in the handler's own thread, right after it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from app.core.deps import WriteQueue, end_transaction
+from app.core.routing import ends_transaction
+
+
+class FakeEnding:
+    def __init__(self, writes: bool = True) -> None:
+        self.writes = writes
+        self.done = False
+        self.thread: int | None = None
+
+    def __call__(self) -> None:
+        self.done = True
+        self.thread = threading.get_ident()
+
+
+def session_with(ending: Any) -> Session:
+    session = Session()
+    session.info["request_transaction_ending"] = ending
+    return session
+
+
+def test_a_wrapped_handler_ends_its_write_transaction_in_its_own_thread_after_returning(monkeypatch: Any) -> None:
+    import app.core.deps as deps
+
+    monkeypatch.setattr(deps, "_Ending", FakeEnding)
+    ending = FakeEnding()
+    seen_done_inside: list[bool] = []
+
+    def handler(session: Session, other: int) -> str:
+        seen_done_inside.append(ending.done)
+        return "ok"
+
+    wrapped = ends_transaction(handler)
+    assert wrapped(session=session_with(ending), other=1) == "ok"
+    assert seen_done_inside == [False]
+    assert ending.done
+    assert ending.thread == threading.get_ident()
+    assert ends_transaction(wrapped) is wrapped
+
+
+def test_a_failing_handler_leaves_the_transaction_to_be_rolled_back(monkeypatch: Any) -> None:
+    import app.core.deps as deps
+
+    monkeypatch.setattr(deps, "_Ending", FakeEnding)
+    ending = FakeEnding()
+
+    def handler(session: Session) -> None:
+        raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError):
+        ends_transaction(handler)(session=session_with(ending))
+    assert not ending.done
+
+
+def test_reads_and_async_handlers_are_left_to_get_db(monkeypatch: Any) -> None:
+    import app.core.deps as deps
+
+    monkeypatch.setattr(deps, "_Ending", FakeEnding)
+    read = FakeEnding(writes=False)
+    end_transaction(session_with(read))
+    end_transaction("not a session")
+    assert not read.done
+
+    async def handler() -> None:
+        return None
+
+    assert ends_transaction(handler) is handler
+
+
+def test_sqlite_write_requests_take_turns_and_others_do_not_wait() -> None:
+    async def scenario(queue: WriteQueue) -> int:
+        inside = 0
+        most = 0
+
+        async def request() -> None:
+            nonlocal inside, most
+            async with queue.turn():
+                inside += 1
+                most = max(most, inside)
+                await asyncio.sleep(0.01)
+                inside -= 1
+
+        await asyncio.gather(*(request() for _ in range(5)))
+        return most
+
+    assert asyncio.run(scenario(WriteQueue(single_writer=True))) == 1
+    assert asyncio.run(scenario(WriteQueue(single_writer=False))) == 5
