@@ -14,7 +14,7 @@ from app.audit.service import AuditTrail, record_refusal
 from app.auth.router import router as auth_router
 from app.clinical.router import router as clinical_router
 from app.core.config import Settings, get_settings
-from app.core.db import autocommit, create_db_engine, create_write_engine, make_sessionmaker
+from app.core.db import create_db_engine, create_lookup_engine, create_write_engine, make_sessionmaker
 from app.core.deps import WriteQueue
 from app.core.errors import NotAuthenticated, NotFound, PermissionDenied
 from app.core.logging import configure_logging, install_request_logging
@@ -44,12 +44,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = load_registry(settings.scales_dir)
     engine = create_db_engine(settings)
     write_engine = create_write_engine(settings, engine)
+    lookup_engine = create_lookup_engine(settings, engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         engine.dispose()
         write_engine.dispose()
+        lookup_engine.dispose()
 
     app = FastAPI(
         title="Compassion Outcomes API",
@@ -60,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = registry
     app.state.engine = engine
-    app.state.lookups = autocommit(engine)
+    app.state.lookups = lookup_engine
     app.state.read_sessions = make_sessionmaker(engine)
     app.state.write_sessions = make_sessionmaker(write_engine)
     app.state.write_queue = WriteQueue(single_writer=write_engine.dialect.name == "sqlite")

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 30_000
     db_pool_size: int = 10
     db_max_overflow: int = 30
+    db_ping_after_idle_seconds: float = Field(
+        default=10.0,
+        description="A pooled server connection idle this long is checked (SELECT 1) before use; a dead one is "
+        "replaced. Busy connections are not pinged: under load that would be a round trip per request.",
+    )
     idempotency_ttl_hours: int = 24
     page_size_max: int = 500
     log_level: str = "INFO"

@@ -6,6 +6,7 @@ so concurrent writers queue on the busy timeout instead of failing with "databas
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import JSON, DateTime, Engine, MetaData, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -66,12 +68,38 @@ def create_db_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
-    return create_engine(
-        url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
-    )
+    engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    ping_when_idle(engine, settings.db_ping_after_idle_seconds)
+    return engine
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection before use only if it sat idle in the pool for ``idle_seconds`` or more.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout, a round trip per request under load (bench/README.md).
+    A connection that died while idle (server restart, idle timeout in a proxy) is caught here and replaced, as
+    with ``pool_pre_ping``; one that dies while busy fails its statement either way, and SQLAlchemy then
+    invalidates the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_CHECKED_IN_AT)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except Exception as dead:  # the driver's own error type: any failure means "do not use this connection"
+            raise DisconnectionError("a pooled connection died while idle; replacing it") from dead
+
+
+_CHECKED_IN_AT = "checked_in_at"
 
 
 def create_write_engine(settings: Settings, read_engine: Engine) -> Engine:
@@ -124,12 +152,24 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
-def autocommit(engine: Engine) -> Engine:
-    """The same pool, for single-statement reads outside any transaction (the API-key lookup of every request):
-    no BEGIN and no ROLLBACK, which on PostgreSQL are a network round trip each."""
-    if engine.dialect.name == "sqlite":  # the driver is in autocommit mode already; only our BEGIN is left out
-        return engine.execution_options(sqlite_begin=None)
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+def create_lookup_engine(settings: Settings, read_engine: Engine) -> Engine:
+    """For single-statement reads outside any transaction (the API-key lookup of every request): no BEGIN and no
+    ROLLBACK, which on PostgreSQL are a network round trip each.
+
+    SQLite shares the read pool (its driver is in autocommit mode already; only our BEGIN is left out). A server
+    database gets a small pool of its own whose connections stay in autocommit mode, rather than switching a shared
+    connection's mode at every checkout and back at every return.
+    """
+    if read_engine.dialect.name == "sqlite":
+        return read_engine.execution_options(sqlite_begin=None)
+    engine = create_engine(
+        read_engine.url, isolation_level="AUTOCOMMIT", pool_size=LOOKUP_POOL_SIZE, max_overflow=settings.db_max_overflow
+    )
+    ping_when_idle(engine, settings.db_ping_after_idle_seconds)
+    return engine
+
+
+LOOKUP_POOL_SIZE = 4
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, text
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.exc import DBAPIError
 
-from app.core.db import UTCDateTime, autocommit, create_db_engine, insert_rows, watch_inserts
+from app.core.db import UTCDateTime, create_db_engine, create_lookup_engine, insert_rows, ping_when_idle, watch_inserts
 from app.patients.models import Patient
 from app.therapy_sessions.models import TherapySession
 from tests.conftest import ClinicKeys, make_settings
@@ -65,11 +66,38 @@ def test_insert_rows_and_flushes_both_tell_the_sessions_insert_watchers(app: Fas
 
 
 def test_the_autocommit_engine_reads_outside_any_transaction(tmp_path: object) -> None:
-    engine = create_db_engine(make_settings(f"sqlite:///{tmp_path}/x.db"))
-    with autocommit(engine).connect() as connection:
+    settings = make_settings(f"sqlite:///{tmp_path}/x.db")
+    engine = create_db_engine(settings)
+    with create_lookup_engine(settings, engine).connect() as connection:
         connection.execute(text("SELECT 1"))
         assert connection.connection.dbapi_connection.in_transaction is False  # type: ignore[union-attr]
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
         assert connection.connection.dbapi_connection.in_transaction is True  # type: ignore[union-attr]
+    engine.dispose()
+
+
+def _pooled_connection_closed_behind_the_pools_back(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+        raw = connection.connection.dbapi_connection
+    assert raw is not None
+    raw.close()
+
+
+def test_a_connection_that_died_while_idle_is_replaced_before_use(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/x.db", pool_size=1, max_overflow=0)
+    ping_when_idle(engine, idle_seconds=0)
+    _pooled_connection_closed_behind_the_pools_back(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT 1")).scalar() == 1
+    engine.dispose()
+
+
+def test_a_recently_used_connection_is_not_pinged(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/x.db", pool_size=1, max_overflow=0)
+    ping_when_idle(engine, idle_seconds=3600)
+    _pooled_connection_closed_behind_the_pools_back(engine)
+    with engine.connect() as connection, pytest.raises(DBAPIError):
+        connection.execute(text("SELECT 1"))
     engine.dispose()
