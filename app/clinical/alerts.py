@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
@@ -25,47 +27,56 @@ RISK_FLAGS = ("item9_positive", "item9_endorsed")
 """PHQ-9 and BDI-II item 9 (thoughts of death or self-harm) and FSCRS item 9 (wanting to hurt oneself)."""
 
 
-def raise_alerts_for(session: Session, row: Measurement, *, new: bool = False) -> list[RiskAlert]:
-    """Raise one alert per risk flag of a just-stored measurement version, unless that measurement already has one.
-
-    ``new=True`` says the measurement was created in this transaction (it can have no alert yet), which saves the
-    lookup on the ingest path. Writes a webhook outbox row per new alert when the clinic has a webhook; it is
-    delivered after the commit. Flushes what it adds.
-    """
+def raise_alerts_for(session: Session, row: Measurement) -> list[RiskAlert]:
+    """Raise one alert per risk flag of a just-stored measurement version, unless that measurement already has one
+    (an amendment keeps the alerts of the version it replaces)."""
     flags = [flag for flag in row.flags if flag in RISK_FLAGS]
     if not flags:
         return []
     if row.id is None:
         session.flush()
-    existing: set[str] = set()
-    if not new:
-        existing = set(session.scalars(select(RiskAlert.flag).where(RiskAlert.measurement_id == row.measurement_id)))
-    values = [
-        {
-            "id": uuid.uuid4(),
-            "clinic_id": row.clinic_id,
-            "patient_id": row.patient_id,
-            "measurement_id": row.measurement_id,
-            "measurement_row_id": row.id,
-            "instrument_id": row.instrument_id,
-            "flag": flag,
-            "measured_at": row.measured_at,
-            "raised_at": utcnow(),
-            "acknowledged_at": None,
-            "acknowledged_by_key_id": None,
-            "acknowledgement_note": None,
-        }
-        for flag in flags
-        if flag not in existing
-    ]
+    existing = set(session.scalars(select(RiskAlert.flag).where(RiskAlert.measurement_id == row.measurement_id)))
+    source = {column: getattr(row, column) for column in _FROM_MEASUREMENT}
+    return _raise(session, [_alert(source, flag) for flag in flags if flag not in existing])
+
+
+def raise_alerts_for_new(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[RiskAlert]:
+    """Alerts for measurements created in this transaction (given as their column values): none can exist yet, so
+    there is no lookup, and one statement stores them all (ingest, FHIR and bulk import)."""
+    return _raise(session, [_alert(row, flag) for row in rows for flag in row["flags"] if flag in RISK_FLAGS])
+
+
+_FROM_MEASUREMENT = ("id", "clinic_id", "patient_id", "measurement_id", "instrument_id", "measured_at")
+
+
+def _alert(measurement: Mapping[str, Any], flag: str) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "clinic_id": measurement["clinic_id"],
+        "patient_id": measurement["patient_id"],
+        "measurement_id": measurement["measurement_id"],
+        "measurement_row_id": measurement["id"],
+        "instrument_id": measurement["instrument_id"],
+        "flag": flag,
+        "measured_at": measurement["measured_at"],
+        "raised_at": utcnow(),
+        "acknowledged_at": None,
+        "acknowledged_by_key_id": None,
+        "acknowledgement_note": None,
+    }
+
+
+def _raise(session: Session, values: list[dict[str, Any]]) -> list[RiskAlert]:
+    """Store the alerts; write a webhook outbox row per alert when its clinic has a webhook (sent after commit)."""
     if not values:
         return []
     insert_rows(session, RiskAlert, values)
     alerts = [RiskAlert(**alert) for alert in values]
-    webhook_url = clinic_settings.webhook_url(session, clinic_id=row.clinic_id)
-    if webhook_url:
-        for alert in alerts:
-            webhooks.enqueue(session, alert=alert, url=webhook_url)
+    urls = {clinic: clinic_settings.webhook_url(session, clinic_id=clinic) for clinic in {a.clinic_id for a in alerts}}
+    for alert in alerts:
+        url = urls[alert.clinic_id]
+        if url:
+            webhooks.enqueue(session, alert=alert, url=url)
     return alerts
 
 

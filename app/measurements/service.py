@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.clinical.alerts import raise_alerts_for
+from app.clinical.alerts import raise_alerts_for, raise_alerts_for_new
 from app.core.db import insert_rows, utcnow
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.instruments import service as scoring
@@ -43,14 +43,27 @@ class NewMeasurement:
 
 def create(session: Session, registry: InstrumentRegistry, data: NewMeasurement) -> Measurement:
     """Score and store a new measurement for a patient already checked to belong to ``data.clinic_id``."""
-    definition = _definition(registry, data.instrument)
-    if data.session_id is not None:
-        therapy_sessions.get(session, clinic_id=data.clinic_id, patient_id=data.patient_id, session_id=data.session_id)
-    values = _scored_values(definition, data, measurement_id=uuid.uuid4(), version=1)
-    insert_rows(session, Measurement, [values])
-    row = Measurement(**values)
-    raise_alerts_for(session, row, new=True)
-    return row
+    return Measurement(**create_many(session, registry, [data])[0])
+
+
+def create_many(
+    session: Session, registry: InstrumentRegistry, items: Sequence[NewMeasurement]
+) -> list[dict[str, Any]]:
+    """Score and store new measurements with one statement for all rows (and one for their alerts); returns each
+    stored row's column values. All or nothing: the first invalid answer raises before anything is stored."""
+    sessions_checked: set[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = set()
+    rows: list[dict[str, Any]] = []
+    for data in items:
+        definition = _definition(registry, data.instrument)
+        if data.session_id is not None:
+            key = (data.clinic_id, data.patient_id, data.session_id)
+            if key not in sessions_checked:
+                therapy_sessions.get(session, clinic_id=key[0], patient_id=key[1], session_id=key[2])
+                sessions_checked.add(key)
+        rows.append(_scored_values(definition, data, measurement_id=uuid.uuid4(), version=1))
+    insert_rows(session, Measurement, rows)
+    raise_alerts_for_new(session, rows)
+    return rows
 
 
 def amend(

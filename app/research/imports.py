@@ -274,6 +274,10 @@ def check(
     return checked
 
 
+STORE_BATCH = 1_000
+"""Measurements stored per statement: one executemany per batch, not one INSERT per row."""
+
+
 def store(
     session: Session,
     registry: InstrumentRegistry,
@@ -287,6 +291,7 @@ def store(
     sessions: dict[tuple[uuid.UUID, int], uuid.UUID] = {}
     sessions_created = 0
     by_instrument: dict[str, int] = {}
+    pending: list[measurements.NewMeasurement] = []
     for done, entry in enumerate(checked, start=1):
         record = entry.record
         patient_id = entry.patient_id or created_patients.get(record.external_id)
@@ -315,9 +320,7 @@ def store(
                     sessions_created += 1
                 sessions[key] = found
             session_id = sessions[key]
-        measurements.create(
-            session,
-            registry,
+        pending.append(
             measurements.NewMeasurement(
                 clinic_id=clinic_id,
                 patient_id=patient_id,
@@ -328,11 +331,14 @@ def store(
                 session_id=session_id,
                 declared_total=record.declared_total,
                 recorded_by_key_id=recorded_by_key_id,
-            ),
+            )
         )
         by_instrument[record.instrument] = by_instrument.get(record.instrument, 0) + 1
-        if progress is not None and (done % 100 == 0 or done == len(checked)):
-            progress("storing", done, len(checked))
+        if len(pending) == STORE_BATCH or done == len(checked):
+            measurements.create_many(session, registry, pending)
+            pending.clear()
+            if progress is not None:
+                progress("storing", done, len(checked))
     return ImportReport(
         rows=len(checked),
         imported=len(checked),
