@@ -81,6 +81,9 @@ def seed(product: Product, total: int) -> int:
                     )
                 connection.execute(insert(cast(Table, table)), rows)
                 added += count
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            # After a bulk load, as an operator would (or autovacuum, minutes later): the planner needs row counts.
+            connection.exec_driver_sql("ANALYZE")
     finally:
         engine.dispose()
     return added

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.measurements.models import Measurement
 from app.patients.models import PatientIdentifier
 from app.patients.schemas import LOCAL_IDENTIFIER_SYSTEM
 from app.research.schemas import Layout, Level
-from app.research.timeline import days_between, month_start, next_month_start, week_of
+from app.research.timeline import days_between_in_sql, month_start, next_month_start, week_of
 from app.research.variables import Column, band_codes, columns_for, variable_name
 from app.scoring.definition import InstrumentDefinition
 from app.therapy_sessions.models import TherapySession
@@ -70,16 +70,17 @@ def measurement_query(spec: ExportSpec) -> Select[Any]:
     first = first_measurements(spec.clinic_id)
     payload = Measurement.scores if spec.level is Level.SCORES else Measurement.items
     columns: list[Any] = [
-        Measurement.patient_id,
+        # As stored (SQLite: hex text), made a UUID once per patient in ``_Rows.patient`` rather than once per row.
+        type_coerce(Measurement.patient_id, String()).label("patient_id"),
         Measurement.instrument_id,
         Measurement.definition_version,
-        Measurement.measured_at,
-        first.c.first_at,
+        days_between_in_sql(first.c.first_at, Measurement.measured_at).label("days"),
         TherapySession.session_number,
         Measurement.flags,
         payload.label("payload"),
     ]
     if spec.identified:
+        columns.append(Measurement.measured_at)
         external_id = (
             select(func.min(PatientIdentifier.value))
             .where(
@@ -126,12 +127,22 @@ class _Rows(ABC):
         self.spec = spec
         self.pseudonymise = pseudonymise
         self.definitions = {definition.id: definition for definition in spec.definitions}
+        self._last_stored: str | uuid.UUID | None = None
+        self._last_patient = uuid.UUID(int=0)
 
     def identity(self, row: Row[Any]) -> list[Value]:
+        patient_id = self.patient(row.patient_id)
         if self.spec.identified:
-            return [str(row.patient_id), row.external_id]
+            return [str(patient_id), row.external_id]
         assert self.pseudonymise is not None  # checked in export_rows
-        return [self.pseudonymise(row.patient_id)]
+        return [self.pseudonymise(patient_id)]
+
+    def patient(self, stored: str | uuid.UUID) -> uuid.UUID:
+        """The patient id of a row (rows come patient by patient, so the last one is remembered)."""
+        if stored != self._last_stored:
+            self._last_stored = stored
+            self._last_patient = stored if isinstance(stored, uuid.UUID) else uuid.UUID(hex=stored)
+        return self._last_patient
 
     @abstractmethod
     def rows(self, measurements: Iterator[Row[Any]]) -> Iterator[list[Value]]:
@@ -141,7 +152,7 @@ class _Rows(ABC):
 class _LongRows(_Rows):
     def rows(self, measurements: Iterator[Row[Any]]) -> Iterator[list[Value]]:
         for row in measurements:
-            days = days_between(row.first_at, row.measured_at)
+            days = row.days
             head: list[Value] = [*self.identity(row), row.session_number, week_of(days), days]
             if self.spec.identified:
                 head.append(row.measured_at)
@@ -199,7 +210,7 @@ class _WideRows(_Rows):
         current: list[Value] | None = None
         key: tuple[uuid.UUID, int] | None = None
         for row in measurements:
-            week = week_of(days_between(row.first_at, row.measured_at))
+            week = week_of(row.days)
             if key != (row.patient_id, week):
                 if current is not None:
                     yield current

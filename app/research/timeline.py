@@ -7,10 +7,42 @@ apart, and lags by calendar week line up with a weekly schedule whatever the tim
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Integer
+from sqlalchemy.exc import CompileError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 
 def days_between(first: datetime, at: datetime) -> int:
     return (at.astimezone(UTC).date() - first.astimezone(UTC).date()).days
+
+
+class days_between_in_sql(FunctionElement[int]):
+    """``days_between`` computed by the database, so an export reads one integer per row instead of converting two
+    timestamps (bench/README.md). Same rule: UTC calendar dates."""
+
+    type = Integer()
+    name = "days_between"
+    inherit_cache = True
+
+
+@compiles(days_between_in_sql)
+def _unsupported(element: days_between_in_sql, compiler: Any, **kw: Any) -> str:
+    raise CompileError(f"days_between is not implemented for {compiler.dialect.name}")
+
+
+@compiles(days_between_in_sql, "sqlite")
+def _sqlite_days(element: days_between_in_sql, compiler: Any, **kw: Any) -> str:
+    first, at = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CAST(julianday(date({at})) - julianday(date({first})) AS INTEGER)"
+
+
+@compiles(days_between_in_sql, "postgresql")
+def _postgresql_days(element: days_between_in_sql, compiler: Any, **kw: Any) -> str:
+    first, at = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"(CAST(({at}) AT TIME ZONE 'UTC' AS DATE) - CAST(({first}) AT TIME ZONE 'UTC' AS DATE))"
 
 
 def week_of(days: int) -> int:
