@@ -73,8 +73,11 @@ class IdempotencyGuard:
         self, payload: BaseModel | Any, *, status_code: int = 200, headers: dict[str, str] | None = None
     ) -> Response:
         """Serialise the handler's result, remember it under the key (if any), and return it."""
-        content = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else jsonable_encoder(payload)
-        response = JSONResponse(content=content, status_code=status_code, headers=headers)
+        if isinstance(payload, BaseModel):  # straight to JSON bytes in pydantic-core, no intermediate dict
+            body = payload.model_dump_json().encode()
+            response = Response(body, status_code=status_code, headers=headers, media_type="application/json")
+        else:
+            response = JSONResponse(content=jsonable_encoder(payload), status_code=status_code, headers=headers)
         if self.record is not None:
             self.record.status_code = status_code
             self.record.response_body = bytes(response.body).decode()
