@@ -4,7 +4,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, JSONType, UTCDateTime, new_id, utcnow
@@ -22,14 +33,17 @@ class Measurement(Base):
         UniqueConstraint("measurement_id", "version"),
         Index("ix_measurement_patient_instrument_time", "patient_id", "instrument_id", "measured_at"),
         Index("ix_measurement_clinic_patient_time", "clinic_id", "patient_id", "measured_at"),
+        ForeignKeyConstraint(["patient_id", "clinic_id"], ["patient.id", "patient.clinic_id"], ondelete="RESTRICT"),
     )
+    """The patient foreign key includes the clinic, so a measurement cannot be stored for another clinic's patient
+    even by a path that forgot to check (the ingest path relies on it instead of a lookup)."""
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     measurement_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     version: Mapped[int] = mapped_column(Integer)
     is_current: Mapped[bool] = mapped_column(Boolean, default=True)
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id", ondelete="RESTRICT"), index=True)
-    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id", ondelete="RESTRICT"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("therapy_session.id", ondelete="RESTRICT"))
     instrument_id: Mapped[str] = mapped_column(String(50))
     definition_version: Mapped[str] = mapped_column(String(20))

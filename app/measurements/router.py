@@ -70,7 +70,6 @@ def _store(
     principal: Principal,
     guard: IdempotencyGuard,
 ) -> Response:
-    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     row = service.create(
         session,
         registry,

@@ -42,8 +42,16 @@ class NewMeasurement:
 
 
 def create(session: Session, registry: InstrumentRegistry, data: NewMeasurement) -> Measurement:
-    """Score and store a new measurement for a patient already checked to belong to ``data.clinic_id``."""
-    return Measurement(**create_many(session, registry, [data])[0])
+    """Score and store a new measurement of one of the clinic's patients.
+
+    No lookup first: the measurement's foreign key names the patient and the clinic, so the database refuses
+    another clinic's patient (or none), reported as NotFound. The other keys (clinic, therapy session, API key) are
+    the caller's own or checked before the insert.
+    """
+    try:
+        return Measurement(**create_many(session, registry, [data])[0])
+    except IntegrityError:
+        raise NotFound(f"no patient {data.patient_id}") from None
 
 
 def create_many(

@@ -13,6 +13,8 @@ class Patient(Base):
     """A patient of one clinic. No name is needed: clinics link their own records through identifiers."""
 
     __tablename__ = "patient"
+    __table_args__ = (UniqueConstraint("id", "clinic_id"),)
+    """Lets a measurement's foreign key name its patient *and* clinic: the database refuses another clinic's."""
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id", ondelete="RESTRICT"), index=True)
