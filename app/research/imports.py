@@ -211,17 +211,26 @@ def _existing_patients(session: Session, clinic_id: uuid.UUID, external_ids: Seq
 
 
 def _stored_times(
-    session: Session, clinic_id: uuid.UUID, patient_ids: Iterable[uuid.UUID]
+    session: Session, clinic_id: uuid.UUID, patient_ids: Iterable[uuid.UUID], records: Sequence[ImportRecord]
 ) -> set[tuple[uuid.UUID, str, datetime]]:
-    """(patient, instrument, time) of the current measurements of these patients, to refuse re-imports."""
+    """(patient, instrument, time) of these patients' current measurements that a record of the file could repeat.
+
+    Only the file's time span is read, so a weekly feed costs the same whether the patients have ten or ten
+    thousand earlier measurements (bench/README.md).
+    """
     stored: set[tuple[uuid.UUID, str, datetime]] = set()
     ids = sorted(set(patient_ids))
+    if not ids or not records:
+        return stored
+    earliest = min(record.measured_at for record in records)
+    latest = max(record.measured_at for record in records)
     for start in range(0, len(ids), LOOKUP_BATCH):
         rows = session.execute(
             select(Measurement.patient_id, Measurement.instrument_id, Measurement.measured_at).where(
                 Measurement.clinic_id == clinic_id,
                 Measurement.is_current.is_(True),
                 Measurement.patient_id.in_(ids[start : start + LOOKUP_BATCH]),
+                Measurement.measured_at.between(earliest, latest),
             )
         )
         stored.update((patient_id, instrument, measured_at) for patient_id, instrument, measured_at in rows)
@@ -242,7 +251,7 @@ def check(
     shaped = [(raw.row, _validate_shape(raw, problems)) for raw in records]
     valid = [(row, record) for row, record in shaped if record is not None]
     known = _existing_patients(session, clinic_id, [record.external_id for _row, record in valid])
-    stored = _stored_times(session, clinic_id, known.values())
+    stored = _stored_times(session, clinic_id, known.values(), [record for _row, record in valid])
     seen: dict[tuple[str, str, datetime], int] = {}
     checked: list[CheckedRecord] = []
     for done, (row, record) in enumerate(valid, start=1):
