@@ -150,7 +150,16 @@ class _Rows(ABC):
         """The export rows built from the measurements, in order."""
 
 
+def _ordered(known: list[str], scores: dict[str, Any]) -> list[str]:
+    """The definition's score keys first, then any other stored key (a score an older definition had)."""
+    return [*known, *(key for key in scores if key not in known)]
+
+
 class _LongRows(_Rows):
+    def __init__(self, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str] | None) -> None:
+        super().__init__(spec, pseudonymise)
+        self.score_keys = {definition.id: [score.key for score in definition.scores] for definition in spec.definitions}
+
     def rows(self, measurements: Iterator[Row[Any]]) -> Iterator[list[Value]]:
         for row in measurements:
             days = row.days
@@ -164,12 +173,12 @@ class _LongRows(_Rows):
             else:
                 yield from self._items(head, definition, row.payload)
 
-    @staticmethod
-    def _scores(head: list[Value], definition: InstrumentDefinition, row: Row[Any]) -> Iterator[list[Value]]:
+    def _scores(self, head: list[Value], definition: InstrumentDefinition, row: Row[Any]) -> Iterator[list[Value]]:
         scores: dict[str, dict[str, Any]] = row.payload
-        known = [spec.key for spec in definition.scores]
+        known = self.score_keys[definition.id]
         flags = ";".join(row.flags)
-        for key in [*known, *(key for key in scores if key not in known)]:
+        keys = known if len(scores) == len(known) and all(key in scores for key in known) else _ordered(known, scores)
+        for key in keys:
             score = scores.get(key)
             if score is not None:
                 prorated = 1 if score.get("prorated") else 0

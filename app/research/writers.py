@@ -48,9 +48,13 @@ def csv_chunks(columns: Sequence[Column], rows: Iterable[list[Value]]) -> Iterat
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([column.name for column in columns])
+    # Only datetime columns need formatting; a de-identified export has none, so its rows are written as they are.
+    dated = any(column.type == "datetime" for column in columns)
     pending = 0
     for row in rows:
-        writer.writerow([_csv_value(value) for value in row])
+        if dated:
+            row = [_csv_value(value) for value in row]
+        writer.writerow(row)
         pending += 1
         if pending >= CSV_FLUSH_ROWS:
             yield buffer.getvalue().encode()
