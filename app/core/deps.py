@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
+from app.core.errors import Busy
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -67,8 +68,10 @@ class WriteQueue:
     waking and contending for the GIL under load (bench/README.md). A no-op for databases with concurrent writers.
     """
 
-    def __init__(self, *, single_writer: bool) -> None:
+    def __init__(self, *, single_writer: bool, wait_seconds: float = 30.0) -> None:
         self.single_writer = single_writer
+        self.wait_seconds = wait_seconds
+        """As long as a writer waited on SQLite's busy timeout before: then 503, never an endless queue."""
         self._locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = WeakKeyDictionary()
 
     @asynccontextmanager
@@ -80,8 +83,15 @@ class WriteQueue:
         lock = self._locks.get(loop)
         if lock is None:  # one per event loop (tests run several)
             lock = self._locks[loop] = asyncio.Lock()
-        async with lock:
+        try:
+            async with asyncio.timeout(self.wait_seconds):
+                await lock.acquire()
+        except TimeoutError:
+            raise Busy("other writes kept the database busy; retry shortly (nothing was stored)") from None
+        try:
             yield
+        finally:
+            lock.release()
 
 
 def end_transaction(value: object) -> None:

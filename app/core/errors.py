@@ -74,6 +74,14 @@ class PermissionDenied(DomainError):
     status = 403
 
 
+class Busy(DomainError):
+    """Waited too long for a shared resource (SQLite's single writer); safe to retry."""
+
+    slug = "busy"
+    title = "Busy: retry shortly"
+    status = 503
+
+
 class PayloadTooLarge(DomainError):
     slug = "payload-too-large"
     title = "Request body too large"

@@ -140,7 +140,9 @@ def _safe(value: Any) -> Any:
 
 
 def domain_problem(request: Request, exc: DomainError) -> ProblemResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = (
+        {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {"Retry-After": "1"} if exc.status == 503 else None
+    )
     return problem_response(
         request,
         status=exc.status,

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app.core.deps import WriteQueue, end_transaction
+from app.core.errors import Busy
 from app.core.routing import ends_transaction
 
 
@@ -96,3 +97,16 @@ def test_sqlite_write_requests_take_turns_and_others_do_not_wait() -> None:
 
     assert asyncio.run(scenario(WriteQueue(single_writer=True))) == 1
     assert asyncio.run(scenario(WriteQueue(single_writer=False))) == 5
+
+
+def test_a_writer_that_waits_too_long_is_told_the_service_is_busy() -> None:
+    async def scenario() -> None:
+        queue = WriteQueue(single_writer=True, wait_seconds=0.05)
+        async with queue.turn():
+            with pytest.raises(Busy, match="retry"):
+                async with queue.turn():
+                    pass  # pragma: no cover - never reached
+        async with queue.turn():  # the turn was given back after the refusal
+            pass
+
+    asyncio.run(scenario())
