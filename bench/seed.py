@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import func, insert, select
 
 from bench.common import PEPPER, PHQ9, Product
 
@@ -25,7 +25,7 @@ def seed(product: Product, total: int) -> int:
     """Grow the clinic to ``total`` stored measurements; returns how many were added."""
     import app.models  # noqa: F401
     from app.core.config import Settings
-    from app.core.db import create_db_engine, make_sessionmaker, transaction, writer
+    from app.core.db import create_db_engine, make_sessionmaker, table_of, transaction, writer
     from app.instruments.registry import load_registry
     from app.measurements import service as measurements
     from app.measurements.models import Measurement
@@ -34,8 +34,8 @@ def seed(product: Product, total: int) -> int:
 
     settings = Settings(database_url=product.database_url, api_key_pepper=SecretStr(PEPPER))
     engine = create_db_engine(settings)
-    table = Measurement.__table__
-    patient_table = Patient.__table__
+    table = table_of(Measurement)
+    patient_table = table_of(Patient)
     try:
         for session in transaction(make_sessionmaker(writer(engine))):
             have = session.scalar(select(func.count()).select_from(table)) or 0
@@ -66,7 +66,7 @@ def seed(product: Product, total: int) -> int:
                     {"id": uuid.uuid4(), "clinic_id": product.clinic_id, "created_at": START}
                     for _ in range(-(-count // PER_PATIENT))
                 ]
-                connection.execute(insert(cast(Table, patient_table)), patients)
+                connection.execute(insert(patient_table), patients)
                 rows = []
                 for offset in range(count):
                     row_id = uuid.uuid4()
@@ -79,7 +79,7 @@ def seed(product: Product, total: int) -> int:
                             "measured_at": START + timedelta(days=7 * (offset % PER_PATIENT)),
                         }
                     )
-                connection.execute(insert(cast(Table, table)), rows)
+                connection.execute(insert(table), rows)
                 added += count
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             # After a bulk load, as an operator would (or autovacuum, minutes later): the planner needs row counts.

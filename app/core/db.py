@@ -221,7 +221,7 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[Mapping[str,
     if not rows:
         return
     table = table_of(model)
-    session.connection().execute(insert(table), list(rows))
+    session.connection().execute(insert(table), rows)
     for watcher in session.info.get(_WATCHERS, ()):
         for row in rows:
             watcher(table.name, row)

@@ -254,10 +254,16 @@ def unsupported(request: Request) -> FHIRResponse:
         {
             method
             for route in router.routes
-            if inspect.unwrap(getattr(route, "endpoint", len)) is not unsupported and route.path_regex.match(path)  # type: ignore[attr-defined]
+            if not _is_catch_all(route) and route.path_regex.match(path)  # type: ignore[attr-defined]
             for method in getattr(route, "methods", ())
         }
     )
     if allowed:
         raise MethodNotAllowed(f"{request.method} {path} is not supported", headers={"Allow": ", ".join(allowed)})
     raise UnknownInteraction(f"{request.method} {path} is not supported by this server; see /fhir/metadata")
+
+
+def _is_catch_all(route: object) -> bool:
+    """``unsupported``'s own routes (their endpoint is the wrapper AppRoute puts around it)."""
+    endpoint = getattr(route, "endpoint", None)
+    return endpoint is not None and inspect.unwrap(endpoint) is unsupported
