@@ -9,7 +9,6 @@ recorded in a transaction of their own, because the request's transaction is rol
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.models import AuditEvent
 from app.auth.service import Principal
-from app.core.db import table_of, transaction, utcnow, watch_inserts
+from app.core.db import InsertedRow, log_inserts, table_of, transaction, utcnow
 
 ACTIONS = {"GET": "read", "POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
 UNAUDITED_ROUTES = frozenset(
@@ -88,21 +87,28 @@ class AuditTrail:
     """Collects the rows a request creates, then writes its audit events into the same transaction."""
 
     request: Request
-    created: list[tuple[str, str, uuid.UUID | None]] = field(default_factory=list)
+    inserted: list[InsertedRow] = field(default_factory=list)
 
     def watch(self, session: Session) -> None:
-        watch_inserts(session, self._inserted)
+        self.inserted = log_inserts(session)
 
-    def _inserted(self, table: str, values: Mapping[str, Any]) -> None:
-        if table in SKIPPED_TABLES:
-            return
-        resource_id = values.get("measurement_id") or values.get("id")
-        patient = values.get("id") if table == "patient" else values.get("patient_id")
-        self.created.append((table, str(resource_id), patient))
+    @property
+    def created(self) -> list[tuple[str, str, uuid.UUID | None]]:
+        """``(table, resource id, patient id)`` of each row the transaction will commit (audit rows excepted)."""
+        return [
+            (
+                table,
+                str(values.get("measurement_id") or values.get("id")),
+                values.get("id") if table == "patient" else values.get("patient_id"),
+            )
+            for table, values in self.inserted
+            if table not in SKIPPED_TABLES
+        ]
 
     def finish(self, session: Session, *, status_code: int = 200) -> None:
         if not is_audited(self.request):
             return
+        created = self.created
         principal: Principal | None = getattr(self.request.state, "principal", None)
         template = route_template(self.request) or self.request.url.path
         params = dict(self.request.path_params)
@@ -115,7 +121,7 @@ class AuditTrail:
                 "resource_type": resource_type,
                 "resource_id": resource_id,
                 "patient_id": _patient_id(params, principal),
-                "details": {"created": len(self.created)} if self.created else {},
+                "details": {"created": len(created)} if created else {},
             }
         ]
         rows.extend(
@@ -128,7 +134,7 @@ class AuditTrail:
                 "patient_id": patient,
                 "details": {},
             }
-            for table, created_id, patient in self.created
+            for table, created_id, patient in created
         )
         # Core, not the ORM's bulk insert: this runs in every audited request and nothing reads the rows back.
         session.connection().execute(insert(table_of(AuditEvent)), rows)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -18,7 +18,7 @@ from sqlalchemy import JSON, DateTime, Engine, MetaData, Table, create_engine, e
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from app.core.config import Settings
@@ -197,14 +197,42 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-InsertWatcher = Callable[[str, Mapping[str, Any]], None]
-"""Told ``(table name, column values)`` for every row a session inserts, by flush or by ``insert_rows``."""
-_WATCHERS = "insert_watchers"
+InsertedRow = tuple[str, Mapping[str, Any]]
+"""``(table name, column values)`` of a row a session inserted, by flush or by ``insert_rows``."""
+_INSERT_LOG = "insert_log"
+_SAVEPOINTS = "insert_log_savepoints"
+_ENDED_SAVEPOINT = "insert_log_ended_savepoint"
 
 
-def watch_inserts(session: Session, watcher: InsertWatcher) -> None:
-    """Call ``watcher`` for every row this session inserts from now on (the audit trail's hook)."""
-    session.info.setdefault(_WATCHERS, []).append(watcher)
+def log_inserts(session: Session) -> list[InsertedRow]:
+    """Record every row this session inserts from now on (the audit trail's hook); returns the live record.
+
+    Rows inserted inside a savepoint that is then rolled back leave the record again, so it lists exactly what the
+    transaction will commit (a failed Bundle entry, or a bulk store retried entry by entry, leaves no trace).
+    """
+    log: list[InsertedRow] = session.info.setdefault(_INSERT_LOG, [])
+    return log
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _savepoint_opened(session: Session, transaction: SessionTransaction) -> None:
+    log = session.info.get(_INSERT_LOG)
+    if log is not None and transaction.nested:
+        session.info.setdefault(_SAVEPOINTS, []).append(len(log))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _savepoint_ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested and _SAVEPOINTS in session.info:
+        # Whether it was released or rolled back is known only in the next event (SQLAlchemy fires this one first).
+        session.info[_ENDED_SAVEPOINT] = (transaction, session.info[_SAVEPOINTS].pop())
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _savepoint_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    ended = session.info.pop(_ENDED_SAVEPOINT, None)
+    if ended is not None and ended[0] is previous_transaction:
+        del session.info[_INSERT_LOG][ended[1] :]
 
 
 def table_of(model: type[Base]) -> Table:
@@ -213,7 +241,7 @@ def table_of(model: type[Base]) -> Table:
 
 
 def insert_rows(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert plain rows with one Core statement in the session's transaction, and tell its insert watchers.
+    """Insert plain rows with one Core statement in the session's transaction, and record them (``log_inserts``).
 
     For the hot paths (ingest, bulk): an ORM add-and-flush costs about three times a Core insert of the same row
     (bench/README.md). The rows do not enter the session's identity map; give every column its value.
@@ -222,19 +250,14 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[Mapping[str,
         return
     table = table_of(model)
     session.connection().execute(insert(table), rows)
-    for watcher in session.info.get(_WATCHERS, ()):
-        for row in rows:
-            watcher(table.name, row)
+    log = session.info.get(_INSERT_LOG)
+    if log is not None:
+        log.extend((table.name, row) for row in rows)
 
 
 @event.listens_for(Session, "after_flush")
 def _report_flushed(session: Session, _context: Any) -> None:
-    watchers: list[InsertWatcher] = session.info.get(_WATCHERS, [])
-    if not watchers:
+    log: list[InsertedRow] | None = session.info.get(_INSERT_LOG)
+    if log is None:
         return
-    for row in session.new:
-        table = getattr(row, "__tablename__", None)
-        if table is None:
-            continue
-        for watcher in watchers:
-            watcher(table, vars(row))
+    log.extend((row.__tablename__, dict(vars(row))) for row in session.new if hasattr(row, "__tablename__"))

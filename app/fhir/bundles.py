@@ -13,26 +13,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.core.errors import DomainError
+from app.core.errors import Conflict, DomainError
 from app.fhir import interactions
+from app.fhir import service as responses
 from app.fhir.errors import FhirError, Issue, MalformedResource, MethodNotAllowed, UnprocessableResource
 from app.fhir.http import ReturnPreference, issues_of, operation_outcome
 from app.fhir.interactions import Outcome
-from app.fhir.service import Lookups
+from app.fhir.service import Lookups, PreparedResponse
 from app.fhir.validation import require_type, validate
 from app.instruments.registry import InstrumentRegistry
 
 MAX_ENTRIES = 5_000
+STORE_BATCH = 1_000
+"""New QuestionnaireResponses stored per statement (bench/README.md: one statement for many rows, not one each)."""
 BUNDLE_TYPES = ("transaction", "batch")
 ORDER = {"Patient": 0, "Questionnaire": 1}
 
@@ -58,9 +61,12 @@ class _Run:
     registry: InstrumentRegistry
     principal: Principal
     references: dict[str, str]
+    results: dict[int, Outcome | EntryFailure] = field(default_factory=dict)
+    pending: dict[int, PreparedResponse] = field(default_factory=dict)
+    """New QuestionnaireResponses validated and scored, waiting to be stored together."""
 
     def __post_init__(self) -> None:
-        self.lookups = Lookups(self.session, self.registry, self.principal.clinic_id)
+        self.lookups = Lookups(self.session, self.registry, self.principal.clinic_id, per_entry=True)
 
 
 def process(
@@ -74,10 +80,11 @@ def process(
     """Run the Bundle; return the ``transaction-response`` / ``batch-response`` Bundle."""
     entries = _check_shell(bundle)
     run = _Run(session, registry, principal, references={})
-    results: dict[int, Outcome | EntryFailure] = {}
     order = sorted(range(len(entries)), key=lambda i: ORDER.get(_resource_type(entries[i]), 2))
     for index in order:
-        results[index] = _run_entry(run, index, entries[index])
+        _run_entry(run, index, entries[index])
+    _store_pending(run)
+    results = run.results
     failures = [(index, result) for index, result in sorted(results.items()) if isinstance(result, EntryFailure)]
     if bundle["type"] == "transaction" and failures:
         raise TransactionFailed(
@@ -124,24 +131,86 @@ def _resource_type(entry: dict[str, Any]) -> str:
     return str(resource.get("resourceType")) if isinstance(resource, dict) else ""
 
 
-def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> Outcome | EntryFailure:
+def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> None:
+    """Run one entry in its own savepoint; a new QuestionnaireResponse is only prepared, to be stored in bulk."""
     prefix = f"Bundle.entry[{index}]"
     try:
+        request = _request_of(run, entry, prefix)
+        if request.handler is _post_response and request.if_none_exist is None:
+            run.principal.require(Permission.MEASUREMENTS_WRITE)
+            # Reads only (the form and patient lookups take savepoints of their own): no savepoint needed.
+            run.pending[index] = responses.prepare(
+                run.session,
+                run.registry,
+                principal=run.principal,
+                data=request.data,
+                text=_text(request.data),
+                lookups=run.lookups,
+            )
+            if len(run.pending) >= STORE_BATCH:
+                _store_pending(run)
+            return
+        # What is pending is stored first: this entry (a conditional create, a PUT) may match one of them.
+        _store_pending(run)
         with run.session.begin_nested():
-            outcome = _dispatch(run, entry, prefix)
-    except DomainError as exc:
-        status = exc.http_status if isinstance(exc, FhirError) else exc.status
-        return EntryFailure(status, [issue.under(f"{prefix}.resource") for issue in issues_of(exc)])
-    except DataError:
-        detail = "a value cannot be stored (a NUL character, or text or a number too long)"
-        return EntryFailure(422, [Issue("value", detail, (f"{prefix}.resource",))])
+            outcome = request.handler(run, request.data, request.logical_id, request.if_none_exist)
+    except (DomainError, DataError) as exc:
+        run.results[index] = _failure(exc, prefix)
+        return
     full_url = entry.get("fullUrl")
     if isinstance(full_url, str) and _resource_type(entry) == "Patient":
         run.references[full_url] = outcome.location
-    return outcome
+    run.results[index] = outcome
 
 
-def _dispatch(run: _Run, entry: dict[str, Any], prefix: str) -> Outcome:
+def _failure(exc: DomainError | DataError, prefix: str) -> EntryFailure:
+    if isinstance(exc, DataError):
+        detail = "a value cannot be stored (a NUL character, or text or a number too long)"
+        return EntryFailure(422, [Issue("value", detail, (f"{prefix}.resource",))])
+    status = exc.http_status if isinstance(exc, FhirError) else exc.status
+    return EntryFailure(status, [issue.under(f"{prefix}.resource") for issue in issues_of(exc)])
+
+
+def _store_pending(run: _Run) -> None:
+    """Store the prepared responses with one statement per table; if the database refuses any, store each on its
+    own so that only the refused ones fail (the bulk attempt's savepoint leaves no trace, not even in the audit)."""
+    pending, run.pending = run.pending, {}
+    if not pending:
+        return
+    try:
+        with run.session.begin_nested():
+            rows = responses.store_many(
+                run.session, run.registry, principal=run.principal, prepared=list(pending.values())
+            )
+    except (IntegrityError, DataError):
+        for index, prepared in pending.items():
+            run.results[index] = _store_one(run, index, prepared)
+        return
+    for (index, prepared), row in zip(pending.items(), rows, strict=True):
+        run.results[index] = interactions.created_response(row, prepared.scored.warnings)
+
+
+def _store_one(run: _Run, index: int, prepared: PreparedResponse) -> Outcome | EntryFailure:
+    try:
+        with run.session.begin_nested():
+            row = responses.store_many(run.session, run.registry, principal=run.principal, prepared=[prepared])[0]
+    except IntegrityError:
+        return _failure(Conflict("the response was stored concurrently; resend it"), f"Bundle.entry[{index}]")
+    except DataError as exc:
+        return _failure(exc, f"Bundle.entry[{index}]")
+    return interactions.created_response(row, prepared.scored.warnings)
+
+
+@dataclass(frozen=True)
+class _EntryRequest:
+    handler: Handler
+    data: dict[str, Any]
+    logical_id: str | None
+    if_none_exist: str | None
+
+
+def _request_of(run: _Run, entry: dict[str, Any], prefix: str) -> _EntryRequest:
+    """The entry's interaction, checked: POST Type or PUT Type/id of a supported type, with its resource."""
     request = entry.get("request")
     if not isinstance(request, dict) or not isinstance(request.get("url"), str):
         raise MalformedResource(
@@ -179,8 +248,9 @@ def _dispatch(run: _Run, entry: dict[str, Any], prefix: str) -> Outcome:
             f"{method} {resource_type} is not supported in a Bundle",
             issues=[Issue("not-supported", f"{method} {resource_type} is not supported", (f"{prefix}.request",))],
         )
-    data = _resolve_references(resource, run.references)
-    return handler(run, data, logical_id or None, request.get("ifNoneExist"))
+    return _EntryRequest(
+        handler, _resolve_references(resource, run.references), logical_id or None, request.get("ifNoneExist")
+    )
 
 
 def _resolve_references(resource: dict[str, Any], references: dict[str, str]) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from http import HTTPStatus
@@ -241,7 +242,7 @@ def parse_resource(body: bytes) -> ReceivedResource:
         raise MalformedResource(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
         raise MalformedResource("the body is not a FHIR resource: a JSON object with a resourceType is required")
-    _check_values(data)
+    _check_values(data, text)
     return ReceivedResource(text=text, data=data)
 
 
@@ -249,22 +250,45 @@ MAX_DEPTH = 64
 """JSON nesting accepted: a Questionnaire's item groups rarely pass 10 levels; recursion-bound code stays safe."""
 
 
-def _check_values(data: dict[str, Any]) -> None:
+def _check_values(data: dict[str, Any], text: str) -> None:
     """Refuse what JSON allows but FHIR and the database do not: absurd nesting, lone surrogates (``"\\ud800"``)."""
-    pending: list[tuple[Any, int]] = [(data, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if depth > MAX_DEPTH:
-            raise MalformedResource(f"the body nests deeper than {MAX_DEPTH} levels")
-        if isinstance(value, dict):
-            pending.extend((item, depth + 1) for pair in value.items() for item in pair)
-        elif isinstance(value, list):
-            pending.extend((item, depth + 1) for item in value)
-        elif isinstance(value, str) and not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise MalformedResource("the body holds a lone UTF-16 surrogate, which is not Unicode text") from None
+    if _nests_deeper(data, MAX_DEPTH - 1):
+        raise MalformedResource(f"the body nests deeper than {MAX_DEPTH} levels")
+    # A surrogate can only come from a \\uD800-\\uDFFF escape (the text itself is valid UTF-8), so most bodies
+    # need no walk over their strings at all.
+    if _SURROGATE_ESCAPE.search(text) and any(_lone_surrogate(value) for value in _strings(data)):
+        raise MalformedResource("the body holds a lone UTF-16 surrogate, which is not Unicode text")
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _nests_deeper(value: dict[str, Any] | list[Any], levels: int) -> bool:
+    """Whether any object or array nests more than ``levels`` further levels below ``value``."""
+    for child in value.values() if type(value) is dict else value:
+        if (type(child) is dict or type(child) is list) and (levels == 0 or _nests_deeper(child, levels - 1)):
+            return True
+    return False
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield key
+            yield from _strings(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _strings(child)
+    elif isinstance(value, str):
+        yield value
+
+
+def _lone_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _reject_constant(name: str) -> Any:

@@ -18,6 +18,7 @@ from app.fhir import patients as fhir_patients
 from app.fhir import registrations
 from app.fhir import service as responses
 from app.fhir.errors import Issue
+from app.fhir.models import FhirResource
 from app.fhir.service import Criteria, Lookups, parse_criteria
 from app.instruments.registry import InstrumentRegistry
 
@@ -72,6 +73,11 @@ def put_response(
         session, registry, principal=principal, logical_id=logical_id, data=data, text=text, lookups=lookups
     )
     return _response_outcome(stored, 201 if stored.created else 200)
+
+
+def created_response(row: dict[str, Any], warnings: list[Issue]) -> Outcome:
+    """The outcome of a response stored in bulk (``service.store_many``), from its column values."""
+    return _response_outcome(responses.StoredResponse(row=FhirResource(**row), created=True, warnings=warnings), 201)
 
 
 def _response_outcome(stored: responses.StoredResponse, status: int) -> Outcome:

@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import urllib.parse
 import uuid
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.core.db import utcnow
+from app.core.db import insert_rows, utcnow
 from app.core.errors import Conflict, NotFound
 from app.fhir import registrations
 from app.fhir.errors import Issue, MalformedResource, PreconditionFailed, ReferenceNotFound, UnprocessableResource
@@ -36,6 +39,7 @@ from app.measurements import service as measurements
 from app.measurements.models import Measurement
 from app.measurements.schemas import Source
 from app.patients import service as patients
+from app.scoring.engine import ScoreResult
 
 RESOURCE_TYPE = "QuestionnaireResponse"
 
@@ -86,13 +90,16 @@ class Lookups:
     clinic_id: uuid.UUID
     forms: dict[str, ResolvedForm] = field(default_factory=dict)
     patients: set[uuid.UUID] = field(default_factory=set)
+    per_entry: bool = False
+    """A Bundle's: a lookup runs in a savepoint, so a reference the database refuses (a NUL) fails one entry only."""
 
     def form(self, qr: dict[str, Any]) -> ResolvedForm:
         """The form a response answers (contained forms are resolved each time: they belong to one response)."""
         reference = qr.get("questionnaire")
         if isinstance(reference, str) and reference in self.forms:
             return self.forms[reference]
-        resolved = registrations.resolve(self.session, self.registry, clinic_id=self.clinic_id, qr=qr)
+        with self.session.begin_nested() if self.per_entry else nullcontext():
+            resolved = registrations.resolve(self.session, self.registry, clinic_id=self.clinic_id, qr=qr)
         if isinstance(reference, str) and not reference.startswith("#"):
             self.forms[reference] = resolved
         return resolved
@@ -130,22 +137,104 @@ def create(
         existing = _matching(session, principal.clinic_id, criteria)
         if existing is not None:
             return StoredResponse(row=existing, created=False)
-    validate(data, RESOURCE_TYPE)
-    scored = _score(session, registry, principal=principal, data=data, lookups=lookups)
-    logical_id = str(uuid.uuid4())
+    prepared = prepare(session, registry, principal=principal, data=data, text=text, lookups=lookups)
     try:
         with session.begin_nested():
-            row = _store(
-                session, registry, principal=principal, data=data, text=text, scored=scored, logical_id=logical_id
-            )
-            row.match_key = criteria.key if criteria is not None else None
-            session.flush()
+            row = store_many(session, registry, principal=principal, prepared=[prepared], criteria=criteria)[0]
     except IntegrityError:
         existing = _matching(session, principal.clinic_id, criteria) if criteria is not None else None
         if existing is None:
             raise Conflict("the response was stored concurrently; resend it") from None
         return StoredResponse(row=existing, created=False)
-    return StoredResponse(row=row, created=True, warnings=scored.warnings)
+    return StoredResponse(row=FhirResource(**row), created=True, warnings=prepared.scored.warnings)
+
+
+@dataclass(frozen=True)
+class PreparedResponse:
+    """A new response validated and scored, not yet stored: everything that can refuse it has run."""
+
+    data: dict[str, Any]
+    text: str
+    scored: _Scored
+    logical_id: str | None = None
+    """The client's id (PUT); None for a new server-assigned id."""
+
+
+def prepare(
+    session: Session,
+    registry: InstrumentRegistry,
+    *,
+    principal: Principal,
+    data: dict[str, Any],
+    text: str,
+    lookups: Lookups | None = None,
+) -> PreparedResponse:
+    """Validate and score a new response (reads only), so that many can be stored with one statement each."""
+    validate(data, RESOURCE_TYPE)
+    return PreparedResponse(data, text, _score(session, registry, principal=principal, data=data, lookups=lookups))
+
+
+def store_many(
+    session: Session,
+    registry: InstrumentRegistry,
+    *,
+    principal: Principal,
+    prepared: Sequence[PreparedResponse],
+    criteria: Criteria | None = None,
+) -> list[dict[str, Any]]:
+    """Store prepared responses under new server ids: their measurements (with alerts) and the resources, one
+    statement each for all of them; returns each stored resource's column values. All or nothing."""
+    stored = measurements.create_many(
+        session,
+        registry,
+        [
+            measurements.NewMeasurement(
+                clinic_id=principal.clinic_id,
+                patient_id=response.scored.patient_id,
+                instrument=response.scored.resolved.definition.id,
+                items=response.scored.answers.items,
+                measured_at=response.scored.measured_at,
+                source=Source.FHIR,
+                declared_total=response.scored.answers.declared_total,
+                recorded_by_key_id=principal.key_id,
+                score=response.scored.result,
+            )
+            for response in prepared
+        ],
+    )
+    now = utcnow()
+    rows = [
+        _resource_row(principal, response, measurement["measurement_id"], now, criteria)
+        for response, measurement in zip(prepared, stored, strict=True)
+    ]
+    insert_rows(session, FhirResource, rows)
+    return rows
+
+
+def _resource_row(
+    principal: Principal,
+    response: PreparedResponse,
+    measurement_id: uuid.UUID,
+    now: datetime,
+    criteria: Criteria | None,
+) -> dict[str, Any]:
+    system, value = _identifier(response.data)
+    return {
+        "id": uuid.uuid4(),
+        "clinic_id": principal.clinic_id,
+        "resource_type": RESOURCE_TYPE,
+        "logical_id": response.logical_id or str(uuid.uuid4()),
+        "version_id": 1,
+        "measurement_id": measurement_id,
+        "patient_id": response.scored.patient_id,
+        "identifier_system": system,
+        "identifier_value": value,
+        "match_key": criteria.key if criteria is not None else None,
+        "raw": response.text,
+        "recorded_by_key_id": principal.key_id,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def put(
@@ -164,19 +253,18 @@ def put(
     existing = find(session, principal.clinic_id, logical_id)
     if existing is not None:
         return _update(session, registry, principal=principal, row=existing, data=data, text=text, lookups=lookups)
-    scored = _score(session, registry, principal=principal, data=data, lookups=lookups)
+    prepared = PreparedResponse(
+        data, text, _score(session, registry, principal=principal, data=data, lookups=lookups), logical_id
+    )
     try:
         with session.begin_nested():
-            row = _store(
-                session, registry, principal=principal, data=data, text=text, scored=scored, logical_id=logical_id
-            )
-            session.flush()
+            row = store_many(session, registry, principal=principal, prepared=[prepared])[0]
     except IntegrityError:
         existing = find(session, principal.clinic_id, logical_id)
         if existing is None or not _same(existing, data):
             raise Conflict(f"{RESOURCE_TYPE}/{logical_id} was written concurrently; read it and retry") from None
         return StoredResponse(row=existing, created=False)
-    return StoredResponse(row=row, created=True, warnings=scored.warnings)
+    return StoredResponse(row=FhirResource(**row), created=True, warnings=prepared.scored.warnings)
 
 
 def get(session: Session, *, clinic_id: uuid.UUID, logical_id: str) -> FhirResource:
@@ -229,6 +317,9 @@ class _Scored:
     patient_id: uuid.UUID
     resolved: ResolvedForm
     answers: ResponseAnswers
+    measured_at: datetime
+    result: ScoreResult
+    """Scored once, here: to refuse an unscorable response before anything is stored, and then to store it."""
     warnings: list[Issue]
 
 
@@ -242,7 +333,7 @@ def _score(
 ) -> _Scored:
     """Everything that can refuse a response, before anything is written."""
     check_status(data)
-    authored(data)
+    measured_at = authored(data)
     if principal.patient_id is not None and data.get("subject") is None:
         # A patient token (mobile app) acts for one patient: the subject is implied.
         data["subject"] = {"reference": f"Patient/{principal.patient_id}"}
@@ -273,7 +364,14 @@ def _score(
         for warning in result.warnings
         if warning.code == "declared_total_mismatch"
     ]
-    return _Scored(patient_id=patient_id, resolved=resolved, answers=answers, warnings=warnings)
+    return _Scored(
+        patient_id=patient_id,
+        resolved=resolved,
+        answers=answers,
+        measured_at=measured_at,
+        result=result,
+        warnings=warnings,
+    )
 
 
 def _missing_issue(resolved: ResolvedForm, number: str) -> Issue:
@@ -288,47 +386,6 @@ def _missing_issue(resolved: ResolvedForm, number: str) -> Issue:
         f"at most {allowed} missing item(s) ({rule.split('.')[0]})",
         (f"{ROOT}.item.where(linkId='{link_id}')",),
     )
-
-
-def _store(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    principal: Principal,
-    data: dict[str, Any],
-    text: str,
-    scored: _Scored,
-    logical_id: str,
-) -> FhirResource:
-    measurement = measurements.create(
-        session,
-        registry,
-        measurements.NewMeasurement(
-            clinic_id=principal.clinic_id,
-            patient_id=scored.patient_id,
-            instrument=scored.resolved.definition.id,
-            items=scored.answers.items,
-            measured_at=authored(data),
-            source=Source.FHIR,
-            declared_total=scored.answers.declared_total,
-            recorded_by_key_id=principal.key_id,
-        ),
-    )
-    system, value = _identifier(data)
-    row = FhirResource(
-        clinic_id=principal.clinic_id,
-        resource_type=RESOURCE_TYPE,
-        logical_id=logical_id,
-        version_id=1,
-        measurement_id=measurement.measurement_id,
-        patient_id=scored.patient_id,
-        identifier_system=system,
-        identifier_value=value,
-        raw=text,
-        recorded_by_key_id=principal.key_id,
-    )
-    session.add(row)
-    return row
 
 
 def _update(

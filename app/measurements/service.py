@@ -22,7 +22,7 @@ from app.measurements.models import Measurement
 from app.measurements.schemas import MeasurementRead, Source
 from app.scoring import SCORER_VERSION
 from app.scoring.definition import InstrumentDefinition
-from app.scoring.engine import Answer
+from app.scoring.engine import Answer, ScoreResult
 from app.therapy_sessions import service as therapy_sessions
 
 
@@ -39,6 +39,9 @@ class NewMeasurement:
     session_id: uuid.UUID | None = None
     declared_total: float | None = None
     recorded_by_key_id: uuid.UUID | None = None
+    score: ScoreResult | None = None
+    """The result of scoring ``items`` under the instrument's current definition, when the caller already has it
+    (FHIR scores a response before storing it, to refuse an unscorable one); scored here otherwise."""
 
 
 def create(session: Session, registry: InstrumentRegistry, data: NewMeasurement) -> Measurement:
@@ -229,7 +232,9 @@ def _scored_values(
     definition: InstrumentDefinition, data: NewMeasurement, *, measurement_id: uuid.UUID, version: int
 ) -> dict[str, Any]:
     """Every column of a new measurement version, scored under ``definition``."""
-    result = scoring.score_answers(definition, data.items, declared_total=data.declared_total)
+    result = data.score
+    if result is None or (result.instrument, result.version) != (definition.id, definition.version):
+        result = scoring.score_answers(definition, data.items, declared_total=data.declared_total)
     return {
         "id": uuid.uuid4(),
         "measurement_id": measurement_id,

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
-from app.core.db import UTCDateTime, create_db_engine, create_lookup_engine, insert_rows, ping_when_idle, watch_inserts
+from app.core.db import UTCDateTime, create_db_engine, create_lookup_engine, insert_rows, log_inserts, ping_when_idle
 from app.patients.models import Patient
 from app.therapy_sessions.models import TherapySession
 from tests.conftest import ClinicKeys, make_settings
@@ -36,11 +36,10 @@ def test_datetimes_are_stored_in_utc_and_read_back_aware() -> None:
         column.process_bind_param(datetime(2026, 6, 1, 12, 0), None)
 
 
-def test_insert_rows_and_flushes_both_tell_the_sessions_insert_watchers(app: FastAPI, clinic: ClinicKeys) -> None:
-    seen: list[tuple[str, Any]] = []
+def test_insert_rows_and_flushes_are_both_in_the_sessions_insert_log(app: FastAPI, clinic: ClinicKeys) -> None:
     patient_id = uuid.uuid4()
     with app.state.write_sessions() as session, session.begin():
-        watch_inserts(session, lambda table, values: seen.append((table, values.get("id"))))
+        log = log_inserts(session)
         session.add(Patient(id=patient_id, clinic_id=clinic.id))
         session.flush()
         session_id = uuid.uuid4()
@@ -62,7 +61,30 @@ def test_insert_rows_and_flushes_both_tell_the_sessions_insert_watchers(app: Fas
         )
         insert_rows(session, TherapySession, [])
         assert session.scalar(select(TherapySession.id).where(TherapySession.id == session_id)) == session_id
-    assert seen == [("patient", patient_id), ("therapy_session", session_id)]
+    assert [(table, values["id"]) for table, values in log] == [
+        ("patient", patient_id),
+        ("therapy_session", session_id),
+    ]
+
+
+def test_rows_of_a_rolled_back_savepoint_leave_the_insert_log(app: FastAPI, clinic: ClinicKeys) -> None:
+    kept, dropped, inner, after = (uuid.uuid4() for _ in range(4))
+    with app.state.write_sessions() as session, session.begin():
+        log = log_inserts(session)
+        with session.begin_nested():
+            insert_rows(session, Patient, [_patient_row(kept, clinic.id)])
+        with pytest.raises(RuntimeError), session.begin_nested():
+            insert_rows(session, Patient, [_patient_row(dropped, clinic.id)])
+            with session.begin_nested():
+                insert_rows(session, Patient, [_patient_row(inner, clinic.id)])
+            raise RuntimeError("the entry failed")
+        session.add(Patient(id=after, clinic_id=clinic.id))
+        session.flush()
+    assert [values["id"] for _table, values in log] == [kept, after]
+
+
+def _patient_row(patient_id: uuid.UUID, clinic_id: uuid.UUID) -> dict[str, Any]:
+    return {"id": patient_id, "clinic_id": clinic_id, "created_at": datetime(2026, 1, 5, tzinfo=UTC)}
 
 
 def test_the_autocommit_engine_reads_outside_any_transaction(tmp_path: object) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.audit.models import AuditEvent
 from app.auth.permissions import Role
+from app.fhir import bundles
+from app.fhir.models import FhirResource
 from app.patients.models import PatientIdentifier
 from tests.conftest import ClinicKeys
 from tests.fhir.conftest import (
@@ -206,3 +210,92 @@ def test_a_bundle_of_1000_responses_is_accepted(
     assert len(response.json()["entry"]) == 1000
     assert {entry["response"]["status"] for entry in response.json()["entry"]} == {"200 OK"}
     assert len(measurements_of(app, patient_id)) == 1
+
+
+def new_response_entry(qr: dict[str, Any], subject: str, feed_id: str) -> dict[str, Any]:
+    """A plain POST (no conditional create): what a backfill sends, stored with the batch's other new responses."""
+    entry = response_entry(qr, subject, feed_id)
+    del entry["request"]["ifNoneExist"]
+    return entry
+
+
+def created_events(app: FastAPI, clinic: ClinicKeys) -> list[tuple[str, str]]:
+    query = select(AuditEvent.resource_type, AuditEvent.resource_id).where(
+        AuditEvent.clinic_id == clinic.id, AuditEvent.action == "create", AuditEvent.route == "/fhir"
+    )
+    with app.state.read_sessions() as session:
+        return [(table, str(resource_id)) for table, resource_id in session.execute(query)]
+
+
+def stored_logical_ids(app: FastAPI, clinic: ClinicKeys) -> set[str]:
+    query = select(FhirResource.logical_id).where(FhirResource.clinic_id == clinic.id)
+    with app.state.read_sessions() as session:
+        return set(session.scalars(query))
+
+
+@pytest.mark.parametrize("store_batch", [1_000, 2])
+def test_new_responses_are_stored_together_and_each_answered_in_its_place(
+    app: FastAPI,
+    client: TestClient,
+    clinic: ClinicKeys,
+    patient_id: str,
+    store_batch: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bundles, "STORE_BATCH", store_batch)
+    register(client, clinic, US_CORE_QUESTIONNAIRE)
+    qr = fixture("qr-phq9-uscore.json")
+    entries = [new_response_entry(qr, f"Patient/{patient_id}", f"feed-{n}") for n in range(5)]
+    entries[2]["resource"]["status"] = "in-progress"
+
+    response = send(client, "POST", "/fhir", clinic, bundle("batch", entries))
+
+    results = [entry["response"] for entry in response.json()["entry"]]
+    assert [result["status"] for result in results] == ["201 Created"] * 2 + ["422 Unprocessable Entity"] + [
+        "201 Created"
+    ] * 2
+    assert results[2]["outcome"]["issue"][0]["expression"] == ["Bundle.entry[2].resource.status"]
+    locations = [result["location"] for result in results if "location" in result]
+    assert {location.split("/")[1] for location in locations} == stored_logical_ids(app, clinic)
+    assert all(result["etag"] == 'W/"1"' for result in results if "location" in result)
+    assert len(measurements_of(app, patient_id)) == 4
+    fhir_events = [resource_id for table, resource_id in created_events(app, clinic) if table == "fhir_resource"]
+    assert len(fhir_events) == 4
+
+
+def test_a_conditional_create_finds_a_new_response_posted_earlier_in_the_same_bundle(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    register(client, clinic, US_CORE_QUESTIONNAIRE)
+    qr = fixture("qr-phq9-uscore.json")
+    first = new_response_entry(qr, f"Patient/{patient_id}", "same-feed-id")
+    resent = response_entry(qr, f"Patient/{patient_id}", "same-feed-id")
+
+    response = send(client, "POST", "/fhir", clinic, bundle("batch", [first, resent]))
+
+    created, matched = (entry["response"] for entry in response.json()["entry"])
+    assert (created["status"], matched["status"]) == ("201 Created", "200 OK")
+    assert matched["location"] == created["location"]
+    assert len(measurements_of(app, patient_id)) == 1
+
+
+def test_a_value_the_database_refuses_fails_only_its_entry_and_leaves_no_audit_trace(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    register(client, clinic, US_CORE_QUESTIONNAIRE)
+    qr = fixture("qr-phq9-uscore.json")
+    entries = [new_response_entry(qr, f"Patient/{patient_id}", feed_id) for feed_id in ("a", "b\x00c", "d")]
+
+    response = send(client, "POST", "/fhir", clinic, bundle("batch", entries))
+
+    statuses = [entry["response"]["status"] for entry in response.json()["entry"]]
+    if app.state.engine.dialect.name == "postgresql":  # PostgreSQL cannot store a NUL; SQLite can
+        assert statuses == ["201 Created", "422 Unprocessable Entity", "201 Created"]
+        assert response.json()["entry"][1]["response"]["outcome"]["issue"][0]["code"] == "value"
+    else:
+        assert statuses == ["201 Created"] * 3
+    stored = len(stored_logical_ids(app, clinic))
+    assert len(measurements_of(app, patient_id)) == stored
+    events = created_events(app, clinic)
+    assert len([event for event in events if event[0] == "fhir_resource"]) == stored
+    assert len([event for event in events if event[0] == "measurement"]) == stored

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
+from app.fhir.errors import MalformedResource
+from app.fhir.http import parse_resource
 from tests.conftest import ClinicKeys
 from tests.fhir.conftest import headers, issues
 
@@ -129,3 +132,26 @@ def test_a_lone_surrogate_is_a_400(client: TestClient, clinic: ClinicKeys) -> No
 
     assert response.status_code == 400
     assert "surrogate" in issues(response)[0]["diagnostics"]
+
+
+def _nested(levels: int) -> bytes:
+    """A resource whose objects and arrays nest exactly ``levels`` deep (the resource itself is level 1)."""
+    inner: object = ["deepest"]
+    for _ in range(levels - 2):
+        inner = [inner]
+    return json.dumps({"resourceType": "Patient", "x": inner}).encode()
+
+
+def test_nesting_is_accepted_up_to_64_levels_and_refused_past_them() -> None:
+    assert parse_resource(_nested(64)).data["resourceType"] == "Patient"
+    with pytest.raises(MalformedResource, match="nests deeper than 64"):
+        parse_resource(_nested(65))
+
+
+def test_lone_surrogates_are_refused_in_keys_too_but_surrogate_pairs_are_text() -> None:
+    with pytest.raises(MalformedResource, match="surrogate"):
+        parse_resource(b'{"resourceType": "Patient", "\\udc00": 1}')
+    with pytest.raises(MalformedResource, match="surrogate"):
+        parse_resource(b'{"resourceType": "Patient", "name": [{"text": "\\ud83d"}]}')
+    paired = parse_resource(b'{"resourceType": "Patient", "name": [{"text": "\\ud83d\\ude00 \\\\ud800"}]}')
+    assert paired.data["name"][0]["text"] == "\U0001f600 \\ud800"

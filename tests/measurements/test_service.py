@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -11,9 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.core.errors import NotFound
+from app.instruments.service import stored_scores
 from app.measurements import service
 from app.measurements.models import Measurement
 from app.measurements.schemas import Source
+from app.scoring.engine import score
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
 
 
@@ -49,3 +52,21 @@ def test_create_many_stores_every_row_and_its_alerts_in_one_go(
     assert len({row["measurement_id"] for row in rows}) == 3
     alerts = client.get(f"/v1/clinic/alerts?patient_id={patient_id}", headers=clinic.headers()).json()
     assert {alert["measurement"]["id"] for alert in alerts["items"]} == {str(row["measurement_id"]) for row in rows}
+
+
+def test_a_score_the_caller_already_has_is_stored_only_if_it_is_of_the_current_definition(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys
+) -> None:
+    patient_id = uuid.UUID(client.post("/v1/patients", json={}, headers=clinic.headers()).json()["id"])
+    definition = app.state.registry.definitions["phq9"]
+    current = score(definition, ISSUE_PHQ9)
+    other_answers = score(definition, {**ISSUE_PHQ9, "1": 0})
+    stale = replace(other_answers, version="0.0.0")
+    with app.state.write_sessions() as session, session.begin():
+        kept, rescored = service.create_many(
+            session,
+            app.state.registry,
+            [replace(_new(clinic, patient_id), score=other_answers), replace(_new(clinic, patient_id), score=stale)],
+        )
+    assert kept["scores"] == stored_scores(other_answers)  # trusted as given: the caller scored these items
+    assert rescored["scores"] == stored_scores(current)  # scored again from the items, not the stale result
