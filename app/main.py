@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from app.audit.router import router as audit_router
 from app.audit.service import AuditTrail, record_refusal
 from app.auth.router import router as auth_router
+from app.auth.verified_keys import VerifiedKeys
 from app.clinical.router import router as clinical_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_db_engine, create_lookup_engine, create_write_engine, make_sessionmaker
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry
     app.state.engine = engine
     app.state.lookups = lookup_engine
+    app.state.verified_keys = VerifiedKeys(settings.api_key_cache_seconds)
     app.state.read_sessions = make_sessionmaker(engine)
     app.state.write_sessions = make_sessionmaker(write_engine)
     app.state.write_queue = WriteQueue(

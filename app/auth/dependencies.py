@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
 
 from app.auth import service
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.auth.verified_keys import VerifiedKeys
 from app.core.config import Settings
+from app.core.db import utcnow
 from app.core.errors import NotFound
+from app.core.security import hash_api_key
 
 bearer = HTTPBearer(auto_error=False, description="An API key created with `python -m app create-api-key`.")
 
@@ -23,7 +28,8 @@ async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """Check the key on a read connection of its own, outside any transaction (one statement), so a write request
+    """Trust a key verified moments ago (``verified_keys``); else check it on a read connection of its own, outside
+    any transaction (one statement), so a write request
     takes SQLite's single write connection only when it first writes (the profile in bench/README.md).
 
     On SQLite the lookup is an in-process call on a page that is always cached, cheaper than a hand-off to the
@@ -32,18 +38,31 @@ async def get_principal(
     presented = credentials.credentials if credentials else None
     settings: Settings = request.app.state.settings  # not a dependency: every dependency costs each request
     pepper = settings.api_key_pepper.get_secret_value()
-    lookups: Engine = request.app.state.lookups
-    if lookups.dialect.name == "sqlite":
-        principal = _authenticate(lookups, presented, pepper)
-    else:
-        principal = await run_in_threadpool(_authenticate, lookups, presented, pepper)
+    verified_keys: VerifiedKeys = request.app.state.verified_keys
+    key_hash = hash_api_key(presented, pepper) if presented else ""
+    principal = verified_keys.principal(key_hash, utcnow()) if presented else None
+    if principal is None:
+        lookups: Engine = request.app.state.lookups
+        if lookups.dialect.name == "sqlite":
+            authenticated = _authenticate(lookups, presented, pepper)
+        else:
+            authenticated = await run_in_threadpool(_authenticate, lookups, presented, pepper)
+        principal = authenticated.principal
+        verified_keys.remember(key_hash, principal, authenticated.expires_at)
     request.state.principal = principal
     return principal
 
 
-def _authenticate(lookups: Engine, presented: str | None, pepper: str) -> Principal:
+def _authenticate(lookups: Engine, presented: str | None, pepper: str) -> service.Authenticated:
     with lookups.connect() as connection:
         return service.authenticate(connection, presented=presented, pepper=pepper)
+
+
+def forget_when_committed(request: Request, session: Session, key_id: uuid.UUID) -> None:
+    """Stop trusting a revoked key once its revocation is committed (forgotten any earlier, a concurrent request
+    could verify it again from the still uncommitted row and trust it for another ``API_KEY_CACHE_SECONDS``)."""
+    verified_keys: VerifiedKeys = request.app.state.verified_keys
+    event.listen(session, "after_commit", lambda _session: verified_keys.forget(key_id), once=True)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

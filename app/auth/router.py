@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.auth import enrolment, service
-from app.auth.dependencies import requires
+from app.auth.dependencies import forget_when_committed, requires
 from app.auth.models import ApiKey
 from app.auth.permissions import STAFF_ROLES, Permission
 from app.auth.schemas import (
@@ -79,12 +79,15 @@ def list_api_keys(
 @router.post("/api-keys/{key_id}/revoke", response_model=ApiKeyRead, tags=["api keys"])
 def revoke_api_key(
     key_id: uuid.UUID,
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, requires(Permission.KEYS_MANAGE)],
     guard: Idempotent,
 ) -> Response:
     """Revoke a staff key at once."""
-    return guard.respond(_read(service.revoke_key(session, clinic_id=principal.clinic_id, key_id=key_id)))
+    revoked = service.revoke_key(session, clinic_id=principal.clinic_id, key_id=key_id)
+    forget_when_committed(request, session, revoked.id)
+    return guard.respond(_read(revoked))
 
 
 @router.post(
@@ -152,12 +155,14 @@ def list_patient_tokens(
 def revoke_patient_token(
     patient_id: uuid.UUID,
     key_id: uuid.UUID,
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, requires(Permission.ENROLMENTS_MANAGE)],
     guard: Idempotent,
 ) -> Response:
     """Revoke a patient's token (a lost phone): the app gets 401 from then on."""
     revoked = service.revoke_key(session, clinic_id=principal.clinic_id, key_id=key_id, patient_id=patient_id)
+    forget_when_committed(request, session, revoked.id)
     return guard.respond(_read(revoked))
 
 

@@ -89,7 +89,13 @@ _KEY_BY_PREFIX = select(
 """Columns, not the entity, and built once: this runs on every request (bench/README.md)."""
 
 
-def authenticate(connection: Connection, *, presented: str | None, pepper: str) -> Principal:
+@dataclass(frozen=True)
+class Authenticated:
+    principal: Principal
+    expires_at: datetime | None
+
+
+def authenticate(connection: Connection, *, presented: str | None, pepper: str) -> Authenticated:
     if not presented:
         raise NotAuthenticated("send Authorization: Bearer <api key>")
     prefix = key_prefix(presented)
@@ -99,9 +105,10 @@ def authenticate(connection: Connection, *, presented: str | None, pepper: str) 
     now = utcnow()
     if api_key.revoked_at is not None or (api_key.expires_at is not None and api_key.expires_at <= now):
         raise NotAuthenticated("the API key has been revoked or has expired")
-    return Principal(
+    principal = Principal(
         key_id=api_key.id, clinic_id=api_key.clinic_id, role=Role(api_key.role), patient_id=api_key.patient_id
     )
+    return Authenticated(principal, api_key.expires_at)
 
 
 def find_clinic(session: Session, *, name: str) -> Clinic:

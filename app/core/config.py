@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         description="A pooled server connection idle this long is checked (SELECT 1) before use; a dead one is "
         "replaced. Busy connections are not pinged: under load that would be a round trip per request.",
     )
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        description="A verified API key is trusted this long without another lookup (its expiry is still checked "
+        "each time). Revoking through this process's API takes effect at once; through another worker process or "
+        "the CLI, within this time. 0 looks every key up on every request.",
+    )
     idempotency_ttl_hours: int = 24
     page_size_max: int = 500
     log_level: str = "INFO"

@@ -187,7 +187,7 @@ def _store_pending(run: _Run) -> None:
             run.results[index] = _store_one(run, index, prepared)
         return
     for (index, prepared), row in zip(pending.items(), rows, strict=True):
-        run.results[index] = interactions.created_response(row, prepared.scored.warnings)
+        run.results[index] = interactions.created_response(row, prepared)
 
 
 def _store_one(run: _Run, index: int, prepared: PreparedResponse) -> Outcome | EntryFailure:
@@ -198,7 +198,7 @@ def _store_one(run: _Run, index: int, prepared: PreparedResponse) -> Outcome | E
         return _failure(Conflict("the response was stored concurrently; resend it"), f"Bundle.entry[{index}]")
     except DataError as exc:
         return _failure(exc, f"Bundle.entry[{index}]")
-    return interactions.created_response(row, prepared.scored.warnings)
+    return interactions.created_response(row, prepared)
 
 
 @dataclass(frozen=True)

@@ -75,16 +75,17 @@ def put_response(
     return _response_outcome(stored, 201 if stored.created else 200)
 
 
-def created_response(row: dict[str, Any], warnings: list[Issue]) -> Outcome:
+def created_response(row: dict[str, Any], prepared: responses.PreparedResponse) -> Outcome:
     """The outcome of a response stored in bulk (``service.store_many``), from its column values."""
-    return _response_outcome(responses.StoredResponse(row=FhirResource(**row), created=True, warnings=warnings), 201)
+    stored = responses.StoredResponse(row=FhirResource(**row), created=True, warnings=prepared.scored.warnings)
+    return _response_outcome(stored, 201, received=prepared.data)
 
 
-def _response_outcome(stored: responses.StoredResponse, status: int) -> Outcome:
+def _response_outcome(stored: responses.StoredResponse, status: int, received: dict[str, Any] | None = None) -> Outcome:
     row = stored.row
     return Outcome(
         status=status,
-        resource=responses.served(row),
+        resource=responses.served(row, received),
         location=f"QuestionnaireResponse/{row.logical_id}",
         version=str(row.version_id),
         last_modified=row.updated_at,

@@ -284,10 +284,13 @@ def find(session: Session, clinic_id: uuid.UUID, logical_id: str) -> FhirResourc
     )
 
 
-def served(row: FhirResource) -> dict[str, Any]:
-    """The response as received, under its server id and version, its subject resolved to ``Patient/<id>``."""
+def served(row: FhirResource, received: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The response as received, under its server id and version, its subject resolved to ``Patient/<id>``.
+
+    ``received``: the response as parsed, when the caller has it (a response just stored), to save parsing ``raw``.
+    """
     data = as_served(
-        row.raw,
+        row.raw if received is None else received,
         resource_type=RESOURCE_TYPE,
         logical_id=row.logical_id,
         version_id=row.version_id,

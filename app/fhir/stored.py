@@ -8,10 +8,11 @@ from typing import Any
 
 
 def as_served(
-    raw: str, *, resource_type: str, logical_id: str, version_id: int, updated_at: datetime
+    raw: str | dict[str, Any], *, resource_type: str, logical_id: str, version_id: int, updated_at: datetime
 ) -> dict[str, Any]:
-    """The received JSON with ``id`` and ``meta.versionId``/``meta.lastUpdated`` set by the server."""
-    data = json.loads(raw)
+    """The received JSON (as text, or already parsed: left unchanged) with ``id`` and ``meta.versionId``/
+    ``meta.lastUpdated`` set by the server."""
+    data = json.loads(raw) if isinstance(raw, str) else dict(raw)
     data.pop("resourceType", None)
     data.pop("id", None)
     meta = data.pop("meta", None)

@@ -8,6 +8,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from app.core.db import UTCDateTime, create_db_engine, create_lookup_engine, insert_rows, log_inserts, ping_when_idle
 from app.patients.models import Patient
@@ -73,14 +74,20 @@ def test_rows_of_a_rolled_back_savepoint_leave_the_insert_log(app: FastAPI, clin
         log = log_inserts(session)
         with session.begin_nested():
             insert_rows(session, Patient, [_patient_row(kept, clinic.id)])
-        with pytest.raises(RuntimeError), session.begin_nested():
-            insert_rows(session, Patient, [_patient_row(dropped, clinic.id)])
-            with session.begin_nested():
-                insert_rows(session, Patient, [_patient_row(inner, clinic.id)])
-            raise RuntimeError("the entry failed")
+        with pytest.raises(RuntimeError):
+            _insert_then_fail(session, [dropped, inner], clinic.id)
         session.add(Patient(id=after, clinic_id=clinic.id))
         session.flush()
     assert [values["id"] for _table, values in log] == [kept, after]
+
+
+def _insert_then_fail(session: Session, patient_ids: list[uuid.UUID], clinic_id: uuid.UUID) -> None:
+    """An entry that inserts a row, a nested one inserts another, then the entry fails: all in savepoints."""
+    with session.begin_nested():
+        insert_rows(session, Patient, [_patient_row(patient_ids[0], clinic_id)])
+        with session.begin_nested():
+            insert_rows(session, Patient, [_patient_row(patient_ids[1], clinic_id)])
+        raise RuntimeError("the entry failed")
 
 
 def _patient_row(patient_id: uuid.UUID, clinic_id: uuid.UUID) -> dict[str, Any]:
