@@ -27,7 +27,7 @@ RISK_FLAGS = ("item9_positive", "item9_endorsed")
 """PHQ-9 and BDI-II item 9 (thoughts of death or self-harm) and FSCRS item 9 (wanting to hurt oneself)."""
 
 
-def raise_alerts_for(session: Session, row: Measurement) -> list[RiskAlert]:
+def raise_alerts_for(session: Session, row: Measurement) -> list[dict[str, Any]]:
     """Raise one alert per risk flag of a just-stored measurement version, unless that measurement already has one
     (an amendment keeps the alerts of the version it replaces)."""
     flags = [flag for flag in row.flags if flag in RISK_FLAGS]
@@ -40,7 +40,7 @@ def raise_alerts_for(session: Session, row: Measurement) -> list[RiskAlert]:
     return _raise(session, [_alert(source, flag) for flag in flags if flag not in existing])
 
 
-def raise_alerts_for_new(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[RiskAlert]:
+def raise_alerts_for_new(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Alerts for measurements created in this transaction (given as their column values): none can exist yet, so
     there is no lookup, and one statement stores them all (ingest, FHIR and bulk import)."""
     return _raise(session, [_alert(row, flag) for row in rows for flag in row["flags"] if flag in RISK_FLAGS])
@@ -66,18 +66,19 @@ def _alert(measurement: Mapping[str, Any], flag: str) -> dict[str, Any]:
     }
 
 
-def _raise(session: Session, values: list[dict[str, Any]]) -> list[RiskAlert]:
-    """Store the alerts; write a webhook outbox row per alert when its clinic has a webhook (sent after commit)."""
+def _raise(session: Session, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Store the alerts (returned as their column values); write a webhook outbox row per alert when its clinic has
+    a webhook (sent after commit)."""
     if not values:
         return []
     insert_rows(session, RiskAlert, values)
-    alerts = [RiskAlert(**alert) for alert in values]
-    urls = {clinic: clinic_settings.webhook_url(session, clinic_id=clinic) for clinic in {a.clinic_id for a in alerts}}
-    for alert in alerts:
-        url = urls[alert.clinic_id]
+    clinics = {alert["clinic_id"] for alert in values}
+    urls = {clinic: clinic_settings.webhook_url(session, clinic_id=clinic) for clinic in clinics}
+    for alert in values:
+        url = urls[alert["clinic_id"]]
         if url:
-            webhooks.enqueue(session, alert=alert, url=url)
-    return alerts
+            webhooks.enqueue(session, alert=RiskAlert(**alert), url=url)
+    return values
 
 
 def list_alerts(

@@ -70,7 +70,7 @@ def _store(
     principal: Principal,
     guard: IdempotencyGuard,
 ) -> Response:
-    row = service.create(
+    row = service.create_values(
         session,
         registry,
         service.NewMeasurement(
@@ -85,8 +85,8 @@ def _store(
             recorded_by_key_id=principal.key_id,
         ),
     )
-    location = f"/v1/patients/{patient_id}/measurements/{row.measurement_id}"
-    return guard.respond(service.to_read(row, registry), status_code=201, headers={"Location": location})
+    location = f"/v1/patients/{patient_id}/measurements/{row['measurement_id']}"
+    return guard.respond(service.values_to_read(row, registry), status_code=201, headers={"Location": location})
 
 
 @router.get("")

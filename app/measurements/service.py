@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -45,14 +46,19 @@ class NewMeasurement:
 
 
 def create(session: Session, registry: InstrumentRegistry, data: NewMeasurement) -> Measurement:
-    """Score and store a new measurement of one of the clinic's patients.
+    """Score and store a new measurement of one of the clinic's patients (``create_values``, as an entity)."""
+    return Measurement(**create_values(session, registry, data))
+
+
+def create_values(session: Session, registry: InstrumentRegistry, data: NewMeasurement) -> dict[str, Any]:
+    """Score and store a new measurement of one of the clinic's patients; returns the stored row's column values.
 
     No lookup first: the measurement's foreign key names the patient and the clinic, so the database refuses
     another clinic's patient (or none), reported as NotFound. The other keys (clinic, therapy session, API key) are
     the caller's own or checked before the insert.
     """
     try:
-        return Measurement(**create_many(session, registry, [data])[0])
+        return create_many(session, registry, [data])[0]
     except IntegrityError:
         raise NotFound(f"no patient {data.patient_id}") from None
 
@@ -180,28 +186,37 @@ def list_current(
 
 
 def to_read(row: Measurement, registry: InstrumentRegistry) -> MeasurementRead:
-    definition = registry.definitions.get(row.instrument_id)
-    scores = scoring.scores_out(definition, row.scores) if definition else {}
+    return _read(partial(getattr, row), registry)
+
+
+def values_to_read(values: Mapping[str, Any], registry: InstrumentRegistry) -> MeasurementRead:
+    """``to_read`` of a row just stored (``create_values``), without building an entity for it."""
+    return _read(values.__getitem__, registry)
+
+
+def _read(column: Callable[[str], Any], registry: InstrumentRegistry) -> MeasurementRead:
+    definition = registry.definitions.get(column("instrument_id"))
+    scores = scoring.scores_out(definition, column("scores")) if definition else {}
     return MeasurementRead(
-        id=row.measurement_id,
-        version=row.version,
-        current=row.is_current,
-        patient_id=row.patient_id,
-        session_id=row.session_id,
-        instrument=row.instrument_id,
-        instrument_version=row.definition_version,
-        scorer_version=row.scorer_version,
-        measured_at=row.measured_at,
-        items=row.items,
-        complete=row.complete,
-        missing_items=row.missing_items,
+        id=column("measurement_id"),
+        version=column("version"),
+        current=column("is_current"),
+        patient_id=column("patient_id"),
+        session_id=column("session_id"),
+        instrument=column("instrument_id"),
+        instrument_version=column("definition_version"),
+        scorer_version=column("scorer_version"),
+        measured_at=column("measured_at"),
+        items=column("items"),
+        complete=column("complete"),
+        missing_items=column("missing_items"),
         scores=scores,
-        flags=row.flags,
-        warnings=[WarningOut.model_validate(warning) for warning in row.warnings],
-        declared_total=row.declared_total,
-        source=Source(row.source),
-        amendment_reason=row.amendment_reason,
-        created_at=row.created_at,
+        flags=column("flags"),
+        warnings=[WarningOut.model_validate(warning) for warning in column("warnings")],
+        declared_total=column("declared_total"),
+        source=Source(column("source")),
+        amendment_reason=column("amendment_reason"),
+        created_at=column("created_at"),
     )
 
 
