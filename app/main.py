@@ -22,6 +22,7 @@ from app.core.logging import configure_logging, install_request_logging
 from app.core.middleware import install_middleware
 from app.core.problems import domain_problem, install_problem_handlers
 from app.fhir.router import router as fhir_router
+from app.fhir.validation_pool import ValidationPool
 from app.health.router import router as health_router
 from app.idempotency.service import IdempotentReplay, replay_response
 from app.instruments.registry import load_registry
@@ -46,10 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_db_engine(settings)
     write_engine = create_write_engine(settings, engine)
     lookup_engine = create_lookup_engine(settings, engine)
+    validation_pool = ValidationPool(settings.fhir_validation_processes)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        validation_pool.close()
         engine.dispose()
         write_engine.dispose()
         lookup_engine.dispose()
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.lookups = lookup_engine
     app.state.verified_keys = VerifiedKeys(settings.api_key_cache_seconds)
+    app.state.validation_pool = validation_pool
     app.state.read_sessions = make_sessionmaker(engine)
     app.state.write_sessions = make_sessionmaker(write_engine)
     app.state.write_queue = WriteQueue(

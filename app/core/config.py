@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         "each time). Revoking through this process's API takes effect at once; through another worker process or "
         "the CLI, within this time. 0 looks every key up on every request.",
     )
+    fhir_validation_processes: int = Field(
+        default=1,
+        ge=0,
+        description="Worker processes that validate a large FHIR Bundle's QuestionnaireResponses while the request "
+        "stores the ones already validated (started on the first such Bundle). 0 validates in the request's thread.",
+    )
     idempotency_ttl_hours: int = 24
     page_size_max: int = 500
     log_level: str = "INFO"

@@ -12,7 +12,7 @@ reference to ``Patient/<id>``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -31,6 +31,7 @@ from app.fhir.http import ReturnPreference, issues_of, operation_outcome
 from app.fhir.interactions import Outcome
 from app.fhir.service import Lookups, PreparedResponse
 from app.fhir.validation import require_type, validate
+from app.fhir.validation_pool import ValidationPool
 from app.instruments.registry import InstrumentRegistry
 
 MAX_ENTRIES = 5_000
@@ -38,6 +39,7 @@ STORE_BATCH = 1_000
 """New QuestionnaireResponses stored per statement (bench/README.md: one statement for many rows, not one each)."""
 BUNDLE_TYPES = ("transaction", "batch")
 ORDER = {"Patient": 0, "Questionnaire": 1}
+RESPONSE = "QuestionnaireResponse"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class _Run:
     results: dict[int, Outcome | EntryFailure] = field(default_factory=dict)
     pending: dict[int, PreparedResponse] = field(default_factory=dict)
     """New QuestionnaireResponses validated and scored, waiting to be stored together."""
+    verdicts: _Verdicts | None = None
 
     def __post_init__(self) -> None:
         self.lookups = Lookups(self.session, self.registry, self.principal.clinic_id, per_entry=True)
@@ -76,11 +79,17 @@ def process(
     principal: Principal,
     bundle: dict[str, Any],
     prefer: ReturnPreference | None,
+    validation: ValidationPool | None = None,
 ) -> dict[str, Any]:
-    """Run the Bundle; return the ``transaction-response`` / ``batch-response`` Bundle."""
+    """Run the Bundle; return the ``transaction-response`` / ``batch-response`` Bundle.
+
+    New QuestionnaireResponses are validated ahead by ``validation`` (worker processes) when given.
+    """
     entries = _check_shell(bundle)
     run = _Run(session, registry, principal, references={})
     order = sorted(range(len(entries)), key=lambda i: ORDER.get(_resource_type(entries[i]), 2))
+    if validation is not None:
+        run.verdicts = _Verdicts.ahead(validation, [(index, entries[index]) for index in order])
     for index in order:
         _run_entry(run, index, entries[index])
     _store_pending(run)
@@ -146,6 +155,7 @@ def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> None:
                 data=request.data,
                 text=_text(request.data),
                 lookups=run.lookups,
+                issues=run.verdicts.of(index) if run.verdicts is not None else None,
             )
             if len(run.pending) >= STORE_BATCH:
                 _store_pending(run)
@@ -199,6 +209,43 @@ def _store_one(run: _Run, index: int, prepared: PreparedResponse) -> Outcome | E
     except DataError as exc:
         return _failure(exc, f"Bundle.entry[{index}]")
     return interactions.created_response(row, prepared)
+
+
+def _posts_new_response(entry: dict[str, Any]) -> bool:
+    """A plain POST of a QuestionnaireResponse (no conditional create): the entries validated ahead."""
+    request, resource = entry.get("request"), entry.get("resource")
+    return (
+        isinstance(request, dict)
+        and request.get("method") == "POST"
+        and request.get("ifNoneExist") is None
+        and isinstance(request.get("url"), str)
+        and request["url"].split("?")[0].strip("/") == RESPONSE
+        and isinstance(resource, dict)
+        and resource.get("resourceType") == RESPONSE
+    )
+
+
+class _Verdicts:
+    """Structural issues of the Bundle's new responses, validated ahead (in order) while earlier ones are stored."""
+
+    def __init__(self, indices: list[int], issues: Iterator[list[Issue]]) -> None:
+        self._expected = set(indices)
+        self._coming = zip(indices, issues, strict=True)
+        self._ready: dict[int, list[Issue]] = {}
+
+    @classmethod
+    def ahead(cls, pool: ValidationPool, entries: list[tuple[int, dict[str, Any]]]) -> _Verdicts:
+        chosen = [(index, entry["resource"]) for index, entry in entries if _posts_new_response(entry)]
+        return cls([index for index, _ in chosen], pool.issues_of([resource for _, resource in chosen], RESPONSE))
+
+    def of(self, index: int) -> list[Issue] | None:
+        """The entry's issues, or None if it was not validated ahead (then it is validated where it runs)."""
+        if index not in self._expected:
+            return None
+        while index not in self._ready:
+            coming, issues = next(self._coming)
+            self._ready[coming] = issues
+        return self._ready.pop(index)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from app.fhir.http import (
 )
 from app.fhir.questionnaires import questionnaire
 from app.fhir.replies import remembered, written
+from app.fhir.validation_pool import ValidationPool
 from app.idempotency.service import Idempotent
 from app.instruments import text
 from app.instruments.dependencies import RegistryDep
@@ -230,6 +231,7 @@ def put_patient(
 
 @router.post("", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
 def process_bundle(
+    request: Request,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
     body: FhirBody,
     session: SessionDep,
@@ -238,7 +240,10 @@ def process_bundle(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """A `transaction` (all or nothing) or `batch` (each entry on its own) Bundle of POST/PUT entries."""
-    result = bundles.process(session, registry, principal=principal, bundle=body.data, prefer=prefer)
+    validation: ValidationPool = request.app.state.validation_pool
+    result = bundles.process(
+        session, registry, principal=principal, bundle=body.data, prefer=prefer, validation=validation
+    )
     return remembered(guard, result, 200, {})
 
 

@@ -32,7 +32,7 @@ from app.fhir.models import FhirResource
 from app.fhir.registrations import ResolvedForm
 from app.fhir.responses import ROOT, ResponseAnswers, authored, check_status, read_answers, subject_patient_id
 from app.fhir.stored import as_served
-from app.fhir.validation import validate
+from app.fhir.validation import refuse_if_any, require_type, validate
 from app.instruments import service as scoring
 from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
@@ -168,9 +168,17 @@ def prepare(
     data: dict[str, Any],
     text: str,
     lookups: Lookups | None = None,
+    issues: list[Issue] | None = None,
 ) -> PreparedResponse:
-    """Validate and score a new response (reads only), so that many can be stored with one statement each."""
-    validate(data, RESOURCE_TYPE)
+    """Validate and score a new response (reads only), so that many can be stored with one statement each.
+
+    ``issues``: its structural issues when already found (``validation_pool``); else it is validated here.
+    """
+    if issues is None:
+        validate(data, RESOURCE_TYPE)
+    else:
+        require_type(data, RESOURCE_TYPE)
+        refuse_if_any(issues, RESOURCE_TYPE)
     return PreparedResponse(data, text, _score(session, registry, principal=principal, data=data, lookups=lookups))
 
 

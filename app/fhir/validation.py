@@ -39,10 +39,19 @@ def validate(data: dict[str, Any], resource_type: str) -> FHIRAbstractModel:
     """Validate strictly: any structural error is a 400 with one issue per error."""
     require_type(data, resource_type)
     model, errors = _validated(data, resource_type)
-    if errors:
-        raise MalformedResource(f"{len(errors)} structural error(s) in the {resource_type}", issues=errors)
+    refuse_if_any(errors, resource_type)
     assert model is not None
     return model
+
+
+def structural_issues(data: dict[str, Any], resource_type: str) -> list[Issue]:
+    """``validate``'s verdict without raising: the issues of a resource (``[]`` when valid)."""
+    return _validated(data, resource_type)[1]
+
+
+def refuse_if_any(issues: list[Issue], resource_type: str) -> None:
+    if issues:
+        raise MalformedResource(f"{len(issues)} structural error(s) in the {resource_type}", issues=issues)
 
 
 def validate_leniently(data: dict[str, Any], resource_type: str) -> list[Issue]:
