@@ -10,11 +10,14 @@ JSON-null scores left out, number text, empty and quoted fields, prorated, flags
 from __future__ import annotations
 
 import io
+import json
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
@@ -242,3 +245,37 @@ def test_parquet_row_groups_are_the_python_paths(app: FastAPI, cohort: Cohort) -
     ]
     assert ours_file.num_row_groups > 2
     assert ours_file.read().equals(python_file.read(), check_metadata=True)
+
+
+EDGE_NUMBERS: list[int | float] = [
+    *(0, 1, -3, 10, 2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, 10**30),
+    *(0.0, 3.0, 9.0, 100.0, 2.3333333333333335, 0.1, -2.5, 12.5, 1 / 3),
+    *(1e-4, 1.5e-4, 9.99e-5, 1e-5, -1e-5, 1.5e-7, 5e-324),
+    *(1e15, 123456789012345.6, 1234567890123456.7, 9999999999999998.0, 1e16, -1e16, 1.5e16, 1e22, 1e300),
+]
+
+
+@pytest.mark.usefixtures("client")  # the app's lifespan then disposes of its pool at the end of the session
+def test_number_text_is_what_python_prints_for_the_decoded_json(app: FastAPI) -> None:
+    if app.state.engine.dialect.name != "postgresql":
+        pytest.skip("the database formats the export on PostgreSQL only")
+    generator = random.Random(9)
+    numbers = [
+        *EDGE_NUMBERS,
+        *(generator.uniform(-100, 100) for _ in range(500)),
+        *(round(generator.uniform(-100, 100), 2) for _ in range(200)),
+        *(generator.choice([-1, 1]) * 10 ** generator.uniform(-30, 30) for _ in range(500)),
+    ]
+    # As stored: the service's encoder writes repr's digits; another writer might leave trailing zeros.
+    documents = [json.dumps({"value": number}) for number in numbers]
+    documents += ['{"value": 1.50}', '{"value": 3.000}', '{"value": 0.000}', '{"value": 1E2}', '{"value": 1.5e-5}']
+    documents += ['{"value": null}', '{"value": "text"}', "{}"]
+
+    query = f"SELECT stored::text, {postgres_export._value_text('stored')} FROM unnest(%s::jsonb[]) AS stored"
+    with app.state.engine.connect() as connection:
+        printed = connection.exec_driver_sql(query, (documents,)).all()
+
+    for stored, text in printed:
+        value = orjson.loads(stored).get("value")  # what the Python path reads
+        expected = "" if value is None else repr(value) if isinstance(value, float) else str(value)
+        assert (text or "") == expected, stored
