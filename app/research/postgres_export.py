@@ -47,16 +47,13 @@ _PYTHON_INTEGERS = "-9223372036854775808 AND 18446744073709551615"
 
 
 def applies(session: Session, spec: ExportSpec) -> bool:
-    """Only the de-identified long score export on PostgreSQL; every other export keeps the Python path.
-
-    COPY sends text in the connection's client encoding, so a connection that is not UTF-8 keeps the Python path.
-    """
-    if session.get_bind().dialect.name != "postgresql" or spec.identified:
-        return False
-    if spec.layout is not Layout.LONG or spec.level is not Level.SCORES:
-        return False
-    connection = session.connection().connection.driver_connection
-    return connection is not None and connection.info.encoding == "utf-8"
+    """Only the de-identified long score export on PostgreSQL; every other export keeps the Python path."""
+    return (
+        session.get_bind().dialect.name == "postgresql"
+        and not spec.identified
+        and spec.layout is Layout.LONG
+        and spec.level is Level.SCORES
+    )
 
 
 def csv_chunks(session: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str]) -> Iterator[bytes]:
@@ -155,13 +152,18 @@ def _copy(
     session: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str], *, empty_text_as_null: bool
 ) -> Iterator[bytes]:
     """The export's rows as CSV lines, as PostgreSQL sends them (one line per message)."""
-    statement, params = _rows_statement(session, spec, pseudonymise, empty_text_as_null=empty_text_as_null)
+    # One snapshot for the clinic's patients and the rows: a patient added in between would otherwise lose its rows.
+    # (Set as the export's session first uses its connection, as it does here.)
+    connection = session.connection(execution_options={"isolation_level": "REPEATABLE READ"}).connection
     # The planner cannot know that a measurement holds a few scores (it assumes 100 per ``jsonb_each``), so it
-    # expects millions of rows and compiles the query with JIT: ~1 s at start for nothing. Until the transaction ends.
+    # expects millions of rows and compiles the query with JIT: ~1 s at start for nothing. COPY sends text in the
+    # client encoding, and the export is UTF-8. Both until the transaction ends.
     session.execute(text("SET LOCAL jit = off"))
-    connection = session.connection().connection.driver_connection
-    assert connection is not None  # a checked-out connection
-    with connection.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
+    session.execute(text("SET LOCAL client_encoding = 'UTF8'"))
+    statement, params = _rows_statement(session, spec, pseudonymise, empty_text_as_null=empty_text_as_null)
+    driver = connection.driver_connection
+    assert driver is not None  # a checked-out connection
+    with driver.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
         for data in copy:
             yield bytes(data)
 

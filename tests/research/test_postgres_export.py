@@ -23,7 +23,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from app.auth.permissions import Role
 from app.core.db import transaction
@@ -235,6 +235,8 @@ def test_parquet_row_groups_are_the_python_paths(app: FastAPI, cohort: Cohort) -
     with app.state.read_sessions() as session, session.begin():
         assert postgres_export.applies(session, spec)
         ours = b"".join(postgres_export.parquet_chunks(session, spec, pseudonymise, row_group=4))
+        # The clinic's patients (for their pseudonyms) and the rows are read from one snapshot.
+        assert session.execute(text("SHOW transaction_isolation")).scalar() == "repeatable read"
         python = b"".join(
             parquet_chunks(spec.columns, export_rows(session, spec, pseudonymise=pseudonymise), row_group=4)
         )
@@ -275,7 +277,7 @@ def test_number_text_is_what_python_prints_for_the_decoded_json(app: FastAPI) ->
     with app.state.engine.connect() as connection:
         printed = connection.exec_driver_sql(query, (documents,)).all()
 
-    for stored, text in printed:
+    for stored, written in printed:
         value = orjson.loads(stored).get("value")  # what the Python path reads
         expected = "" if value is None else repr(value) if isinstance(value, float) else str(value)
-        assert (text or "") == expected, stored
+        assert (written or "") == expected, stored
