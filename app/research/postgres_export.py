@@ -2,9 +2,10 @@
 
 The Python path (``export.export_rows``) reads one measurement at a time and builds a row per score; that per-row
 Python costs as much as reading the rows. On PostgreSQL the same rows are made by the database instead: the scores
-are exploded with ``jsonb_each``, each patient's pseudonym is joined in (computed here first, once per patient: the
-secret never reaches the database), and ``COPY ... TO STDOUT (FORMAT csv)`` streams the rows as CSV. Parquet is read
-from the same stream by Arrow's CSV reader, so no Python touches a row in either format.
+are exploded with ``jsonb_each``, each patient's pseudonym is joined in (computed here first, once per patient, and
+sent as COPY data into a temporary table: the secret never reaches the database), and ``COPY ... TO STDOUT (FORMAT
+csv)`` streams the rows as CSV. Parquet is read from the same stream by Arrow's CSV reader, so no Python touches a
+row in either format.
 
 The output is the Python path's, byte for byte (CSV) and value for value (Parquet); ``tests/research`` compares the
 two on both paths' tricky cases. What the database must do to match it:
@@ -42,6 +43,8 @@ CSV_FLUSH_BYTES = 256 * 1024
 ARROW_BLOCK_BYTES = 1 << 20
 """CSV bytes Arrow parses at a time (its memory use is a few blocks, whatever the export's size)."""
 
+_PSEUDONYMS = "research_export_pseudonym"
+"""The export's temporary table of pseudonyms (one per connection, dropped at the end of the transaction)."""
 _PYTHON_INTEGERS = "-9223372036854775808 AND 18446744073709551615"
 """JSON integers decoded as Python ``int`` (orjson's range); a larger one is decoded as a ``float``."""
 
@@ -155,38 +158,47 @@ def _copy(
     # One snapshot for the clinic's patients and the rows: a patient added in between would otherwise lose its rows.
     # (Set as the export's session first uses its connection, as it does here.)
     connection = session.connection(execution_options={"isolation_level": "REPEATABLE READ"}).connection
+    driver = connection.driver_connection
+    assert driver is not None  # a checked-out connection
     # The planner cannot know that a measurement holds a few scores (it assumes 100 per ``jsonb_each``), so it
     # expects millions of rows and compiles the query with JIT: ~1 s at start for nothing. COPY sends text in the
     # client encoding, and the export is UTF-8. Both until the transaction ends.
     session.execute(text("SET LOCAL jit = off"))
     session.execute(text("SET LOCAL client_encoding = 'UTF8'"))
-    statement, params = _rows_statement(session, spec, pseudonymise, empty_text_as_null=empty_text_as_null)
-    driver = connection.driver_connection
-    assert driver is not None  # a checked-out connection
+    _load_pseudonyms(session, driver, spec.clinic_id, pseudonymise)
+    statement, params = _rows_statement(session, spec, empty_text_as_null=empty_text_as_null)
     with driver.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
         for data in copy:
             yield bytes(data)
 
 
-def _rows_statement(
-    session: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str], *, empty_text_as_null: bool
-) -> tuple[str, dict[str, Any]]:
+def _load_pseudonyms(
+    session: Session, driver: Any, clinic_id: uuid.UUID, pseudonymise: Callable[[uuid.UUID], str]
+) -> None:
+    """The clinic's patients and their pseudonyms, in a temporary table dropped with the transaction.
+
+    Sent as COPY data, never as statement text: a server that logs slow statements (or ``pg_stat_statements``) would
+    otherwise keep the export's key from pseudonym to patient. One HMAC per patient, not per row.
+    """
+    session.execute(
+        text(f"CREATE TEMPORARY TABLE {_PSEUDONYMS} (patient_id uuid NOT NULL, pseudonym text NOT NULL) ON COMMIT DROP")
+    )
+    patients = session.scalars(select(Patient.id).where(Patient.clinic_id == clinic_id))
+    with driver.cursor() as cursor, cursor.copy(f"COPY {_PSEUDONYMS} (patient_id, pseudonym) FROM STDIN") as copy:
+        for patient in patients:
+            copy.write_row((patient, pseudonymise(patient)))
+    session.execute(text(f"ANALYZE {_PSEUDONYMS}"))
+
+
+def _rows_statement(session: Session, spec: ExportSpec, *, empty_text_as_null: bool) -> tuple[str, dict[str, Any]]:
     """The long score rows in the Python path's order, as SQL for psycopg (``%(name)s`` parameters).
 
     With ``empty_text_as_null`` an empty string is sent as NULL, which PostgreSQL's CSV writes as an empty field as
     Python's ``csv`` does (an empty string it would write as ``""``).
     """
     measurements, params = _driver_sql(session, _measurements(spec))
-    # One pseudonym per patient of the clinic (about 100 bytes each), whatever the number of measurements.
-    patients = list(session.scalars(select(Patient.id).where(Patient.clinic_id == spec.clinic_id)))
     instruments, keys, positions = _score_positions(spec)
-    params |= {
-        "export_patients": patients,
-        "export_pseudonyms": [pseudonymise(patient) for patient in patients],
-        "export_instruments": instruments,
-        "export_score_keys": keys,
-        "export_positions": positions,
-    }
+    params |= {"export_instruments": instruments, "export_score_keys": keys, "export_positions": positions}
     texts = [
         "p.pseudonym",
         "m.instrument_id",
@@ -197,7 +209,7 @@ def _rows_statement(
         "array_to_string(ARRAY(SELECT jsonb_array_elements_text(m.flags)), ';')",
     ]
     if empty_text_as_null:
-        texts = [f"NULLIF({text}, '')" for text in texts]
+        texts = [f"NULLIF({expression}, '')" for expression in texts]
     pseudonym, instrument, version, key, value, band, flags = texts
     # Only this module's SQL and SQLAlchemy's compiled query are put together here; every value is a parameter.
     statement = f"""
@@ -207,8 +219,7 @@ def _rows_statement(
                     THEN 0 ELSE 1 END,
                {flags}
         FROM ({measurements}) AS m
-        JOIN unnest(%(export_patients)s::uuid[], %(export_pseudonyms)s::text[]) AS p(patient_id, pseudonym)
-          ON p.patient_id = m.patient_id
+        JOIN {_PSEUDONYMS} AS p ON p.patient_id = m.patient_id
         CROSS JOIN LATERAL jsonb_each(m.payload) WITH ORDINALITY AS s(key, value, stored_at)
         LEFT JOIN unnest(%(export_instruments)s::text[], %(export_score_keys)s::text[], %(export_positions)s::integer[])
           AS k(instrument_id, key, position)

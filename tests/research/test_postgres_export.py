@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import psycopg
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
@@ -281,3 +282,25 @@ def test_number_text_is_what_python_prints_for_the_decoded_json(app: FastAPI) ->
         value = orjson.loads(stored).get("value")  # what the Python path reads
         expected = "" if value is None else repr(value) if isinstance(value, float) else str(value)
         assert (written or "") == expected, stored
+
+
+def test_pseudonyms_reach_the_database_as_data_never_as_statement_text(
+    app: FastAPI, client: TestClient, cohort: Cohort, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if app.state.engine.dialect.name != "postgresql":
+        pytest.skip("the database formats the export on PostgreSQL only")
+    statements: list[str] = []
+    copy = psycopg.Cursor.copy
+
+    def recording_copy(cursor: psycopg.Cursor[Any], statement: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(statement))
+        return copy(cursor, statement, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", recording_copy)
+    content = exported(client, cohort.clinic, "csv", {})
+
+    pseudonyms = {line.split(",")[0] for line in content.decode().splitlines()[1:]}
+    assert len(pseudonyms) == len(cohort.patients)
+    assert any("TO STDOUT" in statement for statement in statements)
+    # A server that logs slow statements would otherwise keep the key from pseudonym to patient.
+    assert not [statement for statement in statements if any(pseudonym in statement for pseudonym in pseudonyms)]
