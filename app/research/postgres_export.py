@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
@@ -173,7 +174,7 @@ def _copy(
 
 
 def _load_pseudonyms(
-    session: Session, driver: Any, clinic_id: uuid.UUID, pseudonymise: Callable[[uuid.UUID], str]
+    session: Session, driver: psycopg.Connection[Any], clinic_id: uuid.UUID, pseudonymise: Callable[[uuid.UUID], str]
 ) -> None:
     """The clinic's patients and their pseudonyms, in a temporary table dropped with the transaction.
 
