@@ -118,7 +118,8 @@ def export_rows(
     """The export's rows in column order; ``pseudonymise`` is required unless the export is identified."""
     if not spec.identified and pseudonymise is None:
         raise ValueError("a de-identified export needs a pseudonymiser")
-    measurements = session.execute(measurement_query(spec).execution_options(yield_per=YIELD_PER))
+    # On the session's Core connection: the ORM's result path would add per-row loading work for plain columns.
+    measurements = session.connection().execute(measurement_query(spec).execution_options(yield_per=YIELD_PER))
     builder = _LongRows(spec, pseudonymise) if spec.layout is Layout.LONG else _WideRows(spec, pseudonymise)
     yield from builder.rows(measurements)
 
@@ -130,13 +131,20 @@ class _Rows(ABC):
         self.definitions = {definition.id: definition for definition in spec.definitions}
         self._last_stored: str | uuid.UUID | None = None
         self._last_patient = uuid.UUID(int=0)
+        self._identity_of: str | uuid.UUID | None = None
+        self._identity: list[Value] = []
 
     def identity(self, row: Row[Any]) -> list[Value]:
-        patient_id = self.patient(row.patient_id)
-        if self.spec.identified:
-            return [str(patient_id), row.external_id]
-        assert self.pseudonymise is not None  # checked in export_rows
-        return [self.pseudonymise(patient_id)]
+        """The identity columns, worked out once per patient (rows come patient by patient)."""
+        if row.patient_id != self._identity_of:
+            patient_id = self.patient(row.patient_id)
+            if self.spec.identified:
+                self._identity = [str(patient_id), row.external_id]
+            else:
+                assert self.pseudonymise is not None  # checked in export_rows
+                self._identity = [self.pseudonymise(patient_id)]
+            self._identity_of = row.patient_id
+        return self._identity
 
     def patient(self, stored: str | uuid.UUID) -> uuid.UUID:
         """The patient id of a row (rows come patient by patient, so the last one is remembered)."""

@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
+from app.research import postgres_export
 from app.research.export import ExportSpec, export_rows
 from app.research.schemas import ExportFormat
 from app.research.writers import MEDIA_TYPES, csv_chunks, parquet_chunks, write_statistics_file
@@ -33,6 +34,10 @@ def stream_chunks(
     sessions: sessionmaker[Session], spec: ExportSpec, export_format: ExportFormat, pseudonymise: Pseudonymise
 ) -> Iterator[bytes]:
     with sessions() as session, session.begin():
+        if pseudonymise is not None and postgres_export.applies(session, spec):
+            fast = postgres_export.csv_chunks if export_format is ExportFormat.CSV else postgres_export.parquet_chunks
+            yield from fast(session, spec, pseudonymise)
+            return
         rows = export_rows(session, spec, pseudonymise=pseudonymise)
         chunks = csv_chunks if export_format is ExportFormat.CSV else parquet_chunks
         yield from chunks(spec.columns, rows)

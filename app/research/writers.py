@@ -83,7 +83,7 @@ def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
     return pa.schema(fields)
 
 
-class _DrainedSink:
+class DrainedSink:
     """A write-only file that hands out what was written since the last drain; ``tell`` counts every byte."""
 
     def __init__(self) -> None:
@@ -119,7 +119,7 @@ def parquet_chunks(
     columns: Sequence[Column], rows: Iterable[list[Value]], *, row_group: int = PARQUET_ROW_GROUP
 ) -> Iterator[bytes]:
     schema = arrow_schema(columns)
-    sink = _DrainedSink()
+    sink = DrainedSink()
     writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema)
     batch: list[list[Value]] = []
 

@@ -1,0 +1,286 @@
+"""The default research export (de-identified, long layout, score level) formatted by PostgreSQL itself.
+
+The Python path (``export.export_rows``) reads one measurement at a time and builds a row per score; that per-row
+Python costs as much as reading the rows. On PostgreSQL the same rows are made by the database instead: the scores
+are exploded with ``jsonb_each``, each patient's pseudonym is joined in (computed here first, once per patient, and
+sent as COPY data into a temporary table: the secret never reaches the database), and ``COPY ... TO STDOUT (FORMAT
+csv)`` streams the rows as CSV. Parquet is read from the same stream by Arrow's CSV reader, so no Python touches a
+row in either format.
+
+The output is the Python path's, byte for byte (CSV) and value for value (Parquet); ``tests/research`` compares the
+two on both paths' tricky cases. What the database must do to match it:
+
+- score order: the definition's score keys first, then any other stored key in stored (``jsonb``) order, which is
+  the order the Python path sees after decoding; JSON-null scores are left out;
+- numbers: the stored JSON text, except where Python prints the decoded float differently (``_value_text``);
+- an empty string is written as an empty field in CSV (PostgreSQL would quote it), and kept as an empty string, not
+  a null, in Parquet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+from sqlalchemy import Select, select, text
+from sqlalchemy.orm import Session
+
+from app.measurements.models import Measurement
+from app.patients.models import Patient
+from app.research.export import ExportSpec, measurement_query
+from app.research.schemas import Layout, Level
+from app.research.writers import PARQUET_ROW_GROUP, DrainedSink, arrow_schema
+
+CSV_FLUSH_BYTES = 256 * 1024
+"""Bytes per chunk sent (PostgreSQL sends one message per row; a chunk gathers a few thousand)."""
+ARROW_BLOCK_BYTES = 1 << 20
+"""CSV bytes Arrow parses at a time (its memory use is a few blocks, whatever the export's size)."""
+
+_PSEUDONYMS = "research_export_pseudonym"
+"""The export's temporary table of pseudonyms (one per connection, dropped at the end of the transaction)."""
+_PYTHON_INTEGERS = "-9223372036854775808 AND 18446744073709551615"
+"""JSON integers decoded as Python ``int`` (orjson's range); a larger one is decoded as a ``float``."""
+
+
+def applies(session: Session, spec: ExportSpec) -> bool:
+    """Only the de-identified long score export on PostgreSQL; every other export keeps the Python path."""
+    return (
+        session.get_bind().dialect.name == "postgresql"
+        and not spec.identified
+        and spec.layout is Layout.LONG
+        and spec.level is Level.SCORES
+    )
+
+
+def csv_chunks(session: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str]) -> Iterator[bytes]:
+    """The header line, then PostgreSQL's CSV in chunks of about ``CSV_FLUSH_BYTES``."""
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow([column.name for column in spec.columns])
+    pending = bytearray(header.getvalue().encode())
+    for data in _copy(session, spec, pseudonymise, empty_text_as_null=True):
+        pending += data
+        if len(pending) >= CSV_FLUSH_BYTES:
+            yield bytes(pending)
+            pending.clear()
+    yield bytes(pending)
+
+
+def parquet_chunks(
+    session: Session,
+    spec: ExportSpec,
+    pseudonymise: Callable[[uuid.UUID], str],
+    *,
+    row_group: int = PARQUET_ROW_GROUP,
+) -> Iterator[bytes]:
+    """The Parquet file in row groups of ``row_group`` rows (as the Python path writes them), each sent when written."""
+    schema = arrow_schema(spec.columns)
+    sink = DrainedSink()
+    writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema)
+    for table in _row_groups(_parsed(_copy(session, spec, pseudonymise, empty_text_as_null=False), schema), row_group):
+        writer.write_table(pa.Table.from_arrays(table.columns, schema=schema))
+        yield sink.drain()
+    writer.close()
+    yield sink.drain()
+
+
+def _parsed(blocks: Iterator[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """PostgreSQL's CSV parsed by Arrow as it arrives: a NULL (unquoted empty field) is missing, ``""`` is ``''``."""
+    first = next(blocks, b"")
+    if not first:
+        return  # Arrow refuses an empty CSV stream
+    reader = pa_csv.open_csv(
+        _CopyStream(itertools.chain([first], blocks)),
+        # Parsed in this thread: Arrow's readahead thread would read the COPY stream behind the generator's back.
+        read_options=pa_csv.ReadOptions(column_names=schema.names, block_size=ARROW_BLOCK_BYTES, use_threads=False),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={field.name: field.type for field in schema},
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    with reader:
+        yield from reader
+
+
+def _row_groups(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
+    """The batches regrouped into tables of ``size`` rows, the last one smaller."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in batches:
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        while pending_rows >= size:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, size)
+            pending = table.slice(size).to_batches()
+            pending_rows -= size
+    if pending_rows:
+        yield pa.Table.from_batches(pending)
+
+
+class _CopyStream(io.RawIOBase):
+    """A read-only file over the COPY stream, for Arrow's streaming CSV reader."""
+
+    def __init__(self, blocks: Iterator[bytes]) -> None:
+        self._blocks = blocks
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not self._left:
+                self._left = next(self._blocks, b"")
+                if not self._left:
+                    break
+            taken = self._left[: len(view) - filled]
+            view[filled : filled + len(taken)] = taken
+            filled += len(taken)
+            self._left = self._left[len(taken) :]
+        return filled
+
+
+def _copy(
+    session: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str], *, empty_text_as_null: bool
+) -> Iterator[bytes]:
+    """The export's rows as CSV lines, as PostgreSQL sends them (one line per message)."""
+    # One snapshot for the clinic's patients and the rows: a patient added in between would otherwise lose its rows.
+    # (Set as the export's session first uses its connection, as it does here.)
+    connection = session.connection(execution_options={"isolation_level": "REPEATABLE READ"}).connection
+    driver = connection.driver_connection
+    assert driver is not None  # a checked-out connection
+    # The planner cannot know that a measurement holds a few scores (it assumes 100 per ``jsonb_each``), so it
+    # expects millions of rows and compiles the query with JIT: ~1 s at start for nothing. COPY sends text in the
+    # client encoding, and the export is UTF-8. Both until the transaction ends.
+    session.execute(text("SET LOCAL jit = off"))
+    session.execute(text("SET LOCAL client_encoding = 'UTF8'"))
+    _load_pseudonyms(session, driver, spec.clinic_id, pseudonymise)
+    statement, params = _rows_statement(session, spec, empty_text_as_null=empty_text_as_null)
+    with driver.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
+        for data in copy:
+            yield bytes(data)
+
+
+def _load_pseudonyms(
+    session: Session, driver: psycopg.Connection[Any], clinic_id: uuid.UUID, pseudonymise: Callable[[uuid.UUID], str]
+) -> None:
+    """The clinic's patients and their pseudonyms, in a temporary table dropped with the transaction.
+
+    Sent as COPY data, never as statement text: a server that logs slow statements (or ``pg_stat_statements``) would
+    otherwise keep the export's key from pseudonym to patient. One HMAC per patient, not per row.
+    """
+    session.execute(
+        text(f"CREATE TEMPORARY TABLE {_PSEUDONYMS} (patient_id uuid NOT NULL, pseudonym text NOT NULL) ON COMMIT DROP")
+    )
+    patients = session.scalars(select(Patient.id).where(Patient.clinic_id == clinic_id))
+    with driver.cursor() as cursor, cursor.copy(f"COPY {_PSEUDONYMS} (patient_id, pseudonym) FROM STDIN") as copy:
+        for patient in patients:
+            copy.write_row((patient, pseudonymise(patient)))
+    session.execute(text(f"ANALYZE {_PSEUDONYMS}"))
+
+
+def _rows_statement(session: Session, spec: ExportSpec, *, empty_text_as_null: bool) -> tuple[str, dict[str, Any]]:
+    """The long score rows in the Python path's order, as SQL for psycopg (``%(name)s`` parameters).
+
+    With ``empty_text_as_null`` an empty string is sent as NULL, which PostgreSQL's CSV writes as an empty field as
+    Python's ``csv`` does (an empty string it would write as ``""``).
+    """
+    measurements, params = _driver_sql(session, _measurements(spec))
+    instruments, keys, positions = _score_positions(spec)
+    params |= {"export_instruments": instruments, "export_score_keys": keys, "export_positions": positions}
+    texts = [
+        "p.pseudonym",
+        "m.instrument_id",
+        "m.definition_version",
+        "s.key",
+        _value_text("s.value"),
+        "s.value ->> 'band'",
+        "array_to_string(ARRAY(SELECT jsonb_array_elements_text(m.flags)), ';')",
+    ]
+    if empty_text_as_null:
+        texts = [f"NULLIF({expression}, '')" for expression in texts]
+    pseudonym, instrument, version, key, value, band, flags = texts
+    # Only this module's SQL and SQLAlchemy's compiled query are put together here; every value is a parameter.
+    statement = f"""
+        SELECT {pseudonym}, m.session_number, floor(m.days / 7.0)::integer, m.days, {instrument}, {version}, {key},
+               {value}, {band},
+               CASE WHEN coalesce(s.value -> 'prorated', 'null') IN ('null', 'false', '0', '""', '[]', '{{}}')
+                    THEN 0 ELSE 1 END,
+               {flags}
+        FROM ({measurements}) AS m
+        JOIN {_PSEUDONYMS} AS p ON p.patient_id = m.patient_id
+        CROSS JOIN LATERAL jsonb_each(m.payload) WITH ORDINALITY AS s(key, value, stored_at)
+        LEFT JOIN unnest(%(export_instruments)s::text[], %(export_score_keys)s::text[], %(export_positions)s::integer[])
+          AS k(instrument_id, key, position)
+          ON k.instrument_id = m.instrument_id AND k.key = s.key
+        WHERE jsonb_typeof(s.value) <> 'null'
+        ORDER BY m.patient_id, m.measured_at, m.measurement_id, k.position NULLS LAST, s.stored_at
+    """  # noqa: S608
+    return statement, params
+
+
+def _measurements(spec: ExportSpec) -> Select[Any]:
+    """The Python path's measurement query, with the columns that order its rows (the outer query orders them)."""
+    return (
+        measurement_query(spec)
+        .order_by(None)
+        .add_columns(Measurement.measured_at.label("measured_at"), Measurement.id.label("measurement_id"))
+    )
+
+
+def _driver_sql(session: Session, query: Select[Any]) -> tuple[str, dict[str, Any]]:
+    """The query as psycopg runs it: SQL text and parameters, each passed through its column type's bind processing."""
+    dialect = session.get_bind().dialect
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params: dict[str, Any] = {}
+    for name, value in compiled.params.items():
+        bind = compiled.binds.get(name)
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect) if bind is not None else None
+        params[name] = process(value) if process is not None else value
+    return str(compiled), params
+
+
+def _score_positions(spec: ExportSpec) -> tuple[list[str], list[str], list[int]]:
+    """(instrument, score key, position) of every score each definition lists, as three parallel arrays."""
+    instruments, keys, positions = [], [], []
+    for definition in spec.definitions:
+        for position, score in enumerate(definition.scores):
+            instruments.append(definition.id)
+            keys.append(score.key)
+            positions.append(position)
+    return instruments, keys, positions
+
+
+def _value_text(score: str) -> str:
+    """The score's ``value`` as Python prints the decoded JSON: the stored number text, or the float's ``repr``.
+
+    ``jsonb`` keeps a number's digits but never an exponent (``0.00001``). Python prints a decoded float below 1e-4
+    or of 1e16 or more with one (``1e-05``), as does PostgreSQL's shortest ``float8`` text; in between, as the
+    stored digits without trailing zeros (``1.50`` is ``1.5``, ``3.00`` is ``3.0``). Integers print as stored,
+    unless beyond 64 bits (decoded as a float). Stored digits are assumed shortest, as every JSON encoder the
+    service has used writes them (``repr``'s digits).
+    """
+    stored = f"({score} ->> 'value')"
+    number = f"{stored}::numeric"
+    trimmed = f"rtrim({stored}, '0')"
+    return f"""CASE
+            WHEN jsonb_typeof({score} -> 'value') <> 'number' THEN {stored}
+            WHEN strpos({stored}, '.') = 0 AND {number} BETWEEN {_PYTHON_INTEGERS} THEN {stored}
+            WHEN strpos({stored}, '.') = 0 OR {number} <> 0 AND (abs({number}) < 0.0001 OR abs({number}) >= 1e16)
+                THEN {number}::float8::text
+            WHEN right({stored}, 1) <> '0' THEN {stored}
+            WHEN right({trimmed}, 1) = '.' THEN {trimmed} || '0'
+            ELSE {trimmed}
+        END"""
