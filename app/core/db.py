@@ -218,14 +218,15 @@ def log_inserts(session: Session) -> list[InsertedRow]:
 def _savepoint_opened(session: Session, transaction: SessionTransaction) -> None:
     log = session.info.get(_INSERT_LOG)
     if log is not None and transaction.nested:
-        session.info.setdefault(_SAVEPOINTS, []).append(len(log))
+        session.info.setdefault(_SAVEPOINTS, {})[transaction] = len(log)
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _savepoint_ended(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.nested and _SAVEPOINTS in session.info:
+    mark = session.info.get(_SAVEPOINTS, {}).pop(transaction, None) if transaction.nested else None
+    if mark is not None:
         # Whether it was released or rolled back is known only in the next event (SQLAlchemy fires this one first).
-        session.info[_ENDED_SAVEPOINT] = (transaction, session.info[_SAVEPOINTS].pop())
+        session.info[_ENDED_SAVEPOINT] = (transaction, mark)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -145,7 +145,8 @@ def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> None:
     prefix = f"Bundle.entry[{index}]"
     try:
         request = _request_of(run, entry, prefix)
-        if request.handler is _post_response and request.if_none_exist is None:
+        deferred = request.handler is _post_response and request.if_none_exist is None
+        if deferred:
             run.principal.require(Permission.MEASUREMENTS_WRITE)
             # Reads only (the form and patient lookups take savepoints of their own): no savepoint needed.
             run.pending[index] = responses.prepare(
@@ -157,11 +158,17 @@ def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> None:
                 lookups=run.lookups,
                 issues=run.verdicts.of(index) if run.verdicts is not None else None,
             )
-            if len(run.pending) >= STORE_BATCH:
-                _store_pending(run)
-            return
-        # What is pending is stored first: this entry (a conditional create, a PUT) may match one of them.
-        _store_pending(run)
+    except (DomainError, DataError) as exc:
+        run.results[index] = _failure(exc, prefix)
+        return
+    # Outside the entry's try: a failure to store the others must not be taken for this entry's.
+    if deferred:
+        if len(run.pending) >= STORE_BATCH:
+            _store_pending(run)
+        return
+    # What is pending is stored first: this entry (a conditional create, a PUT) may match one of them.
+    _store_pending(run)
+    try:
         with run.session.begin_nested():
             outcome = request.handler(run, request.data, request.logical_id, request.if_none_exist)
     except (DomainError, DataError) as exc:

@@ -81,6 +81,15 @@ def test_rows_of_a_rolled_back_savepoint_leave_the_insert_log(app: FastAPI, clin
     assert [values["id"] for _table, values in log] == [kept, after]
 
 
+def test_a_log_started_inside_a_savepoint_records_what_follows(app: FastAPI, clinic: ClinicKeys) -> None:
+    patient_id = uuid.uuid4()
+    with app.state.write_sessions() as session, session.begin():
+        with session.begin_nested():
+            log = log_inserts(session)
+            insert_rows(session, Patient, [_patient_row(patient_id, clinic.id)])
+        assert [values["id"] for _table, values in log] == [patient_id]
+
+
 def _insert_then_fail(session: Session, patient_ids: list[uuid.UUID], clinic_id: uuid.UUID) -> None:
     """An entry that inserts a row, a nested one inserts another, then the entry fails: all in savepoints."""
     with session.begin_nested():
