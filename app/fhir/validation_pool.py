@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from threading import Lock
 from typing import Any
 
@@ -47,22 +48,47 @@ class ValidationPool:
                 yield structural_issues(resource, resource_type)
             return
         executor = self._started()
-        chunks: list[Future[list[list[Issue]]]] = [
-            executor.submit(_issues_of, resources[start : start + CHUNK], resource_type)
-            for start in range(0, len(resources), CHUNK)
-        ]
+        starts = range(0, len(resources), CHUNK)
         try:
-            for chunk in chunks:
-                yield from chunk.result()
+            chunks = [executor.submit(_issues_of, resources[start : start + CHUNK], resource_type) for start in starts]
+        except BrokenProcessPool:
+            self._discard(executor)
+            chunks = []
+        try:
+            for start in starts:
+                yield from self._verdicts(executor, chunks, start, resources, resource_type)
         finally:
             for chunk in chunks:
                 chunk.cancel()
+
+    def _verdicts(
+        self,
+        executor: ProcessPoolExecutor,
+        chunks: list[Future[list[list[Issue]]]],
+        start: int,
+        resources: Sequence[dict[str, Any]],
+        resource_type: str,
+    ) -> list[list[Issue]]:
+        """The chunk at ``start`` from its worker; validated here if the pool broke (a worker was killed or ran out
+        of memory), and the next Bundle that reaches for the pool starts a new one."""
+        if chunks:
+            try:
+                return chunks[start // CHUNK].result()
+            except BrokenProcessPool:
+                self._discard(executor)
+        return _issues_of(resources[start : start + CHUNK], resource_type)
 
     def close(self) -> None:
         with self._lock:
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = None
+
+    def _discard(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is broken:
+                self._executor = None
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def _started(self) -> ProcessPoolExecutor:
         with self._lock:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,3 +78,34 @@ def test_a_bundle_validated_ahead_answers_as_one_validated_entry_by_entry(
 
     assert [verdict(entry) for entry in ahead] == [verdict(entry) for entry in inline]
     assert [verdict(entry)[0] for entry in ahead] == ["201 Created", "400 Bad Request"] * 2 + ["201 Created"]
+
+
+def test_a_killed_worker_costs_no_verdict_and_the_next_bundle_gets_a_new_pool(pool: ValidationPool) -> None:
+    resources = responses()
+    expected = [structural_issues(resource, "QuestionnaireResponse") for resource in resources]
+    before = set(multiprocessing.active_children())
+    assert list(pool.issues_of(resources, "QuestionnaireResponse")) == expected
+    workers = set(multiprocessing.active_children()) - before
+    assert workers
+
+    for worker in workers:  # as the kernel's out-of-memory killer would
+        os.kill(worker.pid or 0, signal.SIGKILL)
+        worker.join(timeout=10)
+
+    assert list(pool.issues_of(resources, "QuestionnaireResponse")) == expected
+    assert list(pool.issues_of(resources, "QuestionnaireResponse")) == expected
+    assert set(multiprocessing.active_children()) - before - workers  # a new worker serves again
+
+
+def test_a_worker_killed_in_the_middle_of_a_bundle_costs_no_verdict(pool: ValidationPool) -> None:
+    resources = responses() * 40
+    expected = [structural_issues(resource, "QuestionnaireResponse") for resource in resources]
+    before = set(multiprocessing.active_children())
+    verdicts = pool.issues_of(resources, "QuestionnaireResponse")
+    first = next(verdicts)  # every chunk is handed over; the worker is busy with the next ones
+
+    for worker in set(multiprocessing.active_children()) - before:
+        os.kill(worker.pid or 0, signal.SIGKILL)
+        worker.join(timeout=10)
+
+    assert [first, *verdicts] == expected
