@@ -299,3 +299,21 @@ def test_a_value_the_database_refuses_fails_only_its_entry_and_leaves_no_audit_t
     events = created_events(app, clinic)
     assert len([event for event in events if event[0] == "fhir_resource"]) == stored
     assert len([event for event in events if event[0] == "measurement"]) == stored
+
+
+def test_a_transaction_of_new_responses_with_one_failing_stores_none_of_them(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundles, "STORE_BATCH", 2)  # the first two are stored before the failing entry runs
+    register(client, clinic, US_CORE_QUESTIONNAIRE)
+    qr = fixture("qr-phq9-uscore.json")
+    entries = [new_response_entry(qr, f"Patient/{patient_id}", f"tx-{n}") for n in range(4)]
+    entries[3]["resource"]["status"] = "in-progress"
+
+    response = send(client, "POST", "/fhir", clinic, bundle("transaction", entries))
+
+    assert response.status_code == 422
+    assert issues(response)[0]["expression"] == ["Bundle.entry[3].resource.status"]
+    assert measurements_of(app, patient_id) == []
+    assert stored_logical_ids(app, clinic) == set()
+    assert created_events(app, clinic) == []
