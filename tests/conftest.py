@@ -29,6 +29,10 @@ from app.main import create_app
 TEST_PEPPER = "test-pepper-not-secret"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+POSTGRESQL_ONLY = pytest.mark.parametrize(
+    "database_url", [backend for backend in BACKENDS if backend == "postgresql"], indirect=True
+)
+"""For a test of PostgreSQL's own behaviour: run on PostgreSQL alone (CI always has it), never on SQLite."""
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

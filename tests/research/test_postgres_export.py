@@ -36,7 +36,7 @@ from app.research.schemas import Layout, Level
 from app.research.service import select_definitions
 from app.research.writers import csv_chunks, parquet_chunks
 from app.scoring import SCORER_VERSION
-from tests.conftest import ISSUE_PHQ9, ClinicKeys
+from tests.conftest import ISSUE_PHQ9, POSTGRESQL_ONLY, ClinicKeys
 from tests.research.conftest import all_items, measure, new_patient, new_session
 
 SCS_SF_MIXED = {
@@ -208,11 +208,10 @@ def test_the_compared_exports_hold_every_tricky_case(client: TestClient, cohort:
     assert ",14,moderate,0,\n" in everything  # GAD-7: a band, no flags (an empty field, as Python writes it)
 
 
+@POSTGRESQL_ONLY
 def test_on_postgresql_no_export_row_is_built_in_python(
     app: FastAPI, client: TestClient, cohort: Cohort, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if app.state.engine.dialect.name != "postgresql":
-        pytest.skip("the database formats the export on PostgreSQL only")
     expected = python_path(app, cohort.clinic, "csv", {})
 
     def refuse(*_args: Any, **_kwargs: Any) -> Any:
@@ -222,9 +221,8 @@ def test_on_postgresql_no_export_row_is_built_in_python(
     assert exported(client, cohort.clinic, "csv", {}) == expected
 
 
+@POSTGRESQL_ONLY
 def test_parquet_row_groups_are_the_python_paths(app: FastAPI, cohort: Cohort) -> None:
-    if app.state.engine.dialect.name != "postgresql":
-        pytest.skip("the database formats the export on PostgreSQL only")
     spec = ExportSpec(
         clinic_id=cohort.clinic.id,
         definitions=select_definitions(app.state.registry, None),
@@ -258,10 +256,9 @@ EDGE_NUMBERS: list[int | float] = [
 ]
 
 
+@POSTGRESQL_ONLY
 @pytest.mark.usefixtures("client")  # the app's lifespan then disposes of its pool at the end of the session
 def test_number_text_is_what_python_prints_for_the_decoded_json(app: FastAPI) -> None:
-    if app.state.engine.dialect.name != "postgresql":
-        pytest.skip("the database formats the export on PostgreSQL only")
     generator = random.Random(9)
     numbers = [
         *EDGE_NUMBERS,
@@ -284,11 +281,10 @@ def test_number_text_is_what_python_prints_for_the_decoded_json(app: FastAPI) ->
         assert (written or "") == expected, stored
 
 
+@POSTGRESQL_ONLY
 def test_pseudonyms_reach_the_database_as_data_never_as_statement_text(
     app: FastAPI, client: TestClient, cohort: Cohort, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if app.state.engine.dialect.name != "postgresql":
-        pytest.skip("the database formats the export on PostgreSQL only")
     statements: list[str] = []
     copy = psycopg.Cursor.copy
 
