@@ -29,8 +29,8 @@ async def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """Trust a key verified moments ago (``verified_keys``); else check it on a read connection of its own, outside
-    any transaction (one statement), so a write request
-    takes SQLite's single write connection only when it first writes (the profile in bench/README.md).
+    any transaction (one statement), so a write request takes SQLite's single write connection only when it first
+    writes (the profile in bench/README.md).
 
     On SQLite the lookup is an in-process call on a page that is always cached, cheaper than a hand-off to the
     threadpool, so it runs right here; a server database is waited for in the threadpool.

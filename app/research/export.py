@@ -71,7 +71,7 @@ def measurement_query(spec: ExportSpec) -> Select[Any]:
     first = first_measurements(spec.clinic_id)
     payload = Measurement.scores if spec.level is Level.SCORES else Measurement.items
     columns: list[Any] = [
-        # As stored (SQLite: hex text), made a UUID once per patient in ``_Rows.patient`` rather than once per row.
+        # As stored (SQLite: hex text), made a UUID once per patient in ``_Rows.identity`` rather than once per row.
         type_coerce(Measurement.patient_id, String()).label("patient_id"),
         Measurement.instrument_id,
         Measurement.definition_version,
@@ -129,15 +129,14 @@ class _Rows(ABC):
         self.spec = spec
         self.pseudonymise = pseudonymise
         self.definitions = {definition.id: definition for definition in spec.definitions}
-        self._last_stored: str | uuid.UUID | None = None
-        self._last_patient = uuid.UUID(int=0)
         self._identity_of: str | uuid.UUID | None = None
         self._identity: list[Value] = []
 
     def identity(self, row: Row[Any]) -> list[Value]:
         """The identity columns, worked out once per patient (rows come patient by patient)."""
         if row.patient_id != self._identity_of:
-            patient_id = self.patient(row.patient_id)
+            stored = row.patient_id  # as stored: a UUID, or hex text on SQLite
+            patient_id = stored if isinstance(stored, uuid.UUID) else uuid.UUID(hex=stored)
             if self.spec.identified:
                 self._identity = [str(patient_id), row.external_id]
             else:
@@ -145,13 +144,6 @@ class _Rows(ABC):
                 self._identity = [self.pseudonymise(patient_id)]
             self._identity_of = row.patient_id
         return self._identity
-
-    def patient(self, stored: str | uuid.UUID) -> uuid.UUID:
-        """The patient id of a row (rows come patient by patient, so the last one is remembered)."""
-        if stored != self._last_stored:
-            self._last_stored = stored
-            self._last_patient = stored if isinstance(stored, uuid.UUID) else uuid.UUID(hex=stored)
-        return self._last_patient
 
     @abstractmethod
     def rows(self, measurements: Iterator[Row[Any]]) -> Iterator[list[Value]]:
