@@ -137,7 +137,10 @@ class AuditTrail:
             for table, created_id, patient in created
         )
         # Core, not the ORM's bulk insert: this runs in every audited request and nothing reads the rows back.
-        session.connection().execute(insert(table_of(AuditEvent)), rows)
+        session.connection().execute(_INSERT_EVENTS, rows)
+
+
+_INSERT_EVENTS = insert(table_of(AuditEvent))
 
 
 def _base(

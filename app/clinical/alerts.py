@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import ColumnElement, case, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from app.clinical import clinic_settings, webhooks
@@ -46,6 +46,12 @@ def raise_alerts_for_new(session: Session, rows: Sequence[Mapping[str, Any]]) ->
     return _raise(session, [_alert(row, flag) for row in rows for flag in row["flags"] if flag in RISK_FLAGS])
 
 
+_CLINIC_WEBHOOK_URL: ColumnElement[str | None] = literal_column(
+    "(SELECT clinic_settings.webhook_url FROM clinic_settings WHERE clinic_settings.clinic_id = risk_alert.clinic_id)"
+)
+"""Each new alert's clinic webhook URL, returned by the alerts' own INSERT: no lookup statement per alert. Written
+as SQL because SQLAlchemy does not correlate a subquery with the table an INSERT ... RETURNING writes."""
+
 _FROM_MEASUREMENT = ("id", "clinic_id", "patient_id", "measurement_id", "instrument_id", "measured_at")
 
 
@@ -71,11 +77,8 @@ def _raise(session: Session, values: list[dict[str, Any]]) -> list[dict[str, Any
     a webhook (sent after commit)."""
     if not values:
         return []
-    insert_rows(session, RiskAlert, values)
-    clinics = {alert["clinic_id"] for alert in values}
-    urls = {clinic: clinic_settings.webhook_url(session, clinic_id=clinic) for clinic in clinics}
-    for alert in values:
-        url = urls[alert["clinic_id"]]
+    urls = insert_rows(session, RiskAlert, values, returning=_CLINIC_WEBHOOK_URL)
+    for alert, url in zip(values, urls, strict=True):
         if url:
             webhooks.enqueue(session, alert=RiskAlert(**alert), url=url)
     return values

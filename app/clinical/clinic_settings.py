@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.clinical.models import ClinicSettings
@@ -14,15 +13,6 @@ from app.core.db import utcnow
 
 def get(session: Session, *, clinic_id: uuid.UUID) -> ClinicSettings | None:
     return session.get(ClinicSettings, clinic_id)
-
-
-_WEBHOOK_URL = select(ClinicSettings.webhook_url).where(ClinicSettings.clinic_id == bindparam("clinic_id"))
-
-
-def webhook_url(session: Session, *, clinic_id: uuid.UUID) -> str | None:
-    """Where the clinic's risk alerts are posted, if anywhere (asked on every alert, so one column, no entity)."""
-    url: str | None = session.connection().scalar(_WEBHOOK_URL, {"clinic_id": clinic_id})
-    return url
 
 
 def put(session: Session, *, clinic_id: uuid.UUID, key_id: uuid.UUID, data: ClinicSettingsWrite) -> ClinicSettings:

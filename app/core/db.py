@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import JSON, DateTime, Engine, MetaData, Table, create_engine, event, insert
+from sqlalchemy import JSON, ColumnElement, DateTime, Engine, Insert, MetaData, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DisconnectionError
@@ -241,19 +241,44 @@ def table_of(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-def insert_rows(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_rows(
+    session: Session,
+    model: type[Base],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    returning: ColumnElement[Any] | None = None,
+) -> list[Any]:
     """Insert plain rows with one Core statement in the session's transaction, and record them (``log_inserts``).
 
     For the hot paths (ingest, bulk): an ORM add-and-flush costs about three times a Core insert of the same row
-    (bench/README.md). The rows do not enter the session's identity map; give every column its value.
+    (bench/README.md). The rows do not enter the session's identity map; give every column its value. With
+    ``returning``, that expression's value for each row, in the rows' order (one statement still).
     """
     if not rows:
-        return
+        return []
     table = table_of(model)
-    session.connection().execute(insert(table), rows)
+    connection = session.connection()
+    found: list[Any] = []
+    if returning is None:
+        connection.execute(_insert_of(table), rows)
+    else:
+        statement = _insert_of(table).returning(returning, sort_by_parameter_order=True)
+        found = list(connection.scalars(statement, rows))
     log = session.info.get(_INSERT_LOG)
     if log is not None:
         log.extend((table.name, row) for row in rows)
+    return found
+
+
+_INSERTS: dict[str, Insert] = {}
+
+
+def _insert_of(table: Table) -> Insert:
+    """One ``insert(table)`` per table, built once: building it per request cost more than running it."""
+    statement = _INSERTS.get(table.name)
+    if statement is None:
+        statement = _INSERTS[table.name] = insert(table)
+    return statement
 
 
 @event.listens_for(Session, "after_flush")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Protocol
 from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import Scope
 
 from app.core.config import Settings
 from app.core.errors import Busy
@@ -31,34 +32,75 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_db(request: Request) -> AsyncIterator[Session]:
-    """Own the request's transaction: commit after the handler returns (before the response is sent), else roll back.
+async def get_db(request: Request) -> Session:
+    """Open the request's transaction; the route (``app.core.routing.AppRoute``) ends it: commit after the handler
+    returns (before the response is sent), else roll back.
 
     Services only ``flush()``. Write methods open the transaction with SQLite's write lock taken up front; reads run
-    in deferred (shared) transactions on the read pool. Opening a session does no I/O, so this runs on the event loop
-    and only the ending (audit, commit) is handed to the threadpool: one hand-off fewer per request.
+    in deferred (shared) transactions on the read pool. Opening a session does no I/O, so this runs on the event loop.
+    A plain function, not a ``yield`` dependency: FastAPI's machinery for those (an exit stack, a context manager
+    and a shielded cancel scope per request) cost more than the rest of the dependencies together (bench/README.md).
     """
     state = request.app.state
-    route = getattr(request.scope.get("route"), "path", None)
-    writes = request.method in WRITE_METHODS and route not in state.read_only_routes
-    factory = state.write_sessions if writes else state.read_sessions
+    writes = request.method in WRITE_METHODS and getattr(request.scope.get("route"), "path", None) not in (
+        state.read_only_routes
+    )
     observer: TransactionObserver | None = state.transaction_observer(request) if state.transaction_observer else None
-    async with state.write_queue.turn() if writes else nullcontext():
-        session = factory()
-        session.begin()
-        if observer is not None:
-            observer.watch(session)
-        ending = _Ending(session, observer, writes, state.write_sessions)
-        session.info[_ENDING] = ending
-        try:
-            yield session
-        except BaseException:
-            # Closing rolls back. Done here, not in the threadpool: a cancelled request cannot await a hand-off, and
-            # a leaked connection would hold SQLite's write lock.
-            session.close()
-            raise
-        if not ending.done:
-            await run_in_threadpool(ending)
+    turn = await state.write_queue.take_turn() if writes else None
+    return open_request_transaction(
+        request,
+        state.write_sessions if writes else state.read_sessions,
+        writes=writes,
+        observer=observer,
+        give_back_turn=turn,
+    )
+
+
+def open_request_transaction(
+    request: Request,
+    factory: sessionmaker[Session],
+    *,
+    writes: bool,
+    observer: TransactionObserver | None = None,
+    give_back_turn: Callable[[], None] | None = None,
+) -> Session:
+    """Begin a transaction that the request's route ends: a write one in the handler's thread right after it
+    returns, any other once the handler is done; all of them in the reverse order of opening, like an exit stack."""
+    route = request.scope.get("route")
+    if not isinstance(route, TransactionalRoute):
+        if give_back_turn is not None:
+            give_back_turn()
+        raise RuntimeError(f"{getattr(route, 'path', route)!r} takes a session but does not end it: use AppRoute")
+    session = factory()
+    session.begin()
+    if observer is not None:
+        observer.watch(session)
+    ending = _Ending(session, observer, writes, request.app.state.write_sessions, give_back_turn)
+    session.info[_ENDING] = ending
+    request.scope.setdefault(_OPEN, []).append(ending)
+    return session
+
+
+class TransactionalRoute:
+    """Marks a route class that ends the transactions ``get_db`` opens (``end_request_transactions``)."""
+
+
+async def end_request_transactions(scope: Scope, *, failed: bool) -> None:
+    """End what ``get_db`` (or ``open_request_transaction``) opened for this request, last opened first: commit each
+    transaction not yet ended (a read, an async handler), or, when the request ``failed``, close it, which rolls
+    back (here on the event loop, not in the threadpool: a cancelled request cannot await a hand-off, and a leaked
+    connection would hold SQLite's write lock)."""
+    endings: list[_Ending] = scope.pop(_OPEN, [])[::-1]
+    try:
+        for ending in endings:
+            if not failed and not ending.done:
+                await run_in_threadpool(ending)
+    finally:
+        for ending in endings:
+            ending.done = True
+            ending.session.close()  # rolls back what was not committed; nothing for an ended one
+            if ending.give_back_turn is not None:  # here on the event loop: the queue is not thread-safe
+                ending.give_back_turn()
 
 
 class WriteQueue:
@@ -74,11 +116,10 @@ class WriteQueue:
         """As long as a writer waited on SQLite's busy timeout before: then 503, never an endless queue."""
         self._locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = WeakKeyDictionary()
 
-    @asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
+    async def take_turn(self) -> Callable[[], None] | None:
+        """Wait for the writer; returns what gives the turn back (None where writers need no turns)."""
         if not self.single_writer:
-            yield
-            return
+            return None
         loop = asyncio.get_running_loop()
         lock = self._locks.get(loop)
         if lock is None:  # one per event loop (tests run several)
@@ -88,10 +129,16 @@ class WriteQueue:
                 await lock.acquire()
         except TimeoutError:
             raise Busy("other writes kept the database busy; retry shortly (nothing was stored)") from None
+        return lock.release
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        give_back = await self.take_turn()
         try:
             yield
         finally:
-            lock.release()
+            if give_back is not None:
+                give_back()
 
 
 def end_transaction(value: object) -> None:
@@ -108,6 +155,8 @@ def end_transaction(value: object) -> None:
 
 
 _ENDING = "request_transaction_ending"
+_OPEN = "app.open_transactions"
+"""The request scope's list of what ``get_db`` opened and the route must end."""
 
 
 class _Ending:
@@ -119,11 +168,13 @@ class _Ending:
         observer: TransactionObserver | None,
         writes: bool,
         write_sessions: sessionmaker[Session],
+        give_back_turn: Callable[[], None] | None = None,
     ) -> None:
         self.session = session
         self.observer = observer
         self.writes = writes
         self.write_sessions = write_sessions
+        self.give_back_turn = give_back_turn
         self.done = False
 
     def __call__(self) -> None:
@@ -140,4 +191,4 @@ class _Ending:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+SessionDep = Annotated[Session, Depends(get_db)]

@@ -3,20 +3,22 @@
 FastAPI runs a sync handler in the threadpool and a dependency's teardown in another hand-off after it. Ending the
 transaction (the audit events, the commit) right after the handler, in the handler's own thread, saves that
 hand-off, and on SQLite it means the single write connection is held by one thread call, never across a trip
-through a busy event loop (bench/README.md). ``get_db`` still owns the transaction: it creates it, and ends it
-itself whenever the handler did not (an async handler, or a session reached only through another dependency).
+through a busy event loop (bench/README.md). ``get_db`` opens the transaction; the route's handler ends it whenever
+the handler did not (a read, an async handler, a session reached only through another dependency) and rolls it back
+if anything failed.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from app.core.deps import end_transaction
+from app.core.deps import TransactionalRoute, end_request_transactions, end_transaction
 
 _WRAPPED = "__ends_transaction__"
 
@@ -41,6 +43,23 @@ def ends_transaction(handler: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-class AppRoute(APIRoute):
+class AppRoute(APIRoute, TransactionalRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, ends_transaction(endpoint), **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """FastAPI's handler, then the end of every transaction ``get_db`` opened for the request: committed if not
+        yet (a read, an async handler) once the handler returned, rolled back if anything failed, before the
+        response is sent or the error rendered (the refusal audit needs SQLite's writer free)."""
+        handle = super().get_route_handler()
+
+        async def handle_and_end(request: Request) -> Response:
+            try:
+                response = await handle(request)
+            except BaseException:
+                await end_request_transactions(request.scope, failed=True)
+                raise
+            await end_request_transactions(request.scope, failed=False)
+            return response
+
+        return handle_and_end

@@ -3,7 +3,6 @@ write transaction that records an export."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -12,6 +11,7 @@ from fastapi import Depends, Header, Query, Request
 from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
 
+from app.core.deps import open_request_transaction
 from app.core.errors import FieldError, InvalidInput
 from app.research import imports
 from app.research.schemas import ExportFormat, Layout, Level
@@ -89,14 +89,14 @@ UploadDep = Annotated[bytes, Depends(upload)]
 ImportFormatDep = Annotated[imports.ImportFormat, Depends(import_format_of)]
 
 
-def export_record_session(request: Request) -> Iterator[Session]:
+async def export_record_session(request: Request) -> Session:
     """A write transaction of its own for recording an export made by a GET.
 
     Reads run in shared transactions that never write (``get_db``); the record is flushed at the end of the
-    handler and committed right after it returns, before any data is sent, so SQLite's write lock is held briefly.
+    handler and committed right after it returns, before any data is sent, so SQLite's write lock is held briefly
+    (and released before the read's own audit event needs it).
     """
-    with request.app.state.write_sessions() as session, session.begin():
-        yield session
+    return open_request_transaction(request, request.app.state.write_sessions, writes=True)
 
 
-RecordSessionDep = Annotated[Session, Depends(export_record_session, scope="function")]
+RecordSessionDep = Annotated[Session, Depends(export_record_session)]

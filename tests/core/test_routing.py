@@ -7,9 +7,10 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import Session
+from fastapi import Depends
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.deps import WriteQueue, end_transaction
+from app.core.deps import WriteQueue, end_request_transactions, end_transaction, get_db
 from app.core.errors import Busy
 from app.core.routing import ends_transaction
 
@@ -64,7 +65,7 @@ def test_a_failing_handler_leaves_the_transaction_to_be_rolled_back(monkeypatch:
     assert not ending.done
 
 
-def test_reads_and_async_handlers_are_left_to_get_db(monkeypatch: Any) -> None:
+def test_reads_and_async_handlers_are_left_to_the_route(monkeypatch: Any) -> None:
     import app.core.deps as deps
 
     monkeypatch.setattr(deps, "_Ending", FakeEnding)
@@ -110,3 +111,66 @@ def test_a_writer_that_waits_too_long_is_told_the_service_is_busy() -> None:
             pass
 
     asyncio.run(scenario())
+
+
+class RecordedEnding(FakeEnding):
+    """An opened request transaction: what ended it, in which order, and whether its writer's turn came back."""
+
+    def __init__(self, log: list[str], name: str, writes: bool = False) -> None:
+        super().__init__(writes)
+        self.log = log
+        self.name = name
+        self.session = self
+        self.turn_given_back = False
+        self.give_back_turn = self._give_back
+
+    def __call__(self) -> None:
+        super().__call__()
+        self.log.append(f"commit {self.name}")
+
+    def close(self) -> None:
+        self.log.append(f"close {self.name}")
+
+    def _give_back(self) -> None:
+        self.turn_given_back = True
+
+
+def test_the_route_commits_what_is_left_last_opened_first_and_gives_the_turn_back() -> None:
+    log: list[str] = []
+    read, record = RecordedEnding(log, "read"), RecordedEnding(log, "record", writes=True)
+    record.done = True  # ended in the handler's thread
+    scope: dict[str, Any] = {"app.open_transactions": [read, record]}
+    asyncio.run(end_request_transactions(scope, failed=False))
+    assert log == ["commit read", "close record", "close read"]
+    assert read.turn_given_back and record.turn_given_back
+    assert "app.open_transactions" not in scope
+
+
+def test_a_failed_request_rolls_back_everything_it_opened() -> None:
+    log: list[str] = []
+    first, second = RecordedEnding(log, "first", writes=True), RecordedEnding(log, "second")
+    asyncio.run(end_request_transactions({"app.open_transactions": [first, second]}, failed=True))
+    assert log == ["close second", "close first"]
+    assert not first.thread and not second.thread  # nothing committed
+    assert first.turn_given_back and second.turn_given_back
+
+
+def test_a_session_is_refused_to_a_route_that_would_not_end_it() -> None:
+    from fastapi import FastAPI
+    from fastapi.routing import APIRoute
+    from fastapi.testclient import TestClient
+
+    app = FastAPI()
+    app.state.write_queue = WriteQueue(single_writer=True, wait_seconds=0.5)
+    app.state.read_only_routes = frozenset()
+    app.state.transaction_observer = None
+    app.state.write_sessions = app.state.read_sessions = sessionmaker()
+
+    def plain(session: Session = Depends(get_db)) -> None:  # pragma: no cover - never reached
+        return None
+
+    app.router.routes.append(APIRoute("/plain", plain, methods=["POST"]))
+    with TestClient(app) as client:
+        for _ in range(2):  # the writer's turn was given back: the second request is refused the same way, not Busy
+            with pytest.raises(RuntimeError, match="use AppRoute"):
+                client.post("/plain")
