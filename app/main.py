@@ -72,7 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_sessions = make_sessionmaker(engine)
     app.state.write_sessions = make_sessionmaker(write_engine)
     app.state.write_queue = WriteQueue(
-        single_writer=write_engine.dialect.name == "sqlite", wait_seconds=settings.sqlite_busy_timeout_ms / 1000
+        writers=1 if write_engine.dialect.name == "sqlite" else settings.db_write_concurrency or None,
+        wait_seconds=settings.sqlite_busy_timeout_ms / 1000,
     )
     app.state.transaction_observer = AuditTrail
     app.state.read_only_routes = frozenset({"/v1/research/lagged-effects"})

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 30_000
     db_pool_size: int = 10
     db_max_overflow: int = 30
+    db_write_concurrency: int = Field(
+        default=4,
+        ge=0,
+        description="Write transactions a worker runs at once on PostgreSQL; later ones wait their turn (503 after "
+        "SQLITE_BUSY_TIMEOUT_MS). 0: no limit. SQLite always has one writer.",
+    )
     db_ping_after_idle_seconds: float = Field(
         default=10.0,
         description="A pooled server connection idle this long is checked (SELECT 1) before use; a dead one is "

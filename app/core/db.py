@@ -258,12 +258,15 @@ def insert_rows(
         return []
     table = table_of(model)
     connection = session.connection()
+    # One row is sent as one: a list, even of one, is an executemany (on PostgreSQL a pipeline; with RETURNING,
+    # SQLAlchemy's machinery for keeping many rows in order), which costs more than the row.
+    parameters = rows[0] if len(rows) == 1 else rows
     found: list[Any] = []
     if returning is None:
-        connection.execute(_insert_of(table), rows)
+        connection.execute(_insert_of(table), parameters)
     else:
-        statement = _insert_of(table).returning(returning, sort_by_parameter_order=True)
-        found = list(connection.scalars(statement, rows))
+        statement = _insert_of(table).returning(returning, sort_by_parameter_order=len(rows) > 1)
+        found = list(connection.scalars(statement, parameters))
     log = session.info.get(_INSERT_LOG)
     if log is not None:
         log.extend((table.name, row) for row in rows)

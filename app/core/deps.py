@@ -104,32 +104,34 @@ async def end_request_transactions(scope: Scope, *, failed: bool) -> None:
 
 
 class WriteQueue:
-    """Where write requests wait for SQLite's single writer: on the event loop, first come first served.
+    """Where write requests wait for a writer's turn: on the event loop, first come first served.
 
-    Waiting here instead of in a threadpool thread blocked on the one-connection pool keeps 30-odd threads from
-    waking and contending for the GIL under load (bench/README.md). A no-op for databases with concurrent writers.
+    SQLite has one writer; waiting here instead of in a threadpool thread blocked on the one-connection pool keeps
+    30-odd threads from waking and contending for the GIL under load. A server database gets a few concurrent write
+    transactions (``DB_WRITE_CONCURRENCY``): more only add threads and database backends that contend for the same
+    cores, and let late requests overtake early ones (bench/README.md). ``None``: no queue at all.
     """
 
-    def __init__(self, *, single_writer: bool, wait_seconds: float = 30.0) -> None:
-        self.single_writer = single_writer
+    def __init__(self, *, writers: int | None, wait_seconds: float = 30.0) -> None:
+        self.writers = writers
         self.wait_seconds = wait_seconds
         """As long as a writer waited on SQLite's busy timeout before: then 503, never an endless queue."""
-        self._locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = WeakKeyDictionary()
+        self._turns: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = WeakKeyDictionary()
 
     async def take_turn(self) -> Callable[[], None] | None:
-        """Wait for the writer; returns what gives the turn back (None where writers need no turns)."""
-        if not self.single_writer:
+        """Wait for a writer's turn; returns what gives it back (None where writers need no turns)."""
+        if self.writers is None:
             return None
         loop = asyncio.get_running_loop()
-        lock = self._locks.get(loop)
-        if lock is None:  # one per event loop (tests run several)
-            lock = self._locks[loop] = asyncio.Lock()
+        turns = self._turns.get(loop)
+        if turns is None:  # one per event loop (tests run several)
+            turns = self._turns[loop] = asyncio.Semaphore(self.writers)
         try:
             async with asyncio.timeout(self.wait_seconds):
-                await lock.acquire()
+                await turns.acquire()
         except TimeoutError:
             raise Busy("other writes kept the database busy; retry shortly (nothing was stored)") from None
-        return lock.release
+        return turns.release
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:

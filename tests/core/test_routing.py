@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from fastapi import Depends
@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.deps import WriteQueue, end_request_transactions, end_transaction, get_db
 from app.core.errors import Busy
 from app.core.routing import ends_transaction
+from app.main import create_app
+from tests.conftest import make_settings
 
 
 class FakeEnding:
@@ -80,7 +82,7 @@ def test_reads_and_async_handlers_are_left_to_the_route(monkeypatch: Any) -> Non
     assert ends_transaction(handler) is handler
 
 
-def test_sqlite_write_requests_take_turns_and_others_do_not_wait() -> None:
+def test_write_requests_take_turns_as_many_at_a_time_as_there_are_writers() -> None:
     async def scenario(queue: WriteQueue) -> int:
         inside = 0
         most = 0
@@ -96,13 +98,14 @@ def test_sqlite_write_requests_take_turns_and_others_do_not_wait() -> None:
         await asyncio.gather(*(request() for _ in range(5)))
         return most
 
-    assert asyncio.run(scenario(WriteQueue(single_writer=True))) == 1
-    assert asyncio.run(scenario(WriteQueue(single_writer=False))) == 5
+    assert asyncio.run(scenario(WriteQueue(writers=1))) == 1
+    assert asyncio.run(scenario(WriteQueue(writers=3))) == 3
+    assert asyncio.run(scenario(WriteQueue(writers=None))) == 5
 
 
 def test_a_writer_that_waits_too_long_is_told_the_service_is_busy() -> None:
     async def scenario() -> None:
-        queue = WriteQueue(single_writer=True, wait_seconds=0.05)
+        queue = WriteQueue(writers=1, wait_seconds=0.05)
         async with queue.turn():
             with pytest.raises(Busy, match="retry"):
                 async with queue.turn():
@@ -142,7 +145,8 @@ def test_the_route_commits_what_is_left_last_opened_first_and_gives_the_turn_bac
     scope: dict[str, Any] = {"app.open_transactions": [read, record]}
     asyncio.run(end_request_transactions(scope, failed=False))
     assert log == ["commit read", "close record", "close read"]
-    assert read.turn_given_back and record.turn_given_back
+    assert read.turn_given_back
+    assert record.turn_given_back
     assert "app.open_transactions" not in scope
 
 
@@ -151,8 +155,10 @@ def test_a_failed_request_rolls_back_everything_it_opened() -> None:
     first, second = RecordedEnding(log, "first", writes=True), RecordedEnding(log, "second")
     asyncio.run(end_request_transactions({"app.open_transactions": [first, second]}, failed=True))
     assert log == ["close second", "close first"]
-    assert not first.thread and not second.thread  # nothing committed
-    assert first.turn_given_back and second.turn_given_back
+    assert not first.thread
+    assert not second.thread
+    assert first.turn_given_back
+    assert second.turn_given_back
 
 
 def test_a_session_is_refused_to_a_route_that_would_not_end_it() -> None:
@@ -161,12 +167,12 @@ def test_a_session_is_refused_to_a_route_that_would_not_end_it() -> None:
     from fastapi.testclient import TestClient
 
     app = FastAPI()
-    app.state.write_queue = WriteQueue(single_writer=True, wait_seconds=0.5)
+    app.state.write_queue = WriteQueue(writers=1, wait_seconds=0.5)
     app.state.read_only_routes = frozenset()
     app.state.transaction_observer = None
     app.state.write_sessions = app.state.read_sessions = sessionmaker()
 
-    def plain(session: Session = Depends(get_db)) -> None:  # pragma: no cover - never reached
+    def plain(session: Annotated[Session, Depends(get_db)]) -> None:  # pragma: no cover - never reached
         return None
 
     app.router.routes.append(APIRoute("/plain", plain, methods=["POST"]))
@@ -174,3 +180,10 @@ def test_a_session_is_refused_to_a_route_that_would_not_end_it() -> None:
         for _ in range(2):  # the writer's turn was given back: the second request is refused the same way, not Busy
             with pytest.raises(RuntimeError, match="use AppRoute"):
                 client.post("/plain")
+
+
+def test_sqlite_has_one_writer_and_a_server_database_the_configured_number(database_url: str) -> None:
+    queue = create_app(make_settings(database_url, db_write_concurrency=7)).state.write_queue
+    assert queue.writers == (1 if database_url.startswith("sqlite") else 7)
+    unlimited = create_app(make_settings(database_url, db_write_concurrency=0)).state.write_queue
+    assert unlimited.writers == (1 if database_url.startswith("sqlite") else None)
