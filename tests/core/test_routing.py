@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from typing import Annotated, Any
 
 import pytest
-from fastapi import Depends
+from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.deps import WriteQueue, end_request_transactions, end_transaction, get_db
@@ -162,10 +165,6 @@ def test_a_failed_request_rolls_back_everything_it_opened() -> None:
 
 
 def test_a_session_is_refused_to_a_route_that_would_not_end_it() -> None:
-    from fastapi import FastAPI
-    from fastapi.routing import APIRoute
-    from fastapi.testclient import TestClient
-
     app = FastAPI()
     app.state.write_queue = WriteQueue(writers=1, wait_seconds=0.5)
     app.state.read_only_routes = frozenset()
@@ -187,3 +186,10 @@ def test_sqlite_has_one_writer_and_a_server_database_the_configured_number(datab
     assert queue.writers == (1 if database_url.startswith("sqlite") else 7)
     unlimited = create_app(make_settings(database_url, db_write_concurrency=0)).state.write_queue
     assert unlimited.writers == (1 if database_url.startswith("sqlite") else None)
+
+
+def test_objects_alive_at_startup_are_exempted_from_the_garbage_collector(database_url: str) -> None:
+    gc.unfreeze()
+    with TestClient(create_app(make_settings(database_url))):
+        assert gc.get_freeze_count() > 0
+    gc.unfreeze()
