@@ -24,17 +24,28 @@ from app.core.security import hash_api_key
 bearer = HTTPBearer(auto_error=False, description="An API key created with `python -m app create-api-key`.")
 
 
-async def get_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    """Trust a key verified moments ago (``verified_keys``); else check it on a read connection of its own, outside
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def get_principal(request: Request, credentials: BearerCredentials) -> Principal:
+    """Who is calling (``authenticate``)."""
+    return await authenticate(request, credentials)
+
+
+async def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The request's principal, once per request (kept on ``request.state``); a plain function, so that dependencies
+    call it without declaring one more sub-dependency (each costs every request; bench/README.md).
+
+    Trust a key verified moments ago (``verified_keys``); else check it on a read connection of its own, outside
     any transaction (one statement), so a write request takes SQLite's single write connection only when it first
     writes (the profile in bench/README.md).
 
     On SQLite the lookup is an in-process call on a page that is always cached, cheaper than a hand-off to the
     threadpool, so it runs right here; a server database is waited for in the threadpool.
     """
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
     presented = credentials.credentials if credentials else None
     settings: Settings = request.app.state.settings  # not a dependency: every dependency costs each request
     pepper = settings.api_key_pepper.get_secret_value()
@@ -74,7 +85,8 @@ def requires(permission: Permission) -> Any:
     A patient token is also confined to its own patient: any other ``{patient_id}`` in the path does not exist for it.
     """
 
-    async def check(request: Request, principal: CurrentPrincipal) -> Principal:
+    async def check(request: Request, credentials: BearerCredentials) -> Principal:
+        principal = await authenticate(request, credentials)
         principal.require(permission)
         if principal.patient_id is not None:
             addressed = request.path_params.get("patient_id")

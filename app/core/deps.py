@@ -40,20 +40,26 @@ async def get_db(request: Request) -> Session:
     in deferred (shared) transactions on the read pool. Opening a session does no I/O, so this runs on the event loop.
     A plain function, not a ``yield`` dependency: FastAPI's machinery for those (an exit stack, a context manager
     and a shielded cancel scope per request) cost more than the rest of the dependencies together (bench/README.md).
+    Called again for the same request (a dependency may await it directly), it returns the same session.
     """
+    opened: Session | None = request.scope.get(_SESSION)
+    if opened is not None:  # asked for again by another dependency (the idempotency guard)
+        return opened
     state = request.app.state
     writes = request.method in WRITE_METHODS and getattr(request.scope.get("route"), "path", None) not in (
         state.read_only_routes
     )
     observer: TransactionObserver | None = state.transaction_observer(request) if state.transaction_observer else None
     turn = await state.write_queue.take_turn() if writes else None
-    return open_request_transaction(
+    session = open_request_transaction(
         request,
         state.write_sessions if writes else state.read_sessions,
         writes=writes,
         observer=observer,
         give_back_turn=turn,
     )
+    request.scope[_SESSION] = session
+    return session
 
 
 def open_request_transaction(
@@ -158,6 +164,7 @@ def end_transaction(value: object) -> None:
 
 _ENDING = "request_transaction_ending"
 _OPEN = "app.open_transactions"
+_SESSION = "app.request_session"
 """The request scope's list of what ``get_db`` opened and the route must end."""
 
 

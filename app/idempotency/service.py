@@ -22,8 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.auth.dependencies import CurrentPrincipal
-from app.core.deps import SessionDep
+from app.auth.dependencies import authenticate, bearer
+from app.core.deps import get_db
 from app.core.errors import IdempotencyKeyReused, IdempotentRequestInProgress, InvalidInput
 from app.idempotency.models import IdempotencyRecord
 
@@ -119,8 +119,6 @@ def _find(session: Session, api_key_id: uuid.UUID, key: str) -> IdempotencyRecor
 
 async def get_guard(
     request: Request,
-    session: SessionDep,
-    principal: CurrentPrincipal,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -132,8 +130,12 @@ async def get_guard(
         ),
     ] = None,
 ) -> IdempotencyGuard:
+    """The request's session and principal are reached directly, not declared: the route declares them already, and
+    each declared sub-dependency costs every request (bench/README.md)."""
+    session = await get_db(request)
     if idempotency_key is None:  # nothing to claim: no database work, so no threadpool hand-off
         return IdempotencyGuard(session=session, record=None)
+    principal = await authenticate(request, await bearer(request))
     fingerprint = await request_fingerprint(request)
     return await run_in_threadpool(
         claim, session, api_key_id=principal.key_id, key=idempotency_key, fingerprint=fingerprint
