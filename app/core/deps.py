@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Protocol
 from weakref import WeakKeyDictionary
@@ -81,7 +81,8 @@ def open_request_transaction(
     session.begin()
     if observer is not None:
         observer.watch(session)
-    ending = _Ending(session, observer, writes, request.app.state.write_sessions, give_back_turn)
+    single_writer = request.app.state.write_queue.writers == 1
+    ending = _Ending(session, observer, writes, request.app.state.write_sessions, give_back_turn, single_writer)
     session.info[_ENDING] = ending
     request.scope.setdefault(_OPEN, []).append(ending)
     return session
@@ -162,6 +163,21 @@ def end_transaction(value: object) -> None:
             ending()
 
 
+def holds_single_writer(values: Iterable[object]) -> bool:
+    """Whether one of ``values`` is a session holding the writer's turn of a single-writer database (SQLite)."""
+    for value in values:
+        if isinstance(value, Session):
+            ending = value.info.get(_ENDING)
+            if (
+                isinstance(ending, _Ending)
+                and ending.writes
+                and ending.give_back_turn is not None
+                and ending.single_writer
+            ):
+                return True
+    return False
+
+
 _ENDING = "request_transaction_ending"
 _OPEN = "app.open_transactions"
 _SESSION = "app.request_session"
@@ -178,12 +194,15 @@ class _Ending:
         writes: bool,
         write_sessions: sessionmaker[Session],
         give_back_turn: Callable[[], None] | None = None,
+        single_writer: bool = False,
     ) -> None:
         self.session = session
         self.observer = observer
         self.writes = writes
         self.write_sessions = write_sessions
         self.give_back_turn = give_back_turn
+        self.single_writer = single_writer
+        """The turn held is that of a database with one writer (SQLite)."""
         self.done = False
 
     def __call__(self) -> None:

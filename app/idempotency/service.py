@@ -66,7 +66,8 @@ async def request_fingerprint(request: Request) -> str:
 
 @dataclass
 class IdempotencyGuard:
-    session: Session
+    session: Session | None
+    """The request's session when a key was claimed in it (None without a key: nothing to record)."""
     record: IdempotencyRecord | None
 
     def respond(
@@ -78,7 +79,7 @@ class IdempotencyGuard:
             response = Response(body, status_code=status_code, headers=headers, media_type="application/json")
         else:
             response = JSONResponse(content=jsonable_encoder(payload), status_code=status_code, headers=headers)
-        if self.record is not None:
+        if self.record is not None and self.session is not None:
             self.record.status_code = status_code
             self.record.response_body = bytes(response.body).decode()
             self.session.flush()
@@ -131,10 +132,11 @@ async def get_guard(
     ] = None,
 ) -> IdempotencyGuard:
     """The request's session and principal are reached directly, not declared: the route declares them already, and
-    each declared sub-dependency costs every request (bench/README.md)."""
+    each declared sub-dependency costs every request (bench/README.md). Without a key there is nothing to claim: no
+    session (so SQLite's writer is not taken any earlier), no database work, no threadpool hand-off."""
+    if idempotency_key is None:
+        return IdempotencyGuard(session=None, record=None)
     session = await get_db(request)
-    if idempotency_key is None:  # nothing to claim: no database work, so no threadpool hand-off
-        return IdempotencyGuard(session=session, record=None)
     principal = await authenticate(request, await bearer(request))
     fingerprint = await request_fingerprint(request)
     return await run_in_threadpool(

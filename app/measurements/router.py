@@ -15,7 +15,7 @@ from app.core.deps import SessionDep
 from app.core.errors import InvalidInput
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.routing import AppRoute
+from app.core.routing import AppRoute, bounded_write
 from app.core.schemas import Page
 from app.idempotency.service import IdempotencyGuard, Idempotent
 from app.instruments.dependencies import RegistryDep
@@ -36,25 +36,30 @@ me_router = APIRouter(route_class=AppRoute, prefix="/v1/me", tags=["patient toke
 
 
 @router.post("", status_code=201, response_model=MeasurementRead)
+@bounded_write
 def create_measurement(
     patient_id: uuid.UUID,
     body: MeasurementCreate,
-    session: SessionDep,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
     guard: Idempotent,
+    session: SessionDep,
 ) -> Response:
-    """Score and store one administration of an instrument; invalid answers store nothing."""
+    """Score and store one administration of an instrument; invalid answers store nothing.
+
+    The session comes last: dependencies are solved in order, so the caller is authenticated before the request
+    waits for (SQLite's) writer and holds it no longer than the work needs."""
     return _store(patient_id, body, session, registry, principal, guard)
 
 
 @me_router.post("/measurements", status_code=201, response_model=MeasurementRead)
+@bounded_write
 def create_own_measurement(
     body: MeasurementCreate,
-    session: SessionDep,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
     guard: Idempotent,
+    session: SessionDep,
 ) -> Response:
     """For a patient token: store the token's own patient's response (the patient is implied)."""
     if principal.patient_id is None:
@@ -131,6 +136,7 @@ def get_measurement(
 
 
 @router.post("/{measurement_id}/amend", status_code=201, response_model=MeasurementRead)
+@bounded_write
 def amend_measurement(
     patient_id: uuid.UUID,
     measurement_id: uuid.UUID,

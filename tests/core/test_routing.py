@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import threading
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.deps import WriteQueue, end_request_transactions, end_transaction, get_db
 from app.core.errors import Busy
-from app.core.routing import ends_transaction
+from app.core.routing import bounded_write, ends_transaction
 from app.main import create_app
 from tests.conftest import make_settings
 
@@ -193,3 +194,45 @@ def test_objects_alive_at_startup_are_exempted_from_the_garbage_collector(databa
     with TestClient(create_app(make_settings(database_url))):
         assert gc.get_freeze_count() > 0
     gc.unfreeze()
+
+
+def test_a_bounded_write_runs_on_the_event_loop_while_it_holds_sqlites_single_writer(monkeypatch: Any) -> None:
+    import app.core.deps as deps
+
+    class Holding(FakeEnding):
+        def __init__(self, single_writer: bool) -> None:
+            super().__init__(writes=True)
+            self.give_back_turn = lambda: None
+            self.single_writer = single_writer
+
+    monkeypatch.setattr(deps, "_Ending", Holding)
+    threads: list[int] = []
+
+    @bounded_write
+    def handler(session: Session) -> str:
+        threads.append(threading.get_ident())
+        return "stored"
+
+    wrapped = ends_transaction(handler)
+
+    async def call(single_writer: bool) -> tuple[str, int]:
+        ending = Holding(single_writer)
+        result = await wrapped(session=session_with(ending))
+        assert ending.done
+        assert ending.thread == threads[-1]  # ended in the handler's own thread
+        return result, threading.get_ident()
+
+    answer, loop_thread = asyncio.run(call(single_writer=True))
+    assert answer == "stored"
+    assert threads[-1] == loop_thread
+    answer, loop_thread = asyncio.run(call(single_writer=False))
+    assert answer == "stored"
+    assert threads[-1] != loop_thread  # a server database's write waits on the network: in a thread
+
+
+def test_an_unmarked_sync_handler_stays_sync_for_fastapis_threadpool() -> None:
+    def handler(session: Session) -> None:
+        return None
+
+    assert not inspect.iscoroutinefunction(ends_transaction(handler))
+    assert inspect.iscoroutinefunction(ends_transaction(bounded_write(handler)))
