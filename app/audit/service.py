@@ -14,12 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.models import AuditEvent
 from app.auth.service import Principal
-from app.core.db import InsertedRow, log_inserts, table_of, transaction, utcnow
+from app.core.db import InsertedRow, insert_together, log_inserts, table_of, transaction, utcnow
 
 ACTIONS = {"GET": "read", "POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
 UNAUDITED_ROUTES = frozenset(
@@ -137,10 +137,10 @@ class AuditTrail:
             for table, created_id, patient in created
         )
         # Core, not the ORM's bulk insert: this runs in every audited request and nothing reads the rows back.
-        session.connection().execute(_INSERT_EVENTS, rows)
+        insert_together(session.connection(), _EVENTS, rows)
 
 
-_INSERT_EVENTS = insert(table_of(AuditEvent))
+_EVENTS = table_of(AuditEvent)
 
 
 def _base(

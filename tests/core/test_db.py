@@ -10,7 +10,17 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app.core.db import UTCDateTime, create_db_engine, create_lookup_engine, insert_rows, log_inserts, ping_when_idle
+from app.audit.models import AuditEvent
+from app.core.db import (
+    UTCDateTime,
+    create_db_engine,
+    create_lookup_engine,
+    insert_rows,
+    insert_together,
+    log_inserts,
+    ping_when_idle,
+    table_of,
+)
 from app.patients.models import Patient
 from app.therapy_sessions.models import TherapySession
 from tests.conftest import ClinicKeys, make_settings
@@ -139,3 +149,41 @@ def test_a_recently_used_connection_is_not_pinged(tmp_path: object) -> None:
     with engine.connect() as connection, pytest.raises(DBAPIError):
         connection.execute(text("SELECT 1"))
     engine.dispose()
+
+
+@pytest.mark.parametrize("count", [1, 3, 51])
+def test_rows_inserted_together_are_stored_as_an_executemany_stores_them(
+    app: FastAPI, clinic: ClinicKeys, count: int
+) -> None:
+    events = table_of(AuditEvent)
+    when = datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "occurred_at": when + timedelta(seconds=index),
+            "clinic_id": clinic.id,
+            "key_id": None,
+            "role": "clinician",
+            "action": "create",
+            "method": "POST",
+            "route": "/v1/test",
+            "resource_type": "measurement",
+            "resource_id": f"r{index}",
+            "patient_id": None,
+            "client_address": None,
+            "status_code": 201,
+            "outcome": "success",
+            "details": {"created": index, "note": 'ü \\ "quoted"'} if index % 2 else {},
+        }
+        for index in range(count)
+    ]
+    with app.state.write_sessions() as session, session.begin():
+        insert_together(session.connection(), events, rows)
+    with app.state.read_sessions() as session:
+        stored = session.execute(
+            select(events).where(events.c.id.in_([row["id"] for row in rows])).order_by(events.c.resource_id)
+        ).mappings()
+        found = {row["id"]: dict(row) for row in stored}
+    assert len(found) == count
+    for row in rows:
+        assert found[row["id"]] == {**row, "occurred_at": row["occurred_at"].astimezone(UTC)}
