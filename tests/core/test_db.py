@@ -157,7 +157,7 @@ def test_rows_inserted_together_are_stored_as_an_executemany_stores_them(
 ) -> None:
     events = table_of(AuditEvent)
     when = datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": uuid.uuid4(),
             "occurred_at": when + timedelta(seconds=index),
