@@ -298,11 +298,10 @@ def insert_together(connection: Connection, table: Table, rows: Sequence[Mapping
         connection.execute(_insert_of(table), rows[0] if len(rows) == 1 else rows)
         return
     sql, binds = _multi_row_insert(table, len(rows), connection.dialect)
-    parameters = {
-        name: value if process is None else process(value)
-        for (name, column, index, process) in binds
-        for value in (rows[index][column],)
-    }
+    parameters: dict[str, Any] = {}
+    for name, column, index, process in binds:
+        value = rows[index][column]
+        parameters[name] = value if process is None else process(value)
     connection.exec_driver_sql(sql, parameters)
 
 

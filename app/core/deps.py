@@ -180,8 +180,9 @@ def holds_single_writer(values: Iterable[object]) -> bool:
 
 _ENDING = "request_transaction_ending"
 _OPEN = "app.open_transactions"
-_SESSION = "app.request_session"
 """The request scope's list of what ``get_db`` opened and the route must end."""
+_SESSION = "app.request_session"
+"""The request scope's session from ``get_db``, returned again to whoever asks for it."""
 
 
 class _Ending:

@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
-from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from pydantic import ValidationError
 
 from app.fhir.errors import Issue, MalformedResource
@@ -60,12 +59,12 @@ def structural_issues(data: dict[str, Any], resource_type: str) -> list[Issue]:
     if resource_type == QUESTIONNAIRE_RESPONSE:
         items = _item_keys(data.get("item"))
         if items is not None and VALID_ITEMS.contains_all(items):
-            return _validated({name: value for name, value in data.items() if name != "item"}, resource_type)[1]
-        issues = _validated(data, resource_type)[1]
+            return _models_issues({name: value for name, value in data.items() if name != "item"}, resource_type)
+        issues = _models_issues(data, resource_type)
         if items is not None and not issues:
             VALID_ITEMS.add(items)
         return issues
-    return _validated(data, resource_type)[1]
+    return _models_issues(data, resource_type)
 
 
 QUESTIONNAIRE_RESPONSE = "QuestionnaireResponse"
@@ -112,7 +111,7 @@ def validate_leniently(data: dict[str, Any], resource_type: str) -> list[Issue]:
     FHIRPath variables ``q1_value``, which R4's ``id`` type forbids); neither changes what the form asks.
     """
     require_type(data, resource_type)
-    _model, errors = _validated(data, resource_type)
+    errors = _models_issues(data, resource_type)
     fatal = [issue for issue in errors if not _harmless(issue)]
     if fatal:
         raise MalformedResource(f"{len(fatal)} structural error(s) in the {resource_type}", issues=fatal)
@@ -125,11 +124,12 @@ def _harmless(issue: Issue) -> bool:
     return rest.startswith("text.") or rest == "text" or ".extension[" in f".{rest}"
 
 
-def _validated(data: dict[str, Any], resource_type: str) -> tuple[FHIRAbstractModel | None, list[Issue]]:
+def _models_issues(data: dict[str, Any], resource_type: str) -> list[Issue]:
+    """The R4B models' verdict on the whole resource, as issues (``[]`` when valid)."""
     try:
-        return get_fhir_model_class(resource_type).model_validate(data), []
+        get_fhir_model_class(resource_type).model_validate(data)
     except ValidationError as exc:
-        return None, [
+        return [
             Issue(
                 "structure" if error["type"] == "extra_forbidden" else "invalid",
                 str(error["msg"]).removeprefix("Value error, "),
@@ -137,3 +137,4 @@ def _validated(data: dict[str, Any], resource_type: str) -> tuple[FHIRAbstractMo
             )
             for error in exc.errors()
         ]
+    return []

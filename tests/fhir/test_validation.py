@@ -25,7 +25,7 @@ def fresh_verdicts(monkeypatch: pytest.MonkeyPatch) -> ItemVerdicts:
 
 def models_verdict(data: dict[str, Any]) -> list[Issue]:
     """The R4B models on the whole resource, nothing remembered."""
-    return validation._validated(data, "QuestionnaireResponse")[1]
+    return validation._models_issues(data, "QuestionnaireResponse")
 
 
 def variants(valid: dict[str, Any]) -> Iterator[dict[str, Any]]:
