@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.core.db import Base, JSONType, UTCDateTime, new_record_id, utcnow
 
 
 class AuditEvent(Base):
@@ -22,7 +22,7 @@ class AuditEvent(Base):
         Index("ix_audit_event_patient", "patient_id"),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_record_id)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     clinic_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.models import AuditEvent
 from app.auth.service import Principal
-from app.core.db import InsertedRow, insert_together, log_inserts, table_of, transaction, utcnow
+from app.core.db import InsertedRow, insert_together, log_inserts, new_record_id, table_of, transaction, utcnow
 
 ACTIONS = {"GET": "read", "POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
 UNAUDITED_ROUTES = frozenset(
@@ -117,7 +117,7 @@ class AuditTrail:
         rows = [
             {
                 **base,
-                "id": uuid.uuid4(),
+                "id": new_record_id(),
                 "resource_type": resource_type,
                 "resource_id": resource_id,
                 "patient_id": _patient_id(params, principal),
@@ -127,7 +127,7 @@ class AuditTrail:
         rows.extend(
             {
                 **base,
-                "id": uuid.uuid4(),
+                "id": new_record_id(),
                 "action": "create",
                 "resource_type": table,
                 "resource_id": created_id,

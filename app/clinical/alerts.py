@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.clinical import clinic_settings, webhooks
 from app.clinical.models import RiskAlert
 from app.clinical.schemas import AlertMeasurement, AlertPatient, AlertRead
-from app.core.db import insert_rows, utcnow
+from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, NotFound
 from app.measurements.models import Measurement
 from app.patients.models import PatientIdentifier
@@ -57,7 +57,7 @@ _FROM_MEASUREMENT = ("id", "clinic_id", "patient_id", "measurement_id", "instrum
 
 def _alert(measurement: Mapping[str, Any], flag: str) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
+        "id": new_record_id(),
         "clinic_id": measurement["clinic_id"],
         "patient_id": measurement["patient_id"],
         "measurement_id": measurement["measurement_id"],

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.core.db import Base, JSONType, UTCDateTime, new_id, new_record_id, utcnow
 
 
 class ClinicSettings(Base):
@@ -66,7 +66,7 @@ class RiskAlert(Base):
         Index("ix_risk_alert_clinic_acknowledged_raised", "clinic_id", "acknowledged_at", "raised_at"),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_record_id)
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id", ondelete="RESTRICT"))
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id", ondelete="RESTRICT"), index=True)
     measurement_id: Mapped[uuid.UUID] = mapped_column(Uuid)
@@ -90,7 +90,7 @@ class WebhookDelivery(Base):
 
     __tablename__ = "webhook_delivery"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_record_id)
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"))
     alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("risk_alert.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2000))

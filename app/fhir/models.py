@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.core.db import Base, JSONType, UTCDateTime, new_id, new_record_id, utcnow
 
 
 class FhirResource(Base):
@@ -26,7 +26,7 @@ class FhirResource(Base):
         Index("ix_fhir_resource_identifier", "clinic_id", "resource_type", "identifier_value"),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_record_id)
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id", ondelete="RESTRICT"))
     resource_type: Mapped[str] = mapped_column(String(40))
     logical_id: Mapped[str] = mapped_column(String(64))

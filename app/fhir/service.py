@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.core.db import insert_rows, utcnow
+from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, NotFound
 from app.fhir import registrations
 from app.fhir.errors import Issue, MalformedResource, PreconditionFailed, ReferenceNotFound, UnprocessableResource
@@ -228,10 +228,10 @@ def _resource_row(
 ) -> dict[str, Any]:
     system, value = _identifier(response.data)
     return {
-        "id": uuid.uuid4(),
+        "id": new_record_id(),
         "clinic_id": principal.clinic_id,
         "resource_type": RESOURCE_TYPE,
-        "logical_id": response.logical_id or str(uuid.uuid4()),
+        "logical_id": response.logical_id or str(new_record_id()),
         "version_id": 1,
         "measurement_id": measurement_id,
         "patient_id": response.scored.patient_id,

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, UTCDateTime, new_id, utcnow
+from app.core.db import Base, UTCDateTime, new_record_id, utcnow
 
 
 class IdempotencyRecord(Base):
@@ -18,7 +18,7 @@ class IdempotencyRecord(Base):
     __tablename__ = "idempotency_record"
     __table_args__ = (UniqueConstraint("api_key_id", "key"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_record_id)
     api_key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_key.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))

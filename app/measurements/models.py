@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, JSONType, UTCDateTime, new_id, utcnow
+from app.core.db import Base, JSONType, UTCDateTime, new_record_id, utcnow
 
 
 class Measurement(Base):
@@ -38,7 +38,7 @@ class Measurement(Base):
     """The patient foreign key includes the clinic, so a measurement cannot be stored for another clinic's patient
     even by a path that forgot to check (the ingest path relies on it instead of a lookup)."""
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_record_id)
     measurement_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     version: Mapped[int] = mapped_column(Integer)
     is_current: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.clinical.alerts import raise_alerts_for, raise_alerts_for_new
-from app.core.db import insert_rows, utcnow
+from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.instruments import service as scoring
 from app.instruments.registry import InstrumentRegistry
@@ -77,7 +77,7 @@ def create_many(
             if key not in sessions_checked:
                 therapy_sessions.get(session, clinic_id=key[0], patient_id=key[1], session_id=key[2])
                 sessions_checked.add(key)
-        rows.append(_scored_values(definition, data, measurement_id=uuid.uuid4(), version=1))
+        rows.append(_scored_values(definition, data, measurement_id=new_record_id(), version=1))
     insert_rows(session, Measurement, rows)
     raise_alerts_for_new(session, rows)
     return rows
@@ -251,7 +251,7 @@ def _scored_values(
     if result is None or (result.instrument, result.version) != (definition.id, definition.version):
         result = scoring.score_answers(definition, data.items, declared_total=data.declared_total)
     return {
-        "id": uuid.uuid4(),
+        "id": new_record_id(),
         "measurement_id": measurement_id,
         "version": version,
         "is_current": True,

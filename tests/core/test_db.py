@@ -6,11 +6,13 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
+from app.clinical.models import RiskAlert
 from app.core.db import (
     UTCDateTime,
     create_db_engine,
@@ -18,12 +20,15 @@ from app.core.db import (
     insert_rows,
     insert_together,
     log_inserts,
+    new_id,
+    new_record_id,
     ping_when_idle,
     table_of,
 )
+from app.measurements.models import Measurement
 from app.patients.models import Patient
 from app.therapy_sessions.models import TherapySession
-from tests.conftest import ClinicKeys, make_settings
+from tests.conftest import ISSUE_PHQ9, ClinicKeys, make_settings
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: object) -> None:
@@ -187,3 +192,29 @@ def test_rows_inserted_together_are_stored_as_an_executemany_stores_them(
     assert len(found) == count
     for row in rows:
         assert found[row["id"]] == {**row, "occurred_at": row["occurred_at"].astimezone(UTC)}
+
+
+def test_record_ids_sort_in_the_order_they_were_made_and_identities_stay_random() -> None:
+    records = [new_record_id() for _ in range(10_000)]
+    assert {record.version for record in records} == {7}
+    assert records == sorted(records)
+    assert len(set(records)) == len(records)
+    assert new_id().version == 4
+
+
+def test_rows_written_in_volume_get_time_ordered_ids_and_the_patient_a_random_one(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    body = {"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": "2026-11-20T09:30:00+01:00"}
+    response = client.post(f"/v1/patients/{patient_id}/measurements", json=body, headers=clinic.headers())
+    assert response.status_code == 201, response.text
+    measurement_id = uuid.UUID(response.json()["id"])
+
+    with app.state.read_sessions() as session:
+        row = session.execute(select(Measurement).where(Measurement.measurement_id == measurement_id)).scalar_one()
+        alert = session.execute(select(RiskAlert).where(RiskAlert.measurement_id == measurement_id)).scalar_one()
+        audited = session.scalars(select(AuditEvent.id).where(AuditEvent.resource_id == str(measurement_id))).all()
+    assert (measurement_id.version, row.id.version, alert.id.version) == (7, 7, 7)
+    assert audited
+    assert {event.version for event in audited} == {7}
+    assert uuid.UUID(patient_id).version == 4
