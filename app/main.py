@@ -16,7 +16,14 @@ from app.auth.router import router as auth_router
 from app.auth.verified_keys import VerifiedKeys
 from app.clinical.router import router as clinical_router
 from app.core.config import Settings, get_settings
-from app.core.db import create_db_engine, create_lookup_engine, create_write_engine, make_sessionmaker
+from app.core.db import (
+    create_db_engine,
+    create_lookup_engine,
+    create_loop_write_engine,
+    create_write_engine,
+    loop_sessions,
+    make_sessionmaker,
+)
 from app.core.deps import WriteQueue
 from app.core.errors import NotAuthenticated, NotFound, PermissionDenied
 from app.core.logging import configure_logging, install_request_logging
@@ -61,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_db_engine(settings)
     write_engine = create_write_engine(settings, engine)
     lookup_engine = create_lookup_engine(settings, engine)
+    loop_write_engine = create_loop_write_engine(settings, write_engine)
     validation_pool = ValidationPool(settings.fhir_validation_processes)
 
     @asynccontextmanager
@@ -71,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.dispose()
         write_engine.dispose()
         lookup_engine.dispose()
+        if loop_write_engine is not None:
+            await loop_write_engine.dispose()
 
     app = FastAPI(
         title="Compassion Outcomes API",
@@ -86,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.validation_pool = validation_pool
     app.state.read_sessions = make_sessionmaker(engine)
     app.state.write_sessions = make_sessionmaker(write_engine)
+    app.state.loop_write_sessions = loop_sessions(loop_write_engine, write_engine) if loop_write_engine else None
     app.state.write_queue = WriteQueue(
         writers=1 if write_engine.dialect.name == "sqlite" else settings.db_write_concurrency or None,
         wait_seconds=settings.sqlite_busy_timeout_ms / 1000,

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from app.clinical.models import RiskAlert, WebhookDelivery
-from app.core.db import utcnow
+from app.core.db import thread_engine, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +62,8 @@ def enqueue(session: Session, *, alert: RiskAlert, url: str) -> WebhookDelivery:
 
 def _after_commit(session: Session) -> None:
     ids: list[uuid.UUID] = session.info.pop(_PENDING, [])
-    bind = session.get_bind()
-    if ids and isinstance(bind, Engine):
-        _submit(bind, ids)
+    if ids:
+        _submit(thread_engine(session), ids)
 
 
 def _submit(engine: Engine, ids: list[uuid.UUID]) -> None:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Annotated, Protocol
+from typing import Annotated, ParamSpec, Protocol, TypeVar
 from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.util import greenlet_spawn
 from starlette.types import Scope
 
 from app.core.config import Settings
+from app.core.db import runs_on_loop
 from app.core.errors import Busy
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -51,9 +57,13 @@ async def get_db(request: Request) -> Session:
     )
     observer: TransactionObserver | None = state.transaction_observer(request) if state.transaction_observer else None
     turn = await state.write_queue.take_turn() if writes else None
+    factory = state.read_sessions
+    if writes:
+        bounded = state.loop_write_sessions is not None and is_bounded_write(request.scope.get("route"))
+        factory = state.loop_write_sessions if bounded else state.write_sessions
     session = open_request_transaction(
         request,
-        state.write_sessions if writes else state.read_sessions,
+        factory,
         writes=writes,
         observer=observer,
         give_back_turn=turn,
@@ -101,13 +111,41 @@ async def end_request_transactions(scope: Scope, *, failed: bool) -> None:
     try:
         for ending in endings:
             if not failed and not ending.done:
-                await run_in_threadpool(ending)
+                await run_in_session(ending.session, ending)
     finally:
         for ending in endings:
             ending.done = True
-            ending.session.close()  # rolls back what was not committed; nothing for an ended one
-            if ending.give_back_turn is not None:  # here on the event loop: the queue is not thread-safe
-                ending.give_back_turn()
+            try:
+                await _close(ending.session)  # rolls back what was not committed; nothing for an ended one
+            finally:
+                if ending.give_back_turn is not None:  # here on the event loop: the queue is not thread-safe
+                    ending.give_back_turn()
+
+
+async def _close(session: Session) -> None:
+    """Close ``session``. A loop session still in its transaction rolls back over the network: shielded, so that a
+    request cancelled meanwhile still returns its connection to the pool."""
+    if runs_on_loop(session) and session.in_transaction():
+        await asyncio.shield(greenlet_spawn(session.close))
+    else:
+        session.close()
+
+
+async def run_in_session(session: Session, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Run sync database ``work`` for the request whose transaction is ``session``: on the event loop for a loop
+    session (its statements await the network there, through SQLAlchemy's greenlet bridge), else in the threadpool."""
+    if runs_on_loop(session):
+        return await greenlet_spawn(functools.partial(work, *args, **kwargs))
+    return await run_in_threadpool(work, *args, **kwargs)
+
+
+BOUNDED_WRITE = "__bounded_write__"
+"""The mark of a bounded write handler (``app.core.routing.bounded_write``)."""
+
+
+def is_bounded_write(route: object) -> bool:
+    """Whether ``route``'s handler is a bounded write: on PostgreSQL its transaction is a loop session's."""
+    return bool(getattr(getattr(route, "endpoint", None), BOUNDED_WRITE, False))
 
 
 class WriteQueue:

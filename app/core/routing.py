@@ -18,8 +18,16 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 
-from app.core.deps import TransactionalRoute, end_request_transactions, end_transaction, holds_single_writer
+from app.core.deps import (
+    BOUNDED_WRITE,
+    TransactionalRoute,
+    end_request_transactions,
+    end_transaction,
+    holds_single_writer,
+    run_in_session,
+)
 
 _WRAPPED = "__ends_transaction__"
 
@@ -41,32 +49,34 @@ def ends_transaction(handler: Callable[..., Any]) -> Callable[..., Any]:
         return result
 
     setattr(run, _WRAPPED, True)
-    if not getattr(handler, _BOUNDED, False):
+    if not getattr(handler, BOUNDED_WRITE, False):
         return run
 
     @functools.wraps(handler)
     async def run_bounded(*args: Any, **kwargs: Any) -> Any:
         if holds_single_writer(kwargs.values()):
             return run(*args, **kwargs)
+        session = next((value for value in kwargs.values() if isinstance(value, Session)), None)
+        if session is not None:
+            return await run_in_session(session, run, *args, **kwargs)
         return await run_in_threadpool(run, *args, **kwargs)
 
     setattr(run_bounded, _WRAPPED, True)
     return run_bounded
 
 
-_BOUNDED = "__bounded_write__"
-
-
 def bounded_write(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a sync write handler whose work is small and bounded (one record, no outside calls): on SQLite it runs on
-    the event loop while it holds the single writer, instead of in the threadpool.
+    """Mark a sync write handler whose work is small and bounded (one record, no outside calls): it runs on the
+    event loop, not in the threadpool.
 
-    No other write can proceed while SQLite's writer is held, and handing the work to a thread and back kept the
-    writer busy about 0.5 ms longer per request (waiting for the event loop's attention both ways), a quarter of its
-    turn (bench/README.md). On PostgreSQL, whose writes wait on the network, such handlers still run in threads.
-    Never for work that grows with the input (a Bundle, an import): it would stall every other request meanwhile.
+    On SQLite it runs while it holds the single writer: no other write can proceed meanwhile, and handing the work
+    to a thread and back kept the writer busy about 0.5 ms longer per request (waiting for the event loop's
+    attention both ways), a quarter of its turn. On PostgreSQL its session is a loop session
+    (``app.core.db.loop_sessions``): its statements await the network on the event loop, which saves the thread's
+    hand-offs and GIL contention (bench/README.md). Never for work that grows with the input (a Bundle, an import):
+    it would stall every other request meanwhile.
     """
-    setattr(handler, _BOUNDED, True)
+    setattr(handler, BOUNDED_WRITE, True)
     return handler
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -23,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import authenticate, bearer
-from app.core.deps import get_db
+from app.core.deps import get_db, run_in_session
 from app.core.errors import IdempotencyKeyReused, IdempotentRequestInProgress, InvalidInput
 from app.idempotency.models import IdempotencyRecord
 
@@ -139,8 +138,8 @@ async def get_guard(
     session = await get_db(request)
     principal = await authenticate(request, await bearer(request))
     fingerprint = await request_fingerprint(request)
-    return await run_in_threadpool(
-        claim, session, api_key_id=principal.key_id, key=idempotency_key, fingerprint=fingerprint
+    return await run_in_session(
+        session, claim, session, api_key_id=principal.key_id, key=idempotency_key, fingerprint=fingerprint
     )
 
 

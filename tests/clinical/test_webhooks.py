@@ -94,6 +94,23 @@ def test_an_alert_calls_the_webhook_with_ids_and_the_flag_only(
     assert (delivery.attempts, delivery.last_status, delivery.last_error) == (1, 204, None)
 
 
+def test_an_alert_raised_by_a_posted_measurement_is_delivered_after_its_commit(
+    client: TestClient, clinic: ClinicKeys, patient_id: str, receiver: Receiver
+) -> None:
+    """Through the API the ingest's transaction may be on the event loop (PostgreSQL): the delivery after the commit
+    still runs in its own thread, on a connection of its own."""
+    set_webhook(client, clinic, receiver.url)
+    body = {"instrument": "phq9", "items": phq9(14, item9=3), "measured_at": "2026-11-20T09:30:00+01:00"}
+
+    response = client.post(f"/v1/patients/{patient_id}/measurements", json=body, headers=clinic.headers())
+    assert response.status_code == 201, response.text
+    webhooks.wait_for_deliveries()
+
+    [(_headers, payload)] = receiver.calls
+    assert payload["measurement_id"] == response.json()["id"]
+    assert payload["flag"] == "item9_positive"
+
+
 def test_a_failed_delivery_stays_pending_and_is_retried(
     app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, receiver: Receiver
 ) -> None:

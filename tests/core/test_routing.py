@@ -14,11 +14,13 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.db import runs_on_loop
 from app.core.deps import WriteQueue, end_request_transactions, end_transaction, get_db
 from app.core.errors import Busy
 from app.core.routing import bounded_write, ends_transaction
 from app.main import create_app
-from tests.conftest import make_settings
+from app.measurements import service as measurements
+from tests.conftest import ISSUE_PHQ9, ClinicKeys, make_settings
 
 
 class FakeEnding:
@@ -128,6 +130,7 @@ class RecordedEnding(FakeEnding):
         self.log = log
         self.name = name
         self.session = self
+        self.info: dict[str, Any] = {}
         self.turn_given_back = False
         self.give_back_turn = self._give_back
 
@@ -171,6 +174,7 @@ def test_a_session_is_refused_to_a_route_that_would_not_end_it() -> None:
     app.state.read_only_routes = frozenset()
     app.state.transaction_observer = None
     app.state.write_sessions = app.state.read_sessions = sessionmaker()
+    app.state.loop_write_sessions = None
 
     def plain(session: Annotated[Session, Depends(get_db)]) -> None:  # pragma: no cover - never reached
         return None
@@ -236,3 +240,45 @@ def test_an_unmarked_sync_handler_stays_sync_for_fastapis_threadpool() -> None:
 
     assert not inspect.iscoroutinefunction(ends_transaction(handler))
     assert inspect.iscoroutinefunction(ends_transaction(bounded_write(handler)))
+
+
+def test_a_bounded_write_runs_on_the_event_loop_on_either_database(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, monkeypatch: Any
+) -> None:
+    """SQLite: while it holds the single writer. PostgreSQL: its session is a loop session, whose statements await
+    the network on the event loop."""
+    loop_threads: list[int] = []
+    stored_in: list[tuple[int, bool]] = []
+    take_turn, create_values = WriteQueue.take_turn, measurements.create_values
+
+    async def noting_the_loop(self: WriteQueue) -> Any:
+        loop_threads.append(threading.get_ident())
+        return await take_turn(self)
+
+    def noting_the_store(session: Session, *args: Any, **kwargs: Any) -> Any:
+        stored_in.append((threading.get_ident(), runs_on_loop(session)))
+        return create_values(session, *args, **kwargs)
+
+    monkeypatch.setattr(WriteQueue, "take_turn", noting_the_loop)
+    monkeypatch.setattr(measurements, "create_values", noting_the_store)
+    body = {"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": "2026-11-20T09:30:00+01:00"}
+    response = client.post(f"/v1/patients/{patient_id}/measurements", json=body, headers=clinic.headers())
+
+    assert response.status_code == 201, response.text
+    on_postgresql = app.state.write_queue.writers != 1
+    assert stored_in == [(loop_threads[-1], on_postgresql)]
+
+
+def test_failed_bounded_writes_give_back_their_connection_and_their_turn(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, other_clinic: ClinicKeys, patient_id: str
+) -> None:
+    sessions = app.state.loop_write_sessions or app.state.write_sessions
+    pool = sessions.kw["bind"].pool
+    body = {"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": "2026-11-20T09:30:00+01:00"}
+    for _ in range(6):  # more than the writers' turns: each refusal gave its turn back
+        refused = client.post(f"/v1/patients/{patient_id}/measurements", json=body, headers=other_clinic.headers())
+        assert refused.status_code == 404, refused.text
+        assert pool.checkedout() == 0
+    stored = client.post(f"/v1/patients/{patient_id}/measurements", json=body, headers=clinic.headers())
+    assert stored.status_code == 201, stored.text
+    assert pool.checkedout() == 0
