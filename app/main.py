@@ -29,6 +29,7 @@ from app.core.errors import NotAuthenticated, NotFound, PermissionDenied
 from app.core.logging import configure_logging, install_request_logging
 from app.core.middleware import install_middleware
 from app.core.problems import domain_problem, install_problem_handlers
+from app.fhir.http import refusal_outcome
 from app.fhir.router import router as fhir_router
 from app.fhir.validation import load_fhir_models
 from app.fhir.validation_pool import ValidationPool
@@ -124,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return replay_response(exc)
 
     install_request_logging(app)
-    install_middleware(app, settings)
+    install_middleware(app, settings, refusal_renderers={fhir_router.prefix: refusal_outcome})
     for router in (  # the busiest first: a request is matched against the routes in this order
         measurements_router,
         fhir_router,

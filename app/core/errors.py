@@ -86,3 +86,9 @@ class PayloadTooLarge(DomainError):
     slug = "payload-too-large"
     title = "Request body too large"
     status = 413
+
+
+class RateLimited(DomainError):
+    slug = "rate-limited"
+    title = "Too Many Requests"
+    status = 429

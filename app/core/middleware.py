@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
-from app.core.errors import PayloadTooLarge
-from app.core.problems import problem_response
+from app.core.errors import DomainError, PayloadTooLarge, RateLimited
+from app.core.problems import domain_problem
 from app.core.security import key_prefix
 
 DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
@@ -63,9 +65,10 @@ class BodyLimit:
     ``create_app``), whose 413 the problem handlers render the same way.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, refusals: Refusals) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.refusals = refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,14 +76,8 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            response = problem_response(
-                Request(scope),
-                status=413,
-                title=PayloadTooLarge.title,
-                slug=PayloadTooLarge.slug,
-                detail=f"the request body is larger than {self.max_bytes} bytes",
-            )
-            await response(scope, receive, send)
+            refused = PayloadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
+            await self.refusals.render(scope, refused)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -98,10 +95,11 @@ def _caller(scope: Scope) -> str:
 class Hygiene:
     """Per-caller rate limit and security headers, as plain ASGI (no per-request task or body re-buffering)."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter | None, per_minute: int) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter | None, per_minute: int, refusals: Refusals) -> None:
         self.app = app
         self.limiter = limiter
         self.per_minute = per_minute
+        self.refusals = refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,14 +109,8 @@ class Hygiene:
         if self.limiter is not None and path not in ("/health", "/livez"):
             wait = self.limiter.allow(_caller(scope))
             if wait > 0:
-                response = problem_response(
-                    Request(scope),
-                    status=429,
-                    title="Too Many Requests",
-                    slug="rate-limited",
-                    detail=f"rate limit of {self.per_minute} requests per minute exceeded",
-                    headers={"Retry-After": str(max(1, round(wait)))},
-                )
+                refused = RateLimited(f"rate limit of {self.per_minute} requests per minute exceeded")
+                response = self.refusals.render(scope, refused, {"Retry-After": str(max(1, round(wait)))})
                 await response(scope, receive, _secured(send, path))
                 return
         await self.app(scope, receive, _secured(send, path))
@@ -134,14 +126,40 @@ def _secured(send: Send, path: str) -> Send:
     return send_with_headers
 
 
-def install_middleware(app: FastAPI, settings: Settings) -> None:
+RefusalRenderer = Callable[[Request, DomainError, Mapping[str, str]], Response]
+"""Writes a refusal made before routing (request, error, extra headers): problem+json unless a path says otherwise."""
+
+
+@dataclass(frozen=True)
+class Refusals:
+    """How the middleware's refusals (413, 429) are written, by path prefix: under ``/fhir`` an OperationOutcome,
+    as a FHIR client expects of every answer there, elsewhere problem+json (RFC 9457)."""
+
+    by_prefix: Mapping[str, RefusalRenderer]
+
+    def render(self, scope: Scope, error: DomainError, headers: Mapping[str, str] | None = None) -> Response:
+        request = Request(scope)
+        path: str = scope["path"]
+        for prefix, renderer in self.by_prefix.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return renderer(request, error, headers or {})
+        response = domain_problem(request, error)
+        response.headers.update(headers or {})
+        return response
+
+
+def install_middleware(
+    app: FastAPI, settings: Settings, refusal_renderers: Mapping[str, RefusalRenderer] | None = None
+) -> None:
+    """Rate limit, security headers, body limit and CORS; ``refusal_renderers`` by path prefix (``Refusals``)."""
     limiter = (
         RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         if settings.rate_limit_per_minute
         else None
     )
-    app.add_middleware(Hygiene, limiter=limiter, per_minute=settings.rate_limit_per_minute)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    refusals = Refusals(refusal_renderers or {})
+    app.add_middleware(Hygiene, limiter=limiter, per_minute=settings.rate_limit_per_minute, refusals=refusals)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, refusals=refusals)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

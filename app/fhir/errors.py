@@ -29,6 +29,7 @@ IssueType = Literal[
     "conflict",
     "processing",
     "exception",
+    "throttled",
     "informational",
 ]
 """The R4 IssueType codes this server uses (fhir.resources does not enforce the binding, so mypy does)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from http import HTTPStatus
@@ -48,6 +48,7 @@ ISSUE_CODE_BY_STATUS: dict[int, IssueType] = {
     409: "conflict",
     412: "multiple-matches",
     413: "too-costly",
+    429: "throttled",
     415: "not-supported",
     422: "processing",
 }
@@ -128,6 +129,11 @@ async def _on_domain_error(_request: Request, exc: Exception) -> Response:
         headers["WWW-Authenticate"] = "Bearer"
     status = exc.http_status if isinstance(exc, FhirError) else exc.status
     return outcome_response(status, issues_of(exc), headers or None)
+
+
+def refusal_outcome(_request: Request, error: DomainError, headers: Mapping[str, str]) -> Response:
+    """A refusal made before routing (body too large, rate limited) as an OperationOutcome (``Refusals``)."""
+    return outcome_response(error.status, issues_of(error), dict(headers) or None)
 
 
 async def _on_validation_error(_request: Request, exc: Exception) -> Response:

@@ -81,6 +81,36 @@ def test_an_oversized_body_is_a_413_problem(database_url: str) -> None:
     assert response.headers["content-type"] == "application/problem+json"
 
 
+def test_under_fhir_an_oversized_body_is_a_413_operation_outcome(database_url: str) -> None:
+    app = create_app(make_settings(database_url, max_body_bytes=1024))
+    clinic = new_clinic(app)
+    body = b'{"resourceType": "Patient", "id": "' + b"x" * 2000 + b'"}'
+    with TestClient(app) as client:
+        response = client.post(
+            "/fhir/Patient", content=body, headers={**clinic.headers(), "Content-Type": "application/fhir+json"}
+        )
+
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    [issue] = response.json()["issue"]
+    assert (response.json()["resourceType"], issue["code"]) == ("OperationOutcome", "too-costly")
+    assert "1024 bytes" in issue["diagnostics"]
+
+
+def test_under_fhir_a_caller_over_its_rate_limit_gets_a_429_operation_outcome(database_url: str) -> None:
+    app = create_app(make_settings(database_url, rate_limit_per_minute=60, rate_limit_burst=1))
+    clinic = new_clinic(app)
+    with TestClient(app) as client:
+        allowed = client.get("/fhir/metadata", headers=clinic.headers())
+        refused = client.get("/fhir/metadata", headers=clinic.headers())
+
+    assert allowed.status_code == 200
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("application/fhir+json")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert [issue["code"] for issue in refused.json()["issue"]] == ["throttled"]
+
+
 def test_a_streamed_body_over_the_limit_is_a_413_problem(database_url: str) -> None:
     app = create_app(make_settings(database_url, max_body_bytes=1024))
     clinic = new_clinic(app)

@@ -56,10 +56,10 @@ def caller(client: TestClient, own: StockedClinic, route: Route) -> dict[str, st
 
 
 def error_document(route: Route, response: Response) -> bool:
-    """Problem details; under /fhir also an OperationOutcome."""
+    """Problem details; under /fhir an OperationOutcome, as a FHIR client expects of every answer there."""
     content_type = response.headers.get("content-type", "")
-    if route.path.startswith("/fhir") and content_type.startswith("application/fhir+json"):
-        return '"OperationOutcome"' in response.text
+    if route.path.startswith("/fhir"):
+        return content_type.startswith("application/fhir+json") and '"OperationOutcome"' in response.text
     return content_type.startswith("application/problem+json")
 
 
