@@ -19,14 +19,13 @@ from app.core.config import Settings, get_settings
 from app.core.db import (
     create_db_engine,
     create_lookup_engine,
-    create_loop_write_engine,
     create_write_engine,
-    loop_sessions,
     make_sessionmaker,
 )
 from app.core.deps import WriteQueue
 from app.core.errors import NotAuthenticated, NotFound, PermissionDenied
 from app.core.logging import configure_logging, install_request_logging
+from app.core.loop_db import create_loop_sessions
 from app.core.middleware import install_middleware
 from app.core.problems import domain_problem, install_problem_handlers
 from app.fhir.http import refusal_outcome
@@ -69,19 +68,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_db_engine(settings)
     write_engine = create_write_engine(settings, engine)
     lookup_engine = create_lookup_engine(settings, engine)
-    loop_write_engine = create_loop_write_engine(settings, write_engine)
+    loop_write_sessions = create_loop_sessions(settings, write_engine)
     validation_pool = ValidationPool(settings.fhir_validation_processes)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         settle_startup_objects()
+        if loop_write_sessions is not None:
+            loop_write_sessions.serve_here()
         yield
         validation_pool.close()
         engine.dispose()
         write_engine.dispose()
         lookup_engine.dispose()
-        if loop_write_engine is not None:
-            await loop_write_engine.dispose()
+        if loop_write_sessions is not None:
+            await loop_write_sessions.dispose()
 
     app = FastAPI(
         title="Compassion Outcomes API",
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.validation_pool = validation_pool
     app.state.read_sessions = make_sessionmaker(engine)
     app.state.write_sessions = make_sessionmaker(write_engine)
-    app.state.loop_write_sessions = loop_sessions(loop_write_engine, write_engine) if loop_write_engine else None
+    app.state.loop_write_sessions = loop_write_sessions
     app.state.write_queue = WriteQueue(
         writers=1 if write_engine.dialect.name == "sqlite" else settings.db_write_concurrency or None,
         wait_seconds=settings.sqlite_busy_timeout_ms / 1000,

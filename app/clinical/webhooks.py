@@ -21,7 +21,8 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from app.clinical.models import RiskAlert, WebhookDelivery
-from app.core.db import thread_engine, utcnow
+from app.core.db import utcnow
+from app.core.loop_db import thread_engine
 
 logger = logging.getLogger(__name__)
 

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         description="Write transactions a worker runs at once on PostgreSQL; later ones wait their turn (503 after "
         "SQLITE_BUSY_TIMEOUT_MS). 0: no limit. SQLite always has one writer.",
     )
+    db_loop_driver: Literal["asyncpg", "psycopg"] = Field(
+        default="asyncpg",
+        description="PostgreSQL driver of the small bounded writes (ingest, amendment), which await the network on "
+        "the event loop. psycopg behind PgBouncer in transaction mode (asyncpg prepares statements) or with "
+        "connection options other than sslmode in DATABASE_URL.",
+    )
     db_ping_after_idle_seconds: float = Field(
         default=10.0,
         description="A pooled server connection idle this long is checked (SELECT 1) before use; a dead one is "

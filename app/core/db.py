@@ -32,7 +32,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 from uuid_utils.compat import uuid7
@@ -216,55 +215,6 @@ def create_lookup_engine(settings: Settings, read_engine: Engine) -> Engine:
 LOOKUP_POOL_SIZE = 4
 
 
-def create_loop_write_engine(settings: Settings, write_engine: Engine) -> AsyncEngine | None:
-    """The write database again, through psycopg's asyncio connection, for the small bounded writes (an ingest, an
-    amendment) on PostgreSQL: their statements then wait for the network on the event loop instead of in a thread.
-
-    The handlers stay plain sync code: ``loop_sessions`` gives them a sync ``Session`` whose connection awaits
-    through SQLAlchemy's greenlet bridge (``app.core.deps.run_in_session``). Run in threads, an ingest cost ~0.4 ms
-    more CPU (hand-offs, and worker threads and the event loop contending for the GIL at every round trip);
-    bench/README.md change 29. None for SQLite (its bounded writes run on the event loop already: in process, no
-    network waits) and for drivers without an asyncio twin.
-    """
-    url = write_engine.url
-    if url.get_backend_name() != "postgresql" or url.get_driver_name() != "psycopg":
-        return None
-    engine = create_async_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow, **JSON_CODEC
-    )
-    ping_when_idle(engine.sync_engine, settings.db_ping_after_idle_seconds)
-    return engine
-
-
-def loop_sessions(engine: AsyncEngine, thread_engine: Engine) -> sessionmaker[Session]:
-    """Sync sessions over ``engine``'s asyncio connections: usable only inside ``run_in_session`` (any other call
-    raises ``MissingGreenlet``). ``thread_engine`` is what work after the commit uses from other threads."""
-    return sessionmaker(
-        bind=engine.sync_engine,
-        expire_on_commit=False,
-        autoflush=False,
-        info={_ON_LOOP: True, _THREAD_ENGINE: thread_engine},
-    )
-
-
-def runs_on_loop(session: Session) -> bool:
-    """Whether ``session``'s statements await on the event loop (a ``loop_sessions`` session)."""
-    return bool(session.info.get(_ON_LOOP))
-
-
-def thread_engine(session: Session) -> Engine:
-    """An engine for work that outlives ``session`` in another thread (a webhook delivery after the commit): the
-    session's own, unless its connections belong to the event loop."""
-    engine = session.info.get(_THREAD_ENGINE) or session.get_bind()
-    if not isinstance(engine, Engine):
-        raise TypeError(f"session bound to {engine!r}, not an engine")
-    return engine
-
-
-_ON_LOOP = "connection_on_event_loop"
-_THREAD_ENGINE = "thread_engine"
-
-
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
 
@@ -354,11 +304,12 @@ def insert_rows(
 def insert_together(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert rows (every column given) with one statement on ``connection``, without recording them.
 
-    On PostgreSQL an executemany is a pipeline of one statement per row; for the few rows of a request's audit
+    With psycopg an executemany is a pipeline of one statement per row; for the few rows of a request's audit
     events one multi-row INSERT costs about 60 % of that in client CPU, and one statement for the server to run
-    instead of several (bench/README.md). SQLite's executemany is a single call already.
+    instead of several (bench/README.md). SQLite's executemany is a single call already, and asyncpg's prepares the
+    statement once and sends the rows together (it takes no named parameters in raw SQL either).
     """
-    if len(rows) < 2 or len(rows) > _MULTI_ROW_MOST or connection.dialect.name != "postgresql":
+    if len(rows) < 2 or len(rows) > _MULTI_ROW_MOST or connection.dialect.driver != "psycopg":
         connection.execute(_insert_of(table), rows[0] if len(rows) == 1 else rows)
         return
     sql, binds = _multi_row_insert(table, len(rows), connection.dialect)

@@ -16,8 +16,8 @@ from sqlalchemy.util import greenlet_spawn
 from starlette.types import Scope
 
 from app.core.config import Settings
-from app.core.db import runs_on_loop
 from app.core.errors import Busy
+from app.core.loop_db import runs_on_loop
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -74,7 +74,7 @@ async def get_db(request: Request) -> Session:
 
 def open_request_transaction(
     request: Request,
-    factory: sessionmaker[Session],
+    factory: Callable[[], Session],
     *,
     writes: bool,
     observer: TransactionObserver | None = None,

@@ -14,9 +14,9 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.db import runs_on_loop
 from app.core.deps import WriteQueue, end_request_transactions, end_transaction, get_db
 from app.core.errors import Busy
+from app.core.loop_db import runs_on_loop
 from app.core.routing import bounded_write, ends_transaction
 from app.main import create_app
 from app.measurements import service as measurements
@@ -272,13 +272,13 @@ def test_a_bounded_write_runs_on_the_event_loop_on_either_database(
 def test_failed_bounded_writes_give_back_their_connection_and_their_turn(
     app: FastAPI, client: TestClient, clinic: ClinicKeys, other_clinic: ClinicKeys, patient_id: str
 ) -> None:
-    sessions = app.state.loop_write_sessions or app.state.write_sessions
-    pool = sessions.kw["bind"].pool
+    loop_sessions = app.state.loop_write_sessions
+    in_use = loop_sessions.checked_out if loop_sessions else app.state.write_sessions.kw["bind"].pool.checkedout
     body = {"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": "2026-11-20T09:30:00+01:00"}
     for _ in range(6):  # more than the writers' turns: each refusal gave its turn back
         refused = client.post(f"/v1/patients/{patient_id}/measurements", json=body, headers=other_clinic.headers())
         assert refused.status_code == 404, refused.text
-        assert pool.checkedout() == 0
+        assert in_use() == 0
     stored = client.post(f"/v1/patients/{patient_id}/measurements", json=body, headers=clinic.headers())
     assert stored.status_code == 201, stored.text
-    assert pool.checkedout() == 0
+    assert in_use() == 0

@@ -1,0 +1,77 @@
+"""Loop sessions: bounded writes on PostgreSQL await the network on the event loop, through asyncpg by default."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from app.core.deps import run_in_session
+from app.core.loop_db import LoopSessions, loop_url
+from app.main import create_app
+from tests.conftest import ISSUE_PHQ9, POSTGRESQL_ONLY, make_settings, new_clinic
+
+PSYCOPG = "postgresql+psycopg://outcomes:secret@db.example:5432/outcomes"
+
+
+def test_a_psycopg_url_becomes_asyncpgs_with_sslmode_as_ssl() -> None:
+    assert loop_url(make_url(PSYCOPG), "asyncpg") == make_url(
+        "postgresql+asyncpg://outcomes:secret@db.example:5432/outcomes"
+    )
+    with_tls = loop_url(make_url(PSYCOPG + "?sslmode=verify-full"), "asyncpg")
+    assert with_tls is not None
+    assert (with_tls.drivername, dict(with_tls.query)) == ("postgresql+asyncpg", {"ssl": "verify-full"})
+
+
+def test_psycopg_stays_when_asked_for_or_when_the_url_has_options_only_psycopg_takes() -> None:
+    assert loop_url(make_url(PSYCOPG), "psycopg") == make_url(PSYCOPG)
+    with_options = make_url(PSYCOPG + "?sslmode=require&application_name=outcomes")
+    assert loop_url(with_options, "asyncpg") == with_options
+
+
+def test_sqlite_needs_no_loop_sessions() -> None:
+    assert loop_url(make_url("sqlite:///var/outcomes.db"), "asyncpg") is None
+
+
+@POSTGRESQL_ONLY
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+def test_an_ingest_is_stored_through_either_loop_driver(database_url: str, driver: str) -> None:
+    app = create_app(make_settings(database_url, db_loop_driver=driver))
+    assert app.state.loop_write_sessions.driver == driver
+    clinic = new_clinic(app)
+    body = {"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": "2026-11-20T09:30:00+01:00"}
+    with TestClient(app) as client:
+        patient = client.post("/v1/patients", json={}, headers=clinic.headers())
+        url = f"/v1/patients/{patient.json()['id']}/measurements"
+        stored = client.post(url, json=body, headers=clinic.headers())
+        listed = client.get(url, headers=clinic.headers())
+
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["scores"]["total"]["value"] == 10
+    assert [row["id"] for row in listed.json()["items"]] == [stored.json()["id"]]
+
+
+@POSTGRESQL_ONLY
+def test_each_event_loop_gets_connections_of_its_own(database_url: str) -> None:
+    """A pooled asyncpg connection cannot serve another loop: a second loop (as tests and in-process clients run)
+    gets its own engine instead of the first loop's connections."""
+    settings = make_settings(database_url)
+    url = loop_url(make_url(database_url), settings.db_loop_driver)
+    assert url is not None
+    sessions = LoopSessions(url, settings, thread_engine=create_app(settings).state.engine)
+
+    def select_one(session: Session) -> int:
+        with session:
+            return int(session.execute(text("SELECT 1")).scalar_one())
+
+    async def one_query() -> int:
+        session = sessions()
+        return await run_in_session(session, select_one, session)
+
+    assert [asyncio.run(one_query()) for _ in range(2)] == [1, 1]  # two loops, one after the other
+    assert sessions.checked_out() == 0
+    asyncio.run(sessions.dispose())
