@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable
 from typing import Annotated, ParamSpec, Protocol, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -171,21 +170,15 @@ class WriteQueue:
         turns = self._turns.get(loop)
         if turns is None:  # one per event loop (tests run several)
             turns = self._turns[loop] = asyncio.Semaphore(self.writers)
+        if not turns.locked():  # a turn is free and nobody waits: take it without arming a timer
+            await turns.acquire()
+            return turns.release
         try:
             async with asyncio.timeout(self.wait_seconds):
                 await turns.acquire()
         except TimeoutError:
             raise Busy("other writes kept the database busy; retry shortly (nothing was stored)") from None
         return turns.release
-
-    @asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        give_back = await self.take_turn()
-        try:
-            yield
-        finally:
-            if give_back is not None:
-                give_back()
 
 
 def end_transaction(value: object) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import gc
 import inspect
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import pytest
@@ -88,6 +90,16 @@ def test_reads_and_async_handlers_are_left_to_the_route(monkeypatch: Any) -> Non
     assert ends_transaction(handler) is handler
 
 
+@asynccontextmanager
+async def turn(queue: WriteQueue) -> AsyncIterator[None]:
+    give_back = await queue.take_turn()
+    try:
+        yield
+    finally:
+        if give_back is not None:
+            give_back()
+
+
 def test_write_requests_take_turns_as_many_at_a_time_as_there_are_writers() -> None:
     async def scenario(queue: WriteQueue) -> int:
         inside = 0
@@ -95,7 +107,7 @@ def test_write_requests_take_turns_as_many_at_a_time_as_there_are_writers() -> N
 
         async def request() -> None:
             nonlocal inside, most
-            async with queue.turn():
+            async with turn(queue):
                 inside += 1
                 most = max(most, inside)
                 await asyncio.sleep(0.01)
@@ -112,11 +124,11 @@ def test_write_requests_take_turns_as_many_at_a_time_as_there_are_writers() -> N
 def test_a_writer_that_waits_too_long_is_told_the_service_is_busy() -> None:
     async def scenario() -> None:
         queue = WriteQueue(writers=1, wait_seconds=0.05)
-        async with queue.turn():
+        async with turn(queue):
             with pytest.raises(Busy, match="retry"):
-                async with queue.turn():
+                async with turn(queue):
                     pass  # pragma: no cover - never reached
-        async with queue.turn():  # the turn was given back after the refusal
+        async with turn(queue):  # the turn was given back after the refusal
             pass
 
     asyncio.run(scenario())
