@@ -72,7 +72,7 @@ def bounded_write(handler: Callable[..., Any]) -> Callable[..., Any]:
     On SQLite it runs while it holds the single writer: no other write can proceed meanwhile, and handing the work
     to a thread and back kept the writer busy about 0.5 ms longer per request (waiting for the event loop's
     attention both ways), a quarter of its turn. On PostgreSQL its session is a loop session
-    (``app.core.db.loop_sessions``): its statements await the network on the event loop, which saves the thread's
+    (``app.core.loop_db``): its statements await the network on the event loop, which saves the thread's
     hand-offs and GIL contention (bench/README.md). Never for work that grows with the input (a Bundle, an import):
     it would stall every other request meanwhile.
     """
