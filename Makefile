@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The browser tests drive Debian's Chromium (tests/clinical/test_report_browser.py); `make test` installs it if missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint typecheck pytest migrate lock clean help bench bench-smoke
 
@@ -37,7 +40,12 @@ typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-pytest: $(VENV)/.installed
+$(CHROMIUM):
+	@echo "== installing Debian's chromium for the browser tests"
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
+pytest: $(VENV)/.installed $(CHROMIUM)
 	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 	$(BIN)/coverage report --include='app/scoring/*' --fail-under=100
 

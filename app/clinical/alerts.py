@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, case, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from app.clinical import clinic_settings, webhooks
-from app.clinical.models import RiskAlert
+from app.clinical.models import ClinicSettings, RiskAlert
 from app.clinical.schemas import AlertMeasurement, AlertPatient, AlertRead
 from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, NotFound
@@ -74,14 +74,33 @@ def _alert(measurement: Mapping[str, Any], flag: str) -> dict[str, Any]:
 
 def _raise(session: Session, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Store the alerts (returned as their column values); write a webhook outbox row per alert when its clinic has
-    a webhook (sent after commit)."""
+    a webhook (sent after commit).
+
+    One alert (an ingest) returns its clinic's URL from its own INSERT. Many (a Bundle, an import) are inserted
+    plainly and their clinics' URLs read with one lookup: RETURNING for many rows makes SQLAlchemy send them as
+    one multi-row statement, whose text psycopg parses anew each time (9 % of a 1,000-entry Bundle's time).
+    """
     if not values:
         return []
-    urls = insert_rows(session, RiskAlert, values, returning=_CLINIC_WEBHOOK_URL)
+    if len(values) == 1:
+        urls = insert_rows(session, RiskAlert, values, returning=_CLINIC_WEBHOOK_URL)
+    else:
+        insert_rows(session, RiskAlert, values)
+        by_clinic = _webhook_urls(session, {alert["clinic_id"] for alert in values})
+        urls = [by_clinic.get(alert["clinic_id"]) for alert in values]
     for alert, url in zip(values, urls, strict=True):
         if url:
             webhooks.enqueue(session, alert=RiskAlert(**alert), url=url)
     return values
+
+
+def _webhook_urls(session: Session, clinic_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    found = session.execute(
+        select(ClinicSettings.clinic_id, ClinicSettings.webhook_url).where(
+            ClinicSettings.clinic_id.in_(clinic_ids), ClinicSettings.webhook_url.is_not(None)
+        )
+    )
+    return {clinic_id: url for clinic_id, url in found if url}
 
 
 def list_alerts(

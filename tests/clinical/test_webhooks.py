@@ -111,6 +111,29 @@ def test_an_alert_raised_by_a_posted_measurement_is_delivered_after_its_commit(
     assert payload["flag"] == "item9_positive"
 
 
+def test_alerts_raised_together_by_a_bulk_import_are_each_delivered(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, receiver: Receiver
+) -> None:
+    """Many alerts in one statement find their clinic's webhook by a lookup, not by the INSERT (as one alert does)."""
+    set_webhook(client, clinic, receiver.url)
+    header = "external_id,instrument,measured_at," + ",".join(f"item_{n}" for n in range(1, 10))
+    rows = [f"MRN-{n},phq9,2026-11-0{n}T09:00:00Z,2,2,2,2,1,1,1,1,{item9}" for n, item9 in ((1, 3), (2, 0), (3, 1))]
+    headers = {**clinic.headers(Role.INTEGRATION), "Content-Type": "text/csv"}
+
+    response = client.post(
+        "/v1/research/imports?create_patients=true", content="\n".join([header, *rows]) + "\n", headers=headers
+    )
+    assert response.status_code == 201, response.text
+    webhooks.wait_for_deliveries()
+
+    with app.state.read_sessions() as session:
+        alerts = {str(alert.id) for alert in session.scalars(select(RiskAlert).where(RiskAlert.clinic_id == clinic.id))}
+    assert len(alerts) == 2
+    assert {payload["alert_id"] for _headers, payload in receiver.calls} == alerts
+    assert {payload["flag"] for _headers, payload in receiver.calls} == {"item9_positive"}
+    assert all(delivery.delivered_at is not None for delivery in deliveries(app, clinic))
+
+
 def test_a_failed_delivery_stays_pending_and_is_retried(
     app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, receiver: Receiver
 ) -> None:
