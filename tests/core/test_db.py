@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
@@ -28,7 +28,7 @@ from app.core.db import (
 from app.measurements.models import Measurement
 from app.patients.models import Patient
 from app.therapy_sessions.models import TherapySession
-from tests.conftest import ISSUE_PHQ9, ClinicKeys, make_settings
+from tests.conftest import ISSUE_PHQ9, POSTGRESQL_ONLY, ClinicKeys, make_settings
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: object) -> None:
@@ -156,32 +156,32 @@ def test_a_recently_used_connection_is_not_pinged(tmp_path: object) -> None:
     engine.dispose()
 
 
+def audit_row(clinic: ClinicKeys, id_: uuid.UUID, index: int) -> dict[str, Any]:
+    return {
+        "id": id_,
+        "occurred_at": datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2))) + timedelta(seconds=index),
+        "clinic_id": clinic.id,
+        "key_id": None,
+        "role": "clinician",
+        "action": "create",
+        "method": "POST",
+        "route": "/v1/te\tst\\N\n" if index % 2 else "/v1/test",
+        "resource_type": "measurement",
+        "resource_id": f"r{index}",
+        "patient_id": None,
+        "client_address": None,
+        "status_code": 201,
+        "outcome": "success",
+        "details": {"created": index, "note": 'ü \\ "quoted"\ttab\nline'} if index % 2 else {},
+    }
+
+
 @pytest.mark.parametrize("count", [1, 3, 51])
 def test_rows_inserted_together_are_stored_as_an_executemany_stores_them(
     app: FastAPI, clinic: ClinicKeys, count: int
 ) -> None:
     events = table_of(AuditEvent)
-    when = datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
-    rows: list[dict[str, Any]] = [
-        {
-            "id": uuid.uuid4(),
-            "occurred_at": when + timedelta(seconds=index),
-            "clinic_id": clinic.id,
-            "key_id": None,
-            "role": "clinician",
-            "action": "create",
-            "method": "POST",
-            "route": "/v1/test",
-            "resource_type": "measurement",
-            "resource_id": f"r{index}",
-            "patient_id": None,
-            "client_address": None,
-            "status_code": 201,
-            "outcome": "success",
-            "details": {"created": index, "note": 'ü \\ "quoted"'} if index % 2 else {},
-        }
-        for index in range(count)
-    ]
+    rows = [audit_row(clinic, uuid.uuid4(), index) for index in range(count)]
     with app.state.write_sessions() as session, session.begin():
         insert_together(session.connection(), events, rows)
     with app.state.read_sessions() as session:
@@ -218,3 +218,30 @@ def test_rows_written_in_volume_get_time_ordered_ids_and_the_patient_a_random_on
     assert audited
     assert {event.version for event in audited} == {7}
     assert uuid.UUID(patient_id).version == 4
+
+
+def test_many_rows_with_a_duplicate_key_store_none_and_raise_as_one_row_would(app: FastAPI, clinic: ClinicKeys) -> None:
+    """Many rows go as one statement (a COPY on PostgreSQL): one bad row refuses them all, with SQLAlchemy's error
+    class, so a Bundle can fall back to storing its entries one by one."""
+    rows = [audit_row(clinic, new_record_id(), index) for index in range(60)]
+    rows[-1]["id"] = rows[0]["id"]
+    assert_refused_whole(app, rows, IntegrityError)
+
+
+@POSTGRESQL_ONLY
+def test_many_rows_with_a_value_postgresql_cannot_store_store_none(app: FastAPI, clinic: ClinicKeys) -> None:
+    rows = [audit_row(clinic, new_record_id(), index) for index in range(60)]
+    rows[-1]["route"] = "/v1/\x00"
+    assert_refused_whole(app, rows, DataError)
+
+
+def assert_refused_whole(app: FastAPI, rows: list[dict[str, Any]], error: type[DBAPIError]) -> None:
+    """Inserting ``rows`` raises ``error`` and stores none of them; the transaction goes on after its savepoint."""
+    events = table_of(AuditEvent)
+    with app.state.write_sessions() as session, session.begin():
+        with pytest.raises(error), session.begin_nested():
+            insert_rows(session, AuditEvent, rows)
+        insert_rows(session, AuditEvent, rows[:1])
+    with app.state.read_sessions() as session:
+        ids = [row["id"] for row in rows]
+        assert session.scalars(select(events.c.id).where(events.c.id.in_(ids))).all() == [rows[0]["id"]]
