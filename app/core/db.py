@@ -316,24 +316,30 @@ def insert_together(connection: Connection, table: Table, rows: Sequence[Mapping
     if _copies(connection, rows):
         _copy_rows(connection, table, rows)
         return
-    if len(rows) < 2 or connection.dialect.driver != "psycopg":
+    if len(rows) < 2 or len(rows) > _MULTI_ROW_MOST or connection.dialect.name != "postgresql":
         connection.execute(_insert_of(table), rows[0] if len(rows) == 1 else rows)
         return
     sql, binds = _multi_row_insert(table, len(rows), connection.dialect)
-    parameters: dict[str, Any] = {}
-    for name, column, index, process in binds:
-        value = rows[index][column]
-        parameters[name] = value if process is None else process(value)
-    connection.exec_driver_sql(sql, parameters)
+    values = [
+        rows[index][column] if process is None else process(rows[index][column]) for _, column, index, process in binds
+    ]
+    if connection.dialect.positional:
+        connection.exec_driver_sql(sql, tuple(values))
+    else:
+        connection.exec_driver_sql(sql, {bind[0]: value for bind, value in zip(binds, values, strict=True)})
 
 
 _MULTI_ROW_MOST = 50
 """More rows than this are copied (psycopg): each row count up to it is a statement compiled (and kept) once."""
 _Bind = tuple[str, str, int, Callable[[Any], Any] | None]
+"""A parameter of a multi-row INSERT: its name, the column and row it takes its value from, and the column's bind
+processing."""
 
 
 def _copies(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> bool:
-    return len(rows) > _MULTI_ROW_MOST and connection.dialect.driver == "psycopg"
+    """Copy many rows through sync psycopg (a loop session's asyncio connection has no sync COPY; its writes are
+    small)."""
+    return len(rows) > _MULTI_ROW_MOST and connection.dialect.driver == "psycopg" and not connection.dialect.is_async
 
 
 def _copy_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -364,17 +370,18 @@ def _copy_of(table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Calla
 @functools.lru_cache(maxsize=64)
 def _multi_row_insert(table: Table, count: int, dialect: Dialect) -> tuple[str, list[_Bind]]:
     """``INSERT ... VALUES (...), (...)`` for ``count`` rows as the dialect's driver takes it, with how to turn each
-    row's values into its parameters (the columns' own bind processing: JSON encoding, UTC times, UUIDs)."""
+    row's values into its parameters (the columns' own bind processing: JSON encoding, UTC times, UUIDs), in the
+    order of the statement's positional parameters (asyncpg), else of its named ones (psycopg)."""
     names = [column.name for column in table.columns]
     statement = insert(table).values(
         [{name: bindparam(f"{name}_{index}", type_=table.c[name].type) for name in names} for index in range(count)]
     )
     compiled = statement.compile(dialect=dialect)
+    order = compiled.positiontup or [f"{name}_{index}" for index in range(count) for name in names]
     binds: list[_Bind] = []
-    for index in range(count):
-        for name in names:
-            parameter = f"{name}_{index}"
-            binds.append((parameter, name, index, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)))
+    for parameter in order:
+        name, _, index = parameter.rpartition("_")
+        binds.append((parameter, name, int(index), table.c[name].type.dialect_impl(dialect).bind_processor(dialect)))
     return compiled.string, binds
 
 

@@ -29,6 +29,7 @@ from app.measurements.models import Measurement
 from app.patients.models import Patient
 from app.therapy_sessions.models import TherapySession
 from tests.conftest import ISSUE_PHQ9, POSTGRESQL_ONLY, ClinicKeys, make_settings
+from tests.core.rows import audit_row
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: object) -> None:
@@ -154,26 +155,6 @@ def test_a_recently_used_connection_is_not_pinged(tmp_path: object) -> None:
     with engine.connect() as connection, pytest.raises(DBAPIError):
         connection.execute(text("SELECT 1"))
     engine.dispose()
-
-
-def audit_row(clinic: ClinicKeys, id_: uuid.UUID, index: int) -> dict[str, Any]:
-    return {
-        "id": id_,
-        "occurred_at": datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2))) + timedelta(seconds=index),
-        "clinic_id": clinic.id,
-        "key_id": None,
-        "role": "clinician",
-        "action": "create",
-        "method": "POST",
-        "route": "/v1/te\tst\\N\n" if index % 2 else "/v1/test",
-        "resource_type": "measurement",
-        "resource_id": f"r{index}",
-        "patient_id": None,
-        "client_address": None,
-        "status_code": 201,
-        "outcome": "success",
-        "details": {"created": index, "note": 'ü \\ "quoted"\ttab\nline'} if index % 2 else {},
-    }
 
 
 @pytest.mark.parametrize("count", [1, 3, 51])

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from app.audit.models import AuditEvent
+from app.core.db import insert_together, new_record_id, table_of
 from app.core.deps import run_in_session
 from app.core.loop_db import LoopSessions, loop_url
 from app.main import create_app
 from tests.conftest import ISSUE_PHQ9, POSTGRESQL_ONLY, make_settings, new_clinic
+from tests.core.rows import audit_row
 
 PSYCOPG = "postgresql+psycopg://outcomes:secret@db.example:5432/outcomes"
 
@@ -75,3 +79,30 @@ def test_each_event_loop_gets_connections_of_its_own(database_url: str) -> None:
     assert [asyncio.run(one_query()) for _ in range(2)] == [1, 1]  # two loops, one after the other
     assert sessions.checked_out() == 0
     asyncio.run(sessions.dispose())
+
+
+@POSTGRESQL_ONLY
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+@pytest.mark.parametrize("count", [1, 3, 51])
+def test_rows_inserted_together_on_a_loop_session_are_stored_whole(database_url: str, driver: str, count: int) -> None:
+    """A request's audit events go as one multi-row INSERT through either driver (asyncpg's parameters are
+    positional), and arrive as given."""
+    app = create_app(make_settings(database_url, db_loop_driver=driver))
+    clinic = new_clinic(app)
+    events = table_of(AuditEvent)
+    rows = [audit_row(clinic, new_record_id(), index) for index in range(count)]
+
+    def insert(session: Session) -> None:
+        with session, session.begin():
+            insert_together(session.connection(), events, rows)
+
+    async def on_the_loop() -> None:
+        session = app.state.loop_write_sessions()
+        await run_in_session(session, insert, session)
+
+    with TestClient(app):
+        asyncio.run(on_the_loop())
+        with app.state.read_sessions() as session:
+            stored = session.execute(select(events).where(events.c.id.in_([row["id"] for row in rows]))).mappings()
+            found = {row["id"]: dict(row) for row in stored}
+    assert found == {row["id"]: {**row, "occurred_at": row["occurred_at"].astimezone(UTC)} for row in rows}
