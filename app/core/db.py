@@ -291,7 +291,7 @@ def insert_rows(
     # SQLAlchemy's machinery for keeping many rows in order), which costs more than the row.
     parameters = rows[0] if len(rows) == 1 else rows
     found: list[Any] = []
-    if returning is None and _copies(connection, rows):
+    if returning is None and _copies(connection, table, rows):
         _copy_rows(connection, table, rows)
     elif returning is None:
         connection.execute(_insert_of(table), parameters)
@@ -313,7 +313,7 @@ def insert_together(connection: Connection, table: Table, rows: Sequence[Mapping
     already, and asyncpg's prepares the statement once and sends the rows together (it takes no named parameters in
     raw SQL either).
     """
-    if _copies(connection, rows):
+    if _copies(connection, table, rows):
         _copy_rows(connection, table, rows)
         return
     if len(rows) < 2 or len(rows) > _MULTI_ROW_MOST or connection.dialect.name != "postgresql":
@@ -336,10 +336,15 @@ _Bind = tuple[str, str, int, Callable[[Any], Any] | None]
 processing."""
 
 
-def _copies(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> bool:
+def _copies(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> bool:
     """Copy many rows through sync psycopg (a loop session's asyncio connection has no sync COPY; its writes are
-    small)."""
-    return len(rows) > _MULTI_ROW_MOST and connection.dialect.driver == "psycopg" and not connection.dialect.is_async
+    small) when they give every column (a COPY applies no column default; an executemany does)."""
+    return (
+        len(rows) > _MULTI_ROW_MOST
+        and connection.dialect.driver == "psycopg"
+        and not connection.dialect.is_async
+        and rows[0].keys() >= set(table.columns.keys())
+    )
 
 
 def _copy_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
