@@ -307,11 +307,10 @@ def insert_rows(
 def insert_together(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert rows (every column given) with one statement on ``connection``, without recording them.
 
-    With psycopg an executemany is a pipeline of one statement per row; for the few rows of a request's audit
-    events one multi-row INSERT costs about 60 % of that in client CPU, and one statement for the server to run
-    instead of several (bench/README.md); many rows (a Bundle's) are copied. SQLite's executemany is a single call
-    already, and asyncpg's prepares the statement once and sends the rows together (it takes no named parameters in
-    raw SQL either).
+    On PostgreSQL an executemany is one statement per row (psycopg pipelines them; asyncpg binds each row in turn);
+    for the few rows of a request's audit events one multi-row INSERT, compiled once per row count, costs about 60 %
+    of that in client CPU, and is one statement for the server to run instead of several (bench/README.md); many
+    rows (a Bundle's) are copied. SQLite's executemany is a single call already.
     """
     if _copies(connection, table, rows):
         _copy_rows(connection, table, rows)
