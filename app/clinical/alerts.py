@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, case, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from app.clinical import clinic_settings, webhooks
-from app.clinical.models import ClinicSettings, RiskAlert
+from app.clinical.models import RiskAlert
 from app.clinical.schemas import AlertMeasurement, AlertPatient, AlertRead
 from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, NotFound
@@ -86,21 +86,19 @@ def _raise(session: Session, values: list[dict[str, Any]]) -> list[dict[str, Any
         urls = insert_rows(session, RiskAlert, values, returning=_CLINIC_WEBHOOK_URL)
     else:
         insert_rows(session, RiskAlert, values)
-        by_clinic = _webhook_urls(session, {alert["clinic_id"] for alert in values})
-        urls = [by_clinic.get(alert["clinic_id"]) for alert in values]
+        by_clinic = {
+            clinic_id: _webhook_url(session, clinic_id) for clinic_id in {alert["clinic_id"] for alert in values}
+        }
+        urls = [by_clinic[alert["clinic_id"]] for alert in values]
     for alert, url in zip(values, urls, strict=True):
         if url:
             webhooks.enqueue(session, alert=RiskAlert(**alert), url=url)
     return values
 
 
-def _webhook_urls(session: Session, clinic_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    found = session.execute(
-        select(ClinicSettings.clinic_id, ClinicSettings.webhook_url).where(
-            ClinicSettings.clinic_id.in_(clinic_ids), ClinicSettings.webhook_url.is_not(None)
-        )
-    )
-    return {clinic_id: url for clinic_id, url in found if url}
+def _webhook_url(session: Session, clinic_id: uuid.UUID) -> str | None:
+    settings = clinic_settings.get(session, clinic_id=clinic_id)
+    return settings.webhook_url if settings else None
 
 
 def list_alerts(

@@ -291,13 +291,13 @@ def insert_rows(
     # SQLAlchemy's machinery for keeping many rows in order), which costs more than the row.
     parameters = rows[0] if len(rows) == 1 else rows
     found: list[Any] = []
-    if returning is None and _copies(connection, table, rows):
-        _copy_rows(connection, table, rows)
-    elif returning is None:
-        connection.execute(_insert_of(table), parameters)
-    else:
+    if returning is not None:
         statement = _insert_of(table).returning(returning, sort_by_parameter_order=len(rows) > 1)
         found = list(connection.scalars(statement, parameters))
+    elif _copies(connection, table, rows):
+        _copy_rows(connection, table, rows)
+    else:
+        connection.execute(_insert_of(table), parameters)
     log = session.info.get(_INSERT_LOG)
     if log is not None:
         log.extend((table.name, row) for row in rows)
@@ -368,7 +368,7 @@ def _copy_of(table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Calla
     preparer = dialect.identifier_preparer
     names = [column.name for column in table.columns]
     statement = f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(name) for name in names)}) FROM STDIN"
-    return statement, [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
+    return statement, [(name, _bind_processor(table, name, dialect)) for name in names]
 
 
 @functools.lru_cache(maxsize=64)
@@ -385,8 +385,13 @@ def _multi_row_insert(table: Table, count: int, dialect: Dialect) -> tuple[str, 
     binds: list[_Bind] = []
     for parameter in order:
         name, _, index = parameter.rpartition("_")
-        binds.append((parameter, name, int(index), table.c[name].type.dialect_impl(dialect).bind_processor(dialect)))
+        binds.append((parameter, name, int(index), _bind_processor(table, name, dialect)))
     return compiled.string, binds
+
+
+def _bind_processor(table: Table, column: str, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """How SQLAlchemy turns the column's Python value into the driver's (JSON encoding, UTC times, UUIDs)."""
+    return table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
 
 
 _INSERTS: dict[str, Insert] = {}
