@@ -102,6 +102,16 @@ class PreconditionFailed(FhirError):
     issue_code = "multiple-matches"
 
 
+class InUse(FhirError):
+    """An identifier or id the caller could use only if it were free, held by a record the caller may not read (a
+    patient token, and another patient's response). Names nothing of that record: not its id, subject or content."""
+
+    slug = "fhir-in-use"
+    title = "In use"
+    status = 409
+    issue_code = "duplicate"
+
+
 class NotAcceptable(FhirError):
     slug = "fhir-not-acceptable"
     title = "Not acceptable"

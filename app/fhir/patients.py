@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.core.errors import Conflict, NotFound
-from app.fhir.errors import Issue, MalformedResource, PreconditionFailed, UnprocessableResource
+from app.fhir.errors import InUse, Issue, MalformedResource, PreconditionFailed, UnprocessableResource
 from app.fhir.registrations import check_put_id
 from app.fhir.service import Criteria
 from app.fhir.validation import validate
@@ -45,7 +45,8 @@ def create(
     """POST: a new patient (server-assigned id); with ``criteria``, only if no patient has that identifier.
 
     The criteria must name one of the resource's own identifiers, so the identifiers' unique constraint makes
-    concurrent conditional creates store one patient.
+    concurrent conditional creates store one patient. A patient token (which its role keeps from this route anyway)
+    matches only its own patient: a match with another is refused with 409 as ``service._matching`` explains.
     """
     validate(data, "Patient")
     identifiers = _identifiers(data)
@@ -71,10 +72,14 @@ def create(
 
 
 def put(session: Session, *, principal: Principal, logical_id: str, data: dict[str, Any]) -> StoredPatient:
-    """PUT by id: create the patient under this id, or make these identifiers its complete set."""
+    """PUT by id: create the patient under this id, or make these identifiers its complete set.
+
+    A patient token (which its role keeps from this route anyway) reaches its own patient only: any other id is
+    answered as a missing one."""
     validate(data, "Patient")
     check_put_id(data, logical_id, "Patient")
     patient_id = _uuid(logical_id)
+    _require_own(principal, patient_id, logical_id)
     identifiers = _identifiers(data)
     try:
         patient = patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
@@ -92,11 +97,18 @@ def put(session: Session, *, principal: Principal, logical_id: str, data: dict[s
 
 
 def get(session: Session, *, principal: Principal, logical_id: str) -> Patient:
+    """The clinic's patient; for a patient token, its own patient only (any other is answered as missing)."""
     try:
         patient_id = uuid.UUID(logical_id)
     except ValueError:
         raise NotFound(f"no Patient/{logical_id}") from None
+    _require_own(principal, patient_id, logical_id)
     return patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+
+
+def _require_own(principal: Principal, patient_id: uuid.UUID, logical_id: str) -> None:
+    if principal.patient_id is not None and patient_id != principal.patient_id:
+        raise NotFound(f"no Patient/{logical_id}")
 
 
 def _uuid(logical_id: str) -> uuid.UUID:
@@ -136,6 +148,9 @@ def _matching(session: Session, principal: Principal, criteria: Criteria) -> Pat
     found = patients.list_patients(
         session, clinic_id=principal.clinic_id, limit=2, offset=0, identifier=f"{criteria.system}|{criteria.value}"
     )
+    if principal.patient_id is not None and any(patient.id != principal.patient_id for patient in found):
+        detail = f"{criteria.key} is in use in this clinic by a Patient this token cannot read; nothing was stored"
+        raise InUse(detail, issues=[Issue("duplicate", detail)])
     if len(found) > 1:
         raise PreconditionFailed(f"{criteria.key} matches more than one Patient")
     return found[0] if found else None

@@ -27,7 +27,14 @@ from app.auth.service import Principal
 from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, NotFound
 from app.fhir import registrations
-from app.fhir.errors import Issue, MalformedResource, PreconditionFailed, ReferenceNotFound, UnprocessableResource
+from app.fhir.errors import (
+    InUse,
+    Issue,
+    MalformedResource,
+    PreconditionFailed,
+    ReferenceNotFound,
+    UnprocessableResource,
+)
 from app.fhir.models import FhirResource
 from app.fhir.registrations import ResolvedForm
 from app.fhir.responses import ROOT, ResponseAnswers, authored, check_status, read_answers, subject_patient_id
@@ -132,9 +139,11 @@ def create(
     """POST: score and store a new response (server-assigned id); with ``criteria``, a conditional create.
 
     When the criteria match, the server ignores the post (FHIR conditional create), so a resent feed costs a lookup.
+    The match is looked for in the caller's clinic; for a patient token it must also be its own patient's response,
+    else the post is refused (``InUse``, 409) as explained in ``_matching``.
     """
     if criteria is not None:
-        existing = _matching(session, principal.clinic_id, criteria)
+        existing = _matching(session, principal, criteria)
         if existing is not None:
             return StoredResponse(row=existing, created=False)
     prepared = prepare(session, registry, principal=principal, data=data, text=text, lookups=lookups)
@@ -142,7 +151,7 @@ def create(
         with session.begin_nested():
             row = store_many(session, registry, principal=principal, prepared=[prepared], criteria=criteria)[0]
     except IntegrityError:
-        existing = _matching(session, principal.clinic_id, criteria) if criteria is not None else None
+        existing = _matching(session, principal, criteria) if criteria is not None else None
         if existing is None:
             raise Conflict("the response was stored concurrently; resend it") from None
         return StoredResponse(row=existing, created=False)
@@ -255,11 +264,16 @@ def put(
     text: str,
     lookups: Lookups | None = None,
 ) -> StoredResponse:
-    """PUT by id: create with the client's id, repeat (nothing new), or update (a new measurement version)."""
+    """PUT by id: create with the client's id, repeat (nothing new), or update (a new measurement version).
+
+    A patient token may write only its own patient's responses: an id held by another patient's response is refused
+    (``InUse``, 409) whatever the body, even one equal to what is stored, and the answer names nothing of it.
+    """
     validate(data, RESOURCE_TYPE)
     registrations.check_put_id(data, logical_id, RESOURCE_TYPE)
     existing = find(session, principal.clinic_id, logical_id)
     if existing is not None:
+        _require_reach(principal, existing, f"{RESOURCE_TYPE}/{logical_id}", "PUT to a new id, or POST")
         return _update(session, registry, principal=principal, row=existing, data=data, text=text, lookups=lookups)
     prepared = PreparedResponse(
         data, text, _score(session, registry, principal=principal, data=data, lookups=lookups), logical_id
@@ -269,6 +283,8 @@ def put(
             row = store_many(session, registry, principal=principal, prepared=[prepared])[0]
     except IntegrityError:
         existing = find(session, principal.clinic_id, logical_id)
+        if existing is not None:
+            _require_reach(principal, existing, f"{RESOURCE_TYPE}/{logical_id}", "PUT to a new id, or POST")
         if existing is None or not _same(existing, data):
             raise Conflict(f"{RESOURCE_TYPE}/{logical_id} was written concurrently; read it and retry") from None
         return StoredResponse(row=existing, created=False)
@@ -465,12 +481,22 @@ def _identifier(data: dict[str, Any]) -> tuple[str | None, str | None]:
     return (system if isinstance(system, str) else None, value if isinstance(value, str) else None)
 
 
-def _matching(session: Session, clinic_id: uuid.UUID, criteria: Criteria) -> FhirResource | None:
-    """The one response the criteria match (an earlier conditional create's key, or the identifier); 412 if many.
+def _matching(session: Session, principal: Principal, criteria: Criteria) -> FhirResource | None:
+    """The one response of the caller's clinic the criteria match (an earlier conditional create's key, or the
+    identifier); 412 if many.
+
+    A patient token matches only its own patient's responses. When the criteria match another patient's response,
+    the post is refused with 409 (``InUse``), before any other outcome, saying only that the identifier is in use by a
+    response this token cannot read: never that response, its id, subject or answers, and nothing is stored.
+    Treating such a match as "no match" would not hide more: storing the post would either hit the unique match key
+    (a 409 anyway) or put a second response under the other patient's identifier, so that the other patient's own
+    resends would no longer match one response (412) -- a change to that patient's records. What the refusal does
+    reveal, that the identifier is taken in the clinic, is what any FHIR server with compartment-scoped access
+    reveals (HAPI's authorization interceptor answers 403 to a conditional create matching a resource out of reach).
 
     Two indexed lookups rather than one ``OR``, which SQLite would answer by scanning the clinic's responses.
     """
-    scope = (FhirResource.clinic_id == clinic_id, FhirResource.resource_type == RESOURCE_TYPE)
+    scope = (FhirResource.clinic_id == principal.clinic_id, FhirResource.resource_type == RESOURCE_TYPE)
     by_key = session.scalar(select(FhirResource).where(*scope, FhirResource.match_key == criteria.key))
     query = select(FhirResource).where(*scope, FhirResource.identifier_value == criteria.value)
     if not criteria.any_system:
@@ -480,6 +506,8 @@ def _matching(session: Session, clinic_id: uuid.UUID, criteria: Criteria) -> Fhi
             else FhirResource.identifier_system.is_(None)
         )
     found = {row.id: row for row in [*([by_key] if by_key else []), *session.scalars(query.limit(2))]}
+    for row in found.values():
+        _require_reach(principal, row, criteria.key, "send the response under an identifier of its own")
     if len(found) > 1:
         raise PreconditionFailed(
             f"the criteria {criteria.key} match more than one {RESOURCE_TYPE}",
@@ -488,3 +516,12 @@ def _matching(session: Session, clinic_id: uuid.UUID, criteria: Criteria) -> Fhi
             ],
         )
     return next(iter(found.values()), None)
+
+
+def _require_reach(principal: Principal, row: FhirResource, what: str, instead: str) -> None:
+    """Refuse (409, ``InUse``) a patient token's use of a response of another patient. ``what`` is the caller's own
+    words (its criteria, or the id it sent); the answer carries nothing of the stored response."""
+    if principal.patient_id is None or row.patient_id == principal.patient_id:
+        return
+    detail = f"{what} is in use in this clinic by a {RESOURCE_TYPE} this token cannot read; nothing was stored"
+    raise InUse(detail, issues=[Issue("duplicate", f"{detail}; {instead}")])
