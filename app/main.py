@@ -24,6 +24,7 @@ from app.core.db import (
 )
 from app.core.deps import WriteQueue
 from app.core.errors import NotAuthenticated, NotFound, PermissionDenied
+from app.core.limits import GuessLimits, RateLimits
 from app.core.logging import configure_logging, install_request_logging
 from app.core.loop_db import create_loop_sessions
 from app.core.middleware import install_middleware
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.lookups = lookup_engine
     app.state.verified_keys = VerifiedKeys(settings.api_key_cache_seconds)
+    app.state.rate_limits = RateLimits.from_settings(settings)
+    app.state.enrolment_limits = GuessLimits.for_enrolment(settings)
     app.state.validation_pool = validation_pool
     app.state.read_sessions = make_sessionmaker(engine)
     app.state.write_sessions = make_sessionmaker(write_engine)

@@ -76,13 +76,21 @@ class FreshPostgresDatabase:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
+UNLIMITED_ADDRESSES: dict[str, Any] = {
+    "unverified_rate_limit_per_minute": 0,
+    "enrolment_exchange_per_minute": 0,
+    "enrolment_exchange_failures_per_minute": 0,
+}
+"""Every test client calls from one address ("testclient"): the per-address limits are off unless a test sets them."""
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(
         database_url=database_url,
         environment="test",
         api_key_pepper=SecretStr(TEST_PEPPER),
         log_level="WARNING",
-        **overrides,
+        **{**UNLIMITED_ADDRESSES, **overrides},
     )
 
 

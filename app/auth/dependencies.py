@@ -18,7 +18,8 @@ from app.auth.service import Principal
 from app.auth.verified_keys import VerifiedKeys
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.errors import NotFound
+from app.core.errors import NotAuthenticated, NotFound
+from app.core.limits import GuessLimits, RateLimits, authenticates
 from app.core.security import hash_api_key
 
 bearer = HTTPBearer(auto_error=False, description="An API key created with `python -m app create-api-key`.")
@@ -27,6 +28,7 @@ bearer = HTTPBearer(auto_error=False, description="An API key created with `pyth
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
+@authenticates
 async def get_principal(request: Request, credentials: BearerCredentials) -> Principal:
     """Who is calling (``authenticate``)."""
     return await authenticate(request, credentials)
@@ -35,6 +37,9 @@ async def get_principal(request: Request, credentials: BearerCredentials) -> Pri
 async def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     """The request's principal, once per request (kept on ``request.state``); a plain function, so that dependencies
     call it without declaring one more sub-dependency (each costs every request; bench/README.md).
+
+    The request is counted against the key's own rate limit once it verified, or against the client address if it
+    did not (``app.core.limits``): a made-up or merely known key spends no key's quota.
 
     Trust a key verified moments ago (``verified_keys``); else check it on a read connection of its own, outside
     any transaction (one statement), so a write request takes SQLite's single write connection only when it first
@@ -47,20 +52,27 @@ async def authenticate(request: Request, credentials: HTTPAuthorizationCredentia
     if known is not None:
         return known
     presented = credentials.credentials if credentials else None
-    settings: Settings = request.app.state.settings  # not a dependency: every dependency costs each request
+    state = request.app.state
+    settings: Settings = state.settings  # not a dependency: every dependency costs each request
     pepper = settings.api_key_pepper.get_secret_value()
-    verified_keys: VerifiedKeys = request.app.state.verified_keys
+    verified_keys: VerifiedKeys = state.verified_keys
+    limits: RateLimits = state.rate_limits
     key_hash = hash_api_key(presented, pepper) if presented else ""
     principal = verified_keys.principal(key_hash, utcnow()) if presented else None
     if principal is None:
-        lookups: Engine = request.app.state.lookups
-        if lookups.dialect.name == "sqlite":
-            authenticated = _authenticate(lookups, presented, pepper)
-        else:
-            authenticated = await run_in_threadpool(_authenticate, lookups, presented, pepper)
+        lookups: Engine = state.lookups
+        try:
+            if lookups.dialect.name == "sqlite":
+                authenticated = _authenticate(lookups, presented, pepper)
+            else:
+                authenticated = await run_in_threadpool(_authenticate, lookups, presented, pepper)
+        except NotAuthenticated:
+            limits.count_address(request.scope)  # over the address's limit: 429 instead (and no refusal audited)
+            raise
         principal = authenticated.principal
         verified_keys.remember(key_hash, principal, authenticated.expires_at)
     request.state.principal = principal
+    limits.count_key(request.scope, principal.key_id)
     return principal
 
 
@@ -95,5 +107,27 @@ def requires(permission: Permission) -> Any:
         return principal
 
     check.__name__ = f"requires_{permission.name.lower()}"
+    authenticates(check)
     dependency: Callable[..., Awaitable[Principal]] = check
     return Depends(dependency)
+
+
+class EnrolmentAttempt:
+    """An attempt at an enrolment code, within its limits (``GuessLimits``): per client address, and wrong codes from
+    every address together. Declared before the session, so a refused attempt never waits for the writer."""
+
+    def __init__(self, limits: GuessLimits) -> None:
+        self._limits = limits
+
+    def failed(self) -> None:
+        """The code was wrong (unknown, used, revoked or expired): count it against the shared budget."""
+        self._limits.failed()
+
+
+async def enrolment_attempt(request: Request) -> EnrolmentAttempt:
+    limits: GuessLimits = request.app.state.enrolment_limits
+    limits.attempt(request.scope)
+    return EnrolmentAttempt(limits)
+
+
+EnrolmentAttemptDep = Annotated[EnrolmentAttempt, Depends(enrolment_attempt)]

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.auth import enrolment, service
-from app.auth.dependencies import forget_when_committed, requires
+from app.auth.dependencies import EnrolmentAttemptDep, forget_when_committed, requires
 from app.auth.models import ApiKey
 from app.auth.permissions import STAFF_ROLES, Permission
 from app.auth.schemas import (
@@ -21,7 +21,7 @@ from app.auth.schemas import (
 )
 from app.auth.service import Principal
 from app.core.deps import SessionDep, SettingsDep
-from app.core.errors import FieldError, InvalidInput
+from app.core.errors import FieldError, InvalidInput, NotAuthenticated
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
 from app.core.routing import AppRoute
@@ -167,7 +167,15 @@ def revoke_patient_token(
 
 
 @router.post("/enrolments/exchange", status_code=201, name="exchange_enrolment_code", tags=["patient tokens"])
-def exchange_enrolment_code(body: EnrolmentExchange, session: SessionDep, settings: SettingsDep) -> PatientToken:
-    """The app spends the one-time code (no other credentials) and receives its patient token."""
-    exchanged = enrolment.exchange(session, code=body.code, pepper=settings.api_key_pepper.get_secret_value())
+def exchange_enrolment_code(
+    body: EnrolmentExchange, attempt: EnrolmentAttemptDep, session: SessionDep, settings: SettingsDep
+) -> PatientToken:
+    """The app spends the one-time code (no other credentials) and receives its patient token.
+
+    Attempts are limited per client address, and wrong codes from all addresses together (429 with Retry-After)."""
+    try:
+        exchanged = enrolment.exchange(session, code=body.code, pepper=settings.api_key_pepper.get_secret_value())
+    except NotAuthenticated:
+        attempt.failed()
+        raise
     return PatientToken(token=exchanged.token, patient_id=exchanged.patient_id, expires_at=exchanged.expires_at)

@@ -67,8 +67,39 @@ class Settings(BaseSettings):
     page_size_max: int = 500
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=32 * 1024 * 1024, description="Largest request body accepted (FHIR Bundles).")
-    rate_limit_per_minute: int = Field(default=6000, description="Requests per minute per API key; 0 disables.")
-    rate_limit_burst: int = Field(default=600, description="Requests a caller may send at once before throttling.")
+    rate_limit_per_minute: int = Field(
+        default=6000,
+        ge=0,
+        description="Requests per minute per verified API key, per worker process (counted only once the key "
+        "verified: knowing a key's public prefix spends none of its quota); 0 disables.",
+    )
+    rate_limit_burst: int = Field(default=600, ge=1, description="Requests a key may send at once before throttling.")
+    unverified_rate_limit_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="Requests per minute per client address, per worker process, that no verified key answers for: "
+        "without credentials, with a key that fails verification (over the limit: 429 instead of 401, not audited), "
+        "or to an endpoint that needs none; 0 disables.",
+    )
+    unverified_rate_limit_burst: int = Field(
+        default=30, ge=1, description="Such requests a client address may send at once before throttling."
+    )
+    enrolment_exchange_per_minute: int = Field(
+        default=5,
+        ge=0,
+        description="Enrolment-code exchanges (right or wrong) per minute per client address, per worker process; "
+        "0 disables.",
+    )
+    enrolment_exchange_burst: int = Field(
+        default=10, ge=1, description="Enrolment-code exchanges a client address may try at once."
+    )
+    enrolment_exchange_failures_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="Wrong enrolment codes per minute from all addresses together, per worker process (a wrong "
+        "code names no clinic, so this bounds the guesses every clinic's codes face); once spent every exchange is "
+        "refused (429) until it refills. 0 disables.",
+    )
     cors_origins: list[str] = Field(default=[], description="Browser origins allowed by CORS; none by default.")
 
     @model_validator(mode="after")

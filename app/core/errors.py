@@ -92,3 +92,8 @@ class RateLimited(DomainError):
     slug = "rate-limited"
     title = "Too Many Requests"
     status = 429
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        """Whole seconds before a retry can succeed (the ``Retry-After`` header)."""

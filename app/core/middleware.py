@@ -1,9 +1,7 @@
-"""Hygiene for every response: security headers, per-key rate limits, and CORS closed unless configured."""
+"""Hygiene for every response: security headers, rate limits (``app.core.limits``), CORS closed unless configured."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -15,47 +13,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
 from app.core.errors import DomainError, PayloadTooLarge, RateLimited
+from app.core.limits import UNLIMITED_PATHS, RateLimits, bears_credentials
 from app.core.problems import domain_problem
-from app.core.security import key_prefix
 
 DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'self'"
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-class RateLimiter:
-    """A token bucket per caller (API key prefix, else client address), in this process's memory.
-
-    With several app servers each enforces its own share; put a shared limiter in the load balancer for a global cap.
-    """
-
-    def __init__(self, per_minute: int, burst: int) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = float(burst)
-        self._buckets: dict[str, _Bucket] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, caller: str, now: float | None = None) -> float:
-        """0 if the request may proceed, else the seconds to wait before retrying."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            bucket = self._buckets.get(caller)
-            if bucket is None:
-                if len(self._buckets) > 100_000:
-                    self._buckets.clear()
-                bucket = self._buckets[caller] = _Bucket(tokens=self.capacity, updated=now)
-            bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
-            bucket.updated = now
-            if bucket.tokens >= 1:
-                bucket.tokens -= 1
-                return 0.0
-            return (1 - bucket.tokens) / self.rate
 
 
 class BodyLimit:
@@ -82,23 +45,15 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
-def _caller(scope: Scope) -> str:
-    for name, value in scope.get("headers", []):
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            prefix = key_prefix(value[7:].strip().decode("latin-1"))
-            if prefix:
-                return f"key:{prefix}"
-    client = scope.get("client")
-    return f"addr:{client[0] if client else '?'}"
-
-
 class Hygiene:
-    """Per-caller rate limit and security headers, as plain ASGI (no per-request task or body re-buffering)."""
+    """Rate limits of requests without credentials, and security headers, as plain ASGI (no per-request task or body
+    re-buffering). A request is counted once (``app.core.limits``): one without credentials here, before it is routed
+    (429 when its address's bucket is spent); one with credentials against its key once verified, or against its
+    address if it fails or needs none; one answered before any of that, after it was answered."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter | None, per_minute: int, refusals: Refusals) -> None:
+    def __init__(self, app: ASGIApp, limits: RateLimits, refusals: Refusals) -> None:
         self.app = app
-        self.limiter = limiter
-        self.per_minute = per_minute
+        self.limits = limits
         self.refusals = refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -106,14 +61,18 @@ class Hygiene:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if self.limiter is not None and path not in ("/health", "/livez"):
-            wait = self.limiter.allow(_caller(scope))
-            if wait > 0:
-                refused = RateLimited(f"rate limit of {self.per_minute} requests per minute exceeded")
-                response = self.refusals.render(scope, refused, {"Retry-After": str(max(1, round(wait)))})
+        if self.limits.addresses is None or path in UNLIMITED_PATHS:
+            await self.app(scope, receive, _secured(send, path))
+            return
+        if not bears_credentials(scope):
+            try:
+                self.limits.count_address(scope)
+            except RateLimited as refused:
+                response = self.refusals.render(scope, refused, {"Retry-After": str(refused.retry_after)})
                 await response(scope, receive, _secured(send, path))
                 return
         await self.app(scope, receive, _secured(send, path))
+        self.limits.count_answered(scope)
 
 
 def _secured(send: Send, path: str) -> Send:
@@ -151,14 +110,10 @@ class Refusals:
 def install_middleware(
     app: FastAPI, settings: Settings, refusal_renderers: Mapping[str, RefusalRenderer] | None = None
 ) -> None:
-    """Rate limit, security headers, body limit and CORS; ``refusal_renderers`` by path prefix (``Refusals``)."""
-    limiter = (
-        RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
-        if settings.rate_limit_per_minute
-        else None
-    )
+    """Rate limits (``app.state.rate_limits``), security headers, body limit and CORS; ``refusal_renderers`` by path
+    prefix (``Refusals``)."""
     refusals = Refusals(refusal_renderers or {})
-    app.add_middleware(Hygiene, limiter=limiter, per_minute=settings.rate_limit_per_minute, refusals=refusals)
+    app.add_middleware(Hygiene, limits=app.state.rate_limits, refusals=refusals)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, refusals=refusals)
     if settings.cors_origins:
         app.add_middleware(

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.core.errors import DomainError, FieldError
+from app.core.errors import DomainError, FieldError, RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,13 @@ def _safe(value: Any) -> Any:
 
 def domain_problem(request: Request, exc: DomainError) -> ProblemResponse:
     headers = (
-        {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {"Retry-After": "1"} if exc.status == 503 else None
+        {"WWW-Authenticate": "Bearer"}
+        if exc.status == 401
+        else {"Retry-After": str(exc.retry_after)}
+        if isinstance(exc, RateLimited)
+        else {"Retry-After": "1"}
+        if exc.status == 503
+        else None
     )
     return problem_response(
         request,

@@ -28,6 +28,7 @@ from app.core.deps import (
     holds_single_writer,
     run_in_session,
 )
+from app.core.limits import UNLIMITED_PATHS, RateLimits, calls_authentication
 
 _WRAPPED = "__ends_transaction__"
 
@@ -83,6 +84,9 @@ def bounded_write(handler: Callable[..., Any]) -> Callable[..., Any]:
 class AppRoute(APIRoute, TransactionalRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, ends_transaction(endpoint), **kwargs)
+        self.counts_address = path not in UNLIMITED_PATHS and not calls_authentication(self.dependant)
+        """A public route (no dependency authenticates the caller): its requests count against the client address
+        (``app.core.limits``), credentials or not."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """FastAPI's handler, then the end of every transaction ``get_db`` opened for the request: committed if not
@@ -91,6 +95,9 @@ class AppRoute(APIRoute, TransactionalRoute):
         handle = super().get_route_handler()
 
         async def handle_and_end(request: Request) -> Response:
+            if self.counts_address:
+                limits: RateLimits = request.app.state.rate_limits
+                limits.count_address(request.scope)
             try:
                 response = await handle(request)
             except BaseException:

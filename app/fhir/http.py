@@ -25,7 +25,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from app.core.errors import DomainError, FieldError
+from app.core.errors import DomainError, FieldError, RateLimited
 from app.core.routing import AppRoute
 from app.fhir.codes import FHIR_MEDIA_TYPE
 from app.fhir.errors import (
@@ -127,6 +127,8 @@ async def _on_domain_error(_request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers) if isinstance(exc, FhirError) else {}
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
     status = exc.http_status if isinstance(exc, FhirError) else exc.status
     return outcome_response(status, issues_of(exc), headers or None)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
-from app.core.middleware import RateLimiter
+from app.core.limits import RateLimiter
 from app.main import create_app
 from tests.conftest import ClinicKeys, make_settings, new_clinic
 
@@ -48,6 +48,7 @@ def test_cors_allows_only_configured_origins(database_url: str) -> None:
 
 def test_a_caller_over_its_rate_limit_gets_429_with_retry_after(database_url: str) -> None:
     app = create_app(make_settings(database_url, rate_limit_per_minute=60, rate_limit_burst=3))
+    app.state.rate_limits.keys.clock = lambda: 0.0  # no time passes between the requests
     clinic = new_clinic(app)
     with TestClient(app) as client:
         statuses = [client.get("/v1/instruments", headers=clinic.headers()).status_code for _ in range(5)]
@@ -99,10 +100,11 @@ def test_under_fhir_an_oversized_body_is_a_413_operation_outcome(database_url: s
 
 def test_under_fhir_a_caller_over_its_rate_limit_gets_a_429_operation_outcome(database_url: str) -> None:
     app = create_app(make_settings(database_url, rate_limit_per_minute=60, rate_limit_burst=1))
+    app.state.rate_limits.keys.clock = lambda: 0.0  # no time passes between the two requests
     clinic = new_clinic(app)
     with TestClient(app) as client:
-        allowed = client.get("/fhir/metadata", headers=clinic.headers())
-        refused = client.get("/fhir/metadata", headers=clinic.headers())
+        allowed = client.get("/fhir/Questionnaire", headers=clinic.headers())
+        refused = client.get("/fhir/Questionnaire", headers=clinic.headers())
 
     assert allowed.status_code == 200
     assert refused.status_code == 429
