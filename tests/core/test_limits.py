@@ -15,7 +15,7 @@ from app.audit.models import AuditEvent
 from app.auth.permissions import Role
 from app.core.limits import RateLimiter
 from app.main import create_app
-from tests.conftest import ClinicKeys, make_settings, new_clinic
+from tests.conftest import make_settings, new_clinic
 
 
 class Clock:
