@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from app.audit.router import router as audit_router
-from app.audit.service import AuditTrail, record_refusal
+from app.audit.service import AuditTrail, observe_answer
 from app.auth.router import router as auth_router
 from app.auth.verified_keys import VerifiedKeys
 from app.clinical.router import router as clinical_router
@@ -23,12 +22,11 @@ from app.core.db import (
     make_sessionmaker,
 )
 from app.core.deps import WriteQueue
-from app.core.errors import NotAuthenticated, NotFound, PermissionDenied
 from app.core.limits import GuessLimits, RateLimits
 from app.core.logging import configure_logging, install_request_logging
 from app.core.loop_db import create_loop_sessions
 from app.core.middleware import install_middleware
-from app.core.problems import domain_problem, install_problem_handlers
+from app.core.problems import install_problem_handlers
 from app.fhir.http import refusal_outcome
 from app.fhir.router import router as fhir_router
 from app.fhir.validation import load_fhir_models
@@ -107,22 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         wait_seconds=settings.sqlite_busy_timeout_ms / 1000,
     )
     app.state.transaction_observer = AuditTrail
+    app.state.answer_observer = observe_answer
+    """Records every answer of an audited route its transaction did not (refusals, rejections), as it is sent."""
     app.state.read_only_routes = frozenset({"/v1/research/lagged-effects"})
     """POST routes that only read: they must not hold SQLite's single write connection while a model fits."""
 
     install_problem_handlers(app)
-    refusals = {NotAuthenticated: "unauthenticated", PermissionDenied: "forbidden", NotFound: "not_found"}
-
-    async def _refused(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, NotAuthenticated | PermissionDenied | NotFound)
-        outcome = refusals[type(exc)]
-        await run_in_threadpool(
-            record_refusal, app.state.write_sessions, request, status_code=exc.status, outcome=outcome
-        )
-        return domain_problem(request, exc)
-
-    for refusal in refusals:
-        app.add_exception_handler(refusal, _refused)
 
     @app.exception_handler(IdempotentReplay)
     async def _replay(_request: Request, exc: IdempotentReplay) -> Response:

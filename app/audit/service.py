@@ -1,9 +1,18 @@
 """The audit trail: every read and write of patient data, every export and every refused request.
 
-Successful requests are recorded by the request's own transaction (``AuditTrail.finish`` runs inside ``get_db``
-before the commit), so an audit row exists exactly when the change it records does. Rows created during the request
-are found from the session's flushes, so no handler has to remember to audit. Refused requests (401, 403, 404) are
-recorded in a transaction of their own, because the request's transaction is rolled back.
+Successful requests are recorded by the request's own transaction (``AuditTrail.finish`` runs just before the
+commit), so an audit row exists exactly when the change it records does, and it carries the status the response is
+sent with (201 for a creation). Rows created during the request are found from the session's flushes, so no handler
+has to remember to audit. Every other answer of an audited route (401, 403, 404, 409, 422...) is recorded by
+``record_failure`` in a transaction of its own, because the request's transaction is rolled back; it runs when the
+response starts, before anything is sent. A Bundle's entries each get an event of their own (``EntryNote``).
+
+Which patient an event names: the ``patient_id`` of the route's path on success (the route found it in the caller's
+clinic), the patient of a record the request named (a response, an Observation, an alert, a query's ``patient_id``
+or ``subject``) looked up *in the caller's clinic*, the patient a row created by the request belongs to, or a patient
+token's own patient. Another clinic's patient is never named in the caller's trail (the event records the request,
+its route and the id as sent, with ``patient_id`` empty): the caller learns nothing from its own trail that a missing
+record would not also show. An unauthenticated request (no clinic) keeps the path's ``patient_id`` as sent.
 """
 
 from __future__ import annotations
@@ -14,12 +23,19 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
 from app.auth.service import Principal
+from app.clinical.models import RiskAlert
+from app.core.audit_notes import EntryNote, entry_notes
 from app.core.db import InsertedRow, insert_together, log_inserts, new_record_id, table_of, transaction, utcnow
+from app.fhir.models import FhirResource
+from app.fhir.observations import parse_observation_id
+from app.measurements.models import Measurement
+from app.patients.models import Patient
 
 ACTIONS = {"GET": "read", "POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
 UNAUDITED_ROUTES = frozenset(
@@ -36,6 +52,11 @@ UNAUDITED_ROUTES = frozenset(
     }
 )
 """Routes that touch no patient data (instrument definitions, stateless scoring, health)."""
+UNAUDITED_ROUTE_NAMES = frozenset({"unsupported"})
+"""Route handlers that touch no data: ``/fhir``'s answer to interactions it does not support (404 or 405)."""
+REFUSALS = {401: "unauthenticated", 403: "forbidden", 404: "not_found"}
+UNRECORDED_STATUSES = frozenset({429, 503})
+"""Load shedding (rate limited, the database busy): nothing was looked at, and writing an event would add load."""
 SKIPPED_TABLES = frozenset({"audit_event", "idempotency_record", "patient_identifier"})
 RESOURCE_ID_LENGTH = 100
 """Width of ``audit_event.resource_id``; a path value the caller sent can be longer."""
@@ -49,7 +70,15 @@ def route_template(request: Request) -> str | None:
 
 def is_audited(request: Request) -> bool:
     template = route_template(request)
-    return template is not None and template not in UNAUDITED_ROUTES
+    name = getattr(request.scope.get("route"), "name", None)
+    return template is not None and template not in UNAUDITED_ROUTES and name not in UNAUDITED_ROUTE_NAMES
+
+
+def outcome_of(status_code: int) -> str:
+    """``success`` (2xx, 3xx), a refusal (``unauthenticated``, ``forbidden``, ``not_found``), else ``rejected``."""
+    if status_code < 400:
+        return "success"
+    return REFUSALS.get(status_code, "rejected" if status_code < 500 else "error")
 
 
 def _resource(template: str, params: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -68,14 +97,101 @@ def _stored_text(value: str, length: int) -> str:
     return value.replace("\x00", "")[:length]
 
 
-def _patient_id(params: dict[str, Any], principal: Principal | None) -> uuid.UUID | None:
-    raw = params.get("patient_id")
-    if raw is not None:
-        try:
-            return uuid.UUID(str(raw))
-        except ValueError:
-            return None
-    return principal.patient_id if principal is not None else None
+def _uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _by_patient(value: str) -> Select[Any] | None:
+    patient = _uuid(value.removeprefix("Patient/"))
+    return None if patient is None else select(Patient.id).where(Patient.id == patient)
+
+
+def _by_response(value: str) -> Select[Any] | None:
+    return select(FhirResource.patient_id).where(
+        FhirResource.resource_type == "QuestionnaireResponse", FhirResource.logical_id == value[:64]
+    )
+
+
+def _by_measurement(value: str) -> Select[Any] | None:
+    measurement = _uuid(value)
+    return (
+        None if measurement is None else select(Measurement.patient_id).where(Measurement.measurement_id == measurement)
+    )
+
+
+def _by_observation(value: str) -> Select[Any] | None:
+    ref = parse_observation_id(value)
+    return (
+        None if ref is None else select(Measurement.patient_id).where(Measurement.measurement_id == ref.measurement_id)
+    )
+
+
+def _by_alert(value: str) -> Select[Any] | None:
+    alert = _uuid(value)
+    return None if alert is None else select(RiskAlert.patient_id).where(RiskAlert.id == alert)
+
+
+PATIENT_LOOKUPS = {
+    "patient_id": (_by_patient, Patient.clinic_id),
+    "subject": (_by_patient, Patient.clinic_id),
+    "measurement_id": (_by_measurement, Measurement.clinic_id),
+    "response_id": (_by_response, FhirResource.clinic_id),
+    "observation_id": (_by_observation, Measurement.clinic_id),
+    "alert_id": (_by_alert, RiskAlert.clinic_id),
+}
+"""Path and query parameters that name a patient's record, and how to find its patient within one clinic."""
+LOCATIONS = {"/fhir/QuestionnaireResponse/": "response_id", "/fhir/Patient/": "patient_id"}
+"""What a write's ``Location`` names (a conditional create that matched an existing resource creates no row)."""
+
+
+def _lookup(session: Session, clinic_id: uuid.UUID, name: str, value: str) -> uuid.UUID | None:
+    build, clinic_column = PATIENT_LOOKUPS[name]
+    query = build(value)
+    if query is None:
+        return None
+    found = session.execute(query.where(clinic_column == clinic_id).limit(1)).scalar()
+    return found if isinstance(found, uuid.UUID) else None
+
+
+def _named(request: Request) -> list[tuple[str, str]]:
+    """The patient-bound parameters the request names: path first (the innermost last), then the query."""
+    path = [(name, str(value)) for name, value in request.path_params.items() if name in PATIENT_LOOKUPS]
+    query = [(name, request.query_params[name]) for name in PATIENT_LOOKUPS if name in request.query_params]
+    return path[::-1] + query
+
+
+def _patient_id(
+    session: Session,
+    request: Request,
+    principal: Principal | None,
+    *,
+    succeeded: bool,
+    created: list[uuid.UUID] | None = None,
+    location: str | None = None,
+) -> uuid.UUID | None:
+    """The patient an event is about, never one of another clinic (see the module's docstring)."""
+    params = request.path_params
+    single_created = created[0] if created and len(set(created)) == 1 else None
+    if principal is None:  # what the path names as sent (no clinic sees the event), or what a public route created
+        return _uuid(params["patient_id"]) if "patient_id" in params else single_created
+    if succeeded and "patient_id" in params:
+        return _uuid(params["patient_id"])  # the route found it in the caller's clinic
+    for name, value in _named(request):
+        found = _lookup(session, principal.clinic_id, name, value)
+        if found is not None:
+            return found
+    if single_created is not None:
+        return single_created
+    if succeeded and location:
+        for prefix, name in LOCATIONS.items():
+            if location.startswith(prefix):
+                found = _lookup(session, principal.clinic_id, name, location.removeprefix(prefix))
+                if found is not None:
+                    return found
+    return principal.patient_id
 
 
 def _client(request: Request) -> str | None:
@@ -88,39 +204,52 @@ class AuditTrail:
 
     request: Request
     inserted: list[InsertedRow] = field(default_factory=list)
+    entries: list[EntryNote] = field(default_factory=list)
 
     def watch(self, session: Session) -> None:
         self.inserted = log_inserts(session)
+        self.entries = entry_notes(session)
+        self.request.state.audit_trail = self
 
     @property
-    def created(self) -> list[tuple[str, str, uuid.UUID | None]]:
-        """``(table, resource id, patient id)`` of each row the transaction will commit (audit rows excepted)."""
+    def created(self) -> list[tuple[str, str, uuid.UUID | None, uuid.UUID | None]]:
+        """``(table, resource id, patient id, clinic id)`` of each row the transaction will commit (audit rows
+        excepted)."""
         return [
             (
                 table,
                 str(values.get("measurement_id") or values.get("id")),
                 values.get("id") if table == "patient" else values.get("patient_id"),
+                values.get("clinic_id"),
             )
             for table, values in self.inserted
             if table not in SKIPPED_TABLES
         ]
 
-    def finish(self, session: Session, *, status_code: int = 200) -> None:
+    def finish(self, session: Session, *, status_code: int = 200, location: str | None = None) -> None:
+        """Write the request's events: the request itself with the status it is answered with, one per row it
+        created, one per noted part (a Bundle's entries)."""
         if not is_audited(self.request):
             return
+        self.request.state.audit_written = True
         created = self.created
         principal: Principal | None = getattr(self.request.state, "principal", None)
         template = route_template(self.request) or self.request.url.path
-        params = dict(self.request.path_params)
-        resource_type, resource_id = _resource(template, params)
-        base = _base(self.request, principal, template, status_code, "success", utcnow())
+        resource_type, resource_id = _resource(template, dict(self.request.path_params))
+        base = _base(self.request, principal, template, status_code, outcome_of(status_code), utcnow())
+        if principal is None:  # a public route (an enrolment code's exchange): the clinic of what it created
+            clinics = {clinic for _table, _id, _patient, clinic in created if clinic is not None}
+            base["clinic_id"] = clinics.pop() if len(clinics) == 1 else None
+        patients = [patient for _table, _id, patient, _clinic in created if patient is not None]
         rows = [
             {
                 **base,
                 "id": new_record_id(),
                 "resource_type": resource_type,
                 "resource_id": resource_id,
-                "patient_id": _patient_id(params, principal),
+                "patient_id": _patient_id(
+                    session, self.request, principal, succeeded=True, created=patients, location=location
+                ),
                 "details": {"created": len(created)} if created else {},
             }
         ]
@@ -134,13 +263,28 @@ class AuditTrail:
                 "patient_id": patient,
                 "details": {},
             }
-            for table, created_id, patient in created
+            for table, created_id, patient, _clinic in created
         )
+        rows.extend(_entry_row(base, entry) for entry in self.entries)
         # Core, not the ORM's bulk insert: this runs in every audited request and nothing reads the rows back.
         insert_together(session.connection(), _EVENTS, rows)
 
 
 _EVENTS = table_of(AuditEvent)
+
+
+def _entry_row(base: dict[str, Any], entry: EntryNote) -> dict[str, Any]:
+    return {
+        **base,
+        "id": new_record_id(),
+        "action": ACTIONS.get(entry.method, entry.method.lower()),
+        "status_code": entry.status_code,
+        "outcome": outcome_of(entry.status_code),
+        "resource_type": entry.resource_type,
+        "resource_id": None if entry.resource_id is None else _stored_text(entry.resource_id, RESOURCE_ID_LENGTH),
+        "patient_id": entry.patient_id,
+        "details": {"entry": entry.index},
+    }
 
 
 def _base(
@@ -160,23 +304,41 @@ def _base(
     }
 
 
-def record_refusal(factory: sessionmaker[Session], request: Request, *, status_code: int, outcome: str) -> None:
-    """Record a refused request (bad key, forbidden role, or a record that is missing or another clinic's)."""
+async def observe_answer(request: Request, status_code: int) -> None:
+    """As an audited route's response starts: record it unless its transaction did (``record_answer``)."""
+    if status_code in UNRECORDED_STATUSES or getattr(request.state, "audit_written", False) or not is_audited(request):
+        return
+    request.state.audit_written = True
+    await run_in_threadpool(record_answer, request, status_code)
+
+
+def record_answer(request: Request, status_code: int) -> None:
+    """Record an answer its request's transaction did not: a refusal (bad key, forbidden role, a record that is
+    missing or another clinic's), a rejected request (409, 422...), a replay, a route without a transaction; with the
+    status it is sent with, and the failed entries of a Bundle.
+
+    Runs in a transaction of its own (the request's was rolled back, or there was none).
+    """
     principal: Principal | None = getattr(request.state, "principal", None)
     template = route_template(request) or request.url.path
-    if template in UNAUDITED_ROUTES:
-        return
-    params = dict(request.path_params)
-    resource_type, resource_id = _resource(template, params)
-    row = AuditEvent(
-        **_base(request, principal, template, status_code, outcome, utcnow()),
-        resource_type=resource_type,
-        resource_id=resource_id,
-        patient_id=_patient_id(params, principal),
-        details={},
-    )
-    for session in transaction(factory):
-        session.add(row)
+    resource_type, resource_id = _resource(template, dict(request.path_params))
+    trail: AuditTrail | None = getattr(request.state, "audit_trail", None)
+    failed_entries = [entry for entry in (trail.entries if trail else []) if entry.status_code >= 400]
+    succeeded = status_code < 400
+    base = _base(request, principal, template, status_code, outcome_of(status_code), utcnow())
+    for session in transaction(request.app.state.write_sessions):
+        rows = [
+            {
+                **base,
+                "id": new_record_id(),
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "patient_id": _patient_id(session, request, principal, succeeded=succeeded),
+                "details": {},
+            }
+        ]
+        rows.extend(_entry_row(base, entry) for entry in failed_entries)
+        insert_together(session.connection(), _EVENTS, rows)
 
 
 def list_events(

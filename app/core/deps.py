@@ -29,7 +29,7 @@ class TransactionObserver(Protocol):
 
     def watch(self, session: Session) -> None: ...
 
-    def finish(self, session: Session) -> None: ...
+    def finish(self, session: Session, *, status_code: int, location: str | None) -> None: ...
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -101,16 +101,18 @@ class TransactionalRoute:
     """Marks a route class that ends the transactions ``get_db`` opens (``end_request_transactions``)."""
 
 
-async def end_request_transactions(scope: Scope, *, failed: bool) -> None:
+async def end_request_transactions(
+    scope: Scope, *, failed: bool, status_code: int = 200, location: str | None = None
+) -> None:
     """End what ``get_db`` (or ``open_request_transaction``) opened for this request, last opened first: commit each
     transaction not yet ended (a read, an async handler), or, when the request ``failed``, close it, which rolls
     back (here on the event loop, not in the threadpool: a cancelled request cannot await a hand-off, and a leaked
-    connection would hold SQLite's write lock)."""
+    connection would hold SQLite's write lock). ``status_code`` and ``location``: the response's, for the audit."""
     endings: list[_Ending] = scope.pop(_OPEN, [])[::-1]
     try:
         for ending in endings:
             if not failed and not ending.done:
-                await run_in_session(ending.session, ending)
+                await run_in_session(ending.session, ending, status_code, location)
     finally:
         for ending in endings:
             ending.done = True
@@ -181,8 +183,9 @@ class WriteQueue:
         return turns.release
 
 
-def end_transaction(value: object) -> None:
+def end_transaction(value: object, status_code: int = 200, location: str | None = None) -> None:
     """End a request's write transaction now, in the calling thread, if ``value`` is its session (else nothing).
+    ``status_code`` and ``location``: what the handler answers with, for the audit.
 
     ``app.core.routing`` calls it right after a sync handler returns; ``get_db`` then has nothing left to do. A read's
     ending is left to ``get_db``: it writes the read's audit event through the write pool, which a handler's own
@@ -191,7 +194,7 @@ def end_transaction(value: object) -> None:
     if isinstance(value, Session):
         ending = value.info.get(_ENDING)
         if isinstance(ending, _Ending) and ending.writes and not ending.done:
-            ending()
+            ending(status_code, location)
 
 
 def holds_single_writer(values: Iterable[object]) -> bool:
@@ -237,17 +240,17 @@ class _Ending:
         """The turn held is that of a database with one writer (SQLite)."""
         self.done = False
 
-    def __call__(self) -> None:
+    def __call__(self, status_code: int = 200, location: str | None = None) -> None:
         self.done = True
         with self.session:
             if self.observer is not None and self.writes:
-                self.observer.finish(self.session)
+                self.observer.finish(self.session, status_code=status_code, location=location)
             self.session.commit()
         if self.observer is not None and not self.writes:
             # A read changes nothing, so its audit event gets a short write transaction of its own, committed before
             # the response is sent: no read is served unaudited, and reads never take the (SQLite) write lock.
             with self.write_sessions() as audit_session, audit_session.begin():
-                self.observer.finish(audit_session)
+                self.observer.finish(audit_session, status_code=status_code, location=location)
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
+from starlette.types import Message, Receive, Scope, Send
 
 from app.core.deps import (
     BOUNDED_WRITE,
@@ -33,11 +34,12 @@ from app.core.limits import UNLIMITED_PATHS, RateLimits, calls_authentication
 _WRAPPED = "__ends_transaction__"
 
 
-def ends_transaction(handler: Callable[..., Any]) -> Callable[..., Any]:
+def ends_transaction(handler: Callable[..., Any], status_code: int | None = None) -> Callable[..., Any]:
     """Wrap a sync handler so that, once it returns, the request transaction of any session it was given ends.
 
     The wrapper is the route's ``endpoint`` (FastAPI builds an included route's dependencies from it); the handler
-    as written is its ``__wrapped__``.
+    as written is its ``__wrapped__``. ``status_code``: the route's, sent when the handler returns no response of its
+    own (the audit records the status actually sent).
     """
     if inspect.iscoroutinefunction(handler) or getattr(handler, _WRAPPED, False):
         return handler
@@ -45,8 +47,12 @@ def ends_transaction(handler: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(handler)
     def run(*args: Any, **kwargs: Any) -> Any:
         result = handler(*args, **kwargs)
+        if isinstance(result, Response):
+            sent, location = result.status_code, result.headers.get("location")
+        else:
+            sent, location = status_code or 200, None
         for value in kwargs.values():
-            end_transaction(value)
+            end_transaction(value, sent, location)
         return result
 
     setattr(run, _WRAPPED, True)
@@ -83,7 +89,7 @@ def bounded_write(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 class AppRoute(APIRoute, TransactionalRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, ends_transaction(endpoint), **kwargs)
+        super().__init__(path, ends_transaction(endpoint, kwargs.get("status_code")), **kwargs)
         self.counts_address = path not in UNLIMITED_PATHS and not calls_authentication(self.dependant)
         """A public route (no dependency authenticates the caller): its requests count against the client address
         (``app.core.limits``), credentials or not."""
@@ -103,7 +109,33 @@ class AppRoute(APIRoute, TransactionalRoute):
             except BaseException:
                 await end_request_transactions(request.scope, failed=True)
                 raise
-            await end_request_transactions(request.scope, failed=False)
+            await end_request_transactions(
+                request.scope,
+                failed=False,
+                status_code=response.status_code,
+                location=response.headers.get("location"),
+            )
             return response
 
         return handle_and_end
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle the request; when its response starts (before anything is sent), an answer its transaction did not
+        record (a refusal, a rejected request, a replay) is recorded (``app.state.answer_observer``, the audit trail)
+        with the status it is sent with."""
+        if scope["type"] != "http":
+            await super().handle(scope, receive, send)
+            return
+        observer: Callable[[Request, int], Awaitable[None]] | None = getattr(
+            scope["app"].state, "answer_observer", None
+        )
+        if observer is None:
+            await super().handle(scope, receive, send)
+            return
+
+        async def send_observed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await observer(Request(scope, receive), message["status"])
+            await send(message)
+
+        await super().handle(scope, receive, send_observed)

@@ -12,6 +12,7 @@ reference to ``Patient/<id>``.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.core.audit_notes import EntryNote, note_entry
 from app.core.errors import Conflict, DomainError
 from app.fhir import interactions
 from app.fhir import service as responses
@@ -94,6 +96,8 @@ def process(
         _run_entry(run, index, entries[index])
     _store_pending(run)
     results = run.results
+    for index in range(len(entries)):
+        note_entry(session, _entry_note(run, index, entries[index], results[index]))
     failures = [(index, result) for index, result in sorted(results.items()) if isinstance(result, EntryFailure)]
     if bundle["type"] == "transaction" and failures:
         raise TransactionFailed(
@@ -104,6 +108,37 @@ def process(
         "type": f"{bundle['type']}-response",
         "entry": [_response_entry(results[index], prefer) for index in range(len(entries))],
     }
+
+
+def _entry_note(run: _Run, index: int, entry: dict[str, Any], result: Outcome | EntryFailure) -> EntryNote:
+    """What the audit trail records of an entry: its status, what it addressed and whose it is (a patient the
+    clinic's lookups found, never one the entry merely named)."""
+    request = entry.get("request")
+    method = str(request.get("method")) if isinstance(request, dict) else "POST"
+    if isinstance(result, Outcome):
+        resource_type, _, logical_id = result.location.partition("/")
+        subject = result.resource.get("subject") if isinstance(result.resource, dict) else None
+        reference = subject.get("reference") if isinstance(subject, dict) else None
+        if resource_type != RESPONSE:
+            reference = result.location
+        patient = _patient_of(reference)
+        return EntryNote(index, result.status, method, resource_type, logical_id, patient)
+    url = str(request.get("url", "")) if isinstance(request, dict) else ""
+    resource_type, _, logical_id = url.split("?")[0].strip("/").partition("/")
+    resource = entry.get("resource")
+    subject = resource.get("subject") if isinstance(resource, dict) else None
+    named = _patient_of(subject.get("reference") if isinstance(subject, dict) else None)
+    patient = named if named in run.lookups.patients else None
+    return EntryNote(index, result.status, method, resource_type or None, logical_id or None, patient)
+
+
+def _patient_of(reference: object) -> uuid.UUID | None:
+    if not isinstance(reference, str) or not reference.startswith("Patient/"):
+        return None
+    try:
+        return uuid.UUID(reference.removeprefix("Patient/"))
+    except ValueError:
+        return None
 
 
 def _check_shell(bundle: dict[str, Any]) -> list[dict[str, Any]]:

@@ -43,7 +43,7 @@ def test_a_stored_measurement_and_a_read_are_both_audited(
     assert (stored["action"], stored["resource_id"], stored["role"]) == ("create", created["id"], "clinician")
 
 
-def test_a_rejected_write_leaves_neither_data_nor_a_success_event(
+def test_a_rejected_write_leaves_no_data_and_is_audited_as_rejected(
     client: TestClient, clinic: ClinicKeys, patient_id: str
 ) -> None:
     client.post(
@@ -53,7 +53,9 @@ def test_a_rejected_write_leaves_neither_data_nor_a_success_event(
     )
 
     trail = events(client, clinic, patient_id=patient_id)
-    assert [e for e in trail if e["method"] == "POST" and str(e["route"]).endswith("/measurements")] == []
+    posts = [e for e in trail if e["method"] == "POST" and str(e["route"]).endswith("/measurements")]
+    assert [(e["outcome"], e["status_code"], e["details"]) for e in posts] == [("rejected", 422, {})]
+    assert [e for e in trail if e["resource_type"] == "measurement"] == []
 
 
 def test_refusals_are_audited(

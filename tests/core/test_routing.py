@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Response
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,10 +30,12 @@ class FakeEnding:
         self.writes = writes
         self.done = False
         self.thread: int | None = None
+        self.status_code: int | None = None
 
-    def __call__(self) -> None:
+    def __call__(self, status_code: int = 200, _location: str | None = None) -> None:
         self.done = True
         self.thread = threading.get_ident()
+        self.status_code = status_code
 
 
 def session_with(ending: Any) -> Session:
@@ -59,6 +61,23 @@ def test_a_wrapped_handler_ends_its_write_transaction_in_its_own_thread_after_re
     assert ending.done
     assert ending.thread == threading.get_ident()
     assert ends_transaction(wrapped) is wrapped
+
+
+def test_a_handler_ends_its_transaction_with_the_status_it_answers_with(monkeypatch: Any) -> None:
+    import app.core.deps as deps
+
+    monkeypatch.setattr(deps, "_Ending", FakeEnding)
+    created, answered = FakeEnding(), FakeEnding()
+
+    def create(session: Session) -> str:
+        return "a model, sent with the route's status"
+
+    def answer(session: Session) -> Response:
+        return Response(status_code=200)
+
+    ends_transaction(create, 201)(session=session_with(created))
+    ends_transaction(answer, 201)(session=session_with(answered))
+    assert (created.status_code, answered.status_code) == (201, 200)
 
 
 def test_a_failing_handler_leaves_the_transaction_to_be_rolled_back(monkeypatch: Any) -> None:
@@ -146,8 +165,8 @@ class RecordedEnding(FakeEnding):
         self.turn_given_back = False
         self.give_back_turn = self._give_back
 
-    def __call__(self) -> None:
-        super().__call__()
+    def __call__(self, status_code: int = 200, location: str | None = None) -> None:
+        super().__call__(status_code, location)
         self.log.append(f"commit {self.name}")
 
     def close(self) -> None:

@@ -221,7 +221,10 @@ def new_response_entry(qr: dict[str, Any], subject: str, feed_id: str) -> dict[s
 
 def created_events(app: FastAPI, clinic: ClinicKeys) -> list[tuple[str, str]]:
     query = select(AuditEvent.resource_type, AuditEvent.resource_id).where(
-        AuditEvent.clinic_id == clinic.id, AuditEvent.action == "create", AuditEvent.route == "/fhir"
+        AuditEvent.clinic_id == clinic.id,
+        AuditEvent.action == "create",
+        AuditEvent.route == "/fhir",
+        AuditEvent.outcome == "success",
     )
     with app.state.read_sessions() as session:
         return [(table, str(resource_id)) for table, resource_id in session.execute(query)]

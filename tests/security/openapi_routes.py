@@ -18,7 +18,7 @@ from typing import Any
 import schemathesis
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from hypothesis import HealthCheck, Phase, find, settings
 
 from app.auth.permissions import Permission
@@ -139,11 +139,12 @@ def routes(app: FastAPI) -> list[Route]:
 
 def _declared_permissions(app: FastAPI) -> dict[tuple[str, str], Permission]:
     found: dict[tuple[str, str], Permission] = {}
-    for route in app.routes:
+    for context in iter_route_contexts(app.routes):  # through included routers (FastAPI includes them lazily)
+        route = context.original_route
         if isinstance(route, APIRoute):
             permission = _required_permission(route.dependant)
             for method in (route.methods or ()) if permission else ():
-                found[(method, route.path)] = permission  # type: ignore[assignment]
+                found[(method, context.path or route.path)] = permission  # type: ignore[assignment]
     return found
 
 

@@ -1,0 +1,40 @@
+"""What a request's work tells the audit trail that its route, status and inserted rows cannot: the parts of one
+request that each have an outcome of their own (a Bundle's entries).
+
+Services note them on the request's session (``session.info``), so they need neither the request nor the audit
+package; the audit trail (``app.audit.service``) writes one event per note, in the request's transaction when it
+commits, or with the refusal when it fails. A note survives a savepoint rolled back: a failed entry is audited too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+_NOTES = "audit.entry_notes"
+
+
+@dataclass(frozen=True)
+class EntryNote:
+    """One part of a request with its own outcome: its status, the resource it addressed and the patient it is
+    about (only a patient of the caller's clinic, verified; ``None`` when the entry named none or another's)."""
+
+    index: int
+    """Its place in the request (``Bundle.entry[index]``)."""
+    status_code: int
+    method: str
+    resource_type: str | None
+    resource_id: str | None
+    patient_id: uuid.UUID | None
+
+
+def note_entry(session: Session, note: EntryNote) -> None:
+    session.info.setdefault(_NOTES, []).append(note)
+
+
+def entry_notes(session: Session) -> list[EntryNote]:
+    """The live list of the session's notes (the audit trail takes it when the transaction opens)."""
+    notes: list[EntryNote] = session.info.setdefault(_NOTES, [])
+    return notes
