@@ -1,7 +1,8 @@
 """Patient tokens for mobile apps: a clinician creates a one-time enrolment code for one patient (shown as a QR code);
 the app exchanges it for a patient token that can fetch instrument definitions and post that patient's responses.
 
-Codes are 60 random bits, stored only as an HMAC, single-use and short-lived; guessing is throttled by rate limits.
+Codes are 60 random bits, stored only as an HMAC, single-use and short-lived; guessing is throttled per client address
+and for all addresses together (``app.core.limits.GuessLimits``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,19 @@ class ExchangedToken:
     patient_id: uuid.UUID
     key_id: uuid.UUID
     expires_at: datetime
+
+
+LINK_PATH = "/enrol"
+
+
+def link(public_base: str, code: str) -> str:
+    """The enrolment link a patient's app handles, for a QR code: ``<PUBLIC_BASE_URL>/enrol#code=<code>``.
+
+    Everything before ``/enrol`` is the service's address (``PUBLIC_BASE_URL``, never a request's ``Host``); the code
+    is in the fragment, which a browser or proxy never sends to any server. The app posts the code to
+    ``<that address>/v1/enrolments/exchange`` (``{"code": ...}``) and keeps the patient token it gets back.
+    """
+    return f"{public_base}{LINK_PATH}#code={code}"
 
 
 def _new_code() -> str:

@@ -96,13 +96,14 @@ def revoke_api_key(
 def create_enrolment(
     patient_id: uuid.UUID,
     body: EnrolmentCreate,
-    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, requires(Permission.ENROLMENTS_MANAGE)],
     guard: Idempotent,
 ) -> Response:
-    """A one-time code (and URI for a QR code) the patient's app exchanges for a token for this patient only."""
+    """A one-time code the patient's app exchanges for a token for this patient only, and the same as a link for a
+    QR code (``<PUBLIC_BASE_URL>/enrol#code=<code>``: the app reads the service's address and the code from it and
+    posts the code to ``/v1/enrolments/exchange`` there)."""
     patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     issued = enrolment.create(
         session,
@@ -113,12 +114,11 @@ def create_enrolment(
         token_days=body.token_days,
         pepper=settings.api_key_pepper.get_secret_value(),
     )
-    exchange_url = str(request.url_for("exchange_enrolment_code"))
     payload = EnrolmentIssued(
         id=issued.enrolment.id,
         patient_id=patient_id,
         code=issued.code,
-        enrolment_uri=f"{exchange_url}?code={issued.code}",
+        enrolment_uri=enrolment.link(settings.public_base, issued.code),
         expires_at=issued.enrolment.expires_at,
     )
     return guard.respond(payload, status_code=201)

@@ -4,18 +4,45 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as UnparsableSetting
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEVELOPMENT_PEPPER = "development-only-pepper-change-me"
 DEVELOPMENT_RESEARCH_KEY = "development-only-research-key-change-me"
 
 
+DEVELOPMENT_PUBLIC_BASE_URL = "http://localhost:8000"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used. Names each field and what is wrong with it, never the value given: a value may
+    be a secret (a pepper, a password in ``DATABASE_URL``), and pydantic's own error repeats the input."""
+
+    @classmethod
+    def of(cls, error: ValidationError) -> SettingsError:
+        lines = []
+        for problem in error.errors(include_input=False, include_url=False, include_context=False):
+            field = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
+            lines.append(f"  {field}: {str(problem['msg']).removeprefix('Value error, ')}")
+        return cls(f"{len(lines)} invalid setting(s) (values not shown):\n" + "\n".join(lines))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        """Read the settings; invalid ones raise ``SettingsError`` (field names and reasons, never values)."""
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise SettingsError.of(error) from None
+        except UnparsableSetting as error:  # a list or number that does not parse: its message names the field only
+            raise SettingsError(f"invalid settings (values not shown): {error}") from None
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = Field(
@@ -101,6 +128,29 @@ class Settings(BaseSettings):
         "refused (429) until it refills. 0 disables.",
     )
     cors_origins: list[str] = Field(default=[], description="Browser origins allowed by CORS; none by default.")
+    public_base_url: str | None = Field(
+        default=None,
+        description="The service's address as patients' apps reach it (https://api.clinic.example, no path "
+        "query or fragment): enrolment links are built from it, never from a request's Host header. Required in "
+        f"production (https); elsewhere {DEVELOPMENT_PUBLIC_BASE_URL} when unset.",
+    )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _an_absolute_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL, such as https://api.clinic.example")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must hold no query, fragment or user name")
+        return value.strip().rstrip("/")
+
+    @property
+    def public_base(self) -> str:
+        """``PUBLIC_BASE_URL`` without a trailing slash (the development default when unset outside production)."""
+        return self.public_base_url or DEVELOPMENT_PUBLIC_BASE_URL
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Settings:
@@ -111,6 +161,8 @@ class Settings(BaseSettings):
             and self.research_pseudonym_key.get_secret_value() == DEVELOPMENT_RESEARCH_KEY
         ):
             raise ValueError("RESEARCH_PSEUDONYM_KEY must be set to a secret value in production")
+        if self.environment == "production" and not (self.public_base_url or "").startswith("https://"):
+            raise ValueError("PUBLIC_BASE_URL must be set to the service's https address in production")
         return self
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
-from tests.conftest import ISSUE_PHQ9, ClinicKeys
+from app.main import create_app
+from tests.conftest import ISSUE_PHQ9, ClinicKeys, make_settings, new_clinic
 
 MEASURED_AT = "2026-11-20T09:30:00+01:00"
 
@@ -73,7 +74,7 @@ def test_a_mobile_token_reads_nothing_else(client: TestClient, clinic: ClinicKey
 def test_a_code_is_spent_once_and_can_be_revoked(client: TestClient, clinic: ClinicKeys, patient_id: str) -> None:
     first = client.post(f"/v1/patients/{patient_id}/enrolments", json={}, headers=clinic.headers()).json()
     second = client.post(f"/v1/patients/{patient_id}/enrolments", json={}, headers=clinic.headers()).json()
-    assert first["enrolment_uri"].endswith(f"/v1/enrolments/exchange?code={first['code']}")
+    assert first["enrolment_uri"] == f"http://localhost:8000/enrol#code={first['code']}"
 
     assert client.post("/v1/enrolments/exchange", json={"code": first["code"].lower()}).status_code == 201
     assert client.post("/v1/enrolments/exchange", json={"code": first["code"]}).status_code == 401
@@ -109,3 +110,15 @@ def test_researchers_and_integrations_cannot_enrol_patients(
     for role in (Role.RESEARCHER, Role.INTEGRATION):
         url = f"/v1/patients/{patient_id}/enrolments"
         assert client.post(url, json={}, headers=clinic.headers(role)).status_code == 403
+
+
+def test_the_enrolment_link_is_built_from_the_public_base_url_never_the_host_header(database_url: str) -> None:
+    app = create_app(make_settings(database_url, public_base_url="https://api.clinic.example/"))
+    clinic = new_clinic(app)
+    with TestClient(app) as client:
+        patient = client.post("/v1/patients", json={}, headers=clinic.headers()).json()["id"]
+        issued = client.post(
+            f"/v1/patients/{patient}/enrolments", json={}, headers={**clinic.headers(), "Host": "evil.example"}
+        ).json()
+
+    assert issued["enrolment_uri"] == f"https://api.clinic.example/enrol#code={issued['code']}"

@@ -51,5 +51,10 @@ def test_production_refuses_the_development_research_key() -> None:
         Settings(
             environment="production", api_key_pepper=pepper, research_pseudonym_key=SecretStr(DEVELOPMENT_RESEARCH_KEY)
         )
-    settings = Settings(environment="production", api_key_pepper=pepper, research_pseudonym_key=SecretStr("a-real-key"))
+    settings = Settings(
+        environment="production",
+        api_key_pepper=pepper,
+        research_pseudonym_key=SecretStr("a-real-key"),
+        public_base_url="https://api.clinic.example",
+    )
     assert settings.environment == "production"
