@@ -18,6 +18,7 @@ from app.auth.permissions import STAFF_ROLES, Role
 from app.core.config import get_settings
 from app.core.db import create_db_engine, make_sessionmaker, transaction, utcnow, writer
 from app.core.migrations import upgrade_to_head
+from app.idempotency import service as idempotency
 from app.instruments.registry import load_registry, record_versions
 from app.research.cli import research_cli
 
@@ -74,6 +75,26 @@ def record_scale_versions() -> None:
     settings = get_settings()
     lock = record_versions(settings.scales_dir, load_registry(settings.scales_dir))
     stderr.print(f"Recorded {sum(len(v) for v in lock.values())} definition versions.")
+
+
+@cli.command("purge-idempotency-records")
+def purge_idempotency_records() -> None:
+    """Delete Idempotency-Key records older than IDEMPOTENCY_TTL_HOURS (in batches; run it hourly or daily)."""
+    settings = get_settings()
+    ttl = timedelta(hours=settings.idempotency_ttl_hours)
+    engine = create_db_engine(settings)
+    purged = 0
+    try:
+        while True:
+            deleted = 0
+            for session in transaction(make_sessionmaker(writer(engine))):
+                deleted = idempotency.purge_expired(session, now=utcnow(), ttl=ttl)
+            purged += deleted
+            if deleted < idempotency.PURGE_BATCH:
+                break
+    finally:
+        engine.dispose()
+    stderr.print(f"Deleted {purged} Idempotency-Key records older than {settings.idempotency_ttl_hours} h.")
 
 
 @cli.command("list-api-keys")

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from app.auth.permissions import Role
-from app.core.schemas import Schema, UTCDatetime
+from app.core.schemas import Schema, UTCDatetime, shown_once
 
 
 class ApiKeyCreate(Schema):
@@ -28,7 +28,7 @@ class ApiKeyRead(Schema):
 
 
 class ApiKeyIssued(ApiKeyRead):
-    key: str = Field(description="The secret: shown this once, stored only as a keyed hash.")
+    key: str = shown_once("The secret: shown this once, stored only as a keyed hash.")
 
 
 class EnrolmentCreate(Schema):
@@ -43,8 +43,8 @@ class EnrolmentCreate(Schema):
 class EnrolmentIssued(Schema):
     id: uuid.UUID
     patient_id: uuid.UUID
-    code: str = Field(description="One-time code for the patient's app; shown once.")
-    enrolment_uri: str = Field(description="The code as a URI, suitable for a QR code.")
+    code: str = shown_once("One-time code for the patient's app; shown once.")
+    enrolment_uri: str = shown_once("The code as a URI, suitable for a QR code; shown once.")
     expires_at: datetime
 
 
@@ -53,6 +53,6 @@ class EnrolmentExchange(Schema):
 
 
 class PatientToken(Schema):
-    token: str = Field(description="Bearer token for this patient only; shown once.")
+    token: str = shown_once("Bearer token for this patient only; shown once.")
     patient_id: uuid.UUID
     expires_at: datetime

@@ -90,7 +90,12 @@ class Settings(BaseSettings):
         description="Worker processes that validate a large FHIR Bundle's QuestionnaireResponses while the request "
         "stores the ones already validated (started on the first such Bundle). 0 validates in the request's thread.",
     )
-    idempotency_ttl_hours: int = 24
+    idempotency_ttl_hours: int = Field(
+        default=24,
+        ge=1,
+        description="How long a POST's Idempotency-Key replays its first response. An older record is not replayed "
+        "(the key may be used again as new) and is deleted by `python -m app purge-idempotency-records`.",
+    )
     page_size_max: int = 500
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=32 * 1024 * 1024, description="Largest request body accepted (FHIR Bundles).")

@@ -62,6 +62,14 @@ class IdempotentRequestInProgress(DomainError):
     status = 409
 
 
+class SecretNotReplayable(DomainError):
+    """The first response to this Idempotency-Key carried a secret: shown once, never stored, so never replayed."""
+
+    slug = "secret-not-replayable"
+    title = "The response to this Idempotency-Key held a secret that is shown once and not stored"
+    status = 409
+
+
 class NotAuthenticated(DomainError):
     slug = "not-authenticated"
     title = "Missing or invalid credentials"

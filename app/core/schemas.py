@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -91,3 +92,27 @@ class Page(BaseModel, Generic[T]):
     limit: int
     offset: int
     has_more: bool
+
+
+SHOWN_ONCE = "x-shown-once"
+"""OpenAPI mark of a response field that is a secret shown once (an API key, an enrolment code, a signing secret)."""
+
+
+def shown_once(description: str) -> Any:
+    """A response field holding a secret that is shown in this response only and never stored in clear.
+
+    The Idempotency-Key record of such a response keeps it without these fields, and a replay is refused (409
+    ``secret-not-replayable``) instead of repeating the secret. The mark shows in the OpenAPI schema as
+    ``x-shown-once: true``. Only a model's own (top-level) fields are looked at.
+    """
+    return Field(description=description, json_schema_extra={SHOWN_ONCE: True})
+
+
+@functools.cache
+def shown_once_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The names of ``model``'s fields marked ``shown_once``, as serialised (aliases)."""
+    return frozenset(
+        field.serialization_alias or field.alias or name
+        for name, field in model.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get(SHOWN_ONCE) is True
+    )

@@ -36,7 +36,7 @@ from app.fhir.errors import (
     NotAcceptable,
     UnsupportedMediaType,
 )
-from app.idempotency.service import REPLAY_HEADER, IdempotentReplay
+from app.idempotency.service import IdempotentReplay
 
 ISSUE_CODE_BY_STATUS: dict[int, IssueType] = {
     400: "invalid",
@@ -157,7 +157,7 @@ async def _on_unstorable(_request: Request, _exc: Exception) -> Response:
 
 async def _on_replay(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, IdempotentReplay)
-    return FHIRResponse(content=exc.body, status_code=exc.status_code, headers={REPLAY_HEADER: "true"})
+    return FHIRResponse(content=exc.body, status_code=exc.status_code, headers=exc.replay_headers())
 
 
 FHIR_EXCEPTION_HANDLERS = {

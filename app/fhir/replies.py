@@ -6,6 +6,7 @@ from __future__ import annotations
 from email.utils import format_datetime
 from typing import Any
 
+from app.fhir.codes import FHIR_MEDIA_TYPE
 from app.fhir.errors import Issue
 from app.fhir.http import FHIRResponse, ReturnPreference, fhir_response, operation_outcome
 from app.fhir.interactions import Outcome
@@ -36,13 +37,19 @@ def written(outcome: Outcome, prefer: ReturnPreference | None, guard: Idempotenc
 def remembered(guard: IdempotencyGuard, body: Any, status: int, headers: dict[str, str]) -> FHIRResponse:
     """Answer through the Idempotency-Key guard, so a retried POST replays this response.
 
-    A ``return=minimal`` answer has no body; its replay carries an OperationOutcome saying what was done.
+    A ``return=minimal`` answer has no body; its replay carries an OperationOutcome saying what was done. A replay
+    repeats the headers too (Location, ETag, Last-Modified, the FHIR media type).
     """
     if body is None:
         done = Issue("informational", f"{headers.get('Location', '')} stored", (), "information")
-        guard.respond(operation_outcome([done]).model_dump(mode="json", exclude_none=True), status_code=status)
+        guard.respond(
+            operation_outcome([done]).model_dump(mode="json", exclude_none=True),
+            status_code=status,
+            headers=headers,
+            media_type=FHIR_MEDIA_TYPE,
+        )
         return FHIRResponse(content=b"", status_code=status, headers=headers)
     if not isinstance(body, dict):
         body = body.model_dump(mode="json", exclude_none=True)
-    recorded = guard.respond(body, status_code=status, headers=headers)
+    recorded = guard.respond(body, status_code=status, headers=headers, media_type=FHIR_MEDIA_TYPE)
     return FHIRResponse(content=recorded.body, status_code=status, headers=headers)

@@ -1,8 +1,14 @@
-"""``Idempotency-Key`` for every POST: the same key and body replays the first response and stores nothing new.
+"""``Idempotency-Key`` for every POST: the same key and request replays the first response and stores nothing new.
 
 The record is claimed in the request's own transaction before the handler runs and completed with the response
 before the commit, so the change and its record land together or not at all. A concurrent duplicate waits on the
 unique constraint (PostgreSQL) or the write lock (SQLite) and then replays the committed response.
+
+A replay repeats the status, the body and the headers that say where and which version (``REPLAYED_HEADERS``). A
+response holding a secret (a field marked ``app.core.schemas.shown_once``) is recorded without it, and its replay is
+refused with 409 ``secret-not-replayable`` naming what was issued: the secret was shown once and exists nowhere else.
+A record older than ``IDEMPOTENCY_TTL_HOURS`` is not replayed (its key starts afresh) and is deleted by
+``python -m app purge-idempotency-records``. "Now" is ``app.state.clock`` (tests move it).
 """
 
 from __future__ import annotations
@@ -10,35 +16,47 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, cast
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import authenticate, bearer
 from app.core.deps import get_db, run_in_session
-from app.core.errors import IdempotencyKeyReused, IdempotentRequestInProgress, InvalidInput
+from app.core.errors import IdempotencyKeyReused, IdempotentRequestInProgress, InvalidInput, SecretNotReplayable
+from app.core.schemas import shown_once_fields
 from app.idempotency.models import IdempotencyRecord
 
 REPLAY_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 KEY_PATTERN = r"^[\x20-\x7E]+$"
 """Printable ASCII, as the IETF Idempotency-Key draft's sf-string allows."""
+REPLAYED_HEADERS = ("Location", "ETag", "Last-Modified", "Content-Location", "Content-Type")
+"""The response headers a record keeps and a replay repeats (not Content-Length, dates or per-request ones)."""
+PURGE_BATCH = 1000
 
 
 class IdempotentReplay(Exception):
     """Raised by the guard to short-circuit a handler with the stored first response."""
 
-    def __init__(self, status_code: int, body: str) -> None:
+    def __init__(self, status_code: int, body: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__("idempotent replay")
         self.status_code = status_code
         self.body = body
+        self.headers = dict(headers or {})
+
+    def replay_headers(self) -> dict[str, str]:
+        """The recorded headers and ``Idempotent-Replayed: true``."""
+        return {**self.headers, REPLAY_HEADER: "true"}
 
 
 def replay_response(exc: IdempotentReplay) -> Response:
@@ -46,19 +64,25 @@ def replay_response(exc: IdempotentReplay) -> Response:
         content=exc.body,
         status_code=exc.status_code,
         media_type="application/json",
-        headers={REPLAY_HEADER: "true"},
+        headers=exc.replay_headers(),
     )
 
 
+def canonical_query(query: str) -> str:
+    """The query string with its parameters in a canonical order (blank values kept, repeated names all kept)."""
+    return urlencode(sorted(parse_qsl(query, keep_blank_values=True)))
+
+
 async def request_fingerprint(request: Request) -> str:
-    """A hash of method, path and (canonical JSON) body."""
+    """A hash of method, path, query string (canonical order) and (canonical JSON) body."""
     body = await request.body()
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
     except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: fingerprint the raw bytes
         canonical = body
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.url.path.encode(), canonical):
+    query = canonical_query(request.url.query).encode()
+    for part in (request.method.encode(), request.url.path.encode(), query, canonical):
         digest.update(part + b"\0")
     return digest.hexdigest()
 
@@ -70,29 +94,65 @@ class IdempotencyGuard:
     record: IdempotencyRecord | None
 
     def respond(
-        self, payload: BaseModel | Any, *, status_code: int = 200, headers: dict[str, str] | None = None
+        self,
+        payload: BaseModel | Any,
+        *,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        media_type: str = "application/json",
     ) -> Response:
-        """Serialise the handler's result, remember it under the key (if any), and return it."""
+        """Serialise the handler's result, remember it under the key (if any), and return it.
+
+        The fields of a model marked ``shown_once`` (secrets) are left out of what is remembered.
+        """
         if isinstance(payload, BaseModel):  # straight to JSON bytes in pydantic-core, no intermediate dict
             body = payload.model_dump_json().encode()
-            response = Response(body, status_code=status_code, headers=headers, media_type="application/json")
+            response = Response(body, status_code=status_code, headers=headers, media_type=media_type)
         else:
-            response = JSONResponse(content=jsonable_encoder(payload), status_code=status_code, headers=headers)
+            response = JSONResponse(
+                content=jsonable_encoder(payload), status_code=status_code, headers=headers, media_type=media_type
+            )
         if self.record is not None and self.session is not None:
+            secrets = shown_once_fields(type(payload)) if isinstance(payload, BaseModel) else frozenset()
             self.record.status_code = status_code
-            self.record.response_body = bytes(response.body).decode()
+            self.record.response_headers = {
+                name: response.headers[name] for name in REPLAYED_HEADERS if name in response.headers
+            }
+            if secrets:
+                self.record.response_body = payload.model_dump_json(exclude=set(secrets))
+                self.record.secret_withheld = True
+            else:
+                self.record.response_body = bytes(response.body).decode()
             self.session.flush()
         return response
 
 
-def claim(session: Session, *, api_key_id: uuid.UUID, key: str | None, fingerprint: str) -> IdempotencyGuard:
+def claim(
+    session: Session,
+    *,
+    api_key_id: uuid.UUID,
+    key: str | None,
+    fingerprint: str,
+    now: datetime,
+    ttl: timedelta,
+) -> IdempotencyGuard:
     if key is None:
         return IdempotencyGuard(session=session, record=None)
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
     existing = _find(session, api_key_id, key)
+    if existing is not None and existing.created_at < now - ttl:
+        # Expired: forgotten, and the key starts afresh. Deleted only if still expired: a concurrent request that
+        # renewed the key first keeps its record (this one then meets it below, through the unique constraint).
+        session.execute(
+            delete(IdempotencyRecord)
+            .where(IdempotencyRecord.id == existing.id, IdempotencyRecord.created_at < now - ttl)
+            .execution_options(synchronize_session=False)
+        )
+        session.expunge(existing)
+        existing = None
     if existing is None:
-        record = IdempotencyRecord(api_key_id=api_key_id, key=key, fingerprint=fingerprint)
+        record = IdempotencyRecord(api_key_id=api_key_id, key=key, fingerprint=fingerprint, created_at=now)
         try:
             with session.begin_nested():
                 session.add(record)
@@ -108,7 +168,44 @@ def claim(session: Session, *, api_key_id: uuid.UUID, key: str | None, fingerpri
         )
     if existing.status_code is None or existing.response_body is None:
         raise IdempotentRequestInProgress("the first request with this key has not finished; retry shortly")
-    raise IdempotentReplay(existing.status_code, existing.response_body)
+    if existing.secret_withheld:
+        raise _not_replayable(existing.response_body)
+    raise IdempotentReplay(existing.status_code, existing.response_body, existing.response_headers)
+
+
+def _not_replayable(stored_body: str) -> SecretNotReplayable:
+    """409 naming what the first request issued, so the client can revoke it and issue another."""
+    try:
+        stored = json.loads(stored_body)
+    except ValueError:  # pragma: no cover - the guard stores JSON only
+        stored = None
+    issued_id = stored.get("id") if isinstance(stored, dict) else None
+    what = f"issued {issued_id}" if issued_id is not None else "issued a secret"
+    return SecretNotReplayable(
+        f"the first request with this Idempotency-Key {what}; its secret was shown once, in that response, and is "
+        "not stored, so it cannot be replayed. If that response was lost, revoke what was issued and create another "
+        "(with a new Idempotency-Key).",
+        issued_id=issued_id,
+    )
+
+
+def purge_expired(session: Session, *, now: datetime, ttl: timedelta, batch: int = PURGE_BATCH) -> int:
+    """Delete up to ``batch`` records older than ``ttl`` (oldest first); the number deleted."""
+    expired = (
+        select(IdempotencyRecord.id)
+        .where(IdempotencyRecord.created_at < now - ttl)
+        .order_by(IdempotencyRecord.created_at)
+        .limit(batch)
+    )
+    ids = list(session.scalars(expired))
+    if not ids:
+        return 0
+    deleted = session.execute(
+        delete(IdempotencyRecord)
+        .where(IdempotencyRecord.id.in_(ids), IdempotencyRecord.created_at < now - ttl)
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], deleted).rowcount
 
 
 def _find(session: Session, api_key_id: uuid.UUID, key: str) -> IdempotencyRecord | None:
@@ -138,8 +235,16 @@ async def get_guard(
     session = await get_db(request)
     principal = await authenticate(request, await bearer(request))
     fingerprint = await request_fingerprint(request)
+    state = request.app.state
     return await run_in_session(
-        session, claim, session, api_key_id=principal.key_id, key=idempotency_key, fingerprint=fingerprint
+        session,
+        claim,
+        session,
+        api_key_id=principal.key_id,
+        key=idempotency_key,
+        fingerprint=fingerprint,
+        now=state.clock(),
+        ttl=timedelta(hours=state.settings.idempotency_ttl_hours),
     )
 
 
