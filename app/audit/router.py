@@ -14,7 +14,7 @@ from app.core.deps import SessionDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
 from app.core.routing import AppRoute
-from app.core.schemas import Page, UTCDatetime
+from app.core.schemas import FilterTime, Page
 
 router = APIRouter(route_class=AppRoute, prefix="/v1/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 
@@ -28,8 +28,8 @@ def list_audit_events(
     key_id: uuid.UUID | None = None,
     action: Literal["read", "create", "update", "delete"] | None = None,
     outcome: Literal["success", "unauthenticated", "forbidden", "not_found"] | None = None,
-    since: Annotated[UTCDatetime | None, Query(alias="from")] = None,
-    until: Annotated[UTCDatetime | None, Query(alias="to")] = None,
+    since: Annotated[FilterTime | None, Query(alias="from")] = None,
+    until: Annotated[FilterTime | None, Query(alias="to")] = None,
 ) -> Page[AuditEventRead]:
     """The clinic's audit trail, newest first: who read or changed which record, when, from where, with what outcome."""
     rows = service.list_events(

@@ -7,13 +7,15 @@ from typing import Annotated
 from pydantic import Field
 
 from app.auth.permissions import Role
-from app.core.schemas import Schema, UTCDatetime, shown_once
+from app.core.schemas import ExpiryTime, Schema, shown_once
 
 
 class ApiKeyCreate(Schema):
     role: Role = Field(description="admin, clinician, integration or researcher (patient tokens come from enrolment).")
     label: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    expires_at: UTCDatetime | None = None
+    expires_at: ExpiryTime | None = Field(
+        default=None, description="When the key stops working: after now, at most 3653 days ahead; none if omitted."
+    )
 
 
 class ApiKeyRead(Schema):

@@ -233,9 +233,15 @@ def _dates_axis(axes: Axes, chart: Chart) -> None:
 
 
 def _tick_label(first: datetime | None, days: float) -> str:
+    """The date of a tick; none for a tick beyond the years a datetime holds (the padding around a stored year 1 or
+    9999 reaches past them)."""
     if first is None:
         return ""
-    return f"{first + timedelta(days=days):%d %b %Y}"
+    try:
+        moment = first + timedelta(days=days)
+    except OverflowError:
+        return ""
+    return f"{moment.day:02d} {moment:%b} {moment.year:04d}"
 
 
 def _first_moment(chart: Chart) -> datetime | None:

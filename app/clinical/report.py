@@ -171,8 +171,8 @@ def describe(definition: InstrumentDefinition, lines: list[Line], change: Change
             continue
         first, last = scored[0], scored[-1]
         parts.append(
-            f"{line.label}: {len(scored)} scored measurement(s) from {first.measured_at:%Y-%m-%d} to "
-            f"{last.measured_at:%Y-%m-%d}; first {_num(first.value)}{_band(first)}, "
+            f"{line.label}: {len(scored)} scored measurement(s) from {first.measured_at.date().isoformat()} to "
+            f"{last.measured_at.date().isoformat()}; first {_num(first.value)}{_band(first)}, "
             f"latest {_num(last.value)}{_band(last)}."
         )
     if change is not None and change.assessment.category is not None:

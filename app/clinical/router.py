@@ -5,7 +5,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
-from pydantic import AwareDatetime
 
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission, allows
@@ -28,7 +27,7 @@ from app.core.deps import SessionDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
 from app.core.routing import AppRoute
-from app.core.schemas import Page
+from app.core.schemas import FilterTime, Page
 from app.idempotency.service import Idempotent
 from app.instruments.dependencies import RegistryDep
 from app.patients import service as patients
@@ -144,8 +143,8 @@ def get_outcomes(
     instrument: Instrument,
     score: ScoreKey = None,
     method: MethodQuery = Method.JACOBSON_TRUAX,
-    measured_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    measured_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    measured_from: Annotated[FilterTime | None, Query(alias="from")] = None,
+    measured_to: Annotated[FilterTime | None, Query(alias="to")] = None,
 ) -> OutcomesRead:
     """Counts and rates of recovered, improved, unchanged, deteriorated and harmed patients over the clinic."""
     definition, spec = series.resolve_score(registry, instrument, score)

@@ -38,6 +38,7 @@ from sqlalchemy.types import TypeDecorator
 from uuid_utils.compat import uuid7
 
 from app.core.config import Settings
+from app.core.datetimes import CLOCK
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -91,16 +92,23 @@ def new_record_id() -> uuid.UUID:
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, in UTC, from the service's clock (``app.core.datetimes.CLOCK``, which tests set)."""
+    return CLOCK.now()
 
 
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
-"""JSON columns through orjson: scores, items and flags are encoded on every store and decoded on every read and
-export row (several times faster than the standard library's json; bench/README.md)."""
+JSON_CODEC: dict[str, Any] = {
+    "json_serializer": _json_dumps,
+    "json_deserializer": orjson.loads,
+    "hide_parameters": True,
+}
+"""Options every engine the service creates is given. JSON columns through orjson: scores, items and flags are
+encoded on every store and decoded on every read and export row (several times faster than the standard library's
+json; bench/README.md). ``hide_parameters``: a database error's message (and so a logged traceback) names the
+statement but never its bound values, which are patient data."""
 
 
 def create_db_engine(settings: Settings) -> Engine:

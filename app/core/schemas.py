@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import functools
-from datetime import UTC
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
     WithJsonSchema,
     field_validator,
 )
+
+from app.core.datetimes import ClinicalTime as ClinicalTime
+from app.core.datetimes import ExpiryTime as ExpiryTime
+from app.core.datetimes import FilterTime as FilterTime
 
 
 class Schema(BaseModel):
@@ -71,18 +71,6 @@ DeclaredTotal = Annotated[
     ),
 ]
 
-
-def _written_datetime(value: Any) -> Any:
-    """A number is not a date-time here (pydantic would read it as seconds since 1970): refuse it."""
-    if isinstance(value, int | float):
-        raise ValueError("a date-time is an ISO 8601 string with a time zone, such as 2026-11-20T09:30:00+01:00")
-    return value
-
-
-UTCDatetime = Annotated[
-    AwareDatetime, BeforeValidator(_written_datetime), AfterValidator(lambda value: value.astimezone(UTC))
-]
-"""A datetime that must carry a time zone; normalised to UTC, as it is stored."""
 
 T = TypeVar("T")
 

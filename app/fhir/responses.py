@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.core.datetimes import clinical_time_problem
 from app.fhir.errors import Issue, MalformedResource, ReferenceNotFound, UnprocessableResource
 from app.fhir.schemas import AnswerKey, FormMap, MappedItem
 from app.scoring.engine import Answer
@@ -207,6 +208,12 @@ def authored(qr: dict[str, Any]) -> datetime:
         raise UnprocessableResource(
             "authored must give a time with a time zone",
             issues=[Issue("value", f"authored {value!r} must give a time with a time zone", (f"{ROOT}.authored",))],
+        )
+    problem = clinical_time_problem(parsed)
+    if problem is not None:
+        raise UnprocessableResource(
+            f"authored {problem}",
+            issues=[Issue("value", f"authored {value[:40]!r} {problem}", (f"{ROOT}.authored",))],
         )
     return parsed
 

@@ -5,7 +5,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import requires
@@ -16,7 +15,7 @@ from app.core.errors import InvalidInput
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
 from app.core.routing import AppRoute, bounded_write
-from app.core.schemas import Page
+from app.core.schemas import FilterTime, Page
 from app.idempotency.service import IdempotencyGuard, Idempotent
 from app.instruments.dependencies import RegistryDep
 from app.instruments.registry import InstrumentRegistry
@@ -102,8 +101,8 @@ def list_measurements(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     page: PageDep,
     instrument: Annotated[str | None, Query(max_length=50)] = None,
-    measured_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    measured_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    measured_from: Annotated[FilterTime | None, Query(alias="from")] = None,
+    measured_to: Annotated[FilterTime | None, Query(alias="to")] = None,
 ) -> Page[MeasurementRead]:
     """The patient's current measurements in time order, optionally one instrument within [from, to]."""
     patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from app.core.schemas import DeclaredTotal, ItemAnswer, ItemAnswers, Schema, UTCDatetime
+from app.core.schemas import ClinicalTime, DeclaredTotal, ItemAnswer, ItemAnswers, Schema
 from app.instruments.schemas import ScoreOut, WarningOut
 
 
@@ -20,7 +20,9 @@ class Source(StrEnum):
 class MeasurementCreate(Schema):
     instrument: Annotated[str, Field(min_length=1, max_length=50, examples=["phq9"])]
     items: ItemAnswers
-    measured_at: UTCDatetime = Field(description="When the patient answered, with a time zone.")
+    measured_at: ClinicalTime = Field(
+        description="When the patient answered, with a time zone; from 1900-01-01 to now plus 5 minutes."
+    )
     session_id: uuid.UUID | None = None
     declared_total: DeclaredTotal = None
 
@@ -28,7 +30,7 @@ class MeasurementCreate(Schema):
 class MeasurementAmend(Schema):
     items: ItemAnswers
     reason: Annotated[str, Field(min_length=1, max_length=2000, description="Why the record is corrected.")]
-    measured_at: UTCDatetime | None = Field(default=None, description="Defaults to the current version's.")
+    measured_at: ClinicalTime | None = Field(default=None, description="Defaults to the current version's.")
     session_id: uuid.UUID | None = Field(default=None, description="Defaults to the current version's.")
     declared_total: DeclaredTotal = None
 

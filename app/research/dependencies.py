@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
-from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
 
 from app.core.deps import open_request_transaction
 from app.core.errors import FieldError, InvalidInput
+from app.core.schemas import FilterTime
 from app.research import imports
 from app.research.schemas import ExportFormat, Layout, Level
 
@@ -39,11 +39,11 @@ def export_params(
         str | None, Query(max_length=500, description="Comma-separated instrument ids; every instrument if omitted.")
     ] = None,
     measured_from: Annotated[
-        AwareDatetime | None,
+        FilterTime | None,
         Query(alias="from", description="Measured on or after; de-identified exports widen it to its whole month."),
     ] = None,
     measured_to: Annotated[
-        AwareDatetime | None,
+        FilterTime | None,
         Query(alias="to", description="Measured on or before; de-identified exports widen it to its whole month."),
     ] = None,
 ) -> ExportParams:

@@ -107,8 +107,8 @@ def measurement_query(spec: ExportSpec) -> Select[Any]:
     if spec.measured_to is not None:
         if spec.identified:
             query = query.where(Measurement.measured_at <= spec.measured_to)
-        else:
-            query = query.where(Measurement.measured_at < next_month_start(spec.measured_to))
+        elif (until := next_month_start(spec.measured_to)) is not None:
+            query = query.where(Measurement.measured_at < until)
     return query.order_by(Measurement.patient_id, Measurement.measured_at, Measurement.id)
 
 

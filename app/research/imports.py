@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.errors import FieldError, InvalidInput
-from app.core.schemas import DeclaredTotal, ItemAnswers, Schema, UTCDatetime
+from app.core.schemas import ClinicalTime, DeclaredTotal, ItemAnswers, Schema
 from app.instruments import service as scoring
 from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
@@ -58,7 +58,7 @@ class ImportRecord(Schema):
 
     external_id: Annotated[str, Field(min_length=1, max_length=300)]
     instrument: Annotated[str, Field(min_length=1, max_length=50)]
-    measured_at: UTCDatetime
+    measured_at: ClinicalTime
     session_number: Annotated[int, Field(strict=True, ge=1, le=100_000)] | None = None
     declared_total: DeclaredTotal = None
     items: ItemAnswers

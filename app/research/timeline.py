@@ -6,7 +6,7 @@ apart, and lags by calendar week line up with a weekly schedule whatever the tim
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import MAXYEAR, UTC, datetime
 from typing import Any
 
 from sqlalchemy import Integer
@@ -36,7 +36,9 @@ def _unsupported(element: days_between_in_sql, compiler: Any, **kw: Any) -> str:
 @compiles(days_between_in_sql, "sqlite")
 def _sqlite_days(element: days_between_in_sql, compiler: Any, **kw: Any) -> str:
     first, at = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"CAST(julianday(date({at})) - julianday(date({first})) AS INTEGER)"
+    # The stored text starts with the UTC date (YYYY-MM-DD): date() would round 9999-12-31 23:59:59.999999 up into
+    # a year it cannot hold and answer NULL.
+    return f"CAST(julianday(substr({at}, 1, 10)) - julianday(substr({first}, 1, 10)) AS INTEGER)"
 
 
 @compiles(days_between_in_sql, "postgresql")
@@ -55,6 +57,9 @@ def month_start(at: datetime) -> datetime:
     return utc.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def next_month_start(at: datetime) -> datetime:
+def next_month_start(at: datetime) -> datetime | None:
+    """The first instant (UTC) of the month after ``at``'s; None after December 9999 (no datetime holds it)."""
     start = month_start(at)
-    return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    if start.month < 12:
+        return start.replace(month=start.month + 1)
+    return start.replace(year=start.year + 1, month=1) if start.year < MAXYEAR else None

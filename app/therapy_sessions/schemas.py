@@ -6,11 +6,13 @@ from typing import Annotated
 
 from pydantic import Field
 
-from app.core.schemas import Schema, UTCDatetime
+from app.core.schemas import ClinicalTime, Schema
 
 
 class TherapySessionCreate(Schema):
-    started_at: UTCDatetime = Field(description="When the session began, with a time zone.")
+    started_at: ClinicalTime = Field(
+        description="When the session began, with a time zone; from 1900-01-01 to now plus 5 minutes."
+    )
     session_number: Annotated[int, Field(strict=True, ge=1, le=100_000)] | None = Field(
         default=None, description="Defaults to one more than the patient's highest session number."
     )

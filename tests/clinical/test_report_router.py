@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
+from app.core.datetimes import EARLIEST_UTC, LATEST_UTC
 from tests.clinical.conftest import day, fcs_from_others, fscrs, phq9, scs_sf, seed
 from tests.conftest import ClinicKeys
 
@@ -146,3 +147,25 @@ def test_unscored_prorated_and_missing_item9_measurements_are_marked(
     assert points_in(html, "chart-phq9-flags-missing") == 2
     assert "13.5 (moderate), prorated" in html
     assert "not scored" in html
+
+
+def test_the_report_and_chart_render_measurements_stored_at_the_ends_of_the_calendar(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    # Stored past the API's validation, as older rows may be: the first and last instants a UTC datetime holds.
+    seed(app, clinic, patient_id, "phq9", phq9(18, item9=1), EARLIEST_UTC)
+    seed(app, clinic, patient_id, "phq9", phq9(11), day(0))
+    seed(app, clinic, patient_id, "phq9", phq9(4), LATEST_UTC)
+    patient = f"/v1/patients/{patient_id}"
+
+    chart = client.get(f"{patient}/chart.svg", params={"instrument": "phq9"}, headers=clinic.headers())
+    report = client.get(f"{patient}/report", headers=clinic.headers())
+
+    assert chart.status_code == 200, chart.text
+    assert points_in(chart.text, "chart-phq9-points-total") == 3
+    assert "3 scored measurement(s) from 0001-01-01 to 9999-12-31" in chart.text
+    assert report.status_code == 200, report.text
+    assert "from 0001-01-01 to 9999-12-31" in report.text
+    for path in ("trajectory", "change"):
+        response = client.get(f"{patient}/{path}", params={"instrument": "phq9"}, headers=clinic.headers())
+        assert response.status_code == 200, response.text

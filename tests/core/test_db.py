@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -239,3 +240,26 @@ def test_many_rows_without_a_defaulted_column_get_its_default(app: FastAPI, clin
     with app.state.read_sessions() as session:
         stored = session.scalars(select(events.c.details).where(events.c.id.in_([row["id"] for row in rows])))
         assert stored.all() == [{}] * 60
+
+
+def test_a_database_error_names_no_bound_value(app: FastAPI) -> None:
+    """Bound values are patient data: a database error's message (what a logged traceback shows) never carries them,
+    on any engine the service creates."""
+    secret = f"PATIENT-ANSWER-{uuid.uuid4().hex}"
+    engines = {
+        "read": app.state.engine,
+        "write": app.state.write_sessions.kw["bind"],
+        "lookup": app.state.lookups,
+    }
+    for name, engine in engines.items():
+        with engine.connect() as connection, pytest.raises(DBAPIError) as refused:
+            connection.execute(text("SELECT * FROM no_such_table WHERE value = :value"), {"value": secret})
+        assert secret not in str(refused.value), name
+        assert "hidden" in str(refused.value), name
+    if app.state.loop_write_sessions is not None:  # PostgreSQL: the bounded writes' engine, made per event loop
+
+        async def loop_engine_hides_parameters() -> bool:
+            with app.state.loop_write_sessions() as session:
+                return bool(session.get_bind().hide_parameters)
+
+        assert asyncio.run(loop_engine_hides_parameters())

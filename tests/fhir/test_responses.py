@@ -540,3 +540,24 @@ def test_a_declared_total_of_the_wrong_json_type_is_a_400(
 
     assert response.status_code == 400
     assert issues(response)[0]["expression"] == ["QuestionnaireResponse.item[9].answer[0].valueDecimal"]
+
+
+def test_authored_outside_1900_to_now_is_an_operation_outcome_naming_authored_and_nothing_is_stored(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    subject = {"reference": f"Patient/{patient_id}"}
+    for authored in ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59Z"]:
+        qr = our_phq9({"1": 1}, authored=authored, subject=subject)
+        entry = {"resource": qr, "request": {"method": "POST", "url": "QuestionnaireResponse"}}
+        answers = [
+            send(client, "POST", QR, clinic, qr),
+            send(client, "POST", "/fhir", clinic, {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}),
+        ]
+        for response in answers:
+            assert response.status_code == 422, response.text
+            assert response.json()["resourceType"] == "OperationOutcome"
+            [issue] = issues(response)
+            assert issue["expression"][0] in {"QuestionnaireResponse.authored", "Bundle.entry[0].resource.authored"}
+            assert "from 1900-01-01T00:00:00Z to now plus 5 minutes" in issue["diagnostics"]
+
+    assert measurements_of(app, patient_id) == []

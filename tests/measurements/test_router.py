@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -10,7 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.auth.permissions import Role
+from app.core.datetimes import CLOCK
 from app.measurements.models import Measurement
+from tests.auth.test_patient_tokens import enrol as enrol_phone
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
 
 MEASURED_AT = "2026-11-20T09:30:00+01:00"
@@ -266,3 +269,34 @@ def test_a_measurement_can_belong_to_a_session(client: TestClient, clinic: Clini
 
     assert response.status_code == 201
     assert response.json()["session_id"] == session["id"]
+
+
+def test_a_measured_at_outside_1900_to_now_is_refused_naming_the_field_and_nothing_is_stored(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    stored = post_phq9(client, clinic, patient_id)
+    assert stored.status_code == 201, stored.text
+    phone = enrol_phone(client, clinic, patient_id)
+    future = "2026-11-20T09:40:00Z"  # the clock says 09:30: ten minutes ahead is beyond the five of skew
+    with CLOCK.frozen_at(datetime(2026, 11, 20, 9, 30, tzinfo=UTC)):
+        for measured_at in ["9999-12-31T23:59:59Z", "9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", future]:
+            body = {"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": measured_at}
+            answers = [
+                post_phq9(client, clinic, patient_id, measured_at=measured_at),
+                client.post("/v1/me/measurements", json=body, headers=phone),
+                client.post(
+                    f"/v1/patients/{patient_id}/measurements/{stored.json()['id']}/amend",
+                    json={"items": ISSUE_PHQ9, "reason": "moved", "measured_at": measured_at},
+                    headers=clinic.headers(),
+                ),
+            ]
+            for response in answers:
+                assert response.status_code == 422, response.text
+                assert response.headers["content-type"].startswith("application/problem+json")
+                [error] = response.json()["errors"]
+                assert error["field"] == "measured_at"
+                assert "from 1900-01-01T00:00:00Z to now plus 5 minutes (2026-11-20T09:35:00Z)" in error["detail"]
+        at_the_edge = post_phq9(client, clinic, patient_id, measured_at="2026-11-20T10:35:00+01:00")
+        assert at_the_edge.status_code == 201, at_the_edge.text
+
+    assert stored_rows(app, patient_id) == 2  # the first and the one at the edge; no amendment either

@@ -301,3 +301,27 @@ def test_hostile_files_are_refused_as_unreadable(client: TestClient, researcher:
     assert as_csv.json()["rejected_rows"][0]["message"].startswith("not readable as CSV")
     assert as_ndjson.status_code == 422
     assert as_ndjson.json()["rejected_rows"] == [{"row": 1, "field": "line", "message": "not a JSON object"}]
+
+
+def test_an_imported_time_outside_1900_to_now_rejects_its_row_naming_measured_at_and_nothing_is_stored(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
+) -> None:
+    new_patient(client, clinic, "MRN-T")
+    body = csv_file(
+        "MRN-T,phq9,2026-11-02T09:00:00Z,,3,0,1,2,0,0,1,0,3",  # line 2: fine
+        "MRN-T,phq9,9999-12-31T23:59:59-12:00,,3,0,1,2,0,0,1,0,3",  # line 3: no UTC datetime holds it
+        "MRN-T,phq9,0001-01-01T00:00:00+14:00,,3,0,1,2,0,0,1,0,3",  # line 4: before year 1 in UTC
+        "MRN-T,phq9,1899-12-31T23:59:59Z,,3,0,1,2,0,0,1,0,3",  # line 5: before 1900
+    )
+
+    response = post(client, researcher, body, "text/csv")
+
+    assert response.status_code == 422, response.text
+    rejected = response.json()["rejected_rows"]
+    assert [(row["row"], row["field"]) for row in rejected] == [
+        (3, "measured_at"),
+        (4, "measured_at"),
+        (5, "measured_at"),
+    ]
+    assert all("from 1900-01-01T00:00:00Z to now plus 5 minutes" in row["message"] for row in rejected)
+    assert stored(app, clinic) == 0

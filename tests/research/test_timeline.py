@@ -8,8 +8,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import bindparam, select
 
+from app.core.datetimes import EARLIEST_UTC, LATEST_UTC
 from app.core.db import UTCDateTime
-from app.research.timeline import days_between, days_between_in_sql, week_of
+from app.research.timeline import days_between, days_between_in_sql, month_start, next_month_start, week_of
 
 OSLO = timezone(timedelta(hours=1))
 CASES = [
@@ -18,6 +19,8 @@ CASES = [
     (datetime(2026, 1, 6, 0, 30, tzinfo=OSLO), datetime(2026, 1, 6, 1, 30, tzinfo=OSLO), 1),
     (datetime(2025, 12, 29, 12, tzinfo=UTC), datetime(2026, 3, 1, 12, tzinfo=UTC), 62),
     (datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 5, tzinfo=UTC), 0),
+    # The ends of the calendar (rows stored before times were bounded): date.max's ordinal 3,652,059 less date.min's 1.
+    (EARLIEST_UTC, LATEST_UTC, 3_652_058),
 ]
 
 
@@ -37,3 +40,11 @@ def test_the_database_counts_the_same_days(app: FastAPI, first: datetime, at: da
 
 def test_weeks_start_at_day_zero() -> None:
     assert [week_of(days) for days in (0, 6, 7, 13, 14)] == [0, 0, 1, 1, 2]
+
+
+def test_the_month_after_december_9999_has_no_start_and_every_other_month_has_one() -> None:
+    assert next_month_start(datetime(2026, 12, 31, 23, tzinfo=UTC)) == datetime(2027, 1, 1, tzinfo=UTC)
+    # 1 December 00:30 in Oslo is still 30 November in UTC.
+    assert next_month_start(datetime(2026, 12, 1, 0, 30, tzinfo=OSLO)) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert next_month_start(LATEST_UTC) is None
+    assert month_start(EARLIEST_UTC) == EARLIEST_UTC

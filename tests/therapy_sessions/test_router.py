@@ -37,3 +37,16 @@ def test_session_numbers_are_positive_integers(client: TestClient, clinic: Clini
             url, json={"started_at": "2026-01-05T10:00:00Z", "session_number": number}, headers=clinic.headers()
         )
         assert response.status_code == 422, number
+
+
+def test_a_session_started_outside_1900_to_now_is_refused_naming_started_at_and_nothing_is_stored(
+    client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    sessions = f"/v1/patients/{patient_id}/sessions"
+    for started_at in ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00", "1899-12-31T23:59:59Z"]:
+        response = client.post(sessions, json={"started_at": started_at}, headers=clinic.headers())
+
+        assert response.status_code == 422, response.text
+        assert [error["field"] for error in response.json()["errors"]] == ["started_at"]
+        assert "from 1900-01-01T00:00:00Z to now plus 5 minutes" in response.json()["errors"][0]["detail"]
+    assert client.get(sessions, headers=clinic.headers()).json()["items"] == []
