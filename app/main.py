@@ -13,6 +13,7 @@ from app.audit.router import router as audit_router
 from app.audit.service import AuditTrail, observe_answer
 from app.auth.router import router as auth_router
 from app.auth.verified_keys import VerifiedKeys
+from app.clinical import webhooks
 from app.clinical.router import router as clinical_router
 from app.core.config import Settings, get_settings
 from app.core.db import (
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_only_routes = frozenset({"/v1/research/lagged-effects"})
     """POST routes that only read: they must not hold SQLite's single write connection while a model fits."""
 
+    webhooks.use_settings(settings, engine, write_engine)  # deliveries after a commit follow this app's settings
     install_problem_handlers(app)
 
     @app.exception_handler(IdempotentReplay)

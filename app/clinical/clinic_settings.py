@@ -1,4 +1,4 @@
-"""A clinic's crisis text and alert webhook, set by its admin."""
+"""A clinic's crisis text and alert webhook, set by its admin, and the webhook's signing secret."""
 
 from __future__ import annotations
 
@@ -6,30 +6,93 @@ import uuid
 
 from sqlalchemy.orm import Session
 
+from app.clinical import destinations, webhook_signing
 from app.clinical.models import ClinicSettings
-from app.clinical.schemas import ClinicSettingsRead, ClinicSettingsWrite
+from app.clinical.schemas import ClinicSettingsRead, ClinicSettingsWrite, ClinicSettingsWritten, WebhookSecretIssued
 from app.core.db import utcnow
+from app.core.errors import Conflict, FieldError, InvalidInput
 
 
 def get(session: Session, *, clinic_id: uuid.UUID) -> ClinicSettings | None:
     return session.get(ClinicSettings, clinic_id)
 
 
-def put(session: Session, *, clinic_id: uuid.UUID, key_id: uuid.UUID, data: ClinicSettingsWrite) -> ClinicSettings:
-    """Replace the clinic's settings as a whole (an absent field is cleared)."""
+def vet(data: ClinicSettingsWrite, policy: destinations.Policy) -> None:
+    """Refuse (422 on ``webhook_url``) a webhook URL that ``destinations.check`` does not allow. It may resolve the
+    host: call it before the request takes its write turn."""
+    if data.webhook_url is None:
+        return
+    url = str(data.webhook_url)
+    try:
+        destinations.check(url, policy)
+    except destinations.RefusedDestination as refused:
+        raise InvalidInput(
+            "webhook_url is not an allowed destination; nothing was stored",
+            errors=[FieldError(field="webhook_url", message=refused.reason, value=url)],
+        ) from None
+
+
+def put(
+    session: Session, *, clinic_id: uuid.UUID, key_id: uuid.UUID, data: ClinicSettingsWrite, signing_key: str
+) -> ClinicSettingsWritten:
+    """Replace the clinic's settings as a whole (an absent field is cleared); ``data`` has passed ``vet``.
+
+    The first webhook URL set creates the webhook's signing secret, returned in this response only; clearing the URL
+    drops the secret. Deliveries check the URL again (``app.clinical.webhooks``).
+    """
+    url = str(data.webhook_url) if data.webhook_url else None
     row = get(session, clinic_id=clinic_id)
     if row is None:
         row = ClinicSettings(clinic_id=clinic_id)
         session.add(row)
     row.crisis_text = data.crisis_text
-    row.webhook_url = str(data.webhook_url) if data.webhook_url else None
+    row.webhook_url = url
+    new_secret = None
+    if url is None:
+        row.webhook_secret_salt = row.webhook_previous_secret_salt = row.webhook_secret_issued_at = None
+    elif row.webhook_secret_salt is None:
+        new_secret = _issue(row, clinic_id=clinic_id, signing_key=signing_key, keep_previous=False)
     row.updated_by_key_id = key_id
     row.updated_at = utcnow()
     session.flush()
-    return row
+    return ClinicSettingsWritten(**to_read(row).model_dump(), webhook_secret=new_secret)
+
+
+def rotate_webhook_secret(
+    session: Session, *, clinic_id: uuid.UUID, key_id: uuid.UUID, signing_key: str
+) -> WebhookSecretIssued:
+    """Replace the webhook's signing secret; the previous one still signs for ``webhook_signing.OVERLAP``."""
+    row = get(session, clinic_id=clinic_id)
+    if row is None or row.webhook_url is None:
+        raise Conflict("the clinic has no webhook: set webhook_url first (that issues its signing secret)")
+    secret = _issue(row, clinic_id=clinic_id, signing_key=signing_key, keep_previous=True)
+    row.updated_by_key_id = key_id
+    row.updated_at = utcnow()
+    session.flush()
+    assert row.webhook_secret_issued_at is not None
+    return WebhookSecretIssued(
+        secret=secret,
+        issued_at=row.webhook_secret_issued_at,
+        previous_valid_until=(
+            row.webhook_secret_issued_at + webhook_signing.OVERLAP if row.webhook_previous_secret_salt else None
+        ),
+    )
+
+
+def _issue(row: ClinicSettings, *, clinic_id: uuid.UUID, signing_key: str, keep_previous: bool) -> str:
+    """A new salt on ``row`` (only the salt is stored); returns the secret it gives, as shown to the admin."""
+    row.webhook_previous_secret_salt = row.webhook_secret_salt if keep_previous else None
+    row.webhook_secret_salt = webhook_signing.new_salt()
+    row.webhook_secret_issued_at = utcnow()
+    return webhook_signing.shown(webhook_signing.secret(signing_key, clinic_id, row.webhook_secret_salt))
 
 
 def to_read(row: ClinicSettings | None) -> ClinicSettingsRead:
     if row is None:
         return ClinicSettingsRead(crisis_text=None, webhook_url=None, updated_at=None)
-    return ClinicSettingsRead(crisis_text=row.crisis_text, webhook_url=row.webhook_url, updated_at=row.updated_at)
+    return ClinicSettingsRead(
+        crisis_text=row.crisis_text,
+        webhook_url=row.webhook_url,
+        webhook_secret_issued_at=row.webhook_secret_issued_at,
+        updated_at=row.updated_at,
+    )

@@ -20,6 +20,11 @@ class ClinicSettings(Base):
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"), primary_key=True)
     crisis_text: Mapped[str | None] = mapped_column(Text)
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    webhook_secret_salt: Mapped[str | None] = mapped_column(String(64))
+    """Random salt from which the webhook signing secret is derived (with WEBHOOK_SIGNING_KEY); never the secret."""
+    webhook_previous_secret_salt: Mapped[str | None] = mapped_column(String(64))
+    """The salt before the last rotation: its secret still signs for a while (``webhook_signing.OVERLAP``)."""
+    webhook_secret_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_by_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

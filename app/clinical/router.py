@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
 
 from app.auth.dependencies import requires
@@ -12,6 +12,7 @@ from app.auth.service import Principal
 from app.clinical import alerts, clinic_settings, report, series, service
 from app.clinical import parameters as change_parameters
 from app.clinical.change import Method
+from app.clinical.destinations import policy_for
 from app.clinical.schemas import (
     AlertAcknowledge,
     AlertRead,
@@ -19,11 +20,13 @@ from app.clinical.schemas import (
     ChangeRead,
     ClinicSettingsRead,
     ClinicSettingsWrite,
+    ClinicSettingsWritten,
     OutcomesRead,
     ParametersRead,
     TrajectoryRead,
+    WebhookSecretIssued,
 )
-from app.core.deps import SessionDep
+from app.core.deps import SessionDep, SettingsDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
 from app.core.routing import AppRoute
@@ -215,15 +218,47 @@ def get_settings(
     return clinic_settings.to_read(clinic_settings.get(session, clinic_id=principal.clinic_id))
 
 
+def vetted_settings(body: ClinicSettingsWrite, settings: SettingsDep) -> ClinicSettingsWrite:
+    """The new settings, their webhook URL checked (its host resolved) before the request takes a write turn."""
+    clinic_settings.vet(body, policy_for(settings))
+    return body
+
+
 @clinic_router.put("/settings")
 def put_settings(
-    body: ClinicSettingsWrite,
-    session: SessionDep,
     principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
-) -> ClinicSettingsRead:
-    """Replace the clinic's crisis text and alert webhook (an omitted field is cleared)."""
-    row = clinic_settings.put(session, clinic_id=principal.clinic_id, key_id=principal.key_id, data=body)
-    return clinic_settings.to_read(row)
+    body: Annotated[ClinicSettingsWrite, Depends(vetted_settings)],
+    settings: SettingsDep,
+    session: SessionDep,
+) -> ClinicSettingsWritten:
+    """Replace the clinic's crisis text and alert webhook (an omitted field is cleared). A webhook URL whose host is
+    or resolves to a non-public address is refused (422). Setting the first webhook URL issues its signing secret,
+    in this response only; clearing the URL drops it."""
+    return clinic_settings.put(
+        session,
+        clinic_id=principal.clinic_id,
+        key_id=principal.key_id,
+        data=body,
+        signing_key=settings.webhook_signing_key.get_secret_value(),
+    )
+
+
+@clinic_router.post("/webhook-secret", status_code=201, response_model=WebhookSecretIssued)
+def rotate_webhook_secret(
+    settings: SettingsDep,
+    principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
+    session: SessionDep,
+    guard: Idempotent,
+) -> Response:
+    """Issue a new signing secret for the clinic's webhook, shown in this response only (409 without a webhook).
+    The previous secret still signs deliveries, as a second signature, for 24 hours."""
+    issued = clinic_settings.rotate_webhook_secret(
+        session,
+        clinic_id=principal.clinic_id,
+        key_id=principal.key_id,
+        signing_key=settings.webhook_signing_key.get_secret_value(),
+    )
+    return guard.respond(issued, status_code=201)
 
 
 @clinic_router.get("/change-parameters")

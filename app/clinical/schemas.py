@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from app.clinical.change import Category, CutoffType, Method
-from app.core.schemas import Schema
+from app.core.schemas import SHOWN_ONCE, Schema, shown_once
 from app.patients.schemas import Identifier
 
 Number = Annotated[float, Field(allow_inf_nan=False)]
@@ -158,14 +158,41 @@ class ClinicSettingsWrite(Schema):
     )
     webhook_url: Annotated[AnyHttpUrl, Field(max_length=2000)] | None = Field(
         default=None,
-        description="Called (POST, JSON with ids and the flag only, never item content) when an alert is raised.",
+        description="Called (POST, JSON with ids and the flag only, never item content, signed per Standard Webhooks) "
+        "when an alert is raised. Its host must resolve to public addresses only (no loopback, private, link-local, "
+        "multicast or reserved address; WEBHOOK_ALLOW_PRIVATE_NETWORKS allows loopback and private ones); https in "
+        "production; no credentials in the URL. Redirects are not followed.",
     )
 
 
 class ClinicSettingsRead(BaseModel):
     crisis_text: str | None
     webhook_url: str | None
+    webhook_secret_issued_at: datetime | None = Field(
+        default=None, description="When the webhook's current signing secret was issued (null: no webhook)."
+    )
     updated_at: datetime | None
+
+
+class ClinicSettingsWritten(ClinicSettingsRead):
+    webhook_secret: str | None = Field(
+        default=None,
+        description="The webhook's signing secret (`whsec_` + base64), present only in the response that set the "
+        "webhook up: shown this once, never stored in clear. Null otherwise; `POST /v1/clinic/webhook-secret` "
+        "issues a new one.",
+        json_schema_extra={SHOWN_ONCE: True},
+    )
+
+
+class WebhookSecretIssued(BaseModel):
+    secret: str = shown_once(
+        "The webhook's new signing secret (`whsec_` + base64): shown this once, never stored in clear."
+    )
+    issued_at: datetime
+    previous_valid_until: datetime | None = Field(
+        description="Until then deliveries are also signed with the previous secret (a second signature in "
+        "`webhook-signature`), so the receiver can switch without losing any."
+    )
 
 
 class AlertMeasurement(BaseModel):

@@ -3,24 +3,33 @@
 After the transaction that raised alerts commits, a background thread POSTs each new delivery (JSON with ids and
 the flag only, never item content) with a short timeout and records the outcome. A failed delivery stays pending;
 ``deliver_pending`` retries pending deliveries (from a scheduled job or the CLI). Receivers should de-duplicate on
-the ``Webhook-Id`` header: a delivery can arrive twice if recording its success fails.
+the ``webhook-id`` header: a delivery can arrive twice if recording its success fails.
+
+Before every attempt the URL is checked again (``app.clinical.destinations``: its host resolved, every address
+vetted, the connection made to a vetted address) and the call is signed per Standard Webhooks
+(``app.clinical.webhook_signing``): nothing is sent unsigned. Only a 2xx answer is a delivery; a redirect is not
+followed (a failed attempt, recorded as such). The settings in force (``WEBHOOK_ALLOW_PRIVATE_NETWORKS``,
+``ENVIRONMENT``, ``WEBHOOK_SIGNING_KEY``) are those ``use_settings`` gave the engine, else ``get_settings()``.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
-import urllib.error
-import urllib.request
+import time
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
-from app.clinical.models import RiskAlert, WebhookDelivery
+from app.clinical import destinations, webhook_signing
+from app.clinical.models import ClinicSettings, RiskAlert, WebhookDelivery
+from app.core.config import Settings, get_settings
 from app.core.db import utcnow
 from app.core.loop_db import thread_engine
 
@@ -34,6 +43,17 @@ _PENDING = "clinical.webhook_deliveries"
 _executor: ThreadPoolExecutor | None = None
 _futures: set[Future[None]] = set()
 _lock = threading.Lock()
+_settings: WeakKeyDictionary[Engine, Settings] = WeakKeyDictionary()
+
+
+def use_settings(settings: Settings, *engines: Engine) -> None:
+    """Deliveries made through ``engines`` follow ``settings`` (the app's own, so a change to them shows at once)."""
+    for engine in engines:
+        _settings[engine] = settings
+
+
+def settings_for(engine: Engine) -> Settings:
+    return _settings.get(engine) or get_settings()
 
 
 def payload(alert: RiskAlert) -> dict[str, str]:
@@ -101,13 +121,28 @@ def deliver_pending(engine: Engine, *, limit: int = 100) -> int:
 
 def deliver(engine: Engine, ids: Iterable[uuid.UUID]) -> None:
     """POST each delivery outside any transaction, then record the outcome in a short transaction of its own."""
+    settings = settings_for(engine)
+    policy = destinations.policy_for(settings)
+    signing_key = settings.webhook_signing_key.get_secret_value()
     for delivery_id in ids:
         with Session(engine) as session:
             delivery = session.get(WebhookDelivery, delivery_id)
             if delivery is None or delivery.delivered_at is not None:
                 continue
             url, body = delivery.url, json.dumps(delivery.payload).encode()
-        status, error = _post(url, body, delivery_id)
+            clinic = session.get(ClinicSettings, delivery.clinic_id)
+            salts = (
+                webhook_signing.signing_salts(
+                    clinic.webhook_secret_salt,
+                    clinic.webhook_previous_secret_salt,
+                    clinic.webhook_secret_issued_at,
+                    now=utcnow(),
+                )
+                if clinic is not None
+                else []
+            )
+            secrets = [webhook_signing.secret(signing_key, delivery.clinic_id, salt) for salt in salts]
+        status, error = _post(url, body, delivery_id, secrets=secrets, policy=policy)
         with Session(engine) as session, session.begin():
             delivery = session.get(WebhookDelivery, delivery_id)
             if delivery is None:
@@ -120,22 +155,35 @@ def deliver(engine: Engine, ids: Iterable[uuid.UUID]) -> None:
                 delivery.delivered_at = delivery.last_attempt_at
 
 
-def _post(url: str, body: bytes, delivery_id: uuid.UUID) -> tuple[int | None, str | None]:
-    request = urllib.request.Request(  # noqa: S310 - the URL is an http(s) URL validated when the admin set it
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "compassion-outcomes-webhook/1",
-            "Webhook-Id": str(delivery_id),
-        },
-    )
+def _post(
+    url: str, body: bytes, delivery_id: uuid.UUID, *, secrets: list[bytes], policy: destinations.Policy
+) -> tuple[int | None, str | None]:
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - as above
-            return int(response.status), None
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:
+        destination = destinations.check(url, policy)
+    except destinations.RefusedDestination as refused:
+        logger.warning("alert webhook refused: destination not allowed")
+        return None, f"refused: {refused.reason}"[:200]
+    if not secrets:
+        logger.warning("alert webhook not sent: the clinic has no signing secret")
+        return None, "not sent unsigned: the clinic has no webhook signing secret"
+    message_id, timestamp = str(delivery_id), int(time.time())
+    signatures = [
+        webhook_signing.signature(secret, message_id=message_id, timestamp=timestamp, body=body) for secret in secrets
+    ]
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "compassion-outcomes-webhook/1",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(signatures),
+    }
+    try:
+        status = destinations.post(destination, body, headers, timeout=TIMEOUT_SECONDS)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
         logger.warning("alert webhook delivery failed: %s", type(exc).__name__)
         return None, type(exc).__name__[:200]
+    if 200 <= status < 300:
+        return status, None
+    if 300 <= status < 400:
+        return status, f"HTTP {status}: redirects are not followed"
+    return status, f"HTTP {status}"

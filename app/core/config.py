@@ -14,6 +14,7 @@ from pydantic_settings import SettingsError as UnparsableSetting
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEVELOPMENT_PEPPER = "development-only-pepper-change-me"
 DEVELOPMENT_RESEARCH_KEY = "development-only-research-key-change-me"
+DEVELOPMENT_WEBHOOK_KEY = "development-only-webhook-signing-key-change-me"
 
 
 DEVELOPMENT_PUBLIC_BASE_URL = "http://localhost:8000"
@@ -56,6 +57,17 @@ class Settings(BaseSettings):
     research_pseudonym_key: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_RESEARCH_KEY),
         description="Server secret from which each research project's pseudonym key (HMAC-SHA256) is derived.",
+    )
+    webhook_signing_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_WEBHOOK_KEY),
+        description="Server secret from which each clinic's webhook signing secret (HMAC-SHA256) is derived; only a "
+        "random salt per clinic is stored. Changing it changes every clinic's signing secret.",
+    )
+    webhook_allow_private_networks: bool = Field(
+        default=False,
+        description="Let alert webhooks go to loopback and private addresses (development, tests, a receiver on the "
+        "same private network). Link-local (cloud metadata), multicast, reserved and IPv4-mapped addresses stay "
+        "refused.",
     )
     scales_dir: Path = PROJECT_ROOT / "scales"
     sqlite_busy_timeout_ms: int = 30_000
@@ -166,6 +178,8 @@ class Settings(BaseSettings):
             and self.research_pseudonym_key.get_secret_value() == DEVELOPMENT_RESEARCH_KEY
         ):
             raise ValueError("RESEARCH_PSEUDONYM_KEY must be set to a secret value in production")
+        if self.environment == "production" and self.webhook_signing_key.get_secret_value() == DEVELOPMENT_WEBHOOK_KEY:
+            raise ValueError("WEBHOOK_SIGNING_KEY must be set to a secret value in production")
         if self.environment == "production" and not (self.public_base_url or "").startswith("https://"):
             raise ValueError("PUBLIC_BASE_URL must be set to the service's https address in production")
         return self

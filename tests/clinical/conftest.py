@@ -6,12 +6,18 @@ the same transaction, as the measurement service will once ``raise_alerts_for`` 
 
 from __future__ import annotations
 
+import socket
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 
+from app.clinical import destinations
 from app.clinical.alerts import raise_alerts_for
 from app.core.db import transaction
 from app.measurements import service as measurements
@@ -99,3 +105,48 @@ def new_patient(client: Any, clinic: ClinicKeys, **body: Any) -> str:
     response = client.post("/v1/patients", json=body, headers=clinic.headers())
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+PUBLIC_ADDRESS = "93.184.215.14"
+"""A public (global) IPv4 address that fake names resolve to; no test connects to it."""
+
+
+@dataclass
+class FakeResolver:
+    """What each name resolves to, as the webhook's destination check sees it; every lookup is recorded.
+
+    ``answers`` maps a name to its addresses; a name with a list of answers in ``then`` gets them one lookup at a
+    time (the last one repeated), for a name that resolves differently from one lookup to the next.
+    """
+
+    answers: dict[str, list[str]] = field(default_factory=dict)
+    then: dict[str, list[list[str]]] = field(default_factory=dict)
+    lookups: list[str] = field(default_factory=list)
+
+    def __call__(self, host: str, port: int) -> list[destinations.Address]:
+        self.lookups.append(host)
+        if self.then.get(host):
+            answer = self.then[host].pop(0) if len(self.then[host]) > 1 else self.then[host][0]
+        elif host in self.answers:
+            answer = self.answers[host]
+        else:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [ip_address(address) for address in answer]
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> FakeResolver:
+    """Names resolve only as the test says (no DNS is asked)."""
+    fake = FakeResolver()
+    monkeypatch.setattr(destinations, "resolve", fake)
+    return fake
+
+
+@pytest.fixture
+def allow_private_networks(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
+    """Set WEBHOOK_ALLOW_PRIVATE_NETWORKS on the app for this test (configuration and delivery both read it)."""
+
+    def allow(allowed: bool) -> None:
+        monkeypatch.setattr(app.state.settings, "webhook_allow_private_networks", allowed)
+
+    return allow

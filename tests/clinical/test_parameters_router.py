@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
+from tests.clinical.conftest import PUBLIC_ADDRESS, FakeResolver
 from tests.conftest import ClinicKeys
 
 SCS_SF_JT = "/v1/clinic/change-parameters/scs_sf/total/jacobson_truax"
@@ -115,7 +116,10 @@ def test_out_of_range_numbers_are_refused(client: TestClient, clinic: ClinicKeys
         assert response.status_code == 422, body
 
 
-def test_clinic_settings_round_trip_for_admins_only(client: TestClient, clinic: ClinicKeys) -> None:
+def test_clinic_settings_round_trip_for_admins_only(
+    client: TestClient, clinic: ClinicKeys, resolver: FakeResolver
+) -> None:
+    resolver.answers["ehr.example"] = [PUBLIC_ADDRESS]
     body = {
         "crisis_text": "Call the on-call psychiatrist: 555-0100.",
         "webhook_url": "https://ehr.example/hooks/alerts",

@@ -1,71 +1,125 @@
-"""The alert webhook, against a real HTTP server on 127.0.0.1: ids and the flag only, sent after commit."""
+"""The alert webhook, against real HTTP servers on 127.0.0.1: ids and the flag only, sent after commit, signed per
+Standard Webhooks (verified here with the specification's own Python library, as a receiver would), never to an
+internal address, never following a redirect."""
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from pydantic import SecretStr
+from sqlalchemy import func, select, update
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from app.auth.permissions import Role
-from app.clinical import webhooks
+from app.clinical import destinations, webhooks
 from app.clinical.alerts import raise_alerts_for
-from app.clinical.models import RiskAlert, WebhookDelivery
+from app.clinical.models import ClinicSettings, RiskAlert, WebhookDelivery
+from app.core.config import DEVELOPMENT_WEBHOOK_KEY, Settings
+from app.core.db import utcnow
+from app.idempotency.models import IdempotencyRecord
 from app.measurements import service as measurements
 from app.measurements.schemas import Source
-from tests.clinical.conftest import day, phq9, seed
+from tests.clinical.conftest import PUBLIC_ADDRESS, FakeResolver, day, phq9, seed
 from tests.conftest import ClinicKeys
+
+AllowPrivate = Callable[[bool], None]
+TLS = Path(__file__).parent / "tls"
+"""A test CA (``ca.pem``) and a certificate for hooks.clinic.example signed by it, with its key (``hooks.pem``):
+test-only, valid until 2126."""
 
 
 @dataclass
 class Receiver:
-    """What the test server saw, and the status it answers with."""
+    """What a test server saw (headers with lower-case names, the body as sent and as JSON), and how it answers."""
 
     url: str
+    port: int
     status: int = 204
+    location: str | None = None
     calls: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    server_names: list[str | None] = field(default_factory=list)
+    """The TLS server names (SNI) clients asked for, when it serves https."""
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver(url="")
+@contextmanager
+def running_receiver(host: str = "127.0.0.1", port: int = 0, *, tls: bool = False) -> Iterator[Receiver]:
+    state = Receiver(url="", port=0)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.calls.append((dict(self.headers.items()), json.loads(body)))
+            state.bodies.append(body)
+            state.calls.append(({name.lower(): value for name, value in self.headers.items()}, json.loads(body)))
             self.send_response(state.status)
+            if state.location:
+                self.send_header("Location", state.location)
+            self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the test reads ``state.calls`` instead."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(TLS / "hooks.pem")
+        context.sni_callback = lambda _socket, name, _context: state.server_names.append(name)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/alerts"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    state.port = server.server_address[1]
+    state.url = f"http://{host}:{state.port}/hooks/alerts"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
-def set_webhook(client: TestClient, clinic: ClinicKeys, url: str) -> None:
+@pytest.fixture
+def receiver(allow_private_networks: AllowPrivate) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1, reachable because the test allows private networks (as development does)."""
+    allow_private_networks(True)
+    with running_receiver() as state:
+        yield state
+
+
+def set_webhook(client: TestClient, clinic: ClinicKeys, url: str) -> dict[str, Any]:
     response = client.put("/v1/clinic/settings", json={"webhook_url": url}, headers=clinic.headers(Role.ADMIN))
     assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def deliveries(app: FastAPI, clinic: ClinicKeys) -> list[WebhookDelivery]:
     with app.state.read_sessions() as session:
-        return list(session.scalars(select(WebhookDelivery).where(WebhookDelivery.clinic_id == clinic.id)))
+        return list(
+            session.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.clinic_id == clinic.id)
+                .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+            )
+        )
+
+
+def verified(secret: str, receiver: Receiver, call: int = 0) -> Any:
+    """The payload of a call as a Standard Webhooks receiver verifies it (raises if the signature does not hold)."""
+    return Webhook(secret).verify(receiver.bodies[call], receiver.calls[call][0])
 
 
 def test_an_alert_calls_the_webhook_with_ids_and_the_flag_only(
@@ -87,9 +141,9 @@ def test_an_alert_calls_the_webhook_with_ids_and_the_flag_only(
         "measurement_id": str(row.measurement_id),
         "flag": "item9_positive",
     }
-    assert headers["Content-Type"] == "application/json"
+    assert headers["content-type"] == "application/json"
     [delivery] = deliveries(app, clinic)
-    assert headers["Webhook-Id"] == str(delivery.id)
+    assert headers["webhook-id"] == str(delivery.id)
     assert delivery.delivered_at is not None
     assert (delivery.attempts, delivery.last_status, delivery.last_error) == (1, 204, None)
 
@@ -152,6 +206,7 @@ def test_a_failed_delivery_stays_pending_and_is_retried(
     assert delivered.delivered_at is not None
     assert len(receiver.calls) == 2
     assert receiver.calls[0][1] == receiver.calls[1][1]
+    assert receiver.calls[0][0]["webhook-id"] == receiver.calls[1][0]["webhook-id"]
 
 
 def store_flagged_then_fail(app: FastAPI, clinic: ClinicKeys, patient_id: str) -> None:
@@ -192,3 +247,444 @@ def test_no_webhook_no_outbox(app: FastAPI, clinic: ClinicKeys, patient_id: str)
     seed(app, clinic, patient_id, "phq9", phq9(14, item9=2), day(0))
 
     assert deliveries(app, clinic) == []
+
+
+# --- Never an internal address -------------------------------------------------------------------------------------
+
+LOOPBACK_OR_PRIVATE_URLS = [
+    "http://127.0.0.1/hooks",
+    "http://2130706433/hooks",  # 127.0.0.1 as one decimal number
+    "http://0x7f000001/hooks",  # ... in hex
+    "http://0177.0.0.1/hooks",  # ... with an octal first part
+    "http://127.1/hooks",  # ... shortened
+    "http://localhost/hooks",
+    "http://[::1]/hooks",
+    "http://10.0.0.1/hooks",
+    "http://172.16.0.1/hooks",
+    "http://192.168.1.1/hooks",
+    "http://[fc00::1]/hooks",  # unique-local
+    "http://[fd00:ec2::254]/latest/meta-data/",  # unique-local (AWS's IPv6 metadata address)
+]
+"""Refused unless WEBHOOK_ALLOW_PRIVATE_NETWORKS is on."""
+
+NEVER_ALLOWED_URLS = [
+    "http://0.0.0.0/hooks",
+    "http://0/hooks",
+    "http://[::]/hooks",
+    "http://[::ffff:127.0.0.1]/hooks",  # IPv4-mapped
+    "http://[::ffff:a9fe:a9fe]/hooks",  # IPv4-mapped 169.254.169.254
+    "http://[::127.0.0.1]/hooks",  # IPv4-compatible
+    "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+    "http://[fe80::1]/hooks",
+    "http://100.64.0.1/hooks",  # carrier-grade NAT
+    "http://224.0.0.1/hooks",
+    "http://[ff02::1]/hooks",
+    "http://240.0.0.1/hooks",
+    "http://255.255.255.255/hooks",
+    "http://[2002:7f00:1::1]/hooks",  # 6to4 of 127.0.0.1
+    "http://[64:ff9b::a9fe:a9fe]/hooks",  # NAT64 of 169.254.169.254
+    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hooks",  # Teredo
+    "http://metadata.clinic.example/hooks",  # a name resolving to the metadata address
+    "http://split.clinic.example/hooks",  # a name resolving to a public and a link-local address
+    "https://user:password@hooks.clinic.example/hooks",  # a public host, but credentials in the URL
+]
+"""Refused even with WEBHOOK_ALLOW_PRIVATE_NETWORKS on: it opens loopback and private addresses, nothing else."""
+
+
+def internal_names(resolver: FakeResolver) -> None:
+    resolver.answers |= {
+        "localhost": ["127.0.0.1", "::1"],
+        "metadata.clinic.example": ["169.254.169.254"],
+        "split.clinic.example": [PUBLIC_ADDRESS, "169.254.10.1"],
+        "hooks.clinic.example": [PUBLIC_ADDRESS],
+    }
+
+
+@pytest.mark.parametrize("url", LOOPBACK_OR_PRIVATE_URLS + NEVER_ALLOWED_URLS)
+def test_webhooks_never_reach_internal_addresses(
+    client: TestClient, clinic: ClinicKeys, resolver: FakeResolver, allow_private_networks: AllowPrivate, url: str
+) -> None:
+    allow_private_networks(False)
+    internal_names(resolver)
+
+    response = client.put("/v1/clinic/settings", json={"webhook_url": url}, headers=clinic.headers(Role.ADMIN))
+    stored = client.get("/v1/clinic/settings", headers=clinic.headers(Role.ADMIN)).json()
+
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "webhook_url"
+    assert error["detail"]
+    assert stored["webhook_url"] is None
+
+
+@pytest.mark.parametrize("url", NEVER_ALLOWED_URLS)
+def test_allowing_private_networks_never_opens_link_local_multicast_reserved_or_mapped_addresses(
+    client: TestClient, clinic: ClinicKeys, resolver: FakeResolver, allow_private_networks: AllowPrivate, url: str
+) -> None:
+    allow_private_networks(True)
+    internal_names(resolver)
+
+    response = client.put("/v1/clinic/settings", json={"webhook_url": url}, headers=clinic.headers(Role.ADMIN))
+
+    assert response.status_code == 422, response.text
+    assert [error["field"] for error in response.json()["errors"]] == ["webhook_url"]
+
+
+def test_a_public_webhook_is_accepted_and_private_ones_only_when_allowed(
+    client: TestClient, clinic: ClinicKeys, resolver: FakeResolver, allow_private_networks: AllowPrivate
+) -> None:
+    allow_private_networks(False)
+    internal_names(resolver)
+    headers = clinic.headers(Role.ADMIN)
+
+    public = client.put("/v1/clinic/settings", json={"webhook_url": "https://hooks.clinic.example/a"}, headers=headers)
+    private_refused = client.put("/v1/clinic/settings", json={"webhook_url": "http://10.0.0.1/a"}, headers=headers)
+    allow_private_networks(True)
+    private_allowed = client.put("/v1/clinic/settings", json={"webhook_url": "http://10.0.0.1/a"}, headers=headers)
+
+    assert public.status_code == 200, public.text
+    assert private_refused.status_code == 422
+    assert private_allowed.status_code == 200, private_allowed.text
+
+
+def test_a_webhook_host_is_looked_up_only_for_an_authorised_admin(
+    client: TestClient, clinic: ClinicKeys, resolver: FakeResolver
+) -> None:
+    """No DNS lookup on behalf of a caller who may not set the webhook."""
+    body = {"webhook_url": "https://lookup.clinic.example/hooks"}
+
+    anonymous = client.put("/v1/clinic/settings", json=body)
+    clinician = client.put("/v1/clinic/settings", json=body, headers=clinic.headers(Role.CLINICIAN))
+    admin = client.put("/v1/clinic/settings", json=body, headers=clinic.headers(Role.ADMIN))
+
+    assert (anonymous.status_code, clinician.status_code, admin.status_code) == (401, 403, 422)
+    assert resolver.lookups == ["lookup.clinic.example"]
+
+
+def outbox_rows(app: FastAPI, template: WebhookDelivery, urls: list[str]) -> list[uuid.UUID]:
+    """Outbox rows like ``template`` (same clinic, alert and payload) to other URLs, as if stored earlier."""
+    ids = []
+    with app.state.write_sessions() as session, session.begin():
+        for url in urls:
+            row = WebhookDelivery(
+                clinic_id=template.clinic_id, alert_id=template.alert_id, url=url, payload=template.payload, attempts=0
+            )
+            session.add(row)
+            session.flush()
+            ids.append(row.id)
+    return ids
+
+
+def forms_of_the_receiver(receiver: Receiver) -> list[str]:
+    """URLs that all lead to the receiver on 127.0.0.1, in the forms a resolver reads."""
+    hosts = ["127.0.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "localhost", "[::ffff:127.0.0.1]"]
+    return [f"http://{host}:{receiver.port}/hooks/alerts" for host in hosts]
+
+
+def test_deliveries_never_reach_internal_addresses(
+    app: FastAPI,
+    client: TestClient,
+    clinic: ClinicKeys,
+    patient_id: str,
+    receiver: Receiver,
+    resolver: FakeResolver,
+    allow_private_networks: AllowPrivate,
+) -> None:
+    """Checked again before each attempt: URLs stored before the check existed, or while private networks were
+    allowed, reach nothing internal once they are not. The same URLs do reach the receiver when allowed (but the
+    IPv4-mapped one), so the refusal is the check's, not a broken URL's."""
+    resolver.answers["localhost"] = ["127.0.0.1"]
+    set_webhook(client, clinic, receiver.url)
+    allow_private_networks(False)
+    seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
+    webhooks.wait_for_deliveries()
+    [first] = deliveries(app, clinic)
+    urls = forms_of_the_receiver(receiver)
+
+    refused = outbox_rows(app, first, urls)
+    webhooks.deliver(app.state.engine, refused)
+    refused_rows = deliveries(app, clinic)
+    calls_while_refused = len(receiver.calls)
+    allow_private_networks(True)
+    webhooks.deliver(app.state.engine, outbox_rows(app, first, urls))
+
+    assert calls_while_refused == 0
+    assert len(refused_rows) == 1 + len(urls)
+    for row in refused_rows:
+        assert row.delivered_at is None
+        assert str(row.last_error).startswith("refused: "), row.last_error
+        assert row.last_status is None
+    assert len(receiver.calls) == len(urls) - 1
+
+
+def test_a_name_is_resolved_and_checked_again_at_delivery(
+    app: FastAPI,
+    client: TestClient,
+    clinic: ClinicKeys,
+    patient_id: str,
+    resolver: FakeResolver,
+    allow_private_networks: AllowPrivate,
+) -> None:
+    """The name was public when the admin set it, then points at 127.0.0.1 (DNS rebinding): nothing is sent."""
+    allow_private_networks(False)
+    with running_receiver() as internal:
+        resolver.answers["hooks.clinic.example"] = [PUBLIC_ADDRESS]
+        set_webhook(client, clinic, f"http://hooks.clinic.example:{internal.port}/hooks/alerts")
+        resolver.answers["hooks.clinic.example"] = ["127.0.0.1"]
+
+        seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
+        webhooks.wait_for_deliveries()
+
+        [delivery] = deliveries(app, clinic)
+        assert internal.calls == []
+        assert delivery.delivered_at is None
+        assert delivery.last_error == (
+            "refused: hooks.clinic.example resolves to 127.0.0.1, a loopback address: webhooks go only to public "
+            "addresses"
+        )
+
+
+def test_a_delivery_connects_to_the_address_it_vetted(
+    app: FastAPI,
+    client: TestClient,
+    clinic: ClinicKeys,
+    patient_id: str,
+    resolver: FakeResolver,
+    allow_private_networks: AllowPrivate,
+) -> None:
+    """A name answering differently from one lookup to the next: the call goes to the address that was checked,
+    named by its host, and the name is looked up once per attempt."""
+    allow_private_networks(True)
+    with running_receiver("127.0.0.1") as vetted, running_receiver("127.0.0.2", vetted.port) as other:
+        url = f"http://rebind.clinic.example:{vetted.port}/hooks/alerts"
+        resolver.answers["rebind.clinic.example"] = ["127.0.0.1"]
+        set_webhook(client, clinic, url)
+        resolver.then["rebind.clinic.example"] = [["127.0.0.1"], ["127.0.0.2"]]
+        lookups_before = len(resolver.lookups)
+
+        seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
+        webhooks.wait_for_deliveries()
+
+        [(headers, _payload)] = vetted.calls
+        assert headers["host"] == f"rebind.clinic.example:{vetted.port}"
+        assert other.calls == []
+        assert resolver.lookups[lookups_before:] == ["rebind.clinic.example"]
+
+
+def test_a_redirect_is_not_followed(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, receiver: Receiver
+) -> None:
+    with running_receiver() as target:
+        set_webhook(client, clinic, receiver.url)
+        receiver.status, receiver.location = 307, target.url
+
+        seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
+        webhooks.wait_for_deliveries()
+
+        [delivery] = deliveries(app, clinic)
+        assert len(receiver.calls) == 1
+        assert target.calls == []
+        assert (delivery.last_status, delivery.delivered_at) == (307, None)
+        assert delivery.last_error == "HTTP 307: redirects are not followed"
+
+
+def test_https_deliveries_name_the_host_and_verify_its_certificate(
+    app: FastAPI,
+    client: TestClient,
+    clinic: ClinicKeys,
+    patient_id: str,
+    resolver: FakeResolver,
+    allow_private_networks: AllowPrivate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connected to the vetted address, the TLS handshake still names the host (SNI) and the certificate is checked
+    against the host name: a certificate for another name fails the delivery."""
+    allow_private_networks(True)
+    monkeypatch.setattr(destinations, "_TLS", ssl.create_default_context(cafile=TLS / "ca.pem"))
+    resolver.answers |= {"hooks.clinic.example": ["127.0.0.1"], "other.clinic.example": ["127.0.0.1"]}
+    with running_receiver(tls=True) as receiver:
+        secret = set_webhook(client, clinic, f"https://hooks.clinic.example:{receiver.port}/a")["webhook_secret"]
+        seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
+        webhooks.wait_for_deliveries()
+        set_webhook(client, clinic, f"https://other.clinic.example:{receiver.port}/a")
+        seed(app, clinic, patient_id, "phq9", phq9(15, item9=3), day(7))
+        webhooks.wait_for_deliveries()
+
+        delivered, mismatched = deliveries(app, clinic)
+        [(headers, payload)] = receiver.calls
+        assert (delivered.last_status, delivered.last_error) == (204, None)
+        assert receiver.server_names[0] == "hooks.clinic.example"
+        assert headers["host"] == f"hooks.clinic.example:{receiver.port}"
+        assert verified(secret, receiver) == payload
+        assert mismatched.delivered_at is None
+        assert mismatched.last_error == "SSLCertVerificationError"
+
+
+def test_webhooks_are_https_only_in_production(
+    app: FastAPI,
+    client: TestClient,
+    clinic: ClinicKeys,
+    patient_id: str,
+    receiver: Receiver,
+    resolver: FakeResolver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resolver.answers["hooks.clinic.example"] = [PUBLIC_ADDRESS]
+    set_webhook(client, clinic, receiver.url)
+    monkeypatch.setattr(app.state.settings, "environment", "production")
+    headers = clinic.headers(Role.ADMIN)
+
+    plain = client.put("/v1/clinic/settings", json={"webhook_url": "http://hooks.clinic.example/a"}, headers=headers)
+    seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
+    webhooks.wait_for_deliveries()
+    tls = client.put("/v1/clinic/settings", json={"webhook_url": "https://hooks.clinic.example/a"}, headers=headers)
+
+    assert plain.status_code == 422
+    assert plain.json()["errors"][0]["field"] == "webhook_url"
+    assert "https" in plain.json()["errors"][0]["detail"]
+    [delivery] = deliveries(app, clinic)
+    assert receiver.calls == []
+    assert delivery.last_error == "refused: must be an https URL in production"
+    assert tls.status_code == 200, tls.text
+
+
+# --- Signed per Standard Webhooks ----------------------------------------------------------------------------------
+
+
+def test_every_delivery_is_signed_per_standard_webhooks(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, receiver: Receiver
+) -> None:
+    secret = set_webhook(client, clinic, receiver.url)["webhook_secret"]
+
+    seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
+    webhooks.wait_for_deliveries()
+
+    [(headers, payload)] = receiver.calls
+    [delivery] = deliveries(app, clinic)
+    assert secret.startswith("whsec_")
+    assert verified(secret, receiver) == payload
+    assert headers["webhook-id"] == str(delivery.id)
+    assert int(headers["webhook-timestamp"]) > 0
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(receiver.bodies[0] + b" ", headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + "A" * 44).verify(receiver.bodies[0], headers)
+
+
+def test_each_clinic_signs_with_its_own_secret(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, other_clinic: ClinicKeys, receiver: Receiver
+) -> None:
+    ours = set_webhook(client, clinic, receiver.url)["webhook_secret"]
+    theirs = set_webhook(client, other_clinic, receiver.url)["webhook_secret"]
+
+    assert ours != theirs
+
+
+def test_the_signing_secret_is_shown_once(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, receiver: Receiver
+) -> None:
+    """In the response that set the webhook up (or rotated its secret) only: never again, never stored."""
+    first = set_webhook(client, clinic, receiver.url)
+    again = set_webhook(client, clinic, receiver.url)
+    got = client.get("/v1/clinic/settings", headers=clinic.headers(Role.ADMIN))
+    rotated = client.post(
+        "/v1/clinic/webhook-secret", headers=clinic.headers(Role.ADMIN, {"Idempotency-Key": str(uuid.uuid4())})
+    )
+
+    secret, new_secret = first["webhook_secret"], rotated.json()["secret"]
+    assert secret
+    assert again["webhook_secret"] is None
+    assert "webhook_secret" not in got.json()
+    assert got.json()["webhook_secret_issued_at"] is not None
+    assert rotated.status_code == 201, rotated.text
+    assert new_secret.startswith("whsec_")
+    assert new_secret != secret
+    with app.state.read_sessions() as session:
+        [settings] = session.execute(select(ClinicSettings).where(ClinicSettings.clinic_id == clinic.id)).all()
+        records = session.scalars(select(IdempotencyRecord)).all()
+        stored = repr([vars(settings[0]), *(vars(record) for record in records)])
+    for shown in (secret, new_secret):
+        assert shown.removeprefix("whsec_") not in stored
+
+
+def test_a_replayed_rotation_never_repeats_the_secret(
+    client: TestClient, clinic: ClinicKeys, receiver: Receiver
+) -> None:
+    set_webhook(client, clinic, receiver.url)
+    headers = clinic.headers(Role.ADMIN, {"Idempotency-Key": str(uuid.uuid4())})
+
+    first = client.post("/v1/clinic/webhook-secret", headers=headers)
+    replay = client.post("/v1/clinic/webhook-secret", headers=headers)
+
+    assert first.status_code == 201, first.text
+    assert first.json()["secret"] not in replay.text
+
+
+def test_a_rotated_secret_signs_alongside_the_previous_one_for_a_day(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, receiver: Receiver
+) -> None:
+    old = set_webhook(client, clinic, receiver.url)["webhook_secret"]
+    rotated = client.post("/v1/clinic/webhook-secret", headers=clinic.headers(Role.ADMIN)).json()
+    new = rotated["secret"]
+
+    seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
+    webhooks.wait_for_deliveries()
+    with app.state.write_sessions() as session, session.begin():
+        session.execute(
+            update(ClinicSettings)
+            .where(ClinicSettings.clinic_id == clinic.id)
+            .values(webhook_secret_issued_at=utcnow() - timedelta(hours=24, seconds=1))
+        )
+    seed(app, clinic, patient_id, "phq9", phq9(15, item9=3), day(7))
+    webhooks.wait_for_deliveries()
+
+    assert rotated["previous_valid_until"] is not None
+    assert len(receiver.calls[0][0]["webhook-signature"].split(" ")) == 2
+    assert verified(new, receiver, 0) == verified(old, receiver, 0) == receiver.calls[0][1]
+    assert receiver.calls[1][0]["webhook-signature"].count("v1,") == 1
+    assert verified(new, receiver, 1) == receiver.calls[1][1]
+    with pytest.raises(WebhookVerificationError):
+        verified(old, receiver, 1)
+
+
+def test_rotating_without_a_webhook_is_refused(client: TestClient, clinic: ClinicKeys) -> None:
+    response = client.post("/v1/clinic/webhook-secret", headers=clinic.headers(Role.ADMIN))
+    clinician = client.post("/v1/clinic/webhook-secret", headers=clinic.headers(Role.CLINICIAN))
+
+    assert response.status_code == 409
+    assert clinician.status_code == 403
+
+
+def test_nothing_is_sent_unsigned(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, receiver: Receiver
+) -> None:
+    """A clinic whose webhook has no signing secret (none can be made so through the API) gets no delivery."""
+    set_webhook(client, clinic, receiver.url)
+    with app.state.write_sessions() as session, session.begin():
+        session.execute(
+            update(ClinicSettings).where(ClinicSettings.clinic_id == clinic.id).values(webhook_secret_salt=None)
+        )
+
+    seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
+    webhooks.wait_for_deliveries()
+
+    [delivery] = deliveries(app, clinic)
+    assert receiver.calls == []
+    assert delivery.last_error == "not sent unsigned: the clinic has no webhook signing secret"
+
+
+def test_production_refuses_the_development_webhook_signing_key() -> None:
+    def production(signing_key: str) -> Settings:
+        return Settings(
+            environment="production",
+            api_key_pepper=SecretStr("a-real-pepper"),
+            research_pseudonym_key=SecretStr("a-real-key"),
+            webhook_signing_key=SecretStr(signing_key),
+            public_base_url="https://api.clinic.example",
+        )
+
+    with pytest.raises(ValueError, match="WEBHOOK_SIGNING_KEY"):
+        production(DEVELOPMENT_WEBHOOK_KEY)
+    settings = production("a-real-signing-key")
+
+    assert settings.webhook_allow_private_networks is False

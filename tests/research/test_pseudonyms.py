@@ -55,6 +55,7 @@ def test_production_refuses_the_development_research_key() -> None:
         environment="production",
         api_key_pepper=pepper,
         research_pseudonym_key=SecretStr("a-real-key"),
+        webhook_signing_key=SecretStr("a-real-signing-key"),
         public_base_url="https://api.clinic.example",
     )
     assert settings.environment == "production"
