@@ -66,9 +66,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.QUESTIONNAIRES_MANAGE,
         }
     ),
-    Role.RESEARCHER: frozenset(
-        _EVERYONE | {Permission.RESEARCH_EXPORT, Permission.RESEARCH_ANALYSE, Permission.MEASUREMENTS_IMPORT}
-    ),
+    # De-identified data only: a researcher never names a patient, so never imports (an import resolves patients
+    # by the clinic's identifiers, and its report would say which exist and when they were measured).
+    Role.RESEARCHER: frozenset(_EVERYONE | {Permission.RESEARCH_EXPORT, Permission.RESEARCH_ANALYSE}),
     Role.PATIENT: frozenset({Permission.INSTRUMENTS_READ, Permission.SCORE, Permission.MEASUREMENTS_WRITE}),
 }
 STAFF_ROLES = (Role.ADMIN, Role.CLINICIAN, Role.INTEGRATION, Role.RESEARCHER)

@@ -39,6 +39,7 @@ from app.patients import service as patients
 from app.patients.models import PatientIdentifier
 from app.patients.schemas import LOCAL_IDENTIFIER_SYSTEM, PatientCreate
 from app.research.schemas import ImportReport, RejectedRow
+from app.research.writers import csv_line, neutralised_row
 from app.therapy_sessions import service as therapy_sessions
 from app.therapy_sessions.models import TherapySession
 from app.therapy_sessions.schemas import TherapySessionCreate
@@ -412,16 +413,19 @@ def record_to_csv_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_records(records: Iterable[dict[str, Any]], out: TextIO, *, import_format: ImportFormat, items: int) -> int:
-    """Write import records as CSV (``items`` item columns) or NDJSON; returns how many were written."""
+    """Write import records as CSV (``items`` item columns, text cells neutralised) or NDJSON; returns how many were
+    written."""
     count = 0
     if import_format == "ndjson":
         for record in records:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
         return count
-    writer = csv.DictWriter(out, [*CSV_FIELDS, *(f"item_{n}" for n in range(1, items + 1))], lineterminator="\n")
-    writer.writeheader()
+    names = [*CSV_FIELDS, *(f"item_{n}" for n in range(1, items + 1))]
+    out.write(csv_line(names))
     for record in records:
-        writer.writerow(record_to_csv_row(record))
+        row = record_to_csv_row(record)
+        # No text cell starts a formula (writers.neutralise); the service's own records never need it.
+        out.write(csv_line(neutralised_row(row.get(name) for name in names)))
         count += 1
     return count

@@ -14,7 +14,10 @@ two on both paths' tricky cases. What the database must do to match it:
   the order the Python path sees after decoding; JSON-null scores are left out;
 - numbers: the stored JSON text, except where Python prints the decoded float differently (``_value_text``);
 - an empty string is written as an empty field in CSV (PostgreSQL would quote it), and kept as an empty string, not
-  a null, in Parquet.
+  a null, in Parquet;
+- a CSV text cell that would start a formula gets a leading ``'`` (``writers.neutralise``), done here in SQL
+  (``_neutralised``); a JSON number is a number and never touched. PostgreSQL quotes a cell holding a delimiter,
+  quote, line feed or carriage return, as the Python path does.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from app.measurements.models import Measurement
 from app.patients.models import Patient
 from app.research.export import ExportSpec, measurement_query
 from app.research.schemas import Layout, Level
-from app.research.writers import PARQUET_ROW_GROUP, DrainedSink, arrow_schema
+from app.research.writers import FORMULA_GUARD, FORMULA_STARTS, PARQUET_ROW_GROUP, DrainedSink, arrow_schema
 
 CSV_FLUSH_BYTES = 256 * 1024
 """Bytes per chunk sent (PostgreSQL sends one message per row; a chunk gathers a few thousand)."""
@@ -65,7 +68,7 @@ def csv_chunks(session: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow([column.name for column in spec.columns])
     pending = bytearray(header.getvalue().encode())
-    for data in _copy(session, spec, pseudonymise, empty_text_as_null=True):
+    for data in _copy(session, spec, pseudonymise, for_csv=True):
         pending += data
         if len(pending) >= CSV_FLUSH_BYTES:
             yield bytes(pending)
@@ -84,7 +87,7 @@ def parquet_chunks(
     schema = arrow_schema(spec.columns)
     sink = DrainedSink()
     writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema)
-    for table in _row_groups(_parsed(_copy(session, spec, pseudonymise, empty_text_as_null=False), schema), row_group):
+    for table in _row_groups(_parsed(_copy(session, spec, pseudonymise, for_csv=False), schema), row_group):
         writer.write_table(pa.Table.from_arrays(table.columns, schema=schema))
         yield sink.drain()
     writer.close()
@@ -153,9 +156,10 @@ class _CopyStream(io.RawIOBase):
 
 
 def _copy(
-    session: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str], *, empty_text_as_null: bool
+    session: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str], *, for_csv: bool
 ) -> Iterator[bytes]:
-    """The export's rows as CSV lines, as PostgreSQL sends them (one line per message)."""
+    """The export's rows as CSV lines, as PostgreSQL sends them (one line per message); ``for_csv``: as the CSV
+    export writes them, else as Parquet keeps them (see ``_rows_statement``)."""
     # One snapshot for the clinic's patients and the rows: a patient added in between would otherwise lose its rows.
     # (Set as the export's session first uses its connection, as it does here.)
     connection = session.connection(execution_options={"isolation_level": "REPEATABLE READ"}).connection
@@ -167,7 +171,7 @@ def _copy(
     session.execute(text("SET LOCAL jit = off"))
     session.execute(text("SET LOCAL client_encoding = 'UTF8'"))
     _load_pseudonyms(session, driver, spec.clinic_id, pseudonymise)
-    statement, params = _rows_statement(session, spec, empty_text_as_null=empty_text_as_null)
+    statement, params = _rows_statement(session, spec, for_csv=for_csv)
     with driver.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
         for data in copy:
             yield bytes(data)
@@ -191,25 +195,30 @@ def _load_pseudonyms(
     session.execute(text(f"ANALYZE {_PSEUDONYMS}"))
 
 
-def _rows_statement(session: Session, spec: ExportSpec, *, empty_text_as_null: bool) -> tuple[str, dict[str, Any]]:
+def _rows_statement(session: Session, spec: ExportSpec, *, for_csv: bool) -> tuple[str, dict[str, Any]]:
     """The long score rows in the Python path's order, as SQL for psycopg (``%(name)s`` parameters).
 
-    With ``empty_text_as_null`` an empty string is sent as NULL, which PostgreSQL's CSV writes as an empty field as
-    Python's ``csv`` does (an empty string it would write as ``""``).
+    With ``for_csv`` every text cell is neutralised (``_neutralised``), and an empty string is sent as NULL, which
+    PostgreSQL's CSV writes as an empty field as Python's ``csv`` does (an empty string it would write as ``""``).
     """
     measurements, params = _driver_sql(session, _measurements(spec))
     instruments, keys, positions = _score_positions(spec)
     params |= {"export_instruments": instruments, "export_score_keys": keys, "export_positions": positions}
+    value = _value_text("s.value")
     texts = [
         "p.pseudonym",
         "m.instrument_id",
         "m.definition_version",
         "s.key",
-        _value_text("s.value"),
+        value,
         "s.value ->> 'band'",
         "array_to_string(ARRAY(SELECT jsonb_array_elements_text(m.flags)), ';')",
     ]
-    if empty_text_as_null:
+    if for_csv:
+        texts = [_neutralised(expression) for expression in texts]
+        # The value column holds numbers: a JSON number is written as it is, anything else is text.
+        stored = _neutralised("(s.value ->> 'value')")
+        texts[4] = f"CASE WHEN jsonb_typeof(s.value -> 'value') = 'number' THEN {value} ELSE {stored} END"
         texts = [f"NULLIF({expression}, '')" for expression in texts]
     pseudonym, instrument, version, key, value, band, flags = texts
     # Only this module's SQL and SQLAlchemy's compiled query are put together here; every value is a parameter.
@@ -229,6 +238,18 @@ def _rows_statement(session: Session, spec: ExportSpec, *, empty_text_as_null: b
         ORDER BY m.patient_id, m.measured_at, m.measurement_id, k.position NULLS LAST, s.stored_at
     """  # noqa: S608
     return statement, params
+
+
+_FORMULA_STARTS_SQL = ", ".join("E'" + start.encode("unicode_escape").decode() + "'" for start in FORMULA_STARTS)
+"""``writers.FORMULA_STARTS`` as SQL string literals (tab and carriage return escaped as ``E'\\t'``, ``E'\\r'``)."""
+
+
+def _neutralised(expression: str) -> str:
+    """The text ``expression`` as ``writers.neutralise`` writes it: with a leading ``'`` if it would start a formula."""
+    return (
+        f"CASE WHEN left({expression}, 1) IN ({_FORMULA_STARTS_SQL}) THEN '{FORMULA_GUARD * 2}' || ({expression}) "
+        f"ELSE {expression} END"
+    )
 
 
 def _measurements(spec: ExportSpec) -> Select[Any]:

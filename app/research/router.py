@@ -178,7 +178,12 @@ def import_measurements(
         bool, Query(description="Create patients for unknown external ids (needs patients:write).")
     ] = False,
 ) -> Response:
-    """Import measurements from CSV or NDJSON, scored like single posts; one rejected row rejects the file."""
+    """Import measurements from CSV or NDJSON, scored like single posts; one rejected row rejects the file.
+
+    Needs patients:read as well: rows name patients by the clinic's identifiers, and the report says which are
+    unknown and which measurements already exist (researchers, who see only de-identified data, never import).
+    """
+    principal.require(Permission.PATIENTS_READ)
     if create_patients:
         principal.require(Permission.PATIENTS_WRITE)
     report = imports.import_file(

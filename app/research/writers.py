@@ -1,9 +1,10 @@
 """Serialise export rows: CSV and Parquet as streams of bytes in constant memory; SPSS and Stata as files.
 
 CSV is RFC 4180 (UTF-8 without BOM, a header of plain snake_case names, empty = missing), which pandas, R's
-``read.csv`` / ``readr`` and spreadsheets read as is. Parquet is written one row group at a time into a sink that
-is drained after each group, so neither format ever holds the whole export. SPSS ``.sav`` and Stata ``.dta`` need
-the whole table (pyreadstat writes a file from a data frame), so those two are bounded by the export's size.
+``read.csv`` / ``readr`` and spreadsheets read as is; no text cell of a CSV starts a formula (``neutralise``).
+Parquet is written one row group at a time into a sink that is drained after each group, so neither format ever
+holds the whole export. SPSS ``.sav`` and Stata ``.dta`` need the whole table (pyreadstat writes a file from a data
+frame), so those two are bounded by the export's size.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,30 +40,83 @@ MEDIA_TYPES = {
 }
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP, CSV Injection)."""
+FORMULA_GUARD = "'"
+_REWRITE = re.compile(r'(?:^|,)"?[=+\-@\t\r]|\r', re.MULTILINE)
+"""Where a written cell may start a formula (at a line's or a cell's start, quoted or not), or a carriage return
+that ``csv`` left unquoted. It also matches a negative number or a comma inside a quoted cell; it never misses a
+cell (a false alarm only costs a rewrite)."""
+_QUOTED = re.compile(r'[,"\r\n]')
+
+
+def neutralise(text: str) -> str:
+    """A text cell as a spreadsheet must show it: one starting a formula gets a leading ``'`` (OWASP, CSV Injection).
+
+    By type, never by look: every ``str`` cell is text (an identifier ``-3`` is written ``'-3``), while numbers are
+    ``int`` or ``float`` and written as numbers (a score of -0.5 stays -0.5). ``csv`` quotes a cell holding a
+    delimiter, quote or line break, so no part of a cell can become a cell of its own.
+    """
+    return FORMULA_GUARD + text if text.startswith(FORMULA_STARTS) else text
+
+
+def neutralised_row(row: Iterable[Any]) -> list[Any]:
+    """The row with every text cell neutralised (numbers, missing values and datetimes as they are)."""
+    return [neutralise(value) if isinstance(value, str) else value for value in row]
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    return '"' + text.replace('"', '""') + '"' if _QUOTED.search(text) else text
+
+
+def csv_line(row: Iterable[Any]) -> str:
+    """One CSV line as ``csv.writer(lineterminator="\\n")`` writes it, except that a cell holding a carriage return
+    is quoted too (Python 3.11's writer quotes only the line terminator's characters: a bare ``\\r`` breaks the
+    file for every reader). Cells are written as they are: neutralise them first."""
+    return ",".join(map(_csv_cell, row)) + "\n"
+
+
 def _csv_value(value: Value) -> Value:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return value
 
 
+def _csv_text(writer: Any, buffer: io.StringIO, rows: list[list[Value]]) -> str:
+    """The rows as CSV, their text cells neutralised.
+
+    Written as they are first, and written again, neutralised, only if a cell of the text may start a formula or
+    holds a carriage return: that is rare (a negative score, an identifier such as ``=…``), and checking the text
+    once costs far less than checking every cell of every row.
+    """
+    start = buffer.tell()
+    writer.writerows(rows)
+    if _REWRITE.search(buffer.getvalue(), start):
+        buffer.seek(start)
+        buffer.truncate()
+        buffer.writelines(csv_line(neutralised_row(row)) for row in rows)
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
+
+
 def csv_chunks(columns: Sequence[Column], rows: Iterable[list[Value]]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([column.name for column in columns])
+    writer.writerow(neutralised_row(column.name for column in columns))
     # Only datetime columns need formatting; a de-identified export has none, so its rows are written as they are.
     dated = any(column.type == "datetime" for column in columns)
-    pending = 0
+    pending: list[list[Value]] = []
     for row in rows:
-        if dated:
-            row = [_csv_value(value) for value in row]
-        writer.writerow(row)
-        pending += 1
-        if pending >= CSV_FLUSH_ROWS:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-            pending = 0
-    yield buffer.getvalue().encode()
+        pending.append([_csv_value(value) for value in row] if dated else row)
+        if len(pending) >= CSV_FLUSH_ROWS:
+            yield _csv_text(writer, buffer, pending).encode()
+            pending = []
+    yield _csv_text(writer, buffer, pending).encode()
 
 
 _ARROW_TYPES = {

@@ -78,5 +78,11 @@ def researcher(clinic: ClinicKeys) -> dict[str, str]:
 
 
 @pytest.fixture
+def importer(clinic: ClinicKeys) -> dict[str, str]:
+    """A clinic integration's key: bulk import resolves patients by the clinic's identifiers (patients:read)."""
+    return clinic.headers(Role.INTEGRATION)
+
+
+@pytest.fixture
 def admin(clinic: ClinicKeys) -> dict[str, str]:
     return clinic.headers(Role.ADMIN)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -146,17 +148,79 @@ def test_the_naive_pooled_analysis_misleads_on_config_a() -> None:
     assert abs(effect(result, "S")) < 0.05
 
 
-def test_fit_problems_and_small_samples_are_surfaced_as_warnings() -> None:
+def test_small_samples_are_surfaced_as_warnings() -> None:
+    latent = generate_latent(CohortConfig(patients=6, weeks=8), seed=4)
+
+    result = fit_lagged_effects(latent, outcome="D", predictors=["F", "S"], method="within")
+
+    # 6 patients × 7 usable weeks: counts, not fitted values, decide these two.
+    assert {"small_sample", "feedback_bias"} <= {warning.code for warning in result.warnings}
+    assert result.median_rows_per_patient == 7
+
+
+def test_a_mixed_model_on_the_boundary_says_so_on_every_blas_kernel() -> None:
+    """A fit problem built from the data's structure, not from where an optimiser happens to stop.
+
+    Every patient has the same outcome series (patients differ only by a constant shift of the predictor), so the
+    random intercept and slope have variance exactly zero; and every variance in the data is below statsmodels'
+    boundary threshold (0.01), so no estimate the optimiser can reach is above it, whatever BLAS kernel it runs on.
+    """
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=12), rng.normal(size=12) * 0.05
+    panel = pd.DataFrame([{"patient": p, "week": t, "y": y[t], "x": x[t] + p} for p in range(6) for t in range(12)])
+
+    result = fit_lagged_effects(panel, outcome="y", predictors=["x"])
+
+    boundary = [w for w in result.warnings if w.code == "boundary_fit"]
+    assert [w.message for w in boundary] == ["statsmodels: The MLE may be on the boundary of the parameter space."]
+
+
+def test_a_mixed_model_that_does_not_converge_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """How a failed fit is reported, with the failure made certain (statsmodels' outcome on a hard case depends on
+    the CPU's BLAS kernel): its warnings are passed on as they are, and a warning says not to trust the SEs."""
+    from statsmodels.regression.mixed_linear_model import MixedLM  # type: ignore[import-untyped]
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning  # type: ignore[import-untyped]
+
+    fit = MixedLM.fit
+
+    def failing(model: Any, *args: Any, **kwargs: Any) -> Any:
+        result = fit(model, *args, **kwargs)
+        warnings.warn("Gradient optimization failed, |grad| = 1.5", ConvergenceWarning, stacklevel=1)
+        result.converged = False
+        return result
+
+    monkeypatch.setattr(MixedLM, "fit", failing)
     latent = generate_latent(CohortConfig(patients=6, weeks=8), seed=4)
 
     result = fit_lagged_effects(latent, outcome="D", predictors=["F", "S"])
 
-    # 6 patients × 7 usable weeks: the random intercept-and-slope model cannot be estimated, and says so.
-    codes = {warning.code for warning in result.warnings}
-    assert {"small_sample", "feedback_bias", "not_converged", "convergence"} <= codes
+    codes = [warning.code for warning in result.warnings]
+    assert "not_converged" in codes
     messages = [w.message for w in result.warnings if w.code == "convergence"]
+    assert "statsmodels: Gradient optimization failed, |grad| = 1.5" in messages
     assert all(message.startswith("statsmodels: ") for message in messages)
-    assert any("failed to converge" in message for message in messages)
+
+
+def test_a_retried_optimiser_is_not_a_failure_when_the_fit_converged(monkeypatch: pytest.MonkeyPatch) -> None:
+    from statsmodels.regression.mixed_linear_model import MixedLM
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    fit = MixedLM.fit
+
+    def retried(model: Any, *args: Any, **kwargs: Any) -> Any:
+        warnings.warn("Retrying MixedLM optimization with lbfgs", ConvergenceWarning, stacklevel=1)
+        result = fit(model, *args, **kwargs)
+        result.converged = True
+        return result
+
+    monkeypatch.setattr(MixedLM, "fit", retried)
+    latent = generate_latent(CohortConfig(patients=6, weeks=8), seed=4)
+
+    result = fit_lagged_effects(latent, outcome="D", predictors=["F", "S"])
+
+    codes = {warning.code for warning in result.warnings}
+    assert "optimizer_retry" in codes
+    assert "not_converged" not in codes
 
 
 def test_too_few_usable_patients_is_an_error() -> None:

@@ -36,7 +36,7 @@ def csv_file(*lines: str) -> bytes:
 
 
 def test_a_csv_file_is_scored_and_stored_like_single_posts(
-    app: FastAPI, client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, importer: dict[str, str]
 ) -> None:
     patient = new_patient(client, clinic, "MRN-1")
     body = csv_file(
@@ -44,7 +44,7 @@ def test_a_csv_file_is_scored_and_stored_like_single_posts(
         "MRN-1,phq9,2026-11-09T09:00:00+01:00,2,1,1,1,1,1,1,1,1,",
     )
 
-    response = post(client, researcher, body, "text/csv")
+    response = post(client, importer, body, "text/csv")
 
     assert response.status_code == 201, response.text
     assert response.json() == {
@@ -70,7 +70,7 @@ def test_a_csv_file_is_scored_and_stored_like_single_posts(
 
 
 def test_an_ndjson_file_with_item_codes_is_imported(
-    client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
+    client: TestClient, clinic: ClinicKeys, importer: dict[str, str]
 ) -> None:
     patient = new_patient(client, clinic, "MRN-2")
     bdi = {str(n): 1 for n in range(1, 22)} | {"16": "2a", "18": "1b"}
@@ -81,7 +81,7 @@ def test_an_ndjson_file_with_item_codes_is_imported(
         ]
     )
 
-    response = post(client, researcher, body, "application/x-ndjson")
+    response = post(client, importer, body, "application/x-ndjson")
 
     assert response.status_code == 201, response.text
     assert response.json()["by_instrument"] == {"bdi2": 1, "phq9": 1}
@@ -91,7 +91,7 @@ def test_an_ndjson_file_with_item_codes_is_imported(
 
 
 def test_one_bad_row_rejects_the_file_and_every_rejected_row_is_reported(
-    app: FastAPI, client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, importer: dict[str, str]
 ) -> None:
     new_patient(client, clinic, "MRN-3")
     body = csv_file(
@@ -103,7 +103,7 @@ def test_one_bad_row_rejects_the_file_and_every_rejected_row_is_reported(
         "MRN-3,phq9,2026-11-02T09:00:00Z,,0,0,0,0,0,0,0,0,0",  # line 7: same as line 2
     )
 
-    response = post(client, researcher, body, "text/csv")
+    response = post(client, importer, body, "text/csv")
 
     assert response.status_code == 422
     problem = response.json()
@@ -124,13 +124,13 @@ def test_one_bad_row_rejects_the_file_and_every_rejected_row_is_reported(
 
 
 def test_a_file_already_imported_is_refused_as_a_whole(
-    app: FastAPI, client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, importer: dict[str, str]
 ) -> None:
     new_patient(client, clinic, "MRN-4")
     body = csv_file("MRN-4,phq9,2026-11-02T09:00:00Z,,3,0,1,2,0,0,1,0,3")
-    assert post(client, researcher, body, "text/csv").status_code == 201
+    assert post(client, importer, body, "text/csv").status_code == 201
 
-    again = post(client, researcher, body, "text/csv")
+    again = post(client, importer, body, "text/csv")
 
     assert again.status_code == 422
     assert again.json()["rejected_rows"] == [
@@ -144,11 +144,11 @@ def test_a_file_already_imported_is_refused_as_a_whole(
 
 
 def test_creating_patients_needs_patients_write(
-    app: FastAPI, client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, importer: dict[str, str]
 ) -> None:
     body = csv_file("NEW-1,phq9,2026-11-02T09:00:00Z,1,3,0,1,2,0,0,1,0,3")
 
-    refused = post(client, researcher, body, "text/csv", create_patients="true")
+    refused = post(client, clinic.headers(Role.RESEARCHER), body, "text/csv", create_patients="true")
     accepted = post(client, clinic.headers(Role.INTEGRATION), body, "text/csv", create_patients="true")
 
     assert refused.status_code == 403
@@ -159,11 +159,11 @@ def test_creating_patients_needs_patients_write(
 
 
 def test_patients_of_another_clinic_are_unknown(
-    app: FastAPI, client: TestClient, clinic: ClinicKeys, other_clinic: ClinicKeys, researcher: dict[str, str]
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, other_clinic: ClinicKeys, importer: dict[str, str]
 ) -> None:
     new_patient(client, other_clinic, "THEIRS-1")
 
-    response = post(client, researcher, csv_file("THEIRS-1,phq9,2026-11-02T09:00:00Z,,0,0,0,0,0,0,0,0,0"), "text/csv")
+    response = post(client, importer, csv_file("THEIRS-1,phq9,2026-11-02T09:00:00Z,,0,0,0,0,0,0,0,0,0"), "text/csv")
 
     assert response.status_code == 422
     assert response.json()["rejected_rows"][0]["field"] == "external_id"
@@ -171,11 +171,11 @@ def test_patients_of_another_clinic_are_unknown(
 
 
 def test_a_replayed_import_with_the_same_idempotency_key_stores_once(
-    app: FastAPI, client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, importer: dict[str, str]
 ) -> None:
     new_patient(client, clinic, "MRN-5")
     body = csv_file("MRN-5,phq9,2026-11-02T09:00:00Z,,3,0,1,2,0,0,1,0,3")
-    headers = {**researcher, "Idempotency-Key": f"import-{uuid.uuid4()}"}
+    headers = {**importer, "Idempotency-Key": f"import-{uuid.uuid4()}"}
 
     first = post(client, headers, body, "text/csv")
     second = post(client, headers, body, "text/csv")
@@ -186,7 +186,7 @@ def test_a_replayed_import_with_the_same_idempotency_key_stores_once(
 
 
 def test_an_existing_session_number_is_reused(
-    app: FastAPI, client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, importer: dict[str, str]
 ) -> None:
     patient = new_patient(client, clinic, "MRN-6")
     made = client.post(
@@ -195,7 +195,7 @@ def test_an_existing_session_number_is_reused(
         headers=clinic.headers(),
     ).json()
 
-    response = post(client, researcher, csv_file("MRN-6,phq9,2026-11-02T09:00:00Z,4,0,0,0,0,0,0,0,0,0"), "text/csv")
+    response = post(client, importer, csv_file("MRN-6,phq9,2026-11-02T09:00:00Z,4,0,0,0,0,0,0,0,0,0"), "text/csv")
 
     assert response.json()["sessions_created"] == 0
     [row] = client.get(f"/v1/patients/{patient}/measurements", headers=clinic.headers()).json()["items"]
@@ -207,9 +207,9 @@ def test_an_existing_session_number_is_reused(
     assert count == 1
 
 
-def test_a_bad_header_or_an_unreadable_line_is_reported(client: TestClient, researcher: dict[str, str]) -> None:
-    header = post(client, researcher, b"patient,instrument,measured_at,q1\nx,phq9,2026-11-02T09:00:00Z,1\n", "text/csv")
-    lines = post(client, researcher, b'{"external_id": "x"\n\n[1, 2]\n', "application/x-ndjson")
+def test_a_bad_header_or_an_unreadable_line_is_reported(client: TestClient, importer: dict[str, str]) -> None:
+    header = post(client, importer, b"patient,instrument,measured_at,q1\nx,phq9,2026-11-02T09:00:00Z,1\n", "text/csv")
+    lines = post(client, importer, b'{"external_id": "x"\n\n[1, 2]\n', "application/x-ndjson")
 
     assert header.status_code == 422
     assert [(r["row"], r["field"]) for r in header.json()["rejected_rows"]] == [
@@ -221,17 +221,17 @@ def test_a_bad_header_or_an_unreadable_line_is_reported(client: TestClient, rese
     assert [(r["row"], r["field"]) for r in lines.json()["rejected_rows"]] == [(1, "line"), (3, "line")]
 
 
-def test_unknown_fields_and_loose_types_are_refused_in_ndjson(client: TestClient, researcher: dict[str, str]) -> None:
+def test_unknown_fields_and_loose_types_are_refused_in_ndjson(client: TestClient, importer: dict[str, str]) -> None:
     record = {"external_id": "x", "instrument": "phq9", "measured_at": "2026-11-02T09:00:00Z", "items": {"1": 2.0}}
-    response = post(client, researcher, ndjson([{**record, "name": "Kari"}]), "application/x-ndjson")
+    response = post(client, importer, ndjson([{**record, "name": "Kari"}]), "application/x-ndjson")
 
     assert response.status_code == 422
     assert sorted(r["field"] for r in response.json()["rejected_rows"]) == ["items.1", "name"]
 
 
-def test_the_media_type_decides_the_format_unless_named(client: TestClient, researcher: dict[str, str]) -> None:
-    unknown = post(client, researcher, b"a,b\n", "application/vnd.ms-excel")
-    named = post(client, researcher, b"", "application/octet-stream", format="csv")
+def test_the_media_type_decides_the_format_unless_named(client: TestClient, importer: dict[str, str]) -> None:
+    unknown = post(client, importer, b"a,b\n", "application/vnd.ms-excel")
+    named = post(client, importer, b"", "application/octet-stream", format="csv")
 
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["allowed"] == ["text/csv", "application/x-ndjson"]
@@ -245,13 +245,12 @@ def test_roles_without_import_are_refused(client: TestClient, clinic: ClinicKeys
     assert response.status_code == 403
 
 
-def test_an_imported_measurement_is_exported(
-    client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
-) -> None:
+def test_an_imported_measurement_is_exported(client: TestClient, clinic: ClinicKeys, importer: dict[str, str]) -> None:
     patient = new_patient(client, clinic, "MRN-7")
     measure(client, clinic, patient, "gad7", {str(n): 0 for n in range(1, 8)}, "2026-11-01T09:00:00Z")
-    post(client, researcher, csv_file("MRN-7,phq9,2026-11-08T09:00:00Z,,3,0,1,2,0,0,1,0,3"), "text/csv")
+    post(client, importer, csv_file("MRN-7,phq9,2026-11-08T09:00:00Z,,3,0,1,2,0,0,1,0,3"), "text/csv")
 
+    researcher = clinic.headers(Role.RESEARCHER)
     exported = client.get("/v1/research/export", params={"instruments": "phq9"}, headers=researcher).text
 
     # 7 days after the GAD-7 on 1 November: week 1, day 7.
@@ -265,7 +264,7 @@ def test_an_unauthenticated_upload_is_refused_before_it_is_read(client: TestClie
 
 
 def test_csv_declared_totals_are_compared_and_odd_lines_reported(
-    client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
+    client: TestClient, clinic: ClinicKeys, importer: dict[str, str]
 ) -> None:
     patient = new_patient(client, clinic, "MRN-9")
     header = "external_id,instrument,measured_at,declared_total," + ",".join(f"item_{n}" for n in range(1, 10))
@@ -278,9 +277,9 @@ def test_csv_declared_totals_are_compared_and_odd_lines_reported(
         ]
     )
 
-    stored_response = post(client, researcher, good, "text/csv")
-    rejected = post(client, researcher, odd.encode(), "text/csv")
-    not_utf8 = post(client, researcher, "external_id\nLøvås\n".encode("latin-1"), "text/csv")
+    stored_response = post(client, importer, good, "text/csv")
+    rejected = post(client, importer, odd.encode(), "text/csv")
+    not_utf8 = post(client, importer, "external_id\nLøvås\n".encode("latin-1"), "text/csv")
 
     assert stored_response.status_code == 201, stored_response.text
     [row] = client.get(f"/v1/patients/{patient}/measurements", headers=clinic.headers()).json()["items"]
@@ -291,11 +290,11 @@ def test_csv_declared_totals_are_compared_and_odd_lines_reported(
     assert not_utf8.json()["rejected_rows"] == [{"row": 1, "field": "file", "message": "the file is not UTF-8 text"}]
 
 
-def test_hostile_files_are_refused_as_unreadable(client: TestClient, researcher: dict[str, str]) -> None:
+def test_hostile_files_are_refused_as_unreadable(client: TestClient, importer: dict[str, str]) -> None:
     nested = b"[" * 100_000 + b"]" * 100_000
 
-    as_csv = post(client, researcher, CSV_HEADER.encode() + b"\n" + nested + b"\n", "text/csv")
-    as_ndjson = post(client, researcher, nested + b"\n", "application/x-ndjson")
+    as_csv = post(client, importer, CSV_HEADER.encode() + b"\n" + nested + b"\n", "text/csv")
+    as_ndjson = post(client, importer, nested + b"\n", "application/x-ndjson")
 
     assert as_csv.status_code == 422
     assert as_csv.json()["rejected_rows"][0]["message"].startswith("not readable as CSV")
@@ -303,8 +302,36 @@ def test_hostile_files_are_refused_as_unreadable(client: TestClient, researcher:
     assert as_ndjson.json()["rejected_rows"] == [{"row": 1, "field": "line", "message": "not a JSON object"}]
 
 
+def test_a_researcher_learns_nothing_about_identified_records_by_import(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys
+) -> None:
+    """A researcher sees de-identified data only, so never imports: an import names patients by the clinic's
+    identifiers, and its report would say which are patients and which have a measurement at an exact time."""
+    patient = new_patient(client, clinic, "MRN-KNOWN")
+    measure(client, clinic, patient, "phq9", ISSUE_PHQ9, "2026-11-02T09:00:00Z")
+    researcher = clinic.headers(Role.RESEARCHER)
+    row = ",phq9,2026-11-02T09:00:00Z,,0,0,0,0,0,0,0,0,0"
+    probes = {
+        external_id: [
+            post(client, researcher, csv_file(external_id + row, external_id + row), "text/csv", **params)
+            for params in ({}, {"create_patients": "true"}, {"format": "csv"})
+        ]
+        for external_id in ("MRN-KNOWN", "MRN-UNKNOWN")
+    }
+
+    def seen(response: Any) -> tuple[int, str, str]:
+        problem = response.json()
+        return response.status_code, problem["detail"], response.text.replace(problem.get("instance", ""), "")
+
+    known, unknown = ([seen(response) for response in probes[name]] for name in ("MRN-KNOWN", "MRN-UNKNOWN"))
+    assert known == unknown  # the same answer whether or not the MRN is a patient measured at that time
+    assert {status for status, _detail, _text in known} == {403}
+    assert all("MRN-" not in text and "2026" not in text for _status, _detail, text in known)
+    assert stored(app, clinic) == 1
+
+
 def test_an_imported_time_outside_1900_to_now_rejects_its_row_naming_measured_at_and_nothing_is_stored(
-    app: FastAPI, client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, importer: dict[str, str]
 ) -> None:
     new_patient(client, clinic, "MRN-T")
     body = csv_file(
@@ -314,7 +341,7 @@ def test_an_imported_time_outside_1900_to_now_rejects_its_row_naming_measured_at
         "MRN-T,phq9,1899-12-31T23:59:59Z,,3,0,1,2,0,0,1,0,3",  # line 5: before 1900
     )
 
-    response = post(client, researcher, body, "text/csv")
+    response = post(client, importer, body, "text/csv")
 
     assert response.status_code == 422, response.text
     rejected = response.json()["rejected_rows"]

@@ -9,6 +9,7 @@ JSON-null scores left out, number text, empty and quoted fields, prorated, flags
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import random
@@ -300,3 +301,30 @@ def test_pseudonyms_reach_the_database_as_data_never_as_statement_text(
     assert any("TO STDOUT" in statement for statement in statements)
     # A server that logs slow statements would otherwise keep the key from pseudonym to patient.
     assert not [statement for statement in statements if any(pseudonym in statement for pseudonym in pseudonyms)]
+
+
+FORMULA_SCORES: dict[str, Any] = {
+    "total": {"value": -3, "band": '=HYPERLINK("http://x")', "prorated": False},
+    "+1+1": {"value": "-2+3", "band": "@SUM(1)", "prorated": False},
+    "\tkey": {"value": -0.5, "band": "\rband", "prorated": False},
+}
+"""Stored as is: text cells that would start a formula, a JSON string where a number belongs, negative numbers."""
+FORMULA_FLAGS = ["-2+3", "x"]
+
+
+def test_no_text_cell_starts_a_formula_on_either_path(app: FastAPI, client: TestClient, clinic: ClinicKeys) -> None:
+    patient = new_patient(client, clinic)
+    store_as_is(app, clinic, patient, "scs_sf", FORMULA_SCORES, FORMULA_FLAGS, datetime(2026, 11, 3, 8, tzinfo=UTC))
+
+    ours = exported(client, clinic, "csv", {})
+
+    assert ours == python_path(app, clinic, "csv", {})
+    rows = list(csv.reader(io.StringIO(ours.decode(), newline="")))[1:]
+    # Stored keys other than the definition's come in stored order (jsonb's on PostgreSQL): compared sorted.
+    assert sorted(row[6:11] for row in rows) == sorted(
+        [
+            ["'+1+1", "'-2+3", "'@SUM(1)", "0", "'-2+3;x"],
+            ["'\tkey", "-0.5", "'\rband", "0", "'-2+3;x"],
+            ["total", "-3", '\'=HYPERLINK("http://x")', "0", "'-2+3;x"],
+        ]
+    )

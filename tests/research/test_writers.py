@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import UTC, datetime
 
@@ -51,3 +52,36 @@ def test_csv_has_a_header_empty_missing_values_and_utc_times() -> None:
         "a,1,2.5,2026-01-12T09:00:00Z,",
         "b,0,,2026-01-06T09:00:00Z,2",
     ]
+
+
+FORMULAS = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(1)", "\tx", "\rx"]
+
+
+def test_no_text_cell_starts_a_formula_and_numbers_stay_numbers() -> None:
+    columns = [Column("patient_id", "string", "Patient", "p"), Column("value", "number", "Value", "v")]
+    numbers = [-3, -0.5, 2, -1e-05, 0, None]
+    rows: list[list[Value]] = [[text, number] for text, number in zip(FORMULAS, numbers, strict=True)]
+
+    content = b"".join(csv_chunks(columns, iter(rows))).decode()
+
+    # OWASP, CSV Injection: a leading ' makes a spreadsheet show the text; a number is written as a number.
+    assert list(csv.reader(io.StringIO(content, newline=""))) == [
+        ["patient_id", "value"],
+        ['\'=HYPERLINK("http://x","y")', "-3"],
+        ["'+1+1", "-0.5"],
+        ["'-2+3", "2"],
+        ["'@SUM(1)", "-1e-05"],
+        ["'\tx", "0"],
+        ["'\rx", ""],
+    ]
+
+
+def test_a_csv_without_formulas_is_written_exactly_as_csv_writes_it() -> None:
+    rows: list[list[Value]] = [["a,b", 1, 'say "hi"', "line\nbreak", None, 2.5, "", "ok"]]
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\n").writerows(rows)
+    columns = [Column(f"c{n}", "string", "", "") for n in range(len(rows[0]))]
+
+    content = b"".join(csv_chunks(columns, iter(rows))).decode()
+
+    assert content.splitlines(keepends=True)[1:] == expected.getvalue().splitlines(keepends=True)
