@@ -24,7 +24,7 @@ from app.core.migrations import upgrade_to_head
 from app.idempotency.models import IdempotencyRecord
 from app.idempotency.service import canonical_query, claim, purge_expired
 from app.patients.models import Patient
-from tests.conftest import TEST_PEPPER, ClinicKeys, make_settings
+from tests.conftest import ISSUE_PHQ9, TEST_PEPPER, ClinicKeys, make_settings
 from tests.fhir.conftest import FHIR_JSON, US_CORE_QUESTIONNAIRE, about, fixture, headers, register
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,3 +191,22 @@ def test_the_purge_command_deletes_only_expired_records(tmp_path: Path) -> None:
     with make_sessionmaker(engine)() as session:
         assert list(session.scalars(select(IdempotencyRecord.key))) == ["young"]
     engine.dispose()
+
+
+def test_an_expired_key_starts_afresh_on_a_bounded_write_too(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, clock: Clock
+) -> None:
+    ttl = timedelta(hours=app.state.settings.idempotency_ttl_hours)
+    retry = clinic.headers(extra={"Idempotency-Key": "tablet-submission"})
+    path = f"/v1/patients/{patient_id}/measurements"
+    body = {"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": "2026-11-20T09:30:00+01:00"}
+    first = client.post(path, json=body, headers=retry)
+    replayed = client.post(path, json=body, headers=retry)
+    clock.now += ttl + timedelta(minutes=1)
+    afresh = client.post(path, json=body, headers=retry)
+
+    assert (first.status_code, replayed.status_code, afresh.status_code) == (201, 201, 201), afresh.text
+    assert replayed.headers["location"] == first.headers["location"]
+    assert replayed.json()["id"] == first.json()["id"]
+    assert "idempotent-replayed" not in afresh.headers
+    assert afresh.json()["id"] != first.json()["id"]
