@@ -82,8 +82,8 @@ def problem_response(
         "type": f"/problems/{slug}" if slug else "about:blank",
         "title": title,
         "status": status,
-        "detail": detail,
-        "instance": request.url.path,
+        "detail": echoed(detail, ECHOED_DETAIL_CHARACTERS),
+        "instance": echoed(request.url.path, ECHOED_DETAIL_CHARACTERS),
     }
     if errors:
         body["errors"] = [_field_error(error) for error in errors]
@@ -97,11 +97,24 @@ def _field_error(error: FieldError) -> dict[str, Any]:
         "pointer": "#/" + "/".join(part.replace("~", "~0").replace("/", "~1") for part in parts),
         "field": error.field,
         "detail": error.message,
-        "value": error.value,
+        "value": echoed(error.value),
     }
     if error.allowed is not None:
         entry["allowed"] = error.allowed
     return entry
+
+
+ECHOED_CHARACTERS = 100
+"""Longest input value a problem (or OperationOutcome) repeats; longer ones are cut, with "…"."""
+ECHOED_DETAIL_CHARACTERS = 1000
+"""Longest ``detail`` (or OperationOutcome diagnostics): a backstop for a message that quotes what the client sent."""
+
+
+def echoed(value: Any, limit: int = ECHOED_CHARACTERS) -> Any:
+    """A value the client sent, as an error may repeat it: text cut at ``limit`` characters, with "…"."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "…"
+    return value
 
 
 def _jsonable(body: dict[str, Any]) -> Any:
@@ -122,6 +135,9 @@ def validation_field_errors(exc: RequestValidationError) -> list[FieldError]:
         value = error.get("input") if where != "header" else None
         allowed = None
         ctx = error.get("ctx") or {}
+        if error.get("type") == "json_invalid":  # the body does not parse (or names a key twice): say why, not where
+            errors.append(FieldError(field="body", message=f"not valid JSON: {ctx.get('error', 'invalid')}"))
+            continue
         if "expected" in ctx:
             allowed = [part.strip().strip("'") for part in str(ctx["expected"]).replace(" or ", ",").split(",")]
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")

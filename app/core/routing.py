@@ -29,6 +29,7 @@ from app.core.deps import (
     holds_single_writer,
     run_in_session,
 )
+from app.core.json_body import UniqueKeysRequest
 from app.core.limits import UNLIMITED_PATHS, RateLimits, calls_authentication
 
 _WRAPPED = "__ends_transaction__"
@@ -104,6 +105,8 @@ class AppRoute(APIRoute, TransactionalRoute):
             if self.counts_address:
                 limits: RateLimits = request.app.state.rate_limits
                 limits.count_address(request.scope)
+            if self.body_field is not None:
+                request.__class__ = UniqueKeysRequest  # its JSON body refuses duplicate keys (app.core.json_body)
             try:
                 response = await handle(request)
             except BaseException:

@@ -26,10 +26,11 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.core.audit_notes import EntryNote, note_entry
 from app.core.errors import Conflict, DomainError
+from app.core.problems import echoed
 from app.fhir import interactions
 from app.fhir import service as responses
 from app.fhir.errors import FhirError, Issue, MalformedResource, MethodNotAllowed, UnprocessableResource
-from app.fhir.http import ReturnPreference, issues_of, operation_outcome
+from app.fhir.http import LOGICAL_ID, ReturnPreference, issues_of, operation_outcome
 from app.fhir.interactions import Outcome
 from app.fhir.service import Lookups, PreparedResponse
 from app.fhir.validation import require_type, validate
@@ -330,6 +331,11 @@ def _request_of(run: _Run, entry: dict[str, Any], prefix: str) -> _EntryRequest:
                     (f"{prefix}.request.url",),
                 )
             ],
+        )
+    if logical_id and not LOGICAL_ID.fullmatch(logical_id):
+        raise MalformedResource(
+            f"{method} {echoed(str(url))}: the id is not a FHIR id",
+            issues=[Issue("invalid", "a FHIR id is 1 to 64 of A-Z, a-z, 0-9, '-' and '.'", (f"{prefix}.request.url",))],
         )
     handler = HANDLERS.get((method, resource_type))
     if handler is None:

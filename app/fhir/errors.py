@@ -25,6 +25,7 @@ IssueType = Literal[
     "multiple-matches",
     "not-found",
     "too-costly",
+    "too-long",
     "business-rule",
     "conflict",
     "processing",

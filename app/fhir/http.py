@@ -16,7 +16,7 @@ from enum import StrEnum
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
@@ -26,6 +26,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from app.core.errors import DomainError, FieldError, RateLimited
+from app.core.json_body import DuplicateKey, loads_unique
+from app.core.problems import ECHOED_DETAIL_CHARACTERS, echoed
 from app.core.routing import AppRoute
 from app.fhir.codes import FHIR_MEDIA_TYPE
 from app.fhir.errors import (
@@ -85,7 +87,7 @@ def operation_outcome(issues: Sequence[Issue]) -> OperationOutcome:
                 {
                     "severity": issue.severity,
                     "code": issue.code,
-                    "diagnostics": issue.diagnostics,
+                    "diagnostics": echoed(issue.diagnostics, ECHOED_DETAIL_CHARACTERS),
                     **({"expression": list(issue.expression)} if issue.expression else {}),
                 }
                 for issue in issues
@@ -237,9 +239,14 @@ async def received_resource(request: Request) -> ReceivedResource:
 def parse_resource(body: bytes) -> ReceivedResource:
     try:
         text = body.decode("utf-8")
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = loads_unique(text, parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise MalformedResource("the body is not UTF-8") from None
+    except DuplicateKey as exc:
+        raise MalformedResource(
+            f"the body is not valid here: {exc.msg}, and a value must never silently replace another; nothing was "
+            "stored"
+        ) from None
     except json.JSONDecodeError as exc:
         raise MalformedResource(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; nothing was stored"
@@ -258,10 +265,19 @@ MAX_DEPTH = 64
 """JSON nesting accepted: a Questionnaire's item groups rarely pass 10 levels; recursion-bound code stays safe."""
 
 
+MAX_TEXT_CHARACTERS = 65_536
+"""Longest string a FHIR body may hold (a narrative's ``text.div``, an item's text, an answer, an identifier)."""
+
+
 def _check_values(data: dict[str, Any], text: str) -> None:
-    """Refuse what JSON allows but FHIR and the database do not: absurd nesting, lone surrogates (``"\\ud800"``)."""
-    if _nests_deeper(data, MAX_DEPTH - 1):
-        raise MalformedResource(f"the body nests deeper than {MAX_DEPTH} levels")
+    """Refuse what JSON allows but FHIR and the database do not: absurd nesting, text longer than
+    ``MAX_TEXT_CHARACTERS``, lone surrogates (``"\\ud800"``)."""
+    if _suspect(data, MAX_DEPTH - 1):  # one walk for both; which it was is found out the slow way
+        if _nests_deeper(data, MAX_DEPTH - 1):
+            raise MalformedResource(f"the body nests deeper than {MAX_DEPTH} levels")
+        where = _too_long(data, str(data["resourceType"])) or str(data["resourceType"])
+        diagnostics = f"{where} is longer than {MAX_TEXT_CHARACTERS} characters; nothing was stored"
+        raise MalformedResource(diagnostics, issues=[Issue("too-long", diagnostics, (where,))])
     # A surrogate can only come from a \\uD800-\\uDFFF escape (the text itself is valid UTF-8), so most bodies
     # need no walk over their strings at all.
     if _SURROGATE_ESCAPE.search(text) and any(_lone_surrogate(value) for value in _strings(data)):
@@ -271,12 +287,45 @@ def _check_values(data: dict[str, Any], text: str) -> None:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+def _suspect(value: Any, levels: int) -> bool:
+    """Whether any object or array nests more than ``levels`` further levels below ``value``, or any string value
+    is longer than ``MAX_TEXT_CHARACTERS``: the walk every body gets, so one test per value."""
+    for child in value.values() if type(value) is dict else value:
+        kind = type(child)
+        if kind is str:
+            if len(child) > MAX_TEXT_CHARACTERS:
+                return True
+        elif (kind is dict or kind is list) and (levels == 0 or _suspect(child, levels - 1)):
+            return True
+    return False
+
+
 def _nests_deeper(value: dict[str, Any] | list[Any], levels: int) -> bool:
     """Whether any object or array nests more than ``levels`` further levels below ``value``."""
     for child in value.values() if type(value) is dict else value:
         if (type(child) is dict or type(child) is list) and (levels == 0 or _nests_deeper(child, levels - 1)):
             return True
     return False
+
+
+def _too_long(value: Any, path: str) -> str | None:
+    """The FHIRPath of the first string longer than ``MAX_TEXT_CHARACTERS``, or None (after ``_suspect`` found one)."""
+    if type(value) is str:
+        return path if len(value) > MAX_TEXT_CHARACTERS else None
+    if type(value) is dict:
+        for key, child in value.items():
+            if (type(child) is str and len(child) <= MAX_TEXT_CHARACTERS) or type(child) in _SHORT:
+                continue
+            if (found := _too_long(child, f"{path}.{key}")) is not None:
+                return found
+    elif type(value) is list:
+        for index, child in enumerate(value):
+            if (found := _too_long(child, f"{path}[{index}]")) is not None:
+                return found
+    return None
+
+
+_SHORT = frozenset({int, float, bool, type(None)})
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -304,6 +353,20 @@ def _reject_constant(name: str) -> Any:
 
 
 FhirBody = Annotated[ReceivedResource, Depends(received_resource)]
+
+LOGICAL_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+"""FHIR's rule for a logical id (``id`` datatype)."""
+
+LogicalId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$", description=r"A FHIR logical id: `[A-Za-z0-9\-.]{1,64}`.")
+]
+InstrumentOrLogicalId = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Za-z0-9\-._]{1,64}$",
+        description=r"A FHIR logical id (`[A-Za-z0-9\-.]{1,64}`), or an instrument's own id (`scs_sf` for `scs-sf`).",
+    ),
+]
 
 
 class ReturnPreference(StrEnum):

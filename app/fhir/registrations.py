@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.auth.service import Principal
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound
+from app.core.problems import echoed
 from app.fhir import codes
 from app.fhir.errors import Issue, MalformedResource, UnprocessableResource
 from app.fhir.forms import compile_form
@@ -108,7 +109,7 @@ def check_put_id(data: dict[str, Any], logical_id: str, resource_type: str) -> N
             issues=[
                 Issue(
                     "invalid",
-                    f"the URL names {resource_type}/{logical_id} but the resource's id is {data.get('id')!r}",
+                    f"the URL names {resource_type}/{logical_id} but the resource's id is {echoed(data.get('id'))!r}",
                     (f"{resource_type}.id",),
                 )
             ],

@@ -23,6 +23,8 @@ from app.fhir.http import (
     FhirBody,
     FHIRResponse,
     FhirRoute,
+    InstrumentOrLogicalId,
+    LogicalId,
     PreferDep,
     fhir_response,
     negotiate_format,
@@ -71,7 +73,7 @@ def search_questionnaires(
 @router.get("/Questionnaire/{questionnaire_id}", response_class=FHIRResponse)
 def read_questionnaire(
     principal: Annotated[Principal, requires(Permission.INSTRUMENTS_READ)],
-    questionnaire_id: str,
+    questionnaire_id: InstrumentOrLogicalId,
     session: SessionDep,
     registry: RegistryDep,
 ) -> FHIRResponse:
@@ -103,7 +105,7 @@ def register_questionnaire(
 @router.put("/Questionnaire/{questionnaire_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
 def put_questionnaire(
     principal: Annotated[Principal, requires(Permission.QUESTIONNAIRES_MANAGE)],
-    questionnaire_id: str,
+    questionnaire_id: LogicalId,
     body: FhirBody,
     session: SessionDep,
     registry: RegistryDep,
@@ -136,7 +138,7 @@ def create_questionnaire_response(
 @router.put("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
 def put_questionnaire_response(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
-    response_id: str,
+    response_id: LogicalId,
     body: FhirBody,
     session: SessionDep,
     registry: RegistryDep,
@@ -152,7 +154,7 @@ def put_questionnaire_response(
 @router.get("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse)
 def read_questionnaire_response(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
-    response_id: str,
+    response_id: LogicalId,
     session: SessionDep,
 ) -> FHIRResponse:
     """A stored response as received, under its server id and version."""
@@ -183,7 +185,7 @@ def search_observations(
 @router.get("/Observation/{observation_id}", response_class=FHIRResponse)
 def read_observation(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
-    observation_id: str,
+    observation_id: LogicalId,
     session: SessionDep,
     registry: RegistryDep,
 ) -> FHIRResponse:
@@ -195,7 +197,7 @@ def read_observation(
 @router.get("/Patient/{patient_id}", response_class=FHIRResponse)
 def read_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_READ)],
-    patient_id: str,
+    patient_id: LogicalId,
     session: SessionDep,
 ) -> FHIRResponse:
     """A patient of the caller's clinic (the id is the API patient id), with its identifiers."""
@@ -219,7 +221,7 @@ def create_patient(
 @router.put("/Patient/{patient_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
 def put_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_WRITE)],
-    patient_id: str,
+    patient_id: LogicalId,
     body: FhirBody,
     session: SessionDep,
     prefer: PreferDep,
