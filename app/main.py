@@ -21,7 +21,6 @@ from app.core.db import (
     create_lookup_engine,
     create_write_engine,
     make_sessionmaker,
-    utcnow,
 )
 from app.core.deps import WriteQueue
 from app.core.limits import GuessLimits, RateLimits
@@ -92,7 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.clock = utcnow  # "now" for the Idempotency-Key records' lifetime; tests move it
     app.state.registry = registry
     app.state.engine = engine
     app.state.lookups = lookup_engine

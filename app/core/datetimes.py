@@ -57,6 +57,12 @@ class Clock:
         finally:
             self._fixed = previous
 
+    def move_to(self, moment: datetime) -> None:
+        """Inside ``frozen_at``, set the time again (a test that lets hours pass between two requests)."""
+        if self._fixed is None or moment.tzinfo is None:
+            raise ValueError("move the clock to an aware datetime, inside frozen_at")
+        self._fixed = moment.astimezone(UTC)
+
 
 CLOCK = Clock()
 

@@ -8,7 +8,7 @@ A replay repeats the status, the body and the headers that say where and which v
 response holding a secret (a field marked ``app.core.schemas.shown_once``) is recorded without it, and its replay is
 refused with 409 ``secret-not-replayable`` naming what was issued: the secret was shown once and exists nowhere else.
 A record older than ``IDEMPOTENCY_TTL_HOURS`` is not replayed (its key starts afresh) and is deleted by
-``python -m app purge-idempotency-records``. "Now" is ``app.state.clock`` (tests move it).
+``python -m app purge-idempotency-records``. "Now" is ``utcnow()`` (``app.core.datetimes.CLOCK``, which tests move).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import authenticate, bearer
+from app.core.datetimes import utcnow
 from app.core.deps import get_db, run_in_session
 from app.core.errors import IdempotencyKeyReused, IdempotentRequestInProgress, InvalidInput, SecretNotReplayable
 from app.core.schemas import shown_once_fields
@@ -243,7 +244,7 @@ async def get_guard(
         api_key_id=principal.key_id,
         key=idempotency_key,
         fingerprint=fingerprint,
-        now=state.clock(),
+        now=utcnow(),
         ttl=timedelta(hours=state.settings.idempotency_ttl_hours),
     )
 

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from app.auth import service as auth
 from app.auth.permissions import Role
+from app.core.datetimes import CLOCK
 from app.core.db import create_db_engine, make_sessionmaker, transaction, utcnow
 from app.core.migrations import upgrade_to_head
 from app.idempotency.models import IdempotencyRecord
@@ -32,23 +33,27 @@ TTL = timedelta(hours=24)
 
 
 class Clock:
-    """The app's "now", moved by the test (``app.state.clock``)."""
+    """The service's "now" (``app.core.datetimes.CLOCK``), frozen and moved by the test."""
 
     def __init__(self, now: datetime) -> None:
-        self.now = now
+        self._now = now
+        CLOCK.move_to(now)
 
-    def __call__(self) -> datetime:
-        return self.now
+    @property
+    def now(self) -> datetime:
+        return self._now
+
+    @now.setter
+    def now(self, moment: datetime) -> None:
+        self._now = moment
+        CLOCK.move_to(moment)
 
 
 @pytest.fixture
-def clock(app: FastAPI) -> Iterator[Clock]:
-    """Move the app's clock; put the real one back after (``monkeypatch`` would delete a ``State`` attribute)."""
-    real = app.state.clock
-    moved = Clock(utcnow())
-    app.state.clock = moved
-    yield moved
-    app.state.clock = real
+def clock() -> Iterator[Clock]:
+    start = utcnow()
+    with CLOCK.frozen_at(start):
+        yield Clock(start)
 
 
 def patients_of(app: FastAPI, clinic: ClinicKeys) -> int:
