@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from app.audit import service
-from app.audit.schemas import AuditEventRead
+from app.audit.schemas import AuditEventRead, AuditOutcome
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
@@ -27,7 +27,7 @@ def list_audit_events(
     patient_id: uuid.UUID | None = None,
     key_id: uuid.UUID | None = None,
     action: Literal["read", "create", "update", "delete"] | None = None,
-    outcome: Literal["success", "unauthenticated", "forbidden", "not_found"] | None = None,
+    outcome: AuditOutcome | None = None,
     since: Annotated[FilterTime | None, Query(alias="from")] = None,
     until: Annotated[FilterTime | None, Query(alias="to")] = None,
 ) -> Page[AuditEventRead]:

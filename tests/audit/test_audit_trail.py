@@ -56,6 +56,7 @@ def test_a_rejected_write_leaves_no_data_and_is_audited_as_rejected(
     posts = [e for e in trail if e["method"] == "POST" and str(e["route"]).endswith("/measurements")]
     assert [(e["outcome"], e["status_code"], e["details"]) for e in posts] == [("rejected", 422, {})]
     assert [e for e in trail if e["resource_type"] == "measurement"] == []
+    assert [e["id"] for e in events(client, clinic, outcome="rejected")] == [e["id"] for e in posts]
 
 
 def test_refusals_are_audited(
