@@ -116,8 +116,29 @@ def create_db_engine(settings: Settings) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow, **JSON_CODEC)
+    in_utc(engine)
     ping_when_idle(engine, settings.db_ping_after_idle_seconds)
     return engine
+
+
+def in_utc(engine: Engine) -> None:
+    """Every new PostgreSQL connection works in UTC, whatever the server's or the database's ``TimeZone``.
+
+    Times are stored as ``timestamptz`` and read back as aware datetimes in the session's zone: in a zone east of UTC
+    a stored 9999-12-31T23:59:59Z would be year 10000, which no datetime holds, and every read of that row would fail.
+    Set once per connection (a ``SET`` outside any transaction, as SQLAlchemy's documented recipe for session
+    settings does), not per request; ``options=-c TimeZone=UTC`` would do it without a round trip but PgBouncer
+    refuses that startup parameter by default.
+    """
+
+    @event.listens_for(engine, "connect", insert=True)
+    def _utc(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
 
 
 def ping_when_idle(engine: Engine, idle_seconds: float) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
-from app.core.db import JSON_CODEC, ping_when_idle
+from app.core.db import JSON_CODEC, in_utc, ping_when_idle
 
 
 def loop_url(url: URL, driver: str) -> URL | None:
@@ -74,10 +74,13 @@ class LoopSessions:
     def _engine(self, *, pooled: bool) -> AsyncEngine:
         settings = self.settings
         if not pooled:
-            return create_async_engine(self.url, poolclass=NullPool, **JSON_CODEC)
+            unpooled = create_async_engine(self.url, poolclass=NullPool, **JSON_CODEC)
+            in_utc(unpooled.sync_engine)
+            return unpooled
         engine = create_async_engine(
             self.url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow, **JSON_CODEC
         )
+        in_utc(engine.sync_engine)
         ping_when_idle(engine.sync_engine, settings.db_ping_after_idle_seconds)
         return engine
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
+from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
@@ -12,11 +13,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
-from app.core.db import insert_together, new_record_id, table_of
+from app.core.db import create_db_engine, insert_together, new_record_id, table_of
 from app.core.deps import run_in_session
 from app.core.loop_db import LoopSessions, loop_url
 from app.main import create_app
-from tests.conftest import ISSUE_PHQ9, POSTGRESQL_ONLY, make_settings, new_clinic
+from tests.conftest import ISSUE_PHQ9, POSTGRESQL_ONLY, FreshPostgresDatabase, make_settings, new_clinic
 from tests.core.rows import audit_row
 
 PSYCOPG = "postgresql+psycopg://outcomes:secret@db.example:5432/outcomes"
@@ -106,3 +107,34 @@ def test_rows_inserted_together_on_a_loop_session_are_stored_whole(database_url:
             stored = session.execute(select(events).where(events.c.id.in_([row["id"] for row in rows]))).mappings()
             found = {row["id"]: dict(row) for row in stored}
     assert found == {row["id"]: {**row, "occurred_at": row["occurred_at"].astimezone(UTC)} for row in rows}
+
+
+@POSTGRESQL_ONLY
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+def test_every_connection_reads_times_in_utc_whatever_the_databases_zone(database_url: str, driver: str) -> None:
+    """A stored 9999-12-31T23:59:59Z read in a zone east of UTC would be year 10000: no datetime holds it."""
+    with FreshPostgresDatabase() as url:
+        with psycopg.connect(make_url(url).render_as_string(hide_password=False).replace("+psycopg", "")) as admin:
+            admin.execute(f"ALTER DATABASE \"{make_url(url).database}\" SET timezone TO 'Pacific/Kiritimati'")
+        settings = make_settings(url, db_loop_driver=driver)
+        loop_address = loop_url(make_url(url), driver)
+        assert loop_address is not None
+        engine = create_db_engine(settings)
+        sessions = LoopSessions(loop_address, settings, thread_engine=engine)
+        last_moment = "SELECT current_setting('TimeZone'), TIMESTAMPTZ '9999-12-31 23:59:59+00'"
+
+        def read(session: Session) -> tuple[str, datetime]:
+            with session:
+                zone, moment = session.execute(text(last_moment)).one()
+                return str(zone), moment
+
+        async def on_the_loop() -> tuple[str, datetime]:
+            session = sessions()
+            return await run_in_session(session, read, session)
+
+        with Session(engine) as session:
+            in_thread = read(session)
+        on_loop = asyncio.run(on_the_loop())
+        engine.dispose()
+
+    assert in_thread == on_loop == ("UTC", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
