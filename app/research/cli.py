@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from app.auth import service as auth
 from app.auth.models import Clinic
 from app.core.config import get_settings
-from app.core.db import create_db_engine, make_sessionmaker, writer
+from app.core.db import create_db_engine, make_sessionmaker, utcnow, writer
 from app.core.errors import DomainError
 from app.instruments.registry import InstrumentRegistry, load_registry
 from app.research import analysis, imports, service, synthetic
@@ -146,7 +146,10 @@ def generate_command(
     tau: Annotated[float, typer.Option(help="SD of person-specific γ_FD.")] = CohortConfig.tau,
     measurement_error: Annotated[float, typer.Option(help="SD of measurement error.")] = CohortConfig.measurement_error,
     missing: Annotated[float, typer.Option(help="MCAR probability of a missed week.")] = CohortConfig.missing,
-    start: Annotated[datetime | None, typer.Option(help="Week 0, read as UTC (default 2026-01-05 09:00).")] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(help="Week 0, read as UTC (default: a Monday 09:00, so that the last week is last week)."),
+    ] = None,
     output: Annotated[Path | None, typer.Option(help="Write import records here (.csv or .ndjson).")] = None,
     latent: Annotated[Path | None, typer.Option(help="Write the latent panel (patient, week, D, F, S) as CSV.")] = None,
     clinic: Annotated[str | None, typer.Option(help="Store the cohort in this clinic (created if new).")] = None,
@@ -174,7 +177,9 @@ def generate_command(
         stderr.print(str(error))
         raise typer.Exit(code=2) from None
     panel = generate_latent(config, seed=seed)
-    origin = synthetic.DEFAULT_START if start is None else start.replace(tzinfo=start.tzinfo or UTC)
+    origin = (
+        synthetic.start_ending_before(utcnow(), weeks) if start is None else start.replace(tzinfo=start.tzinfo or UTC)
+    )
     stderr.print(f"Generated {len(panel)} patient-weeks; known effects: {config.known_effects()}")
     if latent is not None:
         panel.to_csv(latent, index=False)

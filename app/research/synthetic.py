@@ -10,7 +10,7 @@ be imported later.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pandas as pd
@@ -21,6 +21,16 @@ from app.research.instrument_map import DISPLAY_MAPS, answers_for
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 """A Monday, 09:00 UTC."""
+
+
+def start_ending_before(now: datetime, weeks: int) -> datetime:
+    """Week 0 of a cohort whose last week is the one before ``now``'s: Monday 09:00 UTC, ``weeks`` weeks earlier.
+
+    Every measurement then lies in the past, as the service requires of a clinical time (``ClinicalTime``).
+    """
+    today = now.astimezone(UTC).date()
+    this_monday = today - timedelta(days=today.weekday())
+    return datetime.combine(this_monday - timedelta(weeks=weeks), time(9), tzinfo=UTC)
 
 
 def external_id(seed: int, patient: int) -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import numpy as np
 import pytest
 
 from app.instruments.registry import InstrumentRegistry, load_registry
 from app.research.generator import CohortConfig, generate_latent
 from app.research.instrument_map import DISPLAY_MAPS, answers_for, target_score
-from app.research.synthetic import measurement_records
+from app.research.synthetic import measurement_records, start_ending_before
 from app.scoring.engine import score
 from tests.conftest import SCALES_DIR
 
@@ -116,3 +118,27 @@ def test_records_number_sessions_over_observed_weeks(registry: InstrumentRegistr
         (2, "2026-01-12T09:00:00+00:00"),
         (3, "2026-02-02T09:00:00+00:00"),
     ]
+
+
+EAST = timezone(timedelta(hours=2))
+
+
+@pytest.mark.parametrize(
+    ("now", "weeks", "week_zero"),
+    [
+        (datetime(2026, 12, 4, 21, 0, tzinfo=UTC), 24, datetime(2026, 6, 15, 9, 0, tzinfo=UTC)),
+        (datetime(2026, 12, 7, 0, 30, tzinfo=UTC), 1, datetime(2026, 11, 30, 9, 0, tzinfo=UTC)),
+        (
+            datetime(2026, 12, 7, 0, 30, tzinfo=timezone(timedelta(hours=2))),
+            1,
+            datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+        ),
+    ],
+)
+def test_a_default_cohort_ends_the_week_before_now(now: datetime, weeks: int, week_zero: datetime) -> None:
+    """Every generated measurement lies in the past, so a cohort of any length imports (no time after now)."""
+    start = start_ending_before(now, weeks)
+
+    assert start == week_zero
+    assert start.weekday() == 0
+    assert start + timedelta(weeks=weeks - 1) < now  # the last week's measurements
