@@ -84,15 +84,31 @@ def put(session: Session, *, principal: Principal, logical_id: str, data: dict[s
     try:
         patient = patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     except NotFound:
-        if session.get(Patient, patient_id) is not None:
+        holder = session.get(Patient, patient_id)
+        if holder is not None and holder.clinic_id != principal.clinic_id:
             # Another clinic's patient: indistinguishable from a missing one that cannot be created here.
             raise NotFound(
                 f"no Patient/{logical_id} in this clinic, and the id cannot be used; POST for a new id"
             ) from None
-        created = patients.create(
-            session, clinic_id=principal.clinic_id, data=PatientCreate(identifiers=identifiers), patient_id=patient_id
-        )
-        return StoredPatient(created, created=True)
+        if holder is None:
+            try:
+                created = patients.create(
+                    session,
+                    clinic_id=principal.clinic_id,
+                    data=PatientCreate(identifiers=identifiers),
+                    patient_id=patient_id,
+                )
+            except Conflict:
+                # The id or an identifier was taken meanwhile: perhaps by a concurrent PUT of this very id (another
+                # request, another process). This request's transaction cannot go on; a retry updates it.
+                raise Conflict(
+                    f"Patient/{logical_id} cannot be created: another patient of this clinic holds one of its "
+                    "identifiers, or a concurrent PUT of this id stored it first (then a retry updates it); nothing "
+                    "was stored"
+                ) from None
+            return StoredPatient(created, created=True)
+        # This clinic's: a concurrent PUT of this id committed it between the two reads.
+        patient = patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     return StoredPatient(patients.replace_identifiers(session, patient=patient, identifiers=identifiers), created=False)
 
 

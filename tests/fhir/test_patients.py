@@ -5,10 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.patient import Patient
+from sqlalchemy.orm import Session
 
 from app.auth.permissions import Role
+from app.core.errors import NotFound
+from app.patients import service as patient_service
+from app.patients.models import Patient as PatientRow
 from tests.conftest import ClinicKeys
 from tests.fhir.conftest import headers, issues, send
 
@@ -112,3 +117,52 @@ def test_writing_patients_needs_the_patients_permission(client: TestClient, clin
     response = send(client, "POST", "/fhir/Patient", clinic, patient("MRN-16"), role=Role.RESEARCHER)
 
     assert response.status_code == 403
+
+
+def test_a_put_racing_another_put_of_the_same_new_id_answers_200_or_201_never_404(
+    client: TestClient, clinic: ClinicKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two identical PUTs of a new id: the second read the id as free just before the first committed it. It then
+    finds it taken, either when it reads it again or when its own insert collides; neither is another clinic's."""
+    real_get = patient_service.get
+    new_id = str(uuid.uuid4())
+    body = patient("MRN-RACE-1") | {"id": new_id}
+    first = send(client, "PUT", f"/fhir/Patient/{new_id}", clinic, body)
+
+    def read_before_the_other_committed(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(patient_service, "get", real_get)
+        raise NotFound("not yet committed")
+
+    monkeypatch.setattr(patient_service, "get", read_before_the_other_committed)
+    second = send(client, "PUT", f"/fhir/Patient/{new_id}", clinic, body)
+
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert second.json()["id"] == new_id
+
+
+def test_a_put_whose_insert_collides_with_a_concurrent_one_is_a_409_that_says_why(
+    client: TestClient, clinic: ClinicKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new_id = str(uuid.uuid4())
+    body = patient("MRN-RACE-2") | {"id": new_id}
+    first = send(client, "PUT", f"/fhir/Patient/{new_id}", clinic, body)
+    real_get = patient_service.get
+    original_session_get = Session.get
+
+    def first_read_misses(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(patient_service, "get", real_get)
+        raise NotFound("not yet committed")
+
+    def session_get(self: Session, entity: Any, ident: Any, **kwargs: Any) -> Any:
+        if entity is PatientRow:  # both reads miss the row, as just before the concurrent PUT committed
+            return None
+        return original_session_get(self, entity, ident, **kwargs)
+
+    monkeypatch.setattr(patient_service, "get", first_read_misses)
+    monkeypatch.setattr(Session, "get", session_get)
+    second = send(client, "PUT", f"/fhir/Patient/{new_id}", clinic, body)
+    monkeypatch.undo()
+    retried = send(client, "PUT", f"/fhir/Patient/{new_id}", clinic, body)
+
+    assert (first.status_code, second.status_code, retried.status_code) == (201, 409, 200)
+    assert "concurrent PUT" in second.json()["issue"][0]["diagnostics"]
