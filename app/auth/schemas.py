@@ -46,7 +46,10 @@ class EnrolmentIssued(Schema):
     id: uuid.UUID
     patient_id: uuid.UUID
     code: str = shown_once("One-time code for the patient's app; shown once.")
-    enrolment_uri: str = shown_once("The code as a URI, suitable for a QR code; shown once.")
+    enrolment_uri: str = shown_once(
+        "The enrolment link for a QR code, `<PUBLIC_BASE_URL>/enrol#code=<code>`: the patient's app takes the "
+        "service's address and the code from it and posts the code to `/v1/enrolments/exchange` there; shown once."
+    )
     expires_at: datetime
 
 
