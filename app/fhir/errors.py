@@ -51,8 +51,11 @@ class Issue:
 
 
 def _nest(path: str, prefix: str) -> str:
-    """``QuestionnaireResponse.item[0]`` under ``Bundle.entry[2].resource`` is ``Bundle.entry[2].resource.item[0]``."""
-    _resource_type, dot, rest = path.partition(".")
+    """``QuestionnaireResponse.item[0]`` under ``Bundle.entry[2].resource`` is ``Bundle.entry[2].resource.item[0]``;
+    a path already rooted in the container (``Bundle.entry[2].request.url``) stays as it is."""
+    resource_type, dot, rest = path.partition(".")
+    if resource_type == prefix.partition(".")[0]:
+        return path
     return prefix + dot + rest
 
 
