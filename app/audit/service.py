@@ -32,6 +32,7 @@ from app.auth.service import Principal
 from app.clinical.models import RiskAlert
 from app.core.audit_notes import EntryNote, entry_notes
 from app.core.db import InsertedRow, insert_together, log_inserts, new_record_id, table_of, transaction, utcnow
+from app.fhir.codes import FHIR_ID
 from app.fhir.models import FhirResource
 from app.fhir.observations import parse_observation_id
 from app.measurements.models import Measurement
@@ -110,8 +111,12 @@ def _by_patient(value: str) -> Select[Any] | None:
 
 
 def _by_response(value: str) -> Select[Any] | None:
+    """Only a well-formed FHIR id is looked up: a refusal's own audit row must not fail on what was refused (a NUL
+    character, which PostgreSQL refuses in any statement)."""
+    if not FHIR_ID.match(value):
+        return None
     return select(FhirResource.patient_id).where(
-        FhirResource.resource_type == "QuestionnaireResponse", FhirResource.logical_id == value[:64]
+        FhirResource.resource_type == "QuestionnaireResponse", FhirResource.logical_id == value
     )
 
 

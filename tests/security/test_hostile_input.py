@@ -192,3 +192,19 @@ def test_a_refusal_naming_an_overlong_or_nul_id_is_still_audited(app: FastAPI, h
     refused = [event["resource_id"] for event in trail if event["route"] == "/v1/instruments/{instrument_id}/rescore"]
     # Cut to the column's 100 characters, and the NUL PostgreSQL cannot store removed.
     assert sorted(refused) == ["ab", "x" * 100]
+
+
+def test_a_fhir_read_refused_for_a_malformed_id_is_an_operation_outcome_and_audited(
+    app: FastAPI, http: TestClient
+) -> None:
+    """Recording the refusal looks the named response up only when its id is well formed: a NUL (which PostgreSQL
+    refuses in any statement) must not turn the refusal into another error."""
+    admin = new_clinic(app).headers(Role.ADMIN)
+    for malformed in ["a\x00b", "x" * 65]:
+        response = http.get(f"/fhir/QuestionnaireResponse/{quote(malformed, safe='')}", headers=admin)
+        assert response.status_code == 400, response.text
+        assert response.json()["resourceType"] == "OperationOutcome"
+
+    trail = created(http.get("/v1/audit", params={"outcome": "rejected"}, headers=admin))["items"]
+    refused = [event for event in trail if event["route"] == "/fhir/QuestionnaireResponse/{response_id}"]
+    assert sorted((event["status_code"], event["resource_id"]) for event in refused) == [(400, "ab"), (400, "x" * 65)]
