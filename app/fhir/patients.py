@@ -99,17 +99,29 @@ def put(session: Session, *, principal: Principal, logical_id: str, data: dict[s
                     patient_id=patient_id,
                 )
             except Conflict:
-                # The id or an identifier was taken meanwhile: perhaps by a concurrent PUT of this very id (another
-                # request, another process). This request's transaction cannot go on; a retry updates it.
-                raise Conflict(
-                    f"Patient/{logical_id} cannot be created: another patient of this clinic holds one of its "
-                    "identifiers, or a concurrent PUT of this id stored it first (then a retry updates it); nothing "
-                    "was stored"
-                ) from None
-            return StoredPatient(created, created=True)
+                # The id or an identifier was taken meanwhile, perhaps by a concurrent PUT of this very id (another
+                # request, another process), whose commit the refused insert waited for: then this PUT updates it.
+                if _committed_meanwhile(session, principal.clinic_id, patient_id) is None:
+                    raise Conflict(
+                        f"Patient/{logical_id} cannot be created: another patient of this clinic holds one of its "
+                        "identifiers; nothing was stored"
+                    ) from None
+            else:
+                return StoredPatient(created, created=True)
         # This clinic's: a concurrent PUT of this id committed it between the two reads.
         patient = patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
     return StoredPatient(patients.replace_identifiers(session, patient=patient, identifiers=identifiers), created=False)
+
+
+def _committed_meanwhile(session: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> Patient | None:
+    """The patient under this id if another transaction committed it after this one first looked (its insert was
+    refused in a savepoint; a new statement sees what is committed), and it is this clinic's."""
+    holder = session.get(Patient, patient_id, populate_existing=True)
+    if holder is None:
+        return None
+    if holder.clinic_id != clinic_id:
+        raise NotFound(f"no Patient/{patient_id} in this clinic, and the id cannot be used; POST for a new id")
+    return holder
 
 
 def get(session: Session, *, principal: Principal, logical_id: str) -> Patient:

@@ -48,9 +48,9 @@ def create(
     patient.identifiers = [
         PatientIdentifier(clinic_id=clinic_id, system=system, value=value) for system, value in sorted(pairs)
     ]
-    session.add(patient)
     try:
-        with session.begin_nested():
+        with session.begin_nested():  # added inside: begin_nested() flushes what is pending before its SAVEPOINT
+            session.add(patient)
             session.flush()
     except IntegrityError:
         raise Conflict("a patient with this identifier already exists in this clinic") from None
@@ -64,12 +64,12 @@ def replace_identifiers(session: Session, *, patient: Patient, identifiers: list
         raise Conflict("the same identifier is given twice")
     kept = [row for row in patient.identifiers if (row.system, row.value) in wanted]
     have = {(row.system, row.value) for row in kept}
-    patient.identifiers = kept + [
-        PatientIdentifier(clinic_id=patient.clinic_id, system=system, value=value)
-        for system, value in sorted(wanted - have)
-    ]
     try:
-        with session.begin_nested():
+        with session.begin_nested():  # changed inside: begin_nested() flushes what is pending before its SAVEPOINT
+            patient.identifiers = kept + [
+                PatientIdentifier(clinic_id=patient.clinic_id, system=system, value=value)
+                for system, value in sorted(wanted - have)
+            ]
             session.flush()
     except IntegrityError:
         raise Conflict("another patient of this clinic already has one of these identifiers") from None

@@ -140,29 +140,45 @@ def test_a_put_racing_another_put_of_the_same_new_id_answers_200_or_201_never_40
     assert second.json()["id"] == new_id
 
 
-def test_a_put_whose_insert_collides_with_a_concurrent_one_is_a_409_that_says_why(
+def test_a_put_whose_insert_collides_with_a_concurrent_one_updates_what_that_one_stored(
     client: TestClient, clinic: ClinicKeys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Both reads of the id miss it (the other PUT had not committed yet), its own insert then collides with the
+    other's committed row: it reads the id once more and updates that patient (200), as a PUT of an existing id does."""
     new_id = str(uuid.uuid4())
     body = patient("MRN-RACE-2") | {"id": new_id}
     first = send(client, "PUT", f"/fhir/Patient/{new_id}", clinic, body)
     real_get = patient_service.get
     original_session_get = Session.get
+    misses = {"session": 1}
 
     def first_read_misses(*args: Any, **kwargs: Any) -> Any:
         monkeypatch.setattr(patient_service, "get", real_get)
         raise NotFound("not yet committed")
 
     def session_get(self: Session, entity: Any, ident: Any, **kwargs: Any) -> Any:
-        if entity is PatientRow:  # both reads miss the row, as just before the concurrent PUT committed
+        if entity is PatientRow and misses["session"]:  # the holder check, just before the other PUT committed
+            misses["session"] -= 1
             return None
         return original_session_get(self, entity, ident, **kwargs)
 
     monkeypatch.setattr(patient_service, "get", first_read_misses)
     monkeypatch.setattr(Session, "get", session_get)
-    second = send(client, "PUT", f"/fhir/Patient/{new_id}", clinic, body)
+    second = send(client, "PUT", f"/fhir/Patient/{new_id}", clinic, patient("MRN-RACE-2", "MRN-RACE-3", id=new_id))
     monkeypatch.undo()
-    retried = send(client, "PUT", f"/fhir/Patient/{new_id}", clinic, body)
 
-    assert (first.status_code, second.status_code, retried.status_code) == (201, 409, 200)
-    assert "concurrent PUT" in second.json()["issue"][0]["diagnostics"]
+    assert (first.status_code, second.status_code) == (201, 200), second.text
+    assert second.json()["id"] == new_id
+    assert len(client.get(f"/fhir/Patient/{new_id}", headers=clinic.headers()).json()["identifier"]) == 2
+
+
+def test_a_put_of_a_new_id_whose_identifier_another_patient_holds_is_a_409_that_says_why(
+    client: TestClient, clinic: ClinicKeys
+) -> None:
+    holder = send(client, "POST", "/fhir/Patient", clinic, patient("MRN-HELD"))
+    new_id = str(uuid.uuid4())
+    taken = send(client, "PUT", f"/fhir/Patient/{new_id}", clinic, patient("MRN-HELD") | {"id": new_id})
+
+    assert (holder.status_code, taken.status_code) == (201, 409)
+    assert "holds one of its identifiers" in taken.json()["issue"][0]["diagnostics"]
+    assert client.get(f"/fhir/Patient/{new_id}", headers=clinic.headers()).status_code == 404
