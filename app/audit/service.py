@@ -4,7 +4,7 @@ Successful requests are recorded by the request's own transaction (``AuditTrail.
 commit), so an audit row exists exactly when the change it records does, and it carries the status the response is
 sent with (201 for a creation). Rows created during the request are found from the session's flushes, so no handler
 has to remember to audit. Every other answer of an audited route (401, 403, 404, 409, 422...) is recorded by
-``record_failure`` in a transaction of its own, because the request's transaction is rolled back; it runs when the
+``record_answer`` in a transaction of its own, because the request's transaction is rolled back; it runs when the
 response starts, before anything is sent. A Bundle's entries each get an event of their own (``EntryNote``).
 
 Which patient an event names: the ``patient_id`` of the route's path on success (the route found it in the caller's
@@ -113,7 +113,7 @@ def _by_patient(value: str) -> Select[Any] | None:
 def _by_response(value: str) -> Select[Any] | None:
     """Only a well-formed FHIR id is looked up: a refusal's own audit row must not fail on what was refused (a NUL
     character, which PostgreSQL refuses in any statement)."""
-    if not FHIR_ID.match(value):
+    if not FHIR_ID.fullmatch(value):
         return None
     return select(FhirResource.patient_id).where(
         FhirResource.resource_type == "QuestionnaireResponse", FhirResource.logical_id == value
@@ -241,7 +241,7 @@ class AuditTrail:
         principal: Principal | None = getattr(self.request.state, "principal", None)
         template = route_template(self.request) or self.request.url.path
         resource_type, resource_id = _resource(template, dict(self.request.path_params))
-        base = _base(self.request, principal, template, status_code, outcome_of(status_code), utcnow())
+        base = _base(self.request, principal, template, status_code)
         if principal is None:  # a public route (an enrolment code's exchange): the clinic of what it created
             clinics = {clinic for _table, _id, _patient, clinic in created if clinic is not None}
             base["clinic_id"] = clinics.pop() if len(clinics) == 1 else None
@@ -292,11 +292,9 @@ def _entry_row(base: dict[str, Any], entry: EntryNote) -> dict[str, Any]:
     }
 
 
-def _base(
-    request: Request, principal: Principal | None, template: str, status_code: int, outcome: str, now: datetime
-) -> dict[str, Any]:
+def _base(request: Request, principal: Principal | None, template: str, status_code: int) -> dict[str, Any]:
     return {
-        "occurred_at": now,
+        "occurred_at": utcnow(),
         "clinic_id": principal.clinic_id if principal else None,
         "key_id": principal.key_id if principal else None,
         "role": principal.role.value if principal else None,
@@ -305,7 +303,7 @@ def _base(
         "route": template[:200],
         "client_address": _client(request),
         "status_code": status_code,
-        "outcome": outcome,
+        "outcome": outcome_of(status_code),
     }
 
 
@@ -330,7 +328,7 @@ def record_answer(request: Request, status_code: int) -> None:
     trail: AuditTrail | None = getattr(request.state, "audit_trail", None)
     failed_entries = [entry for entry in (trail.entries if trail else []) if entry.status_code >= 400]
     succeeded = status_code < 400
-    base = _base(request, principal, template, status_code, outcome_of(status_code), utcnow())
+    base = _base(request, principal, template, status_code)
     for session in transaction(request.app.state.write_sessions):
         rows = [
             {

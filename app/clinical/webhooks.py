@@ -18,7 +18,6 @@ import http.client
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -166,7 +165,7 @@ def _post(
     if not secrets:
         logger.warning("alert webhook not sent: the clinic has no signing secret")
         return None, "not sent unsigned: the clinic has no webhook signing secret"
-    message_id, timestamp = str(delivery_id), int(time.time())
+    message_id, timestamp = str(delivery_id), int(utcnow().timestamp())
     signatures = [
         webhook_signing.signature(secret, message_id=message_id, timestamp=timestamp, body=body) for secret in secrets
     ]

@@ -62,10 +62,10 @@ class RateLimiter:
         """Take a token: 0 if the request may proceed, else the seconds to wait before retrying (nothing taken)."""
         with self._lock:
             bucket = self._refilled(caller, self.clock() if now is None else now)
-            if bucket.tokens >= 1:
+            wait = self._wait(bucket)
+            if wait == 0:
                 bucket.tokens -= 1
-                return 0.0
-            return (1 - bucket.tokens) / self.rate
+            return wait
 
     def charge(self, caller: str, now: float | None = None) -> None:
         """Take a token for a request already answered, into debt if none is left (at most ``burst`` deep)."""
@@ -76,8 +76,10 @@ class RateLimiter:
     def wait(self, caller: str, now: float | None = None) -> float:
         """The seconds before a token is available (0: one is), taking none."""
         with self._lock:
-            bucket = self._refilled(caller, self.clock() if now is None else now)
-            return 0.0 if bucket.tokens >= 1 else (1 - bucket.tokens) / self.rate
+            return self._wait(self._refilled(caller, self.clock() if now is None else now))
+
+    def _wait(self, bucket: _Bucket) -> float:
+        return 0.0 if bucket.tokens >= 1 else (1 - bucket.tokens) / self.rate
 
     def _refilled(self, caller: str, now: float) -> _Bucket:
         bucket = self._buckets.get(caller)
@@ -115,11 +117,7 @@ class RateLimits:
 
     def count_key(self, scope: Scope, key_id: object) -> None:
         """Charge a verified key's own quota; 429 (``RateLimited``) when it is spent."""
-        state = scope.setdefault("state", {})
-        if state.get(COUNTED):
-            return
-        state[COUNTED] = True
-        if self.keys is None:
+        if not _first_count(scope) or self.keys is None:
             return
         wait = self.keys.allow(str(key_id))
         if wait > 0:
@@ -130,11 +128,7 @@ class RateLimits:
 
     def count_address(self, scope: Scope) -> None:
         """Charge the client address for a request no verified key answers for; 429 when its bucket is spent."""
-        state = scope.setdefault("state", {})
-        if state.get(COUNTED):
-            return
-        state[COUNTED] = True
-        if self.addresses is None:
+        if not _first_count(scope) or self.addresses is None:
             return
         wait = self.addresses.allow(client_address(scope))
         if wait > 0:
@@ -149,6 +143,15 @@ class RateLimits:
         state = scope.get("state")
         if self.addresses is not None and (state is None or not state.get(COUNTED)):
             self.addresses.charge(client_address(scope))
+
+
+def _first_count(scope: Scope) -> bool:
+    """Mark the request counted (``COUNTED``); whether it was not yet."""
+    state = scope.setdefault("state", {})
+    if state.get(COUNTED):
+        return False
+    state[COUNTED] = True
+    return True
 
 
 @dataclass

@@ -29,8 +29,9 @@ from app.core.errors import Conflict, DomainError
 from app.core.problems import echoed
 from app.fhir import interactions
 from app.fhir import service as responses
+from app.fhir.codes import FHIR_ID
 from app.fhir.errors import FhirError, Issue, MalformedResource, MethodNotAllowed, UnprocessableResource
-from app.fhir.http import LOGICAL_ID, ReturnPreference, issues_of, operation_outcome
+from app.fhir.http import ReturnPreference, issues_of, operation_outcome
 from app.fhir.interactions import Outcome
 from app.fhir.service import Lookups, PreparedResponse
 from app.fhir.validation import require_type, validate
@@ -332,7 +333,7 @@ def _request_of(run: _Run, entry: dict[str, Any], prefix: str) -> _EntryRequest:
                 )
             ],
         )
-    if logical_id and not LOGICAL_ID.fullmatch(logical_id):
+    if logical_id and not FHIR_ID.fullmatch(logical_id):
         raise MalformedResource(
             f"{method} {echoed(str(url))}: the id is not a FHIR id",
             issues=[Issue("invalid", "a FHIR id is 1 to 64 of A-Z, a-z, 0-9, '-' and '.'", (f"{prefix}.request.url",))],

@@ -37,7 +37,8 @@ ITEM_MAP_EXTENSION = f"{PRODUCT}:fhir:item-map"
 the instrument item (or total) the item asks. The explicit mapping for forms without usable item codes."""
 UNSCORED_ITEM = "unscored"
 
-FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+"""FHIR's rule for a logical id (the ``id`` datatype); test a whole value with ``fullmatch``."""
 
 
 def questionnaire_id(instrument_id: str) -> str:

@@ -29,7 +29,7 @@ from app.core.errors import DomainError, FieldError, RateLimited
 from app.core.json_body import DuplicateKey, loads_unique
 from app.core.problems import ECHOED_DETAIL_CHARACTERS, echoed
 from app.core.routing import AppRoute
-from app.fhir.codes import FHIR_MEDIA_TYPE
+from app.fhir.codes import FHIR_ID, FHIR_MEDIA_TYPE
 from app.fhir.errors import (
     FhirError,
     Issue,
@@ -354,12 +354,7 @@ def _reject_constant(name: str) -> Any:
 
 FhirBody = Annotated[ReceivedResource, Depends(received_resource)]
 
-LOGICAL_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-"""FHIR's rule for a logical id (``id`` datatype)."""
-
-LogicalId = Annotated[
-    str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$", description=r"A FHIR logical id: `[A-Za-z0-9\-.]{1,64}`.")
-]
+LogicalId = Annotated[str, Path(pattern=f"^{FHIR_ID.pattern}$", description=f"A FHIR logical id: `{FHIR_ID.pattern}`.")]
 InstrumentOrLogicalId = Annotated[
     str,
     Path(
