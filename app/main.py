@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,25 +17,18 @@ from app.auth.verified_keys import VerifiedKeys
 from app.clinical import webhooks
 from app.clinical.router import router as clinical_router
 from app.core.config import Settings, get_settings
-from app.core.db import (
-    create_db_engine,
-    create_lookup_engine,
-    create_write_engine,
-    make_sessionmaker,
-)
-from app.core.deps import WriteQueue
-from app.core.limits import GuessLimits, RateLimits
+from app.core.limits import Clock, GuessLimits, RateLimits
 from app.core.logging import configure_logging, install_request_logging
-from app.core.loop_db import create_loop_sessions
 from app.core.middleware import install_middleware
 from app.core.problems import install_problem_handlers
+from app.core.state import AppState, Database, opened_state
 from app.fhir.http import refusal_outcome
 from app.fhir.router import router as fhir_router
 from app.fhir.validation import load_fhir_models
 from app.fhir.validation_pool import ValidationPool
 from app.health.router import router as health_router
 from app.idempotency.service import IdempotentReplay, replay_response
-from app.instruments.registry import load_registry
+from app.instruments.registry import InstrumentRegistry, load_registry
 from app.instruments.router import router as instruments_router
 from app.measurements.router import me_router
 from app.measurements.router import router as measurements_router
@@ -61,28 +55,41 @@ def settle_startup_objects() -> None:
     gc.freeze()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def open_app_state(
+    settings: Settings, registry: InstrumentRegistry, rate_limits: RateLimits, enrolment_limits: GuessLimits
+) -> AppState:
+    """Everything the requests share, made as the app starts serving (its lifespan)."""
+    database = Database.open(settings)
+    state = AppState(
+        settings=settings,
+        database=database,
+        rate_limits=rate_limits,
+        enrolment_limits=enrolment_limits,
+        observe_transaction=AuditTrail,
+        observe_answer=observe_answer,
+    )
+    state.provide(registry)
+    state.provide(VerifiedKeys(settings.api_key_cache_seconds))
+    pool = ValidationPool(settings.fhir_validation_processes)
+    state.provide(pool, close=pool.close)
+    webhooks.use_settings(settings, database.engine, database.write_engine)  # deliveries follow this app's settings
+    return state
+
+
+def create_app(settings: Settings | None = None, *, monotonic: Clock = time.monotonic) -> FastAPI:
+    """The app; it opens its state (``open_app_state``) when it starts serving. ``monotonic``: the rate limits' clock.
+    The limits live as long as the app (the middleware counts requests before they are routed)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     registry = load_registry(settings.scales_dir)
-    engine = create_db_engine(settings)
-    write_engine = create_write_engine(settings, engine)
-    lookup_engine = create_lookup_engine(settings, engine)
-    loop_write_sessions = create_loop_sessions(settings, write_engine)
-    validation_pool = ValidationPool(settings.fhir_validation_processes)
+    rate_limits = RateLimits.from_settings(settings, monotonic)
+    enrolment_limits = GuessLimits.for_enrolment(settings, monotonic)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settle_startup_objects()
-        if loop_write_sessions is not None:
-            loop_write_sessions.serve_here()
-        yield
-        validation_pool.close()
-        engine.dispose()
-        write_engine.dispose()
-        lookup_engine.dispose()
-        if loop_write_sessions is not None:
-            await loop_write_sessions.dispose()
+        async with opened_state(app, lambda: open_app_state(settings, registry, rate_limits, enrolment_limits)):
+            yield
 
     app = FastAPI(
         title="Compassion Outcomes API",
@@ -90,28 +97,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.registry = registry
-    app.state.engine = engine
-    app.state.lookups = lookup_engine
-    app.state.verified_keys = VerifiedKeys(settings.api_key_cache_seconds)
-    app.state.rate_limits = RateLimits.from_settings(settings)
-    app.state.enrolment_limits = GuessLimits.for_enrolment(settings)
-    app.state.validation_pool = validation_pool
-    app.state.read_sessions = make_sessionmaker(engine)
-    app.state.write_sessions = make_sessionmaker(write_engine)
-    app.state.loop_write_sessions = loop_write_sessions
-    app.state.write_queue = WriteQueue(
-        writers=1 if write_engine.dialect.name == "sqlite" else settings.db_write_concurrency or None,
-        wait_seconds=settings.sqlite_busy_timeout_ms / 1000,
-    )
-    app.state.transaction_observer = AuditTrail
-    app.state.answer_observer = observe_answer
-    """Records every answer of an audited route its transaction did not (refusals, rejections), as it is sent."""
-    app.state.read_only_routes = frozenset({"/v1/research/lagged-effects"})
-    """POST routes that only read: they must not hold SQLite's single write connection while a model fits."""
-
-    webhooks.use_settings(settings, engine, write_engine)  # deliveries after a commit follow this app's settings
     install_problem_handlers(app)
 
     @app.exception_handler(IdempotentReplay)
@@ -119,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return replay_response(exc)
 
     install_request_logging(app)
-    install_middleware(app, settings, refusal_renderers={fhir_router.prefix: refusal_outcome})
+    install_middleware(app, settings, rate_limits, refusal_renderers={fhir_router.prefix: refusal_outcome})
     for router in (  # the busiest first: a request is matched against the routes in this order
         measurements_router,
         fhir_router,

@@ -24,6 +24,7 @@ from app.auth.permissions import STAFF_ROLES, Role
 from app.core.config import Settings
 from app.core.db import transaction
 from app.core.migrations import upgrade_to_head
+from app.core.state import state_of
 from app.main import create_app
 
 TEST_PEPPER = "test-pepper-not-secret"
@@ -95,14 +96,21 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str) -> FastAPI:
-    return create_app(make_settings(database_url))
+def served(database_url: str) -> Iterator[TestClient]:
+    """The app, started (its lifespan opened its engines and pools) for the whole run, and a client of it."""
+    with TestClient(create_app(make_settings(database_url))) as test_client:
+        yield test_client
 
 
 @pytest.fixture(scope="session")
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as test_client:
-        yield test_client
+def app(served: TestClient) -> FastAPI:
+    started: FastAPI = served.app  # type: ignore[assignment]
+    return started
+
+
+@pytest.fixture(scope="session")
+def client(served: TestClient) -> TestClient:
+    return served
 
 
 @dataclass
@@ -120,7 +128,7 @@ class ClinicKeys:
 
 def new_clinic(app: FastAPI) -> ClinicKeys:
     name = f"clinic-{uuid.uuid4().hex[:10]}"
-    for session in transaction(app.state.write_sessions):
+    for session in transaction(state_of(app).write_sessions):
         clinic = auth.get_or_create_clinic(session, name=name)
         result = ClinicKeys(name=name, id=clinic.id)
         for role in STAFF_ROLES:

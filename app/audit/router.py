@@ -10,10 +10,9 @@ from app.audit.schemas import AuditEventRead, AuditOutcome
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.core.deps import SessionDep
+from app.core.lifecycle import AppRoute, Db
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.routing import AppRoute
 from app.core.schemas import FilterTime, Page
 
 router = APIRouter(route_class=AppRoute, prefix="/v1/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
@@ -21,7 +20,7 @@ router = APIRouter(route_class=AppRoute, prefix="/v1/audit", tags=["audit"], res
 
 @router.get("")
 def list_audit_events(
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.AUDIT_READ)],
     page: PageDep,
     patient_id: uuid.UUID | None = None,
@@ -33,7 +32,7 @@ def list_audit_events(
 ) -> Page[AuditEventRead]:
     """The clinic's audit trail, newest first: who read or changed which record, when, from where, with what outcome."""
     rows = service.list_events(
-        session,
+        db,
         clinic_id=principal.clinic_id,
         limit=page.limit + 1,
         offset=page.offset,

@@ -32,6 +32,7 @@ from app.auth.service import Principal
 from app.clinical.models import RiskAlert
 from app.core.audit_notes import EntryNote, entry_notes
 from app.core.db import InsertedRow, insert_together, log_inserts, new_record_id, table_of, transaction, utcnow
+from app.core.state import state_of
 from app.fhir.codes import FHIR_ID
 from app.fhir.models import FhirResource
 from app.fhir.observations import parse_observation_id
@@ -329,7 +330,7 @@ def record_answer(request: Request, status_code: int) -> None:
     failed_entries = [entry for entry in (trail.entries if trail else []) if entry.status_code >= 400]
     succeeded = status_code < 400
     base = _base(request, principal, template, status_code)
-    for session in transaction(request.app.state.write_sessions):
+    for session in transaction(state_of(request).write_sessions):
         rows = [
             {
                 **base,

@@ -16,11 +16,11 @@ from app.auth import service
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.auth.verified_keys import VerifiedKeys
-from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import NotAuthenticated, NotFound
-from app.core.limits import GuessLimits, RateLimits, authenticates
+from app.core.limits import GuessLimits, authenticates
 from app.core.security import hash_api_key
+from app.core.state import state_of
 
 bearer = HTTPBearer(auto_error=False, description="An API key created with `python -m app create-api-key`.")
 
@@ -42,8 +42,7 @@ async def authenticate(request: Request, credentials: HTTPAuthorizationCredentia
     did not (``app.core.limits``): a made-up or merely known key spends no key's quota.
 
     Trust a key verified moments ago (``verified_keys``); else check it on a read connection of its own, outside
-    any transaction (one statement), so a write request takes SQLite's single write connection only when it first
-    writes (the profile in bench/README.md).
+    any transaction (one statement).
 
     On SQLite the lookup is an in-process call on a page that is always cached, cheaper than a hand-off to the
     threadpool, so it runs right here; a server database is waited for in the threadpool.
@@ -52,15 +51,14 @@ async def authenticate(request: Request, credentials: HTTPAuthorizationCredentia
     if known is not None:
         return known
     presented = credentials.credentials if credentials else None
-    state = request.app.state
-    settings: Settings = state.settings  # not a dependency: every dependency costs each request
-    pepper = settings.api_key_pepper.get_secret_value()
-    verified_keys: VerifiedKeys = state.verified_keys
-    limits: RateLimits = state.rate_limits
+    state = state_of(request)  # not a dependency: every dependency costs each request
+    pepper = state.settings.api_key_pepper.get_secret_value()
+    verified_keys = state.part(VerifiedKeys)
+    limits = state.rate_limits
     key_hash = hash_api_key(presented, pepper) if presented else ""
     principal = verified_keys.principal(key_hash, utcnow()) if presented else None
     if principal is None:
-        lookups: Engine = state.lookups
+        lookups = state.database.lookups
         try:
             if lookups.dialect.name == "sqlite":
                 authenticated = _authenticate(lookups, presented, pepper)
@@ -84,7 +82,7 @@ def _authenticate(lookups: Engine, presented: str | None, pepper: str) -> servic
 def forget_when_committed(request: Request, session: Session, key_id: uuid.UUID) -> None:
     """Stop trusting a revoked key once its revocation is committed (forgotten any earlier, a concurrent request
     could verify it again from the still uncommitted row and trust it for another ``API_KEY_CACHE_SECONDS``)."""
-    verified_keys: VerifiedKeys = request.app.state.verified_keys
+    verified_keys = state_of(request).part(VerifiedKeys)
     event.listen(session, "after_commit", lambda _session: verified_keys.forget(key_id), once=True)
 
 
@@ -114,7 +112,7 @@ def requires(permission: Permission) -> Any:
 
 class EnrolmentAttempt:
     """An attempt at an enrolment code, within its limits (``GuessLimits``): per client address, and wrong codes from
-    every address together. Declared before the session, so a refused attempt never waits for the writer."""
+    every address together."""
 
     def __init__(self, limits: GuessLimits) -> None:
         self._limits = limits
@@ -125,7 +123,7 @@ class EnrolmentAttempt:
 
 
 async def enrolment_attempt(request: Request) -> EnrolmentAttempt:
-    limits: GuessLimits = request.app.state.enrolment_limits
+    limits = state_of(request).enrolment_limits
     limits.attempt(request.scope)
     return EnrolmentAttempt(limits)
 

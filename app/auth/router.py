@@ -20,11 +20,10 @@ from app.auth.schemas import (
     PatientToken,
 )
 from app.auth.service import Principal
-from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import FieldError, InvalidInput, NotAuthenticated
+from app.core.lifecycle import AppRoute, Db, SettingsDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.routing import AppRoute
 from app.core.schemas import Page
 from app.idempotency.service import Idempotent
 from app.patients import service as patients
@@ -39,7 +38,7 @@ def _read(api_key: ApiKey) -> ApiKeyRead:
 @router.post("/api-keys", status_code=201, response_model=ApiKeyIssued, tags=["api keys"])
 def create_api_key(
     body: ApiKeyCreate,
-    session: SessionDep,
+    db: Db,
     settings: SettingsDep,
     principal: Annotated[Principal, requires(Permission.KEYS_MANAGE)],
     guard: Idempotent,
@@ -53,8 +52,8 @@ def create_api_key(
             ],
         )
     issued = service.issue_api_key(
-        session,
-        clinic=service.get_clinic(session, principal.clinic_id),
+        db,
+        clinic=service.get_clinic(db, principal.clinic_id),
         role=body.role,
         pepper=settings.api_key_pepper.get_secret_value(),
         label=body.label,
@@ -67,12 +66,12 @@ def create_api_key(
 
 @router.get("/api-keys", tags=["api keys"])
 def list_api_keys(
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.KEYS_MANAGE)],
     page: PageDep,
 ) -> Page[ApiKeyRead]:
     """The clinic's staff keys (never their secrets)."""
-    rows = service.list_keys(session, clinic_id=principal.clinic_id, limit=page.limit + 1, offset=page.offset)
+    rows = service.list_keys(db, clinic_id=principal.clinic_id, limit=page.limit + 1, offset=page.offset)
     return page.page(rows, _read)
 
 
@@ -80,13 +79,13 @@ def list_api_keys(
 def revoke_api_key(
     key_id: uuid.UUID,
     request: Request,
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.KEYS_MANAGE)],
     guard: Idempotent,
 ) -> Response:
     """Revoke a staff key at once."""
-    revoked = service.revoke_key(session, clinic_id=principal.clinic_id, key_id=key_id)
-    forget_when_committed(request, session, revoked.id)
+    revoked = service.revoke_key(db, clinic_id=principal.clinic_id, key_id=key_id)
+    forget_when_committed(request, db, revoked.id)
     return guard.respond(_read(revoked))
 
 
@@ -96,7 +95,7 @@ def revoke_api_key(
 def create_enrolment(
     patient_id: uuid.UUID,
     body: EnrolmentCreate,
-    session: SessionDep,
+    db: Db,
     settings: SettingsDep,
     principal: Annotated[Principal, requires(Permission.ENROLMENTS_MANAGE)],
     guard: Idempotent,
@@ -104,9 +103,9 @@ def create_enrolment(
     """A one-time code the patient's app exchanges for a token for this patient only, and the same as a link for a
     QR code (``<PUBLIC_BASE_URL>/enrol#code=<code>``: the app reads the service's address and the code from it and
     posts the code to ``/v1/enrolments/exchange`` there)."""
-    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     issued = enrolment.create(
-        session,
+        db,
         clinic_id=principal.clinic_id,
         patient_id=patient_id,
         created_by_key_id=principal.key_id,
@@ -128,25 +127,25 @@ def create_enrolment(
 def revoke_enrolment(
     patient_id: uuid.UUID,
     enrolment_id: uuid.UUID,
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.ENROLMENTS_MANAGE)],
 ) -> Response:
     """Withdraw an unused enrolment code."""
-    enrolment.revoke(session, clinic_id=principal.clinic_id, patient_id=patient_id, enrolment_id=enrolment_id)
+    enrolment.revoke(db, clinic_id=principal.clinic_id, patient_id=patient_id, enrolment_id=enrolment_id)
     return Response(status_code=204)
 
 
 @router.get("/patients/{patient_id}/tokens", tags=["patient tokens"])
 def list_patient_tokens(
     patient_id: uuid.UUID,
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.ENROLMENTS_MANAGE)],
     page: PageDep,
 ) -> Page[ApiKeyRead]:
     """The patient tokens issued for this patient."""
-    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     rows = service.list_keys(
-        session, clinic_id=principal.clinic_id, patient_id=patient_id, limit=page.limit + 1, offset=page.offset
+        db, clinic_id=principal.clinic_id, patient_id=patient_id, limit=page.limit + 1, offset=page.offset
     )
     return page.page(rows, _read)
 
@@ -156,25 +155,25 @@ def revoke_patient_token(
     patient_id: uuid.UUID,
     key_id: uuid.UUID,
     request: Request,
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.ENROLMENTS_MANAGE)],
     guard: Idempotent,
 ) -> Response:
     """Revoke a patient's token (a lost phone): the app gets 401 from then on."""
-    revoked = service.revoke_key(session, clinic_id=principal.clinic_id, key_id=key_id, patient_id=patient_id)
-    forget_when_committed(request, session, revoked.id)
+    revoked = service.revoke_key(db, clinic_id=principal.clinic_id, key_id=key_id, patient_id=patient_id)
+    forget_when_committed(request, db, revoked.id)
     return guard.respond(_read(revoked))
 
 
 @router.post("/enrolments/exchange", status_code=201, name="exchange_enrolment_code", tags=["patient tokens"])
 def exchange_enrolment_code(
-    body: EnrolmentExchange, attempt: EnrolmentAttemptDep, session: SessionDep, settings: SettingsDep
+    body: EnrolmentExchange, attempt: EnrolmentAttemptDep, db: Db, settings: SettingsDep
 ) -> PatientToken:
     """The app spends the one-time code (no other credentials) and receives its patient token.
 
     Attempts are limited per client address, and wrong codes from all addresses together (429 with Retry-After)."""
     try:
-        exchanged = enrolment.exchange(session, code=body.code, pepper=settings.api_key_pepper.get_secret_value())
+        exchanged = enrolment.exchange(db, code=body.code, pepper=settings.api_key_pepper.get_secret_value())
     except NotAuthenticated:
         attempt.failed()
         raise

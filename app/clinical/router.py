@@ -26,10 +26,9 @@ from app.clinical.schemas import (
     TrajectoryRead,
     WebhookSecretIssued,
 )
-from app.core.deps import SessionDep, SettingsDep
+from app.core.lifecycle import AppRoute, Db, SettingsDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.routing import AppRoute
 from app.core.schemas import FilterTime, Page
 from app.idempotency.service import Idempotent
 from app.instruments.dependencies import RegistryDep
@@ -51,23 +50,23 @@ REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; b
 @patient_router.get("/trajectory")
 def get_trajectory(
     patient_id: uuid.UUID,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     instrument: Instrument,
     score: ScoreKey = None,
 ) -> TrajectoryRead:
     """One score over time: session number, days since the first point, band, prorated mark and flags per point."""
-    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     definition, spec = series.resolve_score(registry, instrument, score)
-    data = series.load(session, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec)
+    data = series.load(db, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec)
     return service.trajectory(patient_id, data)
 
 
 @patient_router.get("/change")
 def get_change(
     patient_id: uuid.UUID,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     instrument: Instrument,
@@ -81,10 +80,10 @@ def get_change(
     ] = None,
 ) -> ChangeRead:
     """Reliable change and clinical significance between two scores, with the parameters used and their sources."""
-    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     definition, spec = series.resolve_score(registry, instrument, score)
     change = service.patient_change(
-        session,
+        db,
         clinic_id=principal.clinic_id,
         patient_id=patient_id,
         definition=definition,
@@ -99,14 +98,14 @@ def get_change(
 @patient_router.get("/report", response_class=HTMLResponse)
 def get_report(
     patient_id: uuid.UUID,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
 ) -> HTMLResponse:
     """The clinician report (HTML, printable): a chart per instrument, the change table and the risk alerts."""
-    patient = patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patient = patients.get(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     built = report.build(
-        session,
+        db,
         registry,
         clinic_id=principal.clinic_id,
         patient=patient,
@@ -122,25 +121,23 @@ def get_report(
 )
 def get_chart(
     patient_id: uuid.UUID,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     instrument: Instrument,
     score: ScoreKey = None,
 ) -> Response:
     """One instrument's chart as SVG, for an EHR to embed (with a title and a text description inside)."""
-    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     definition = series.resolve_definition(registry, instrument)
     spec = series.resolve_score(registry, instrument, score)[1] if score else None
-    svg = report.chart_svg(
-        session, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec
-    )
+    svg = report.chart_svg(db, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec)
     return Response(svg, media_type="image/svg+xml", headers=NO_STORE)
 
 
 @clinic_router.get("/outcomes")
 def get_outcomes(
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.OUTCOMES_READ)],
     instrument: Instrument,
@@ -152,7 +149,7 @@ def get_outcomes(
     """Counts and rates of recovered, improved, unchanged, deteriorated and harmed patients over the clinic."""
     definition, spec = series.resolve_score(registry, instrument, score)
     return service.clinic_outcomes(
-        session,
+        db,
         clinic_id=principal.clinic_id,
         definition=definition,
         score=spec,
@@ -164,7 +161,7 @@ def get_outcomes(
 
 @clinic_router.get("/alerts")
 def list_alerts(
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.ALERTS_READ)],
     page: PageDep,
     acknowledged: Annotated[bool | None, Query(description="Only (un)acknowledged alerts.")] = None,
@@ -172,50 +169,50 @@ def list_alerts(
 ) -> Page[AlertRead]:
     """Risk alerts (item 9), unacknowledged first, with the patient, the measurement and the clinic's crisis text."""
     found = alerts.list_alerts(
-        session,
+        db,
         clinic_id=principal.clinic_id,
         limit=page.limit + 1,
         offset=page.offset,
         acknowledged=acknowledged,
         patient_id=patient_id,
     )
-    reads = alerts.to_reads(session, clinic_id=principal.clinic_id, found=found)
+    reads = alerts.to_reads(db, clinic_id=principal.clinic_id, found=found)
     return page.page(reads, lambda read: read)
 
 
 @clinic_router.get("/alerts/{alert_id}")
 def get_alert(
     alert_id: uuid.UUID,
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.ALERTS_READ)],
 ) -> AlertRead:
     """One risk alert."""
-    found = alerts.get(session, clinic_id=principal.clinic_id, alert_id=alert_id)
-    return alerts.to_reads(session, clinic_id=principal.clinic_id, found=[found])[0]
+    found = alerts.get(db, clinic_id=principal.clinic_id, alert_id=alert_id)
+    return alerts.to_reads(db, clinic_id=principal.clinic_id, found=[found])[0]
 
 
 @clinic_router.post("/alerts/{alert_id}/acknowledge", response_model=AlertRead)
 def acknowledge_alert(
     alert_id: uuid.UUID,
     body: AlertAcknowledge,
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.ALERTS_ACKNOWLEDGE)],
     guard: Idempotent,
 ) -> Response:
     """Acknowledge an alert with a note; who and when are recorded with it. An alert is acknowledged once."""
     found = alerts.acknowledge(
-        session, clinic_id=principal.clinic_id, alert_id=alert_id, key_id=principal.key_id, note=body.note
+        db, clinic_id=principal.clinic_id, alert_id=alert_id, key_id=principal.key_id, note=body.note
     )
-    return guard.respond(alerts.to_reads(session, clinic_id=principal.clinic_id, found=[found])[0])
+    return guard.respond(alerts.to_reads(db, clinic_id=principal.clinic_id, found=[found])[0])
 
 
 @clinic_router.get("/settings")
 def get_settings(
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
 ) -> ClinicSettingsRead:
     """The clinic's crisis text and alert webhook."""
-    return clinic_settings.to_read(clinic_settings.get(session, clinic_id=principal.clinic_id))
+    return clinic_settings.to_read(clinic_settings.get(db, clinic_id=principal.clinic_id))
 
 
 def vetted_settings(body: ClinicSettingsWrite, settings: SettingsDep) -> ClinicSettingsWrite:
@@ -229,13 +226,13 @@ def put_settings(
     principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
     body: Annotated[ClinicSettingsWrite, Depends(vetted_settings)],
     settings: SettingsDep,
-    session: SessionDep,
+    db: Db,
 ) -> ClinicSettingsWritten:
     """Replace the clinic's crisis text and alert webhook (an omitted field is cleared). A webhook URL whose host is
     or resolves to a non-public address is refused (422). Setting the first webhook URL issues its signing secret,
     in this response only; clearing the URL drops it."""
     return clinic_settings.put(
-        session,
+        db,
         clinic_id=principal.clinic_id,
         key_id=principal.key_id,
         data=body,
@@ -247,13 +244,13 @@ def put_settings(
 def rotate_webhook_secret(
     settings: SettingsDep,
     principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
-    session: SessionDep,
+    db: Db,
     guard: Idempotent,
 ) -> Response:
     """Issue a new signing secret for the clinic's webhook, shown in this response only (409 without a webhook).
     The previous secret still signs deliveries, as a second signature, for 24 hours."""
     issued = clinic_settings.rotate_webhook_secret(
-        session,
+        db,
         clinic_id=principal.clinic_id,
         key_id=principal.key_id,
         signing_key=settings.webhook_signing_key.get_secret_value(),
@@ -263,13 +260,13 @@ def rotate_webhook_secret(
 
 @clinic_router.get("/change-parameters")
 def list_change_parameters(
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
 ) -> list[ParametersRead]:
     """Every change-parameter set in force: the clinic's own and the shipped defaults it has not replaced."""
     definitions = [registry.definitions[i] for i in registry.ids()]
-    return change_parameters.effective(session, clinic_id=principal.clinic_id, definitions=definitions)
+    return change_parameters.effective(db, clinic_id=principal.clinic_id, definitions=definitions)
 
 
 @clinic_router.put("/change-parameters/{instrument}/{score}/{method}")
@@ -278,14 +275,14 @@ def put_change_parameters(
     score: str,
     method: Method,
     body: ChangeParametersSet,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
 ) -> ParametersRead:
     """Set the clinic's own parameters for one score and method, with a citation; they replace the defaults."""
     definition, spec = series.resolve_score(registry, instrument, score)
     row = change_parameters.set_for_clinic(
-        session,
+        db,
         clinic_id=principal.clinic_id,
         key_id=principal.key_id,
         definition=definition,
@@ -303,14 +300,14 @@ def delete_change_parameters(
     instrument: str,
     score: str,
     method: Method,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
 ) -> Response:
     """Remove the clinic's own parameters; the shipped defaults (if any) apply again."""
     definition, spec = series.resolve_score(registry, instrument, score)
     change_parameters.delete_for_clinic(
-        session, clinic_id=principal.clinic_id, instrument=definition.id, score=spec.key, method=method
+        db, clinic_id=principal.clinic_id, instrument=definition.id, score=spec.key, method=method
     )
     return Response(status_code=204)
 

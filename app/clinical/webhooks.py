@@ -29,8 +29,7 @@ from sqlalchemy.orm import Session
 from app.clinical import destinations, webhook_signing
 from app.clinical.models import ClinicSettings, RiskAlert, WebhookDelivery
 from app.core.config import Settings, get_settings
-from app.core.db import utcnow
-from app.core.loop_db import thread_engine
+from app.core.db import thread_engine, utcnow
 
 logger = logging.getLogger(__name__)
 

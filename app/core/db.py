@@ -440,3 +440,16 @@ def _report_flushed(session: Session, _context: Any) -> None:
     if log is None:
         return
     log.extend((row.__tablename__, dict(vars(row))) for row in session.new if hasattr(row, "__tablename__"))
+
+
+THREAD_ENGINE = "thread_engine"
+"""``session.info`` key of the engine that work outliving a loop session uses from another thread."""
+
+
+def thread_engine(session: Session) -> Engine:
+    """An engine for work that outlives ``session`` in another thread (a webhook delivery after the commit): the
+    session's own, unless its connections belong to the event loop (a bounded write's on PostgreSQL)."""
+    engine = session.info.get(THREAD_ENGINE) or session.get_bind()
+    if not isinstance(engine, Engine):
+        raise TypeError(f"session bound to {engine!r}, not an engine")
+    return engine

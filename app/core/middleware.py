@@ -108,12 +108,15 @@ class Refusals:
 
 
 def install_middleware(
-    app: FastAPI, settings: Settings, refusal_renderers: Mapping[str, RefusalRenderer] | None = None
+    app: FastAPI,
+    settings: Settings,
+    rate_limits: RateLimits,
+    refusal_renderers: Mapping[str, RefusalRenderer] | None = None,
 ) -> None:
-    """Rate limits (``app.state.rate_limits``), security headers, body limit and CORS; ``refusal_renderers`` by path
+    """Rate limits, security headers, body limit and CORS; ``refusal_renderers`` by path
     prefix (``Refusals``)."""
     refusals = Refusals(refusal_renderers or {})
-    app.add_middleware(Hygiene, limits=app.state.rate_limits, refusals=refusals)
+    app.add_middleware(Hygiene, limits=rate_limits, refusals=refusals)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, refusals=refusals)
     if settings.cors_origins:
         app.add_middleware(

@@ -27,8 +27,8 @@ from starlette.types import Receive, Scope, Send
 
 from app.core.errors import DomainError, FieldError, RateLimited
 from app.core.json_body import DuplicateKey, loads_unique
+from app.core.lifecycle import AppRoute
 from app.core.problems import ECHOED_DETAIL_CHARACTERS, echoed
-from app.core.routing import AppRoute
 from app.fhir.codes import FHIR_ID, FHIR_MEDIA_TYPE
 from app.fhir.errors import (
     FhirError,

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.core.deps import SessionDep
+from app.core.lifecycle import Db
+from app.core.state import state_of
 from app.fhir import bundles, interactions, registrations, search
 from app.fhir import patients as fhir_patients
 from app.fhir import service as responses
@@ -61,12 +62,12 @@ def metadata(request: Request) -> FHIRResponse:
 @router.get("/Questionnaire", response_class=FHIRResponse)
 def search_questionnaires(
     principal: Annotated[Principal, requires(Permission.INSTRUMENTS_READ)],
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     url: Annotated[str | None, Query(max_length=600, description="Canonical url, optionally `url|version`.")] = None,
 ) -> FHIRResponse:
     """Every instrument as a Questionnaire, and the clinic's registered forms (a searchset Bundle)."""
-    resources = search.questionnaires(session, registry, clinic_id=principal.clinic_id, url=url)
+    resources = search.questionnaires(db, registry, clinic_id=principal.clinic_id, url=url)
     return fhir_response({"resourceType": "Bundle", "type": "searchset", "total": len(resources), "entry": resources})
 
 
@@ -74,15 +75,15 @@ def search_questionnaires(
 def read_questionnaire(
     principal: Annotated[Principal, requires(Permission.INSTRUMENTS_READ)],
     questionnaire_id: InstrumentOrLogicalId,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
 ) -> FHIRResponse:
     """An instrument's Questionnaire (id = instrument id, e.g. `phq9`, `scs-sf`) or a registered form."""
     definition = registrations.builtin_definition(registry, questionnaire_id)
     if definition is not None:
-        view = text.clinic_view(session, clinic_id=principal.clinic_id, definition=definition)
+        view = text.clinic_view(db, clinic_id=principal.clinic_id, definition=definition)
         return fhir_response(questionnaire(definition, view), headers={"ETag": f'W/"{definition.version}"'})
-    row = registrations.get(session, clinic_id=principal.clinic_id, logical_id=questionnaire_id)
+    row = registrations.get(db, clinic_id=principal.clinic_id, logical_id=questionnaire_id)
     return fhir_response(registrations.served(row), headers={"ETag": f'W/"{row.version_id}"'})
 
 
@@ -90,15 +91,13 @@ def read_questionnaire(
 def register_questionnaire(
     principal: Annotated[Principal, requires(Permission.QUESTIONNAIRES_MANAGE)],
     body: FhirBody,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     guard: Idempotent,
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Register the clinic's own Questionnaire; its items must map onto one instrument (see CapabilityStatement)."""
-    outcome = interactions.register_questionnaire(
-        session, registry, principal=principal, data=body.data, text=body.text
-    )
+    outcome = interactions.register_questionnaire(db, registry, principal=principal, data=body.data, text=body.text)
     return written(outcome, prefer, guard)
 
 
@@ -107,13 +106,13 @@ def put_questionnaire(
     principal: Annotated[Principal, requires(Permission.QUESTIONNAIRES_MANAGE)],
     questionnaire_id: LogicalId,
     body: FhirBody,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Create or replace a registered form under the client's id (the body's id must equal the URL's)."""
     outcome = interactions.register_questionnaire(
-        session, registry, principal=principal, data=body.data, text=body.text, logical_id=questionnaire_id
+        db, registry, principal=principal, data=body.data, text=body.text, logical_id=questionnaire_id
     )
     return written(outcome, prefer)
 
@@ -122,7 +121,7 @@ def put_questionnaire(
 def create_questionnaire_response(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
     body: FhirBody,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     guard: Idempotent,
     prefer: PreferDep,
@@ -130,7 +129,7 @@ def create_questionnaire_response(
 ) -> FHIRResponse:
     """Score a completed response on the server and store it as a measurement (200 if If-None-Exist matched)."""
     outcome = interactions.create_response(
-        session, registry, principal=principal, data=body.data, text=body.text, if_none_exist=if_none_exist
+        db, registry, principal=principal, data=body.data, text=body.text, if_none_exist=if_none_exist
     )
     return written(outcome, prefer, guard)
 
@@ -140,13 +139,13 @@ def put_questionnaire_response(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
     response_id: LogicalId,
     body: FhirBody,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Store a response under the client's id; resending it stores nothing new, changing it amends the measurement."""
     outcome = interactions.put_response(
-        session, registry, principal=principal, logical_id=response_id, data=body.data, text=body.text
+        db, registry, principal=principal, logical_id=response_id, data=body.data, text=body.text
     )
     return written(outcome, prefer)
 
@@ -155,10 +154,10 @@ def put_questionnaire_response(
 def read_questionnaire_response(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     response_id: LogicalId,
-    session: SessionDep,
+    db: Db,
 ) -> FHIRResponse:
     """A stored response as received, under its server id and version."""
-    row = responses.get(session, clinic_id=principal.clinic_id, logical_id=response_id)
+    row = responses.get(db, clinic_id=principal.clinic_id, logical_id=response_id)
     return fhir_response(responses.served(row), headers={"ETag": f'W/"{row.version_id}"'})
 
 
@@ -166,7 +165,7 @@ def read_questionnaire_response(
 def search_observations(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     request: Request,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     subject: Annotated[str, Query(max_length=200, description="`Patient/<id>`.")],
     code: Annotated[str | None, Query(max_length=1000, description="`[system|]code`, comma-separated.")] = None,
@@ -175,7 +174,7 @@ def search_observations(
 ) -> FHIRResponse:
     """Score Observations (and PHQ-9/GAD-7 panels) of a patient's current measurements, as a searchset Bundle."""
     found = search.observations(
-        session, registry, clinic_id=principal.clinic_id, subject=subject, code=code, count=count, offset=offset
+        db, registry, clinic_id=principal.clinic_id, subject=subject, code=code, count=count, offset=offset
     )
     next_url = str(request.url.include_query_params(_offset=offset + count)) if found.has_more else None
     base = str(request.url_for("search_observations"))
@@ -186,11 +185,11 @@ def search_observations(
 def read_observation(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     observation_id: LogicalId,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
 ) -> FHIRResponse:
     """One score (or panel) Observation of a stored measurement."""
-    observation = search.observation(session, registry, clinic_id=principal.clinic_id, observation_id=observation_id)
+    observation = search.observation(db, registry, clinic_id=principal.clinic_id, observation_id=observation_id)
     return fhir_response(observation)
 
 
@@ -198,23 +197,23 @@ def read_observation(
 def read_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_READ)],
     patient_id: LogicalId,
-    session: SessionDep,
+    db: Db,
 ) -> FHIRResponse:
     """A patient of the caller's clinic (the id is the API patient id), with its identifiers."""
-    return fhir_response(fhir_patients.to_fhir(fhir_patients.get(session, principal=principal, logical_id=patient_id)))
+    return fhir_response(fhir_patients.to_fhir(fhir_patients.get(db, principal=principal, logical_id=patient_id)))
 
 
 @router.post("/Patient", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
 def create_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_WRITE)],
     body: FhirBody,
-    session: SessionDep,
+    db: Db,
     guard: Idempotent,
     prefer: PreferDep,
     if_none_exist: IfNoneExist = None,
 ) -> FHIRResponse:
     """Register a patient from its identifiers (200 with the existing one if If-None-Exist matched)."""
-    outcome = interactions.create_patient(session, principal=principal, data=body.data, if_none_exist=if_none_exist)
+    outcome = interactions.create_patient(db, principal=principal, data=body.data, if_none_exist=if_none_exist)
     return written(outcome, prefer, guard)
 
 
@@ -223,11 +222,11 @@ def put_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_WRITE)],
     patient_id: LogicalId,
     body: FhirBody,
-    session: SessionDep,
+    db: Db,
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Create the patient under this id, or make the body's identifiers its complete set."""
-    outcome = interactions.put_patient(session, principal=principal, logical_id=patient_id, data=body.data)
+    outcome = interactions.put_patient(db, principal=principal, logical_id=patient_id, data=body.data)
     return written(outcome, prefer)
 
 
@@ -236,16 +235,14 @@ def process_bundle(
     request: Request,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
     body: FhirBody,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     guard: Idempotent,
     prefer: PreferDep,
 ) -> FHIRResponse:
     """A `transaction` (all or nothing) or `batch` (each entry on its own) Bundle of POST/PUT entries."""
-    validation: ValidationPool = request.app.state.validation_pool
-    result = bundles.process(
-        session, registry, principal=principal, bundle=body.data, prefer=prefer, validation=validation
-    )
+    validation = state_of(request).part(ValidationPool)
+    result = bundles.process(db, registry, principal=principal, bundle=body.data, prefer=prefer, validation=validation)
     return remembered(guard, result, 200, {})
 
 

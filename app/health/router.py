@@ -4,8 +4,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.core.deps import SessionDep
-from app.core.routing import AppRoute
+from app.core.lifecycle import AppRoute, Db
 
 router = APIRouter(route_class=AppRoute, tags=["health"])
 
@@ -19,10 +18,10 @@ class HealthResponse(JSONResponse):
     response_class=HealthResponse,
     responses={503: {"description": "The database does not answer", "content": {HealthResponse.media_type: {}}}},
 )
-def health(session: SessionDep) -> JSONResponse:
+def health(db: Db) -> JSONResponse:
     """Ready to serve: the database answers. 503 (``application/health+json``) when it does not."""
     try:
-        session.execute(text("SELECT 1"))
+        db.execute(text("SELECT 1"))
     except Exception:  # any database failure means "not ready"; the reason is logged, not shown
         return JSONResponse(
             {"status": "fail", "checks": {"database:connection": [{"status": "fail"}]}},

@@ -32,9 +32,10 @@ from sqlalchemy.orm import Session
 
 from app.auth.dependencies import authenticate, bearer
 from app.core.datetimes import utcnow
-from app.core.deps import get_db, run_in_session
 from app.core.errors import IdempotencyKeyReused, IdempotentRequestInProgress, InvalidInput, SecretNotReplayable
+from app.core.lifecycle import JoinsTransaction, open_write_db
 from app.core.schemas import shown_once_fields
+from app.core.state import state_of
 from app.idempotency.models import IdempotencyRecord
 
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -89,10 +90,24 @@ async def request_fingerprint(request: Request) -> str:
 
 
 @dataclass
-class IdempotencyGuard:
-    session: Session | None
-    """The request's session when a key was claimed in it (None without a key: nothing to record)."""
-    record: IdempotencyRecord | None
+class IdempotencyGuard(JoinsTransaction):
+    """The request's ``Idempotency-Key``, claimed in its write transaction before the handler runs (``join``)."""
+
+    key: str | None = None
+    api_key_id: uuid.UUID | None = None
+    fingerprint: str = ""
+    ttl: timedelta = timedelta(hours=24)
+    db: Session | None = None
+    """The request's write transaction once the key was claimed in it (None without a key: nothing to record)."""
+    record: IdempotencyRecord | None = None
+
+    def join(self, db: Session) -> None:
+        if self.key is None or self.api_key_id is None:
+            return
+        claimed = claim(
+            db, api_key_id=self.api_key_id, key=self.key, fingerprint=self.fingerprint, now=utcnow(), ttl=self.ttl
+        )
+        self.db, self.record = claimed.db, claimed.record
 
     def respond(
         self,
@@ -113,7 +128,7 @@ class IdempotencyGuard:
             response = JSONResponse(
                 content=jsonable_encoder(payload), status_code=status_code, headers=headers, media_type=media_type
             )
-        if self.record is not None and self.session is not None:
+        if self.record is not None and self.db is not None:
             secrets = shown_once_fields(type(payload)) if isinstance(payload, BaseModel) else frozenset()
             self.record.status_code = status_code
             self.record.response_headers = {
@@ -124,7 +139,7 @@ class IdempotencyGuard:
                 self.record.secret_withheld = True
             else:
                 self.record.response_body = bytes(response.body).decode()
-            self.session.flush()
+            self.db.flush()
         return response
 
 
@@ -138,7 +153,7 @@ def claim(
     ttl: timedelta,
 ) -> IdempotencyGuard:
     if key is None:
-        return IdempotencyGuard(session=session, record=None)
+        return IdempotencyGuard(db=session)
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
     existing = _find(session, api_key_id, key)
@@ -158,7 +173,7 @@ def claim(
             with session.begin_nested():
                 session.add(record)
                 session.flush()
-            return IdempotencyGuard(session=session, record=record)
+            return IdempotencyGuard(key=key, api_key_id=api_key_id, db=session, record=record)
         except IntegrityError:
             existing = _find(session, api_key_id, key)
             if existing is None:  # pragma: no cover - the conflicting row vanished (rolled back) between two reads
@@ -228,24 +243,17 @@ async def get_guard(
         ),
     ] = None,
 ) -> IdempotencyGuard:
-    """The request's session and principal are reached directly, not declared: the route declares them already, and
-    each declared sub-dependency costs every request (bench/README.md). Without a key there is nothing to claim: no
-    session (so SQLite's writer is not taken any earlier), no database work, no threadpool hand-off."""
+    """Read the key and fingerprint the request; the claim waits for the write transaction (``join``). Without a key
+    there is nothing to claim: no transaction is planned for it and no database work is done."""
     if idempotency_key is None:
-        return IdempotencyGuard(session=None, record=None)
-    session = await get_db(request)
+        return IdempotencyGuard()
     principal = await authenticate(request, await bearer(request))
-    fingerprint = await request_fingerprint(request)
-    state = request.app.state
-    return await run_in_session(
-        session,
-        claim,
-        session,
-        api_key_id=principal.key_id,
+    await open_write_db(request)
+    return IdempotencyGuard(
         key=idempotency_key,
-        fingerprint=fingerprint,
-        now=utcnow(),
-        ttl=timedelta(hours=state.settings.idempotency_ttl_hours),
+        api_key_id=principal.key_id,
+        fingerprint=await request_fingerprint(request),
+        ttl=timedelta(hours=state_of(request).settings.idempotency_ttl_hours),
     )
 
 

@@ -4,13 +4,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.core.state import state_of
 from app.instruments.registry import InstrumentRegistry
 
 
 async def get_registry(request: Request) -> InstrumentRegistry:
     """No I/O: async so FastAPI does not hand it to the threadpool."""
-    registry: InstrumentRegistry = request.app.state.registry
-    return registry
+    return state_of(request).part(InstrumentRegistry)
 
 
 RegistryDep = Annotated[InstrumentRegistry, Depends(get_registry)]

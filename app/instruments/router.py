@@ -8,9 +8,8 @@ from fastapi.responses import Response
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.core.deps import SessionDep
+from app.core.lifecycle import AppRoute, Db
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.routing import AppRoute
 from app.idempotency.service import Idempotent
 from app.instruments import service, text
 from app.instruments.dependencies import RegistryDep
@@ -39,7 +38,7 @@ def list_instruments(
 @router.get("/instruments/{instrument_id}")
 def get_instrument(
     instrument_id: str,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.INSTRUMENTS_READ)],
 ) -> dict[str, Any]:
@@ -48,20 +47,20 @@ def get_instrument(
     Item wording the caller's clinic loaded from its own licence is merged in (``text_source: "clinic"``).
     """
     definition = registry.get(instrument_id)
-    return text.clinic_view(session, clinic_id=principal.clinic_id, definition=definition)
+    return text.clinic_view(db, clinic_id=principal.clinic_id, definition=definition)
 
 
 @router.put("/instruments/{instrument_id}/text")
 def load_instrument_text(
     instrument_id: str,
     body: InstrumentTextLoad,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.INSTRUMENTS_MANAGE)],
 ) -> InstrumentTextRead:
     """Load item wording and option labels from the clinic's licensed copy; only this clinic ever sees it."""
     row = text.load(
-        session,
+        db,
         clinic_id=principal.clinic_id,
         key_id=principal.key_id,
         definition=registry.get(instrument_id),
@@ -73,32 +72,32 @@ def load_instrument_text(
 @router.get("/instruments/{instrument_id}/text")
 def get_instrument_text(
     instrument_id: str,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.INSTRUMENTS_READ)],
 ) -> InstrumentTextRead:
     """The wording this clinic loaded for the instrument (404 if none)."""
     registry.get(instrument_id)
-    return text.to_read(text.get(session, clinic_id=principal.clinic_id, instrument_id=instrument_id))
+    return text.to_read(text.get(db, clinic_id=principal.clinic_id, instrument_id=instrument_id))
 
 
 @router.delete("/instruments/{instrument_id}/text", status_code=204)
 def delete_instrument_text(
     instrument_id: str,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.INSTRUMENTS_MANAGE)],
 ) -> Response:
     """Remove the clinic's wording; the definition's own text (if any) is served again."""
     registry.get(instrument_id)
-    text.delete(session, clinic_id=principal.clinic_id, instrument_id=instrument_id)
+    text.delete(db, clinic_id=principal.clinic_id, instrument_id=instrument_id)
     return Response(status_code=204)
 
 
 @router.post("/instruments/{instrument_id}/rescore", response_model=RescoreResult)
 def rescore_instrument(
     instrument_id: str,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.INSTRUMENTS_MANAGE)],
     guard: Idempotent,
@@ -106,7 +105,7 @@ def rescore_instrument(
     """Re-score the clinic's measurements stored under an older definition: each gets an amendment, never an edit."""
     definition = registry.get(instrument_id)
     rescored, already_current = measurements.rescore(
-        session,
+        db,
         registry,
         clinic_id=principal.clinic_id,
         instrument_id=instrument_id,

@@ -10,11 +10,10 @@ from sqlalchemy.orm import Session
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.core.deps import SessionDep
 from app.core.errors import InvalidInput
+from app.core.lifecycle import AppRoute, BoundedWriteDb, Db
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.routing import AppRoute, bounded_write
 from app.core.schemas import FilterTime, Page
 from app.idempotency.service import IdempotencyGuard, Idempotent
 from app.instruments.dependencies import RegistryDep
@@ -35,47 +34,42 @@ me_router = APIRouter(route_class=AppRoute, prefix="/v1/me", tags=["patient toke
 
 
 @router.post("", status_code=201, response_model=MeasurementRead)
-@bounded_write
 def create_measurement(
     patient_id: uuid.UUID,
     body: MeasurementCreate,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
     guard: Idempotent,
-    session: SessionDep,
+    db: BoundedWriteDb,
 ) -> Response:
-    """Score and store one administration of an instrument; invalid answers store nothing.
-
-    The session comes last: dependencies are solved in order, so the caller is authenticated before the request
-    waits for (SQLite's) writer and holds it no longer than the work needs."""
-    return _store(patient_id, body, session, registry, principal, guard)
+    """Score and store one administration of an instrument; invalid answers store nothing."""
+    return _store(patient_id, body, db, registry, principal, guard)
 
 
 @me_router.post("/measurements", status_code=201, response_model=MeasurementRead)
-@bounded_write
 def create_own_measurement(
     body: MeasurementCreate,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
     guard: Idempotent,
-    session: SessionDep,
+    db: BoundedWriteDb,
 ) -> Response:
     """For a patient token: store the token's own patient's response (the patient is implied)."""
     if principal.patient_id is None:
         raise InvalidInput("only a patient token implies a patient; post to /v1/patients/{patient_id}/measurements")
-    return _store(principal.patient_id, body, session, registry, principal, guard)
+    return _store(principal.patient_id, body, db, registry, principal, guard)
 
 
 def _store(
     patient_id: uuid.UUID,
     body: MeasurementCreate,
-    session: Session,
+    db: Session,
     registry: InstrumentRegistry,
     principal: Principal,
     guard: IdempotencyGuard,
 ) -> Response:
     row = service.create_values(
-        session,
+        db,
         registry,
         service.NewMeasurement(
             clinic_id=principal.clinic_id,
@@ -96,7 +90,7 @@ def _store(
 @router.get("")
 def list_measurements(
     patient_id: uuid.UUID,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     page: PageDep,
@@ -105,9 +99,9 @@ def list_measurements(
     measured_to: Annotated[FilterTime | None, Query(alias="to")] = None,
 ) -> Page[MeasurementRead]:
     """The patient's current measurements in time order, optionally one instrument within [from, to]."""
-    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     rows = service.list_current(
-        session,
+        db,
         clinic_id=principal.clinic_id,
         patient_id=patient_id,
         limit=page.limit + 1,
@@ -123,34 +117,31 @@ def list_measurements(
 def get_measurement(
     patient_id: uuid.UUID,
     measurement_id: uuid.UUID,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
 ) -> MeasurementRead:
     """The current version of a measurement."""
-    row = service.get_current(
-        session, clinic_id=principal.clinic_id, patient_id=patient_id, measurement_id=measurement_id
-    )
+    row = service.get_current(db, clinic_id=principal.clinic_id, patient_id=patient_id, measurement_id=measurement_id)
     return service.to_read(row, registry)
 
 
 @router.post("/{measurement_id}/amend", status_code=201, response_model=MeasurementRead)
-@bounded_write
 def amend_measurement(
     patient_id: uuid.UUID,
     measurement_id: uuid.UUID,
     body: MeasurementAmend,
-    session: SessionDep,
+    db: BoundedWriteDb,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_AMEND)],
     guard: Idempotent,
 ) -> Response:
     """Correct a measurement: a new version supersedes the current one, and both stay in the history."""
     current = service.get_current(
-        session, clinic_id=principal.clinic_id, patient_id=patient_id, measurement_id=measurement_id
+        db, clinic_id=principal.clinic_id, patient_id=patient_id, measurement_id=measurement_id
     )
     row = service.amend(
-        session,
+        db,
         registry,
         current=current,
         items=body.items,
@@ -167,10 +158,10 @@ def amend_measurement(
 def measurement_history(
     patient_id: uuid.UUID,
     measurement_id: uuid.UUID,
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
 ) -> list[MeasurementRead]:
     """Every version of a measurement, oldest first; the last one is current."""
-    rows = service.history(session, clinic_id=principal.clinic_id, patient_id=patient_id, measurement_id=measurement_id)
+    rows = service.history(db, clinic_id=principal.clinic_id, patient_id=patient_id, measurement_id=measurement_id)
     return [service.to_read(row, registry) for row in rows]

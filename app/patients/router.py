@@ -9,10 +9,9 @@ from fastapi.responses import Response
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.core.deps import SessionDep
+from app.core.lifecycle import AppRoute, Db
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.routing import AppRoute
 from app.core.schemas import Page
 from app.idempotency.service import Idempotent
 from app.patients import service
@@ -24,18 +23,18 @@ router = APIRouter(route_class=AppRoute, prefix="/v1/patients", tags=["patients"
 @router.post("", status_code=201, response_model=PatientRead)
 def create_patient(
     body: PatientCreate,
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.PATIENTS_WRITE)],
     guard: Idempotent,
 ) -> Response:
     """Register a patient of the caller's clinic, optionally with external identifiers (no name is needed)."""
-    patient = service.create(session, clinic_id=principal.clinic_id, data=body)
+    patient = service.create(db, clinic_id=principal.clinic_id, data=body)
     return guard.respond(service.to_read(patient), status_code=201, headers={"Location": f"/v1/patients/{patient.id}"})
 
 
 @router.get("")
 def list_patients(
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.PATIENTS_READ)],
     page: PageDep,
     external_id: Annotated[str | None, Query(max_length=300, description="Find by the clinic's own id.")] = None,
@@ -45,7 +44,7 @@ def list_patients(
 ) -> Page[PatientRead]:
     """The clinic's patients, oldest first; filter by an identifier to find an EHR's patient."""
     rows = service.list_patients(
-        session,
+        db,
         clinic_id=principal.clinic_id,
         limit=page.limit + 1,
         offset=page.offset,
@@ -58,8 +57,8 @@ def list_patients(
 @router.get("/{patient_id}")
 def get_patient(
     patient_id: uuid.UUID,
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.PATIENTS_READ)],
 ) -> PatientRead:
     """One patient of the caller's clinic (another clinic's patient is a 404)."""
-    return service.to_read(service.get(session, clinic_id=principal.clinic_id, patient_id=patient_id))
+    return service.to_read(service.get(db, clinic_id=principal.clinic_id, patient_id=patient_id))

@@ -8,9 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
-from sqlalchemy.orm import Session
 
-from app.core.deps import open_request_transaction
 from app.core.errors import FieldError, InvalidInput
 from app.core.schemas import FilterTime
 from app.research import imports
@@ -87,16 +85,3 @@ def import_format_of(
 
 UploadDep = Annotated[bytes, Depends(upload)]
 ImportFormatDep = Annotated[imports.ImportFormat, Depends(import_format_of)]
-
-
-async def export_record_session(request: Request) -> Session:
-    """A write transaction of its own for recording an export made by a GET.
-
-    Reads run in shared transactions that never write (``get_db``); the record is flushed at the end of the
-    handler and committed right after it returns, before any data is sent, so SQLite's write lock is held briefly
-    (and released before the read's own audit event needs it).
-    """
-    return open_request_transaction(request, request.app.state.write_sessions, writes=True)
-
-
-RecordSessionDep = Annotated[Session, Depends(export_record_session)]

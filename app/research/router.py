@@ -8,13 +8,13 @@ from fastapi.responses import Response
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.core.deps import SessionDep, SettingsDep
+from app.core.lifecycle import AppRoute, Db, ReadDb, RecordDb, SettingsDep
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.routing import AppRoute
+from app.core.state import state_of
 from app.idempotency.service import Idempotent
 from app.instruments.dependencies import RegistryDep
 from app.research import codebook, imports, service
-from app.research.dependencies import ExportParams, ExportParamsDep, ImportFormatDep, RecordSessionDep, UploadDep
+from app.research.dependencies import ExportParams, ExportParamsDep, ImportFormatDep, UploadDep
 from app.research.export import ExportSpec
 from app.research.pseudonyms import DEFAULT_PROJECT, Pseudonymiser
 from app.research.responses import export_response
@@ -57,8 +57,8 @@ def _spec(params: ExportParams, registry: RegistryDep, principal: Principal, *, 
 def export(
     request: Request,
     params: ExportParamsDep,
-    session: SessionDep,
-    record_session: RecordSessionDep,
+    db: Db,
+    record_db: RecordDb,
     settings: SettingsDep,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT)],
@@ -76,14 +76,14 @@ def export(
         secret=settings.research_pseudonym_key.get_secret_value(), project=project, clinic_id=principal.clinic_id
     )
     response = export_response(
-        session=session,
-        sessions=request.app.state.read_sessions,
+        session=db,
+        sessions=state_of(request).read_sessions,
         spec=spec,
         export_format=params.export_format,
         pseudonymise=pseudonymise,
     )
     service.record_export(
-        record_session, principal=principal, spec=spec, export_format=params.export_format, project=project
+        record_db, principal=principal, spec=spec, export_format=params.export_format, project=project
     )
     return response
 
@@ -92,34 +92,32 @@ def export(
 def export_identified(
     request: Request,
     params: ExportParamsDep,
-    session: SessionDep,
-    record_session: RecordSessionDep,
+    db: Db,
+    record_db: RecordDb,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT_IDENTIFIED)],
 ) -> Response:
     """Identified export (internal and external ids, UTC times) for administrators; every one is recorded."""
     spec = _spec(params, registry, principal, identified=True)
     response = export_response(
-        session=session,
-        sessions=request.app.state.read_sessions,
+        session=db,
+        sessions=state_of(request).read_sessions,
         spec=spec,
         export_format=params.export_format,
         pseudonymise=None,
     )
-    service.record_export(
-        record_session, principal=principal, spec=spec, export_format=params.export_format, project=None
-    )
+    service.record_export(record_db, principal=principal, spec=spec, export_format=params.export_format, project=None)
     return response
 
 
 @router.get("/exports")
 def list_exports(
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT_IDENTIFIED)],
     identified: Annotated[bool, Query(description="Only identified exports.")] = False,
 ) -> list[ExportRecord]:
     """The clinic's record of research exports: who, when, with which parameters."""
-    rows = service.list_exports(session, clinic_id=principal.clinic_id, identified_only=identified)
+    rows = service.list_exports(db, clinic_id=principal.clinic_id, identified_only=identified)
     return [ExportRecord.model_validate(row, from_attributes=True) for row in rows]
 
 
@@ -145,12 +143,12 @@ def get_codebook(
 @router.post("/lagged-effects")
 def lagged_effects(
     body: LaggedEffectsRequest,
-    session: SessionDep,
+    db: ReadDb,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.RESEARCH_ANALYSE)],
 ) -> LaggedEffectsResponse:
     """Within-person lagged effects on the clinic's data (change-analytics §4.2), beside the naive pooled ones."""
-    return service.lagged_effects(session, registry, clinic_id=principal.clinic_id, request=body)
+    return service.lagged_effects(db, registry, clinic_id=principal.clinic_id, request=body)
 
 
 @router.post(
@@ -168,7 +166,7 @@ def lagged_effects(
     },
 )
 def import_measurements(
-    session: SessionDep,
+    db: Db,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_IMPORT)],
     guard: Idempotent,
@@ -187,7 +185,7 @@ def import_measurements(
     if create_patients:
         principal.require(Permission.PATIENTS_WRITE)
     report = imports.import_file(
-        session,
+        db,
         registry,
         clinic_id=principal.clinic_id,
         content=content,

@@ -9,10 +9,9 @@ from fastapi.responses import Response
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
-from app.core.deps import SessionDep
+from app.core.lifecycle import AppRoute, Db
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.routing import AppRoute
 from app.core.schemas import Page
 from app.idempotency.service import Idempotent
 from app.patients import service as patients
@@ -28,26 +27,26 @@ router = APIRouter(
 def create_session(
     patient_id: uuid.UUID,
     body: TherapySessionCreate,
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
     guard: Idempotent,
 ) -> Response:
     """Record a therapy session; measurements can then name it."""
-    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
-    created = service.create(session, clinic_id=principal.clinic_id, patient_id=patient_id, data=body)
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    created = service.create(db, clinic_id=principal.clinic_id, patient_id=patient_id, data=body)
     return guard.respond(TherapySessionRead.model_validate(created), status_code=201)
 
 
 @router.get("")
 def list_sessions(
     patient_id: uuid.UUID,
-    session: SessionDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     page: PageDep,
 ) -> Page[TherapySessionRead]:
     """The patient's sessions in session-number order."""
-    patients.ensure_exists(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     rows = service.list_for_patient(
-        session, clinic_id=principal.clinic_id, patient_id=patient_id, limit=page.limit + 1, offset=page.offset
+        db, clinic_id=principal.clinic_id, patient_id=patient_id, limit=page.limit + 1, offset=page.offset
     )
     return page.page(rows, TherapySessionRead.model_validate)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.audit.models import AuditEvent
 from app.auth.permissions import Role
+from app.core.state import state_of
 from tests.conftest import ClinicKeys
 
 
@@ -28,22 +29,22 @@ def test_the_audit_trail_cannot_be_rewritten(
     client.get("/v1/patients", headers=clinic.headers(Role.RESEARCHER))  # a refusal: the row a culprit would erase
     client.get("/v1/patients", headers=clinic.headers())
     count = select(func.count()).select_from(AuditEvent).where(AuditEvent.clinic_id == clinic.id)
-    with app.state.engine.connect() as connection:
+    with state_of(app).engine.connect() as connection:
         before = connection.execute(count).scalar_one()
         rows = connection.execute(select(AuditEvent.status_code).where(AuditEvent.clinic_id == clinic.id)).all()
     assert before >= 2
 
-    with pytest.raises(DBAPIError, match="append-only"), app.state.write_sessions() as session, session.begin():
+    with pytest.raises(DBAPIError, match="append-only"), state_of(app).write_sessions() as session, session.begin():
         session.execute(text(statement), {"clinic": clinic.id.hex if _sqlite(app) else clinic.id})
 
-    with app.state.engine.connect() as connection:
+    with state_of(app).engine.connect() as connection:
         assert connection.execute(count).scalar_one() == before
         assert connection.execute(select(AuditEvent.status_code).where(AuditEvent.clinic_id == clinic.id)).all() == rows
 
 
 def test_the_orm_cannot_rewrite_an_audit_row_either(app: FastAPI, client: TestClient, clinic: ClinicKeys) -> None:
     client.get("/v1/patients", headers=clinic.headers())
-    with app.state.write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as session, session.begin():
         row = session.scalars(select(AuditEvent).where(AuditEvent.clinic_id == clinic.id)).first()
         assert row is not None
         session.delete(row)
@@ -53,4 +54,4 @@ def test_the_orm_cannot_rewrite_an_audit_row_either(app: FastAPI, client: TestCl
 
 
 def _sqlite(app: FastAPI) -> bool:
-    return bool(app.state.engine.dialect.name == "sqlite")
+    return bool(state_of(app).engine.dialect.name == "sqlite")

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEvent
 from app.auth.permissions import Role
+from app.core.state import state_of
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
 from tests.security.openapi_routes import PHQ9_RESPONSE
 
@@ -23,7 +24,7 @@ def rows(app: FastAPI, **where: Any) -> list[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.id)
     for name, value in where.items():
         query = query.where(getattr(AuditEvent, name) == value)
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         return list(session.scalars(query))
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEvent
 from app.auth.permissions import Role
+from app.core.state import state_of
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
 
 
@@ -75,7 +76,7 @@ def test_refusals_are_audited(
 def test_a_request_without_a_valid_key_is_audited_without_a_clinic(app: FastAPI, client: TestClient) -> None:
     client.get("/v1/patients", headers={"Authorization": "Bearer co_123456789abc_forged"})
 
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         row = session.scalars(
             select(AuditEvent).where(AuditEvent.outcome == "unauthenticated").order_by(AuditEvent.occurred_at.desc())
         ).first()
@@ -91,7 +92,7 @@ def test_item_answers_never_reach_the_audit_trail(app: FastAPI, client: TestClie
         headers=clinic.headers(),
     )
 
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         rows = session.scalars(select(AuditEvent).where(AuditEvent.clinic_id == clinic.id)).all()
     dumped = json.dumps([{c.name: str(getattr(r, c.name)) for c in AuditEvent.__table__.columns} for r in rows])
     assert "MRN-SECRET-42" not in dumped

@@ -12,6 +12,7 @@ from sqlalchemy import update
 from app.auth.models import ApiKey
 from app.auth.permissions import ROLE_PERMISSIONS, STAFF_ROLES, Permission, Role
 from app.core.db import transaction
+from app.core.state import state_of
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
 
 PROTECTED = [
@@ -57,7 +58,7 @@ def test_a_key_with_the_right_prefix_but_wrong_secret_is_a_401(client: TestClien
 def test_revoked_and_expired_keys_are_refused(
     app: FastAPI, client: TestClient, clinic: ClinicKeys, column: str
 ) -> None:
-    for session in transaction(app.state.write_sessions):
+    for session in transaction(state_of(app).write_sessions):
         session.execute(
             update(ApiKey)
             .where(ApiKey.id == clinic.key_ids[Role.CLINICIAN])

@@ -15,11 +15,7 @@ from tests.core.test_limits import Clock
 
 
 def guessing_app(database_url: str, clock: Clock, **limits: Any) -> FastAPI:
-    app = create_app(make_settings(database_url, **limits))
-    for limiter in (app.state.enrolment_limits.per_address, app.state.enrolment_limits.failures):
-        if limiter is not None:
-            limiter.clock = clock
-    return app
+    return create_app(make_settings(database_url, **limits), monotonic=clock)
 
 
 def address() -> tuple[str, int]:
@@ -33,8 +29,8 @@ def wrong_code() -> dict[str, str]:
 def test_enrolment_code_guesses_are_limited_per_address(database_url: str) -> None:
     clock = Clock()
     app = guessing_app(database_url, clock, enrolment_exchange_per_minute=6, enrolment_exchange_burst=3)
-    clinic = new_clinic(app)
     with TestClient(app, client=address()) as guesser, TestClient(app, client=address()) as elsewhere:
+        clinic = new_clinic(app)
         patient_id = guesser.post("/v1/patients", json={}, headers=clinic.headers()).json()["id"]
         code = guesser.post(f"/v1/patients/{patient_id}/enrolments", json={}, headers=clinic.headers()).json()["code"]
         guesses = [guesser.post("/v1/enrolments/exchange", json=wrong_code()) for _ in range(5)]

@@ -114,8 +114,8 @@ def test_researchers_and_integrations_cannot_enrol_patients(
 
 def test_the_enrolment_link_is_built_from_the_public_base_url_never_the_host_header(database_url: str) -> None:
     app = create_app(make_settings(database_url, public_base_url="https://api.clinic.example/"))
-    clinic = new_clinic(app)
     with TestClient(app) as client:
+        clinic = new_clinic(app)
         patient = client.post("/v1/patients", json={}, headers=clinic.headers()).json()["id"]
         issued = client.post(
             f"/v1/patients/{patient}/enrolments", json={}, headers={**clinic.headers(), "Host": "evil.example"}

@@ -12,12 +12,13 @@ from sqlalchemy import select
 
 from app.auth.models import ApiKey, Enrolment
 from app.auth.permissions import Role
+from app.core.state import state_of
 from app.idempotency.models import IdempotencyRecord
 from tests.conftest import ClinicKeys
 
 
 def record_of(app: FastAPI, key_id: uuid.UUID, key: str) -> IdempotencyRecord:
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         found: IdempotencyRecord | None = session.scalar(
             select(IdempotencyRecord).where(IdempotencyRecord.api_key_id == key_id, IdempotencyRecord.key == key)
         )
@@ -26,12 +27,12 @@ def record_of(app: FastAPI, key_id: uuid.UUID, key: str) -> IdempotencyRecord:
 
 
 def keys_of(app: FastAPI, clinic: ClinicKeys) -> int:
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         return len(list(session.scalars(select(ApiKey.id).where(ApiKey.clinic_id == clinic.id))))
 
 
 def enrolments_of(app: FastAPI, patient_id: str) -> int:
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         rows = session.scalars(select(Enrolment.id).where(Enrolment.patient_id == uuid.UUID(patient_id)))
         return len(list(rows))
 

@@ -16,6 +16,7 @@ from app.auth.permissions import Role
 from app.auth.service import Principal
 from app.auth.verified_keys import VerifiedKeys
 from app.core.db import transaction
+from app.core.state import state_of
 from tests.conftest import ClinicKeys
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -84,11 +85,11 @@ def test_zero_seconds_remembers_nothing_and_the_cache_is_bounded(clock: Clock, m
 def test_a_key_revoked_behind_the_servers_back_is_refused_once_the_cache_time_has_passed(
     app: FastAPI, client: TestClient, clinic: ClinicKeys, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.state.verified_keys, "clock", clock)
+    monkeypatch.setattr(state_of(app).part(VerifiedKeys), "clock", clock)
     assert client.get("/v1/patients", headers=clinic.headers()).status_code == 200
-    for session in transaction(app.state.write_sessions):  # as the CLI or another worker process would
+    for session in transaction(state_of(app).write_sessions):  # as the CLI or another worker process would
         session.execute(update(ApiKey).where(ApiKey.id == clinic.key_ids[Role.CLINICIAN]).values(revoked_at=NOW))
 
     assert client.get("/v1/patients", headers=clinic.headers()).status_code == 200
-    clock.now += app.state.settings.api_key_cache_seconds
+    clock.now += state_of(app).settings.api_key_cache_seconds
     assert client.get("/v1/patients", headers=clinic.headers()).status_code == 401

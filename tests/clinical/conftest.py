@@ -20,6 +20,8 @@ from fastapi import FastAPI
 from app.clinical import destinations
 from app.clinical.alerts import raise_alerts_for
 from app.core.db import transaction
+from app.core.state import state_of
+from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
 from app.measurements.models import Measurement
 from app.measurements.schemas import Source
@@ -83,10 +85,10 @@ def seed(
     **extra: Any,
 ) -> Measurement:
     """Store a scored measurement (and raise its alerts) in one committed transaction."""
-    for session in transaction(app.state.write_sessions):
+    for session in transaction(state_of(app).write_sessions):
         row = measurements.create(
             session,
-            app.state.registry,
+            state_of(app).part(InstrumentRegistry),
             measurements.NewMeasurement(
                 clinic_id=clinic.id,
                 patient_id=uuid.UUID(str(patient_id)),
@@ -147,6 +149,6 @@ def allow_private_networks(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Cal
     """Set WEBHOOK_ALLOW_PRIVATE_NETWORKS on the app for this test (configuration and delivery both read it)."""
 
     def allow(allowed: bool) -> None:
-        monkeypatch.setattr(app.state.settings, "webhook_allow_private_networks", allowed)
+        monkeypatch.setattr(state_of(app).settings, "webhook_allow_private_networks", allowed)
 
     return allow

@@ -13,6 +13,8 @@ from app.auth.permissions import Role
 from app.clinical.alerts import raise_alerts_for
 from app.clinical.models import RiskAlert
 from app.core.db import transaction
+from app.core.state import state_of
+from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
 from tests.clinical.conftest import day, fscrs, new_patient, phq9, seed
 from tests.conftest import ClinicKeys
@@ -26,7 +28,7 @@ def alerts_of(client: TestClient, clinic: ClinicKeys, **query: str) -> list[dict
 
 
 def alert_count(app: FastAPI, patient_id: str) -> int:
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         query = select(func.count()).select_from(RiskAlert).where(RiskAlert.patient_id == uuid.UUID(patient_id))
         return int(session.scalar(query) or 0)
 
@@ -74,13 +76,13 @@ def test_an_amendment_that_keeps_the_flag_raises_no_second_alert(
 ) -> None:
     row = seed(app, clinic, patient_id, "phq9", phq9(12, item9=2), day(0))
 
-    for session in transaction(app.state.write_sessions):
+    for session in transaction(state_of(app).write_sessions):
         current = measurements.get_current(
             session, clinic_id=clinic.id, patient_id=row.patient_id, measurement_id=row.measurement_id
         )
         amended = measurements.amend(
             session,
-            app.state.registry,
+            state_of(app).part(InstrumentRegistry),
             current=current,
             items=phq9(13, item9=1),
             reason="item 1 misread",

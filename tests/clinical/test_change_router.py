@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from app.auth.permissions import Role
+from app.core.state import state_of
 from app.measurements.models import Measurement
 from tests.clinical.conftest import day, fcs_from_others, gad7, phq9, scs_sf, seed
 from tests.conftest import ClinicKeys
@@ -213,7 +214,7 @@ def test_only_the_latest_version_family_is_compared(
     old = seed(app, clinic, patient_id, "phq9", phq9(24), day(0))
     seed(app, clinic, patient_id, "phq9", phq9(16), day(7))
     latest = seed(app, clinic, patient_id, "phq9", phq9(9), day(14))
-    with app.state.write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as session, session.begin():
         session.execute(update(Measurement).where(Measurement.id == old.id).values(definition_version="0.9.0"))
 
     body = change(client, clinic, patient_id, instrument="phq9")

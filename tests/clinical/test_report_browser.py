@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from playwright.sync_api import Request, Route, sync_playwright
 
 from app.auth.permissions import Role
 from app.core.db import transaction
 from app.core.migrations import upgrade_to_head
+from app.core.state import state_of
 from app.main import create_app
 from app.patients import service as patients
 from app.patients.schemas import PatientCreate
@@ -60,17 +62,17 @@ def free_port() -> int:
 def seed_patient(database_url: str) -> tuple[ClinicKeys, str]:
     """A clinic, a patient and three weekly series, written straight into the migrated database."""
     app = create_app(make_settings(database_url))
-    clinic = new_clinic(app)
-    for session in transaction(app.state.write_sessions):
-        patient = patients.create(session, clinic_id=clinic.id, data=PatientCreate(external_id="MRN-BROWSER"))
-        patient_id = str(patient.id)
-    for week, (total, item9) in enumerate(((21, 2), (17, 0), (14, 1), (9, 0), (5, 0))):
-        seed(app, clinic, patient_id, "phq9", phq9(total, item9=item9), day(7 * week))
-    for week, total in enumerate((44, 36, 25)):
-        seed(app, clinic, patient_id, "fcs_from_others", fcs_from_others(total), day(7 * week + 1))
-    for week, (positive, negative) in enumerate(((2, 4), (2, 3), (3, 3), (4, 2))):
-        seed(app, clinic, patient_id, "scs_sf", scs_sf(positive, negative), day(7 * week + 1))
-    app.state.engine.dispose()
+    with TestClient(app):
+        clinic = new_clinic(app)
+        for session in transaction(state_of(app).write_sessions):
+            patient = patients.create(session, clinic_id=clinic.id, data=PatientCreate(external_id="MRN-BROWSER"))
+            patient_id = str(patient.id)
+        for week, (total, item9) in enumerate(((21, 2), (17, 0), (14, 1), (9, 0), (5, 0))):
+            seed(app, clinic, patient_id, "phq9", phq9(total, item9=item9), day(7 * week))
+        for week, total in enumerate((44, 36, 25)):
+            seed(app, clinic, patient_id, "fcs_from_others", fcs_from_others(total), day(7 * week + 1))
+        for week, (positive, negative) in enumerate(((2, 4), (2, 3), (3, 3), (4, 2))):
+            seed(app, clinic, patient_id, "scs_sf", scs_sf(positive, negative), day(7 * week + 1))
     return clinic, patient_id
 
 

@@ -29,7 +29,9 @@ from app.clinical.alerts import raise_alerts_for
 from app.clinical.models import ClinicSettings, RiskAlert, WebhookDelivery
 from app.core.config import DEVELOPMENT_WEBHOOK_KEY, Settings
 from app.core.db import utcnow
+from app.core.state import state_of
 from app.idempotency.models import IdempotencyRecord
+from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
 from app.measurements.schemas import Source
 from tests.clinical.conftest import PUBLIC_ADDRESS, FakeResolver, day, phq9, seed
@@ -107,7 +109,7 @@ def set_webhook(client: TestClient, clinic: ClinicKeys, url: str) -> dict[str, A
 
 
 def deliveries(app: FastAPI, clinic: ClinicKeys) -> list[WebhookDelivery]:
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         return list(
             session.scalars(
                 select(WebhookDelivery)
@@ -131,7 +133,7 @@ def test_an_alert_calls_the_webhook_with_ids_and_the_flag_only(
     webhooks.wait_for_deliveries()
 
     [(headers, payload)] = receiver.calls
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         alert = session.scalars(select(RiskAlert).where(RiskAlert.measurement_id == row.measurement_id)).one()
     assert payload == {
         "event": "risk_alert.raised",
@@ -180,7 +182,7 @@ def test_alerts_raised_together_by_a_bulk_import_are_each_delivered(
     assert response.status_code == 201, response.text
     webhooks.wait_for_deliveries()
 
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         alerts = {str(alert.id) for alert in session.scalars(select(RiskAlert).where(RiskAlert.clinic_id == clinic.id))}
     assert len(alerts) == 2
     assert {payload["alert_id"] for _headers, payload in receiver.calls} == alerts
@@ -198,7 +200,7 @@ def test_a_failed_delivery_stays_pending_and_is_retried(
     webhooks.wait_for_deliveries()
     [failed] = deliveries(app, clinic)
     receiver.status = 200
-    webhooks.deliver_pending(app.state.engine)
+    webhooks.deliver_pending(state_of(app).engine)
     [delivered] = deliveries(app, clinic)
 
     assert (failed.attempts, failed.last_status, failed.last_error, failed.delivered_at) == (1, 503, "HTTP 503", None)
@@ -211,10 +213,10 @@ def test_a_failed_delivery_stays_pending_and_is_retried(
 
 def store_flagged_then_fail(app: FastAPI, clinic: ClinicKeys, patient_id: str) -> None:
     """Store a flagged PHQ-9 and raise its alert, then fail before the commit."""
-    with app.state.write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as session, session.begin():
         row = measurements.create(
             session,
-            app.state.registry,
+            state_of(app).part(InstrumentRegistry),
             measurements.NewMeasurement(
                 clinic_id=clinic.id,
                 patient_id=uuid.UUID(patient_id),
@@ -364,7 +366,7 @@ def test_a_webhook_host_is_looked_up_only_for_an_authorised_admin(
 def outbox_rows(app: FastAPI, template: WebhookDelivery, urls: list[str]) -> list[uuid.UUID]:
     """Outbox rows like ``template`` (same clinic, alert and payload) to other URLs, as if stored earlier."""
     ids = []
-    with app.state.write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as session, session.begin():
         for url in urls:
             row = WebhookDelivery(
                 clinic_id=template.clinic_id, alert_id=template.alert_id, url=url, payload=template.payload, attempts=0
@@ -402,11 +404,11 @@ def test_deliveries_never_reach_internal_addresses(
     urls = forms_of_the_receiver(receiver)
 
     refused = outbox_rows(app, first, urls)
-    webhooks.deliver(app.state.engine, refused)
+    webhooks.deliver(state_of(app).engine, refused)
     refused_rows = deliveries(app, clinic)
     calls_while_refused = len(receiver.calls)
     allow_private_networks(True)
-    webhooks.deliver(app.state.engine, outbox_rows(app, first, urls))
+    webhooks.deliver(state_of(app).engine, outbox_rows(app, first, urls))
 
     assert calls_while_refused == 0
     assert len(refused_rows) == 1 + len(urls)
@@ -531,7 +533,7 @@ def test_webhooks_are_https_only_in_production(
 ) -> None:
     resolver.answers["hooks.clinic.example"] = [PUBLIC_ADDRESS]
     set_webhook(client, clinic, receiver.url)
-    monkeypatch.setattr(app.state.settings, "environment", "production")
+    monkeypatch.setattr(state_of(app).settings, "environment", "production")
     headers = clinic.headers(Role.ADMIN)
 
     plain = client.put("/v1/clinic/settings", json={"webhook_url": "http://hooks.clinic.example/a"}, headers=headers)
@@ -599,7 +601,7 @@ def test_the_signing_secret_is_shown_once(
     assert rotated.status_code == 201, rotated.text
     assert new_secret.startswith("whsec_")
     assert new_secret != secret
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         [settings] = session.execute(select(ClinicSettings).where(ClinicSettings.clinic_id == clinic.id)).all()
         records = session.scalars(select(IdempotencyRecord)).all()
         stored = repr([vars(settings[0]), *(vars(record) for record in records)])
@@ -629,7 +631,7 @@ def test_a_rotated_secret_signs_alongside_the_previous_one_for_a_day(
 
     seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
     webhooks.wait_for_deliveries()
-    with app.state.write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as session, session.begin():
         session.execute(
             update(ClinicSettings)
             .where(ClinicSettings.clinic_id == clinic.id)
@@ -660,7 +662,7 @@ def test_nothing_is_sent_unsigned(
 ) -> None:
     """A clinic whose webhook has no signing secret (none can be made so through the API) gets no delivery."""
     set_webhook(client, clinic, receiver.url)
-    with app.state.write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as session, session.begin():
         session.execute(
             update(ClinicSettings).where(ClinicSettings.clinic_id == clinic.id).values(webhook_secret_salt=None)
         )

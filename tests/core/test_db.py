@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -26,6 +25,7 @@ from app.core.db import (
     ping_when_idle,
     table_of,
 )
+from app.core.state import state_of
 from app.measurements.models import Measurement
 from app.patients.models import Patient
 from app.therapy_sessions.models import TherapySession
@@ -56,7 +56,7 @@ def test_datetimes_are_stored_in_utc_and_read_back_aware() -> None:
 
 def test_insert_rows_and_flushes_are_both_in_the_sessions_insert_log(app: FastAPI, clinic: ClinicKeys) -> None:
     patient_id = uuid.uuid4()
-    with app.state.write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as session, session.begin():
         log = log_inserts(session)
         session.add(Patient(id=patient_id, clinic_id=clinic.id))
         session.flush()
@@ -87,7 +87,7 @@ def test_insert_rows_and_flushes_are_both_in_the_sessions_insert_log(app: FastAP
 
 def test_rows_of_a_rolled_back_savepoint_leave_the_insert_log(app: FastAPI, clinic: ClinicKeys) -> None:
     kept, dropped, inner, after = (uuid.uuid4() for _ in range(4))
-    with app.state.write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as session, session.begin():
         log = log_inserts(session)
         with session.begin_nested():
             insert_rows(session, Patient, [_patient_row(kept, clinic.id)])
@@ -100,7 +100,7 @@ def test_rows_of_a_rolled_back_savepoint_leave_the_insert_log(app: FastAPI, clin
 
 def test_a_log_started_inside_a_savepoint_records_what_follows(app: FastAPI, clinic: ClinicKeys) -> None:
     patient_id = uuid.uuid4()
-    with app.state.write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as session, session.begin():
         with session.begin_nested():
             log = log_inserts(session)
             insert_rows(session, Patient, [_patient_row(patient_id, clinic.id)])
@@ -164,9 +164,9 @@ def test_rows_inserted_together_are_stored_as_an_executemany_stores_them(
 ) -> None:
     events = table_of(AuditEvent)
     rows = [audit_row(clinic, uuid.uuid4(), index) for index in range(count)]
-    with app.state.write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as session, session.begin():
         insert_together(session.connection(), events, rows)
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         stored = session.execute(
             select(events).where(events.c.id.in_([row["id"] for row in rows])).order_by(events.c.resource_id)
         ).mappings()
@@ -192,7 +192,7 @@ def test_rows_written_in_volume_get_time_ordered_ids_and_the_patient_a_random_on
     assert response.status_code == 201, response.text
     measurement_id = uuid.UUID(response.json()["id"])
 
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         row = session.execute(select(Measurement).where(Measurement.measurement_id == measurement_id)).scalar_one()
         alert = session.execute(select(RiskAlert).where(RiskAlert.measurement_id == measurement_id)).scalar_one()
         audited = session.scalars(select(AuditEvent.id).where(AuditEvent.resource_id == str(measurement_id))).all()
@@ -220,11 +220,11 @@ def test_many_rows_with_a_value_postgresql_cannot_store_store_none(app: FastAPI,
 def assert_refused_whole(app: FastAPI, rows: list[dict[str, Any]], error: type[DBAPIError]) -> None:
     """Inserting ``rows`` raises ``error`` and stores none of them; the transaction goes on after its savepoint."""
     events = table_of(AuditEvent)
-    with app.state.write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as session, session.begin():
         with pytest.raises(error), session.begin_nested():
             insert_rows(session, AuditEvent, rows)
         insert_rows(session, AuditEvent, rows[:1])
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         ids = [row["id"] for row in rows]
         assert session.scalars(select(events.c.id).where(events.c.id.in_(ids))).all() == [rows[0]["id"]]
 
@@ -234,10 +234,10 @@ def test_many_rows_without_a_defaulted_column_get_its_default(app: FastAPI, clin
     rows = [audit_row(clinic, new_record_id(), index) for index in range(60)]
     for row in rows:
         del row["details"]
-    with app.state.write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as session, session.begin():
         insert_rows(session, AuditEvent, rows)
     events = table_of(AuditEvent)
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         stored = session.scalars(select(events.c.details).where(events.c.id.in_([row["id"] for row in rows])))
         assert stored.all() == [{}] * 60
 
@@ -247,19 +247,15 @@ def test_a_database_error_names_no_bound_value(app: FastAPI) -> None:
     on any engine the service creates."""
     secret = f"PATIENT-ANSWER-{uuid.uuid4().hex}"
     engines = {
-        "read": app.state.engine,
-        "write": app.state.write_sessions.kw["bind"],
-        "lookup": app.state.lookups,
+        "read": state_of(app).engine,
+        "write": state_of(app).write_sessions.kw["bind"],
+        "lookup": state_of(app).database.lookups,
     }
     for name, engine in engines.items():
         with engine.connect() as connection, pytest.raises(DBAPIError) as refused:
             connection.execute(text("SELECT * FROM no_such_table WHERE value = :value"), {"value": secret})
         assert secret not in str(refused.value), name
         assert "hidden" in str(refused.value), name
-    if app.state.loop_write_sessions is not None:  # PostgreSQL: the bounded writes' engine, made per event loop
-
-        async def loop_engine_hides_parameters() -> bool:
-            with app.state.loop_write_sessions() as session:
-                return bool(session.get_bind().hide_parameters)
-
-        assert asyncio.run(loop_engine_hides_parameters())
+    loop_writes = state_of(app).database.loop_writes
+    if loop_writes is not None:  # PostgreSQL: the bounded writes' asyncio engine
+        assert loop_writes.sync_engine.hide_parameters

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from app.audit.models import AuditEvent
 from app.auth.permissions import Role
 from app.core.limits import RateLimiter
+from app.core.state import state_of
 from app.main import create_app
 from tests.conftest import make_settings, new_clinic
 
@@ -29,11 +30,7 @@ class Clock:
 
 
 def limited_app(database_url: str, clock: Clock, **limits: Any) -> FastAPI:
-    app = create_app(make_settings(database_url, **limits))
-    for limiter in (app.state.rate_limits.keys, app.state.rate_limits.addresses):
-        if limiter is not None:
-            limiter.clock = clock
-    return app
+    return create_app(make_settings(database_url, **limits), monotonic=clock)
 
 
 @contextmanager
@@ -49,7 +46,7 @@ def made_up_key() -> str:
 
 
 def refusals_audited(app: FastAPI, address: str) -> int:
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         count = session.scalar(
             select(func.count())
             .select_from(AuditEvent)
@@ -61,8 +58,8 @@ def refusals_audited(app: FastAPI, address: str) -> int:
 def test_made_up_keys_from_one_address_share_that_addresses_limit(database_url: str) -> None:
     clock = Clock()
     app = limited_app(database_url, clock, unverified_rate_limit_per_minute=60, unverified_rate_limit_burst=3)
-    clinic = new_clinic(app)
     with caller_at(app) as (client, address):
+        clinic = new_clinic(app)
         flood = [
             client.post("/v1/patients", json={}, headers={"Authorization": f"Bearer {made_up_key()}"})
             for _ in range(10)
@@ -120,10 +117,10 @@ def test_knowing_a_keys_prefix_spends_none_of_its_quota(database_url: str) -> No
         unverified_rate_limit_per_minute=60,
         unverified_rate_limit_burst=5,
     )
-    clinic = new_clinic(app)
-    tag, prefix, _secret = clinic.keys[Role.CLINICIAN].split("_", 2)
-    forged = f"{tag}_{prefix}_{uuid.uuid4().hex}"
     with caller_at(app) as (client, _address):
+        clinic = new_clinic(app)
+        tag, prefix, _secret = clinic.keys[Role.CLINICIAN].split("_", 2)
+        forged = f"{tag}_{prefix}_{uuid.uuid4().hex}"
         forgeries = [
             client.get("/v1/patients", headers={"Authorization": f"Bearer {forged}"}).status_code for _ in range(50)
         ]
@@ -136,8 +133,8 @@ def test_knowing_a_keys_prefix_spends_none_of_its_quota(database_url: str) -> No
 def test_a_keys_own_quota_refills_with_time_and_is_its_own(database_url: str) -> None:
     clock = Clock()
     app = limited_app(database_url, clock, rate_limit_per_minute=60, rate_limit_burst=2)
-    clinic = new_clinic(app)
     with caller_at(app) as (client, _address):
+        clinic = new_clinic(app)
         spent = [client.get("/fhir/Questionnaire", headers=clinic.headers()).status_code for _ in range(3)]
         refused = client.get("/fhir/Questionnaire", headers=clinic.headers())
         other_key = client.get("/fhir/Questionnaire", headers=clinic.headers(Role.INTEGRATION)).status_code

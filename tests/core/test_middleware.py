@@ -47,10 +47,9 @@ def test_cors_allows_only_configured_origins(database_url: str) -> None:
 
 
 def test_a_caller_over_its_rate_limit_gets_429_with_retry_after(database_url: str) -> None:
-    app = create_app(make_settings(database_url, rate_limit_per_minute=60, rate_limit_burst=3))
-    app.state.rate_limits.keys.clock = lambda: 0.0  # no time passes between the requests
-    clinic = new_clinic(app)
+    app = create_app(make_settings(database_url, rate_limit_per_minute=60, rate_limit_burst=3), monotonic=lambda: 0.0)
     with TestClient(app) as client:
+        clinic = new_clinic(app)
         statuses = [client.get("/v1/instruments", headers=clinic.headers()).status_code for _ in range(5)]
         other_key = client.get("/v1/instruments", headers=clinic.headers(Role.INTEGRATION)).status_code
         refused = client.get("/v1/instruments", headers=clinic.headers())
@@ -72,8 +71,8 @@ def test_the_token_bucket_refills_with_time() -> None:
 
 def test_an_oversized_body_is_a_413_problem(database_url: str) -> None:
     app = create_app(make_settings(database_url, max_body_bytes=1024))
-    clinic = new_clinic(app)
     with TestClient(app) as client:
+        clinic = new_clinic(app)
         response = client.post(
             "/v1/patients", content=b'{"external_id": "' + b"x" * 2000 + b'"}', headers=clinic.headers()
         )
@@ -84,9 +83,9 @@ def test_an_oversized_body_is_a_413_problem(database_url: str) -> None:
 
 def test_under_fhir_an_oversized_body_is_a_413_operation_outcome(database_url: str) -> None:
     app = create_app(make_settings(database_url, max_body_bytes=1024))
-    clinic = new_clinic(app)
     body = b'{"resourceType": "Patient", "id": "' + b"x" * 2000 + b'"}'
     with TestClient(app) as client:
+        clinic = new_clinic(app)
         response = client.post(
             "/fhir/Patient", content=body, headers={**clinic.headers(), "Content-Type": "application/fhir+json"}
         )
@@ -99,10 +98,9 @@ def test_under_fhir_an_oversized_body_is_a_413_operation_outcome(database_url: s
 
 
 def test_under_fhir_a_caller_over_its_rate_limit_gets_a_429_operation_outcome(database_url: str) -> None:
-    app = create_app(make_settings(database_url, rate_limit_per_minute=60, rate_limit_burst=1))
-    app.state.rate_limits.keys.clock = lambda: 0.0  # no time passes between the two requests
-    clinic = new_clinic(app)
+    app = create_app(make_settings(database_url, rate_limit_per_minute=60, rate_limit_burst=1), monotonic=lambda: 0.0)
     with TestClient(app) as client:
+        clinic = new_clinic(app)
         allowed = client.get("/fhir/Questionnaire", headers=clinic.headers())
         refused = client.get("/fhir/Questionnaire", headers=clinic.headers())
 
@@ -115,7 +113,6 @@ def test_under_fhir_a_caller_over_its_rate_limit_gets_a_429_operation_outcome(da
 
 def test_a_streamed_body_over_the_limit_is_a_413_problem(database_url: str) -> None:
     app = create_app(make_settings(database_url, max_body_bytes=1024))
-    clinic = new_clinic(app)
 
     def chunks() -> Iterator[bytes]:
         yield b'{"external_id": "'
@@ -124,6 +121,7 @@ def test_a_streamed_body_over_the_limit_is_a_413_problem(database_url: str) -> N
         yield b'"}'
 
     with TestClient(app) as client:
+        clinic = new_clinic(app)
         response = client.post("/v1/patients", content=chunks(), headers=clinic.headers())
 
     assert response.status_code == 413

@@ -14,6 +14,7 @@ from httpx2 import Response
 from sqlalchemy import func, select
 
 from app.auth.permissions import Role
+from app.core.state import state_of
 from app.fhir.models import FhirResource
 from app.measurements.models import Measurement
 from tests.conftest import ClinicKeys
@@ -99,11 +100,11 @@ def issues(response: Response) -> list[dict[str, Any]]:
 
 def measurements_of(app: FastAPI, patient_id: str) -> list[Measurement]:
     """The patient's stored measurement rows, read directly from the database."""
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         return list(session.scalars(select(Measurement).where(Measurement.patient_id == uuid.UUID(patient_id))))
 
 
 def resources_of(app: FastAPI, clinic: ClinicKeys) -> int:
     query = select(func.count()).select_from(FhirResource).where(FhirResource.clinic_id == clinic.id)
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         return int(session.scalar(query) or 0)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEvent
 from app.auth.permissions import Role
+from app.core.state import state_of
 from app.fhir import bundles
 from app.fhir.models import FhirResource
 from app.patients.models import PatientIdentifier
@@ -55,7 +56,7 @@ def patient_with_mrn(app: FastAPI, clinic: ClinicKeys, mrn: str) -> str | None:
     query = select(PatientIdentifier.patient_id).where(
         PatientIdentifier.clinic_id == clinic.id, PatientIdentifier.value == mrn
     )
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         found = session.scalar(query)
     return str(found) if found else None
 
@@ -226,13 +227,13 @@ def created_events(app: FastAPI, clinic: ClinicKeys) -> list[tuple[str, str]]:
         AuditEvent.route == "/fhir",
         AuditEvent.outcome == "success",
     )
-    with app.state.read_sessions() as session:
-        return [(table, str(resource_id)) for table, resource_id in session.execute(query)]
+    with state_of(app).read_sessions() as session:
+        return [(str(table), str(resource_id)) for table, resource_id in session.execute(query)]
 
 
 def stored_logical_ids(app: FastAPI, clinic: ClinicKeys) -> set[str]:
     query = select(FhirResource.logical_id).where(FhirResource.clinic_id == clinic.id)
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         return set(session.scalars(query))
 
 
@@ -292,7 +293,7 @@ def test_a_value_the_database_refuses_fails_only_its_entry_and_leaves_no_audit_t
     response = send(client, "POST", "/fhir", clinic, bundle("batch", entries))
 
     statuses = [entry["response"]["status"] for entry in response.json()["entry"]]
-    if app.state.engine.dialect.name == "postgresql":  # PostgreSQL cannot store a NUL; SQLite can
+    if state_of(app).engine.dialect.name == "postgresql":  # PostgreSQL cannot store a NUL; SQLite can
         assert statuses == ["201 Created", "422 Unprocessable Entity", "201 Created"]
         assert response.json()["entry"][1]["response"]["outcome"]["issue"][0]["code"] == "value"
     else:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
+from app.core.state import state_of
 from app.fhir.models import FhirResource
 from tests.conftest import ClinicKeys
 from tests.fhir.conftest import (
@@ -210,7 +211,7 @@ def test_the_response_is_kept_verbatim_and_reads_back_under_its_server_id(
     assert created.status_code == 201
     server_id = created.json()["id"]
     assert server_id != "phq-9-example"  # a POST ignores the client's id (the same id recurs across files)
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         row = session.query(FhirResource).filter_by(logical_id=server_id).one()
     assert row.raw == body
     assert read.json()["id"] == server_id

@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app.core.state import state_of
 from app.fhir import validation_pool
 from app.fhir.validation import structural_issues
 from app.fhir.validation_pool import ValidationPool
@@ -67,9 +68,9 @@ def test_a_bundle_validated_ahead_answers_as_one_validated_entry_by_entry(
     ]
     bundle = {"resourceType": "Bundle", "type": "batch", "entry": entries}
 
-    monkeypatch.setattr(app.state.validation_pool, "processes", 0)
+    monkeypatch.setattr(state_of(app).part(ValidationPool), "processes", 0)
     inline = send(client, "POST", "/fhir", clinic, bundle).json()["entry"]
-    monkeypatch.setattr(app.state.validation_pool, "processes", 1)
+    monkeypatch.setattr(state_of(app).part(ValidationPool), "processes", 1)
     monkeypatch.setattr(validation_pool, "MIN_RESOURCES", 2)
     ahead = send(client, "POST", "/fhir", clinic, bundle).json()["entry"]
 

@@ -22,6 +22,7 @@ from app.auth.permissions import Role
 from app.core.datetimes import CLOCK
 from app.core.db import create_db_engine, make_sessionmaker, transaction, utcnow
 from app.core.migrations import upgrade_to_head
+from app.core.state import state_of
 from app.idempotency.models import IdempotencyRecord
 from app.idempotency.service import canonical_query, claim, purge_expired
 from app.patients.models import Patient
@@ -57,12 +58,12 @@ def clock() -> Iterator[Clock]:
 
 
 def patients_of(app: FastAPI, clinic: ClinicKeys) -> int:
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         return int(session.scalar(select(func.count()).where(Patient.clinic_id == clinic.id)) or 0)
 
 
 def records_of(app: FastAPI, key_id: uuid.UUID) -> list[IdempotencyRecord]:
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         return list(session.scalars(select(IdempotencyRecord).where(IdempotencyRecord.api_key_id == key_id)))
 
 
@@ -123,7 +124,7 @@ def test_query_parameters_are_fingerprinted_in_a_canonical_order() -> None:
 def test_a_key_is_replayed_for_the_time_to_live_and_then_starts_afresh(
     app: FastAPI, client: TestClient, clinic: ClinicKeys, clock: Clock
 ) -> None:
-    ttl = timedelta(hours=app.state.settings.idempotency_ttl_hours)
+    ttl = timedelta(hours=state_of(app).settings.idempotency_ttl_hours)
     retry = clinic.headers(extra={"Idempotency-Key": "daily-sync"})
     first = client.post("/v1/patients", json={}, headers=retry)
     issued_at = clock.now
@@ -150,7 +151,7 @@ def test_a_key_is_replayed_for_the_time_to_live_and_then_starts_afresh(
 def test_expired_records_are_purged_in_batches_and_live_ones_kept(app: FastAPI, clinic: ClinicKeys) -> None:
     key_id = clinic.key_ids[Role.CLINICIAN]
     start = utcnow() - timedelta(days=1000)  # older than any other test's record: the purges meet only these
-    for session in transaction(app.state.write_sessions):
+    for session in transaction(state_of(app).write_sessions):
         for hours in (0, 1, 2, 30):
             claim(
                 session,
@@ -163,7 +164,7 @@ def test_expired_records_are_purged_in_batches_and_live_ones_kept(app: FastAPI, 
 
     batches = []
     for later in (timedelta(0), timedelta(hours=23, minutes=30), timedelta(hours=23, minutes=30)):
-        for session in transaction(app.state.write_sessions):
+        for session in transaction(state_of(app).write_sessions):
             batches.append(purge_expired(session, now=start + later, ttl=TTL, batch=1))
 
     assert batches == [1, 1, 1]  # the 30-hour-old record, then the 2- and 1-hour-old ones, one per batch
@@ -201,7 +202,7 @@ def test_the_purge_command_deletes_only_expired_records(tmp_path: Path) -> None:
 def test_an_expired_key_starts_afresh_on_a_bounded_write_too(
     app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, clock: Clock
 ) -> None:
-    ttl = timedelta(hours=app.state.settings.idempotency_ttl_hours)
+    ttl = timedelta(hours=state_of(app).settings.idempotency_ttl_hours)
     retry = clinic.headers(extra={"Idempotency-Key": "tablet-submission"})
     path = f"/v1/patients/{patient_id}/measurements"
     body = {"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": "2026-11-20T09:30:00+01:00"}

@@ -4,6 +4,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.core.state import state_of
 from app.measurements.models import Measurement
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
 
@@ -11,7 +12,7 @@ from tests.conftest import ISSUE_PHQ9, ClinicKeys
 def test_scoring_returns_the_documented_shape_and_stores_nothing(
     app: FastAPI, client: TestClient, clinic: ClinicKeys
 ) -> None:
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         before = session.scalar(select(func.count()).select_from(Measurement))
 
     response = client.post("/v1/score/phq9", json={"items": ISSUE_PHQ9, "declared_total": 10}, headers=clinic.headers())
@@ -30,7 +31,7 @@ def test_scoring_returns_the_documented_shape_and_stores_nothing(
     }
     assert body["flags"] == ["item9_positive"]
     assert body["warnings"] == []
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         assert session.scalar(select(func.count()).select_from(Measurement)) == before
 
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
 from app.core.db import transaction
+from app.core.state import state_of
 from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
 from app.measurements.schemas import Source
@@ -88,10 +89,10 @@ def test_wording_can_be_replaced_and_removed(client: TestClient, clinic: ClinicK
 
 def store_under_old_version(app: FastAPI, clinic: ClinicKeys, patient_id: str) -> str:
     """A measurement scored under an earlier PHQ-9 definition (version 0.9.0), as if stored before an upgrade."""
-    registry: InstrumentRegistry = app.state.registry
+    registry: InstrumentRegistry = state_of(app).part(InstrumentRegistry)
     old = registry.get("phq9").model_copy(update={"version": "0.9.0"})
     old_registry = InstrumentRegistry(definitions={**registry.definitions, "phq9": old})
-    for session in transaction(app.state.write_sessions):
+    for session in transaction(state_of(app).write_sessions):
         row = measurements.create(
             session,
             old_registry,

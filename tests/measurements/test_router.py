@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from app.auth.permissions import Role
 from app.core.datetimes import CLOCK
+from app.core.state import state_of
 from app.measurements.models import Measurement
 from tests.auth.test_patient_tokens import enrol as enrol_phone
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
@@ -30,7 +31,7 @@ def post_phq9(
 def stored_rows(app: FastAPI, patient_id: str) -> int:
     """Rows in the database for this patient, counted directly (not through the API)."""
     query = select(func.count()).select_from(Measurement).where(Measurement.patient_id == uuid.UUID(patient_id))
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         return int(session.scalar(query) or 0)
 
 

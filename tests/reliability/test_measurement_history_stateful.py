@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy import func, select
 
+from app.core.state import state_of
 from app.measurements.models import Measurement
 from tests.conftest import ClinicKeys
 
@@ -39,7 +40,7 @@ class Write:
         """The same request with one field changed: a different request under the same Idempotency-Key."""
         if "reason" in self.body:
             return {**self.body, "reason": self.body["reason"] + " (again)"}
-        return {**self.body, "measured_at": "2027-01-01T00:00:00Z"}
+        return {**self.body, "measured_at": "2025-01-01T00:00:00Z"}
 
 
 class MeasurementHistory(RuleBasedStateMachine):
@@ -130,7 +131,7 @@ class MeasurementHistory(RuleBasedStateMachine):
         query = (
             select(func.count()).select_from(Measurement).where(Measurement.patient_id == uuid.UUID(self.patient_id))
         )
-        with self.app.state.read_sessions() as session:
+        with state_of(self.app).read_sessions() as session:
             rows = session.scalar(query)
         assert rows == sum(len(versions) for versions in self.versions.values())
 

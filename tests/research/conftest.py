@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
 from app.core.db import transaction
+from app.core.state import state_of
+from app.instruments.registry import InstrumentRegistry
 from app.research import imports, synthetic
 from app.research.generator import CohortConfig, generate_latent
 from tests.conftest import ClinicKeys
@@ -58,10 +60,12 @@ def all_items(instrument_items: int, value: int) -> dict[str, int]:
 def store_cohort(app: FastAPI, clinic: ClinicKeys, config: CohortConfig, *, seed: int) -> int:
     """Store a generated cohort in the clinic through the bulk-import path (scored like single posts)."""
     latent = generate_latent(config, seed=seed)
-    records = synthetic.raw_records(synthetic.measurement_records(latent, app.state.registry, seed=seed))
-    for session in transaction(app.state.write_sessions):
+    records = synthetic.raw_records(
+        synthetic.measurement_records(latent, state_of(app).part(InstrumentRegistry), seed=seed)
+    )
+    for session in transaction(state_of(app).write_sessions):
         report = imports.import_records(
-            session, app.state.registry, clinic_id=clinic.id, records=records, create_patients=True
+            session, state_of(app).part(InstrumentRegistry), clinic_id=clinic.id, records=records, create_patients=True
         )
     return report.imported
 

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.auth.permissions import Role
+from app.core.state import state_of
 from app.measurements.models import Measurement
 from app.therapy_sessions.models import TherapySession
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
@@ -22,7 +23,7 @@ CSV_HEADER = ",".join(
 
 
 def stored(app: FastAPI, clinic: ClinicKeys) -> int:
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         query = select(func.count()).select_from(Measurement).where(Measurement.clinic_id == clinic.id)
         return int(session.scalar(query) or 0)
 
@@ -200,7 +201,7 @@ def test_an_existing_session_number_is_reused(
     assert response.json()["sessions_created"] == 0
     [row] = client.get(f"/v1/patients/{patient}/measurements", headers=clinic.headers()).json()["items"]
     assert row["session_id"] == made["id"]
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         count = session.scalar(
             select(func.count()).select_from(TherapySession).where(TherapySession.clinic_id == clinic.id)
         )

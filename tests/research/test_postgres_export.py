@@ -29,6 +29,8 @@ from sqlalchemy import insert, text
 
 from app.auth.permissions import Role
 from app.core.db import transaction
+from app.core.state import state_of
+from app.instruments.registry import InstrumentRegistry
 from app.measurements.models import Measurement
 from app.research import postgres_export, responses
 from app.research.export import ExportSpec, export_rows
@@ -93,7 +95,7 @@ def store_as_is(
     measured_at: datetime,
 ) -> None:
     """Store a measurement with the given scores and flags, not scored by this version of the service."""
-    definition = app.state.registry.get(instrument)
+    definition = state_of(app).part(InstrumentRegistry).get(instrument)
     items = all_items(len(definition.items), 1)
     row_id = uuid.uuid4()
     row = {
@@ -116,7 +118,7 @@ def store_as_is(
         "source": "import",
         "created_at": measured_at,
     }
-    for session in transaction(app.state.write_sessions):
+    for session in transaction(state_of(app).write_sessions):
         session.execute(insert(Measurement), [row])
 
 
@@ -125,19 +127,21 @@ def python_path(app: FastAPI, clinic: ClinicKeys, export_format: str, params: di
     instruments = params.get("instruments")
     spec = ExportSpec(
         clinic_id=clinic.id,
-        definitions=select_definitions(app.state.registry, instruments.split(",") if instruments else None),
+        definitions=select_definitions(
+            state_of(app).part(InstrumentRegistry), instruments.split(",") if instruments else None
+        ),
         layout=Layout.LONG,
         level=Level.SCORES,
         measured_from=_time(params.get("from")),
         measured_to=_time(params.get("to")),
     )
     pseudonymise = Pseudonymiser(
-        secret=app.state.settings.research_pseudonym_key.get_secret_value(),
+        secret=state_of(app).settings.research_pseudonym_key.get_secret_value(),
         project=params.get("project", "default"),
         clinic_id=clinic.id,
     )
     chunks = csv_chunks if export_format == "csv" else parquet_chunks
-    with app.state.read_sessions() as session, session.begin():
+    with state_of(app).read_sessions() as session, session.begin():
         return b"".join(chunks(spec.columns, export_rows(session, spec, pseudonymise=pseudonymise)))
 
 
@@ -226,13 +230,13 @@ def test_on_postgresql_no_export_row_is_built_in_python(
 def test_parquet_row_groups_are_the_python_paths(app: FastAPI, cohort: Cohort) -> None:
     spec = ExportSpec(
         clinic_id=cohort.clinic.id,
-        definitions=select_definitions(app.state.registry, None),
+        definitions=select_definitions(state_of(app).part(InstrumentRegistry), None),
         layout=Layout.LONG,
         level=Level.SCORES,
     )
     pseudonymise = Pseudonymiser(secret="a project secret", project="default", clinic_id=cohort.clinic.id)
 
-    with app.state.read_sessions() as session, session.begin():
+    with state_of(app).read_sessions() as session, session.begin():
         assert postgres_export.applies(session, spec)
         ours = b"".join(postgres_export.parquet_chunks(session, spec, pseudonymise, row_group=4))
         # The clinic's patients (for their pseudonyms) and the rows are read from one snapshot.
@@ -273,7 +277,7 @@ def test_number_text_is_what_python_prints_for_the_decoded_json(app: FastAPI) ->
     documents += ['{"value": null}', '{"value": "text"}', "{}"]
 
     query = f"SELECT stored::text, {postgres_export._value_text('stored')} FROM unnest(%s::jsonb[]) AS stored"
-    with app.state.engine.connect() as connection:
+    with state_of(app).engine.connect() as connection:
         printed = connection.exec_driver_sql(query, (documents,)).all()
 
     for stored, written in printed:

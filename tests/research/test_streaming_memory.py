@@ -21,7 +21,9 @@ from sqlalchemy import insert, text
 
 from app.auth.permissions import Role
 from app.core.db import transaction
+from app.core.state import state_of
 from app.instruments import service as scoring
+from app.instruments.registry import InstrumentRegistry
 from app.measurements.models import Measurement
 from app.patients.models import Patient
 from app.scoring import SCORER_VERSION
@@ -40,7 +42,7 @@ GROWTH_BOUND = 1_000_000
 
 def store_many(app: FastAPI, clinic: ClinicKeys) -> int:
     """300 patients × 24 weekly SCS-SF answers, scored by the scoring service and inserted in bulk (fixture speed)."""
-    registry = app.state.registry
+    registry = state_of(app).part(InstrumentRegistry)
     definition = registry.get("scs_sf")
     scored = []
     for level in range(1, 6):
@@ -73,12 +75,12 @@ def store_many(app: FastAPI, clinic: ClinicKeys) -> int:
                     "created_at": START,
                 }
             )
-    for session in transaction(app.state.write_sessions):
+    for session in transaction(state_of(app).write_sessions):
         session.execute(insert(Patient), [{"id": p, "clinic_id": clinic.id, "created_at": START} for p in patients])
         session.execute(insert(Measurement), rows)
-    if app.state.engine.dialect.name == "postgresql":
+    if state_of(app).engine.dialect.name == "postgresql":
         # What autovacuum would soon do after a bulk load: without statistics the planner joins row by row.
-        with app.state.engine.connect() as connection:
+        with state_of(app).engine.connect() as connection:
             connection.execute(text("ANALYZE measurement"))
             connection.commit()
     return len(rows)

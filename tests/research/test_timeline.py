@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, select
 
 from app.core.datetimes import EARLIEST_UTC, LATEST_UTC
 from app.core.db import UTCDateTime
+from app.core.state import state_of
 from app.research.timeline import days_between, days_between_in_sql, month_start, next_month_start, week_of
 
 OSLO = timezone(timedelta(hours=1))
@@ -34,7 +35,7 @@ def test_the_database_counts_the_same_days(app: FastAPI, first: datetime, at: da
     query = select(
         days_between_in_sql(bindparam("first", first, type_=UTCDateTime()), bindparam("at", at, type_=UTCDateTime()))
     )
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         assert session.scalar(query) == days
 
 

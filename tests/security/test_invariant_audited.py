@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEvent
 from app.auth.permissions import Role, allows
+from app.core.state import state_of
 from tests.security.clinics import STAFF, StockedClinic, created, enrol, stocked_clinic
 from tests.security.openapi_routes import (
     PHQ9_RESPONSE,
@@ -87,7 +88,7 @@ def stock_fhir(client: TestClient, clinic: StockedClinic) -> None:
 
 def seen(app: FastAPI, route: Route) -> dict[uuid.UUID, AuditEvent]:
     query = select(AuditEvent).where(AuditEvent.route == route.path, AuditEvent.method == route.method)
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         return {row.id: row for row in session.scalars(query)}
 
 
@@ -180,7 +181,7 @@ def test_every_answer_about_a_patient_is_audited(
             if attempt.caller == "allowed" and response.status_code >= 400:
                 missing.append(f"{label}: the allowed caller did not succeed ({response.text[:200]})")
 
-    with app.state.read_sessions() as session:
+    with state_of(app).read_sessions() as session:
         leaked = session.scalars(
             select(AuditEvent.id).where(AuditEvent.clinic_id == home.keys.id, AuditEvent.patient_id == foreign_patient)
         ).all()

@@ -26,6 +26,7 @@ from sqlalchemy import update
 
 from app.core.datetimes import EARLIEST_UTC, LATEST_UTC
 from app.core.db import transaction
+from app.core.state import state_of
 from app.measurements.models import Measurement
 from app.therapy_sessions.models import TherapySession
 from tests.conftest import ISSUE_PHQ9
@@ -216,7 +217,7 @@ def plant_extremes(app: FastAPI, client: TestClient, own: StockedClinic) -> None
         for _ in range(2)
     ]
     session = created(client.post(f"{patients}/sessions", json={"started_at": MEASURED_AT}, headers=own.admin))
-    for db in transaction(app.state.write_sessions):
+    for db in transaction(state_of(app).write_sessions):
         for measurement_id, moment in zip(ids, (EARLIEST_UTC, LATEST_UTC), strict=True):
             db.execute(
                 update(Measurement)

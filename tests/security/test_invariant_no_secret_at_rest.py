@@ -35,6 +35,7 @@ from sqlalchemy import Engine, MetaData, select
 
 from app.auth.permissions import Role
 from app.core.schemas import SHOWN_ONCE
+from app.core.state import state_of
 from tests.conftest import TEST_PEPPER, ClinicKeys, new_clinic
 from tests.security.openapi_routes import routes
 
@@ -291,7 +292,7 @@ def test_no_issued_secret_is_stored_or_logged(
     needles = {needle: issued for issued in flow.issued for needle in issued.needles()}
     assert all(len(needle) >= SHORTEST_NEEDLE for needle in needles), sorted(needles, key=len)[:3]
     assert len({issued.value for issued in flow.issued}) == len(flow.issued)
-    dump = dump_database(app.state.engine)
+    dump = dump_database(state_of(app).engine)
     at_rest = sorted(
         {
             f"{issued.kind} in {table}.{column}"
