@@ -27,15 +27,14 @@ from app.auth.service import Principal
 from app.core.audit_notes import EntryNote, note_entry
 from app.core.errors import Conflict, DomainError
 from app.core.problems import echoed
-from app.fhir import interactions
-from app.fhir import service as responses
+from app.fhir import questionnaire_responses, writes
 from app.fhir.codes import FHIR_ID
 from app.fhir.errors import FhirError, Issue, MalformedResource, MethodNotAllowed, UnprocessableResource
 from app.fhir.http import ReturnPreference, issues_of, operation_outcome
-from app.fhir.interactions import Outcome
-from app.fhir.service import Lookups, PreparedResponse
+from app.fhir.questionnaire_responses import Lookups, PreparedResponse
 from app.fhir.validation import require_type, validate
 from app.fhir.validation_pool import ValidationPool
+from app.fhir.writes import Outcome
 from app.instruments.registry import InstrumentRegistry
 
 MAX_ENTRIES = 5_000
@@ -186,7 +185,7 @@ def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> None:
         if deferred:
             run.principal.require(Permission.MEASUREMENTS_WRITE)
             # Reads only (the form and patient lookups take savepoints of their own): no savepoint needed.
-            run.pending[index] = responses.prepare(
+            run.pending[index] = questionnaire_responses.prepare(
                 run.session,
                 run.registry,
                 principal=run.principal,
@@ -233,7 +232,7 @@ def _store_pending(run: _Run) -> None:
         return
     try:
         with run.session.begin_nested():
-            rows = responses.store_many(
+            rows = questionnaire_responses.store_many(
                 run.session, run.registry, principal=run.principal, prepared=list(pending.values())
             )
     except (IntegrityError, DataError):
@@ -241,18 +240,20 @@ def _store_pending(run: _Run) -> None:
             run.results[index] = _store_one(run, index, prepared)
         return
     for (index, prepared), row in zip(pending.items(), rows, strict=True):
-        run.results[index] = interactions.created_response(row, prepared)
+        run.results[index] = writes.created_response(row, prepared)
 
 
 def _store_one(run: _Run, index: int, prepared: PreparedResponse) -> Outcome | EntryFailure:
     try:
         with run.session.begin_nested():
-            row = responses.store_many(run.session, run.registry, principal=run.principal, prepared=[prepared])[0]
+            row = questionnaire_responses.store_many(
+                run.session, run.registry, principal=run.principal, prepared=[prepared]
+            )[0]
     except IntegrityError:
         return _failure(Conflict("the response was stored concurrently; resend it"), f"Bundle.entry[{index}]")
     except DataError as exc:
         return _failure(exc, f"Bundle.entry[{index}]")
-    return interactions.created_response(row, prepared)
+    return writes.created_response(row, prepared)
 
 
 def _posts_new_response(entry: dict[str, Any]) -> bool:
@@ -362,7 +363,7 @@ def _text(data: dict[str, Any]) -> str:
 
 def _post_response(run: _Run, data: dict[str, Any], _id: str | None, if_none_exist: str | None) -> Outcome:
     run.principal.require(Permission.MEASUREMENTS_WRITE)
-    return interactions.create_response(
+    return writes.create_response(
         run.session,
         run.registry,
         principal=run.principal,
@@ -376,7 +377,7 @@ def _post_response(run: _Run, data: dict[str, Any], _id: str | None, if_none_exi
 def _put_response(run: _Run, data: dict[str, Any], logical_id: str | None, _if_none_exist: str | None) -> Outcome:
     run.principal.require(Permission.MEASUREMENTS_WRITE)
     assert logical_id is not None
-    return interactions.put_response(
+    return writes.put_response(
         run.session,
         run.registry,
         principal=run.principal,
@@ -389,18 +390,18 @@ def _put_response(run: _Run, data: dict[str, Any], logical_id: str | None, _if_n
 
 def _post_patient(run: _Run, data: dict[str, Any], _id: str | None, if_none_exist: str | None) -> Outcome:
     run.principal.require(Permission.PATIENTS_WRITE)
-    return interactions.create_patient(run.session, principal=run.principal, data=data, if_none_exist=if_none_exist)
+    return writes.create_patient(run.session, principal=run.principal, data=data, if_none_exist=if_none_exist)
 
 
 def _put_patient(run: _Run, data: dict[str, Any], logical_id: str | None, _if_none_exist: str | None) -> Outcome:
     run.principal.require(Permission.PATIENTS_WRITE)
     assert logical_id is not None
-    return interactions.put_patient(run.session, principal=run.principal, logical_id=logical_id, data=data)
+    return writes.put_patient(run.session, principal=run.principal, logical_id=logical_id, data=data)
 
 
 def _questionnaire(run: _Run, data: dict[str, Any], logical_id: str | None, _if_none_exist: str | None) -> Outcome:
     run.principal.require(Permission.QUESTIONNAIRES_MANAGE)
-    return interactions.register_questionnaire(
+    return writes.register_questionnaire(
         run.session, run.registry, principal=run.principal, data=data, text=_text(data), logical_id=logical_id
     )
 

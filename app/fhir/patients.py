@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from app.auth.service import Principal
 from app.core.errors import Conflict, NotFound
 from app.fhir.errors import InUse, Issue, MalformedResource, PreconditionFailed, UnprocessableResource
-from app.fhir.registrations import check_put_id
-from app.fhir.service import Criteria
+from app.fhir.questionnaire_responses import Criteria
+from app.fhir.registered_questionnaires import check_put_id
 from app.fhir.validation import validate
 from app.patients import service as patients
 from app.patients.models import Patient
@@ -46,7 +46,8 @@ def create(
 
     The criteria must name one of the resource's own identifiers, so the identifiers' unique constraint makes
     concurrent conditional creates store one patient. A patient token (which its role keeps from this route anyway)
-    matches only its own patient: a match with another is refused with 409 as ``service._matching`` explains.
+    matches only its own patient: a match with another is refused with 409 as ``questionnaire_responses._matching``
+    explains.
     """
     validate(data, "Patient")
     identifiers = _identifiers(data)

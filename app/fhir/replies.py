@@ -9,7 +9,7 @@ from typing import Any
 from app.fhir.codes import FHIR_MEDIA_TYPE
 from app.fhir.errors import Issue
 from app.fhir.http import FHIRResponse, ReturnPreference, fhir_response, operation_outcome
-from app.fhir.interactions import Outcome
+from app.fhir.writes import Outcome
 from app.idempotency.service import IdempotencyGuard
 
 

@@ -12,9 +12,8 @@ from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.core.deps import SessionDep
-from app.fhir import bundles, interactions, registrations, search
+from app.fhir import bundles, questionnaire_responses, registered_questionnaires, search, writes
 from app.fhir import patients as fhir_patients
-from app.fhir import service as responses
 from app.fhir.capability import capability_statement
 from app.fhir.errors import MethodNotAllowed, UnknownInteraction
 from app.fhir.http import (
@@ -29,7 +28,7 @@ from app.fhir.http import (
     fhir_response,
     negotiate_format,
 )
-from app.fhir.questionnaires import questionnaire
+from app.fhir.instrument_questionnaires import questionnaire
 from app.fhir.replies import remembered, written
 from app.fhir.validation_pool import ValidationPool
 from app.idempotency.service import Idempotent
@@ -78,12 +77,12 @@ def read_questionnaire(
     registry: RegistryDep,
 ) -> FHIRResponse:
     """An instrument's Questionnaire (id = instrument id, e.g. `phq9`, `scs-sf`) or a registered form."""
-    definition = registrations.builtin_definition(registry, questionnaire_id)
+    definition = registered_questionnaires.builtin_definition(registry, questionnaire_id)
     if definition is not None:
         view = text.clinic_view(session, clinic_id=principal.clinic_id, definition=definition)
         return fhir_response(questionnaire(definition, view), headers={"ETag": f'W/"{definition.version}"'})
-    row = registrations.get(session, clinic_id=principal.clinic_id, logical_id=questionnaire_id)
-    return fhir_response(registrations.served(row), headers={"ETag": f'W/"{row.version_id}"'})
+    row = registered_questionnaires.get(session, clinic_id=principal.clinic_id, logical_id=questionnaire_id)
+    return fhir_response(registered_questionnaires.served(row), headers={"ETag": f'W/"{row.version_id}"'})
 
 
 @router.post("/Questionnaire", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -96,9 +95,7 @@ def register_questionnaire(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Register the clinic's own Questionnaire; its items must map onto one instrument (see CapabilityStatement)."""
-    outcome = interactions.register_questionnaire(
-        session, registry, principal=principal, data=body.data, text=body.text
-    )
+    outcome = writes.register_questionnaire(session, registry, principal=principal, data=body.data, text=body.text)
     return written(outcome, prefer, guard)
 
 
@@ -112,7 +109,7 @@ def put_questionnaire(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Create or replace a registered form under the client's id (the body's id must equal the URL's)."""
-    outcome = interactions.register_questionnaire(
+    outcome = writes.register_questionnaire(
         session, registry, principal=principal, data=body.data, text=body.text, logical_id=questionnaire_id
     )
     return written(outcome, prefer)
@@ -129,7 +126,7 @@ def create_questionnaire_response(
     if_none_exist: IfNoneExist = None,
 ) -> FHIRResponse:
     """Score a completed response on the server and store it as a measurement (200 if If-None-Exist matched)."""
-    outcome = interactions.create_response(
+    outcome = writes.create_response(
         session, registry, principal=principal, data=body.data, text=body.text, if_none_exist=if_none_exist
     )
     return written(outcome, prefer, guard)
@@ -145,7 +142,7 @@ def put_questionnaire_response(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Store a response under the client's id; resending it stores nothing new, changing it amends the measurement."""
-    outcome = interactions.put_response(
+    outcome = writes.put_response(
         session, registry, principal=principal, logical_id=response_id, data=body.data, text=body.text
     )
     return written(outcome, prefer)
@@ -158,8 +155,8 @@ def read_questionnaire_response(
     session: SessionDep,
 ) -> FHIRResponse:
     """A stored response as received, under its server id and version."""
-    row = responses.get(session, clinic_id=principal.clinic_id, logical_id=response_id)
-    return fhir_response(responses.served(row), headers={"ETag": f'W/"{row.version_id}"'})
+    row = questionnaire_responses.get(session, clinic_id=principal.clinic_id, logical_id=response_id)
+    return fhir_response(questionnaire_responses.served(row), headers={"ETag": f'W/"{row.version_id}"'})
 
 
 @router.get("/Observation", response_class=FHIRResponse)
@@ -214,7 +211,7 @@ def create_patient(
     if_none_exist: IfNoneExist = None,
 ) -> FHIRResponse:
     """Register a patient from its identifiers (200 with the existing one if If-None-Exist matched)."""
-    outcome = interactions.create_patient(session, principal=principal, data=body.data, if_none_exist=if_none_exist)
+    outcome = writes.create_patient(session, principal=principal, data=body.data, if_none_exist=if_none_exist)
     return written(outcome, prefer, guard)
 
 
@@ -227,7 +224,7 @@ def put_patient(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Create the patient under this id, or make the body's identifiers its complete set."""
-    outcome = interactions.put_patient(session, principal=principal, logical_id=patient_id, data=body.data)
+    outcome = writes.put_patient(session, principal=principal, logical_id=patient_id, data=body.data)
     return written(outcome, prefer)
 
 

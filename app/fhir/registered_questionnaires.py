@@ -17,12 +17,12 @@ from app.core.errors import Conflict, NotFound
 from app.core.problems import echoed
 from app.fhir import codes
 from app.fhir.errors import Issue, MalformedResource, UnprocessableResource
-from app.fhir.forms import compile_form
+from app.fhir.form_mapping import compile_form
+from app.fhir.instrument_questionnaires import builtin_form
 from app.fhir.models import RegisteredQuestionnaire
-from app.fhir.questionnaires import builtin_form
 from app.fhir.schemas import FormMap
-from app.fhir.stored import as_served
 from app.fhir.validation import validate_leniently
+from app.fhir.verbatim import as_served
 from app.instruments.registry import InstrumentRegistry
 from app.scoring.definition import InstrumentDefinition
 

@@ -26,7 +26,7 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, NotFound
-from app.fhir import registrations
+from app.fhir import registered_questionnaires
 from app.fhir.errors import (
     InUse,
     Issue,
@@ -36,10 +36,10 @@ from app.fhir.errors import (
     UnprocessableResource,
 )
 from app.fhir.models import FhirResource
-from app.fhir.registrations import ResolvedForm
-from app.fhir.responses import ROOT, ResponseAnswers, authored, check_status, read_answers, subject_patient_id
-from app.fhir.stored import as_served
+from app.fhir.registered_questionnaires import ResolvedForm
+from app.fhir.response_answers import ROOT, ResponseAnswers, authored, check_status, read_answers, subject_patient_id
 from app.fhir.validation import refuse_if_any, require_type, validate
+from app.fhir.verbatim import as_served
 from app.instruments import service as scoring
 from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
@@ -106,7 +106,7 @@ class Lookups:
         if isinstance(reference, str) and reference in self.forms:
             return self.forms[reference]
         with self.session.begin_nested() if self.per_entry else nullcontext():
-            resolved = registrations.resolve(self.session, self.registry, clinic_id=self.clinic_id, qr=qr)
+            resolved = registered_questionnaires.resolve(self.session, self.registry, clinic_id=self.clinic_id, qr=qr)
         if isinstance(reference, str) and not reference.startswith("#"):
             self.forms[reference] = resolved
         return resolved
@@ -270,7 +270,7 @@ def put(
     (``InUse``, 409) whatever the body, even one equal to what is stored, and the answer names nothing of it.
     """
     validate(data, RESOURCE_TYPE)
-    registrations.check_put_id(data, logical_id, RESOURCE_TYPE)
+    registered_questionnaires.check_put_id(data, logical_id, RESOURCE_TYPE)
     existing = find(session, principal.clinic_id, logical_id)
     if existing is not None:
         _require_reach(principal, existing, f"{RESOURCE_TYPE}/{logical_id}", "PUT to a new id, or POST")

@@ -15,11 +15,10 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.fhir import patients as fhir_patients
-from app.fhir import registrations
-from app.fhir import service as responses
+from app.fhir import questionnaire_responses, registered_questionnaires
 from app.fhir.errors import Issue
 from app.fhir.models import FhirResource
-from app.fhir.service import Criteria, Lookups, parse_criteria
+from app.fhir.questionnaire_responses import Criteria, Lookups, parse_criteria
 from app.instruments.registry import InstrumentRegistry
 
 
@@ -47,7 +46,7 @@ def create_response(
     if_none_exist: str | None = None,
     lookups: Lookups | None = None,
 ) -> Outcome:
-    stored = responses.create(
+    stored = questionnaire_responses.create(
         session,
         registry,
         principal=principal,
@@ -69,23 +68,27 @@ def put_response(
     text: str,
     lookups: Lookups | None = None,
 ) -> Outcome:
-    stored = responses.put(
+    stored = questionnaire_responses.put(
         session, registry, principal=principal, logical_id=logical_id, data=data, text=text, lookups=lookups
     )
     return _response_outcome(stored, 201 if stored.created else 200)
 
 
-def created_response(row: dict[str, Any], prepared: responses.PreparedResponse) -> Outcome:
-    """The outcome of a response stored in bulk (``service.store_many``), from its column values."""
-    stored = responses.StoredResponse(row=FhirResource(**row), created=True, warnings=prepared.scored.warnings)
+def created_response(row: dict[str, Any], prepared: questionnaire_responses.PreparedResponse) -> Outcome:
+    """The outcome of a response stored in bulk (``questionnaire_responses.store_many``), from its column values."""
+    stored = questionnaire_responses.StoredResponse(
+        row=FhirResource(**row), created=True, warnings=prepared.scored.warnings
+    )
     return _response_outcome(stored, 201, received=prepared.data)
 
 
-def _response_outcome(stored: responses.StoredResponse, status: int, received: dict[str, Any] | None = None) -> Outcome:
+def _response_outcome(
+    stored: questionnaire_responses.StoredResponse, status: int, received: dict[str, Any] | None = None
+) -> Outcome:
     row = stored.row
     return Outcome(
         status=status,
-        resource=responses.served(row, received),
+        resource=questionnaire_responses.served(row, received),
         location=f"QuestionnaireResponse/{row.logical_id}",
         version=str(row.version_id),
         last_modified=row.updated_at,
@@ -125,13 +128,13 @@ def register_questionnaire(
     text: str,
     logical_id: str | None = None,
 ) -> Outcome:
-    registration = registrations.register(
+    registration = registered_questionnaires.register(
         session, registry, principal=principal, data=data, text=text, logical_id=logical_id
     )
     row = registration.row
     return Outcome(
         status=201 if registration.created else 200,
-        resource=registrations.served(row),
+        resource=registered_questionnaires.served(row),
         location=f"Questionnaire/{row.logical_id}",
         version=str(row.version_id),
         last_modified=row.updated_at,
