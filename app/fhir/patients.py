@@ -13,10 +13,9 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.core.errors import Conflict, NotFound
+from app.fhir.conditional_create import Criteria
 from app.fhir.errors import InUse, Issue, MalformedResource, PreconditionFailed, UnprocessableResource
-from app.fhir.questionnaire_responses import Criteria
-from app.fhir.registered_questionnaires import check_put_id
-from app.fhir.validation import validate
+from app.fhir.validation import check_put_id, validate
 from app.patients import service as patients
 from app.patients.models import Patient
 from app.patients.schemas import Identifier, PatientCreate

@@ -10,7 +10,6 @@ a response is never stored as "incomplete" without a score.
 from __future__ import annotations
 
 import json
-import urllib.parse
 import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -26,19 +25,19 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, NotFound
-from app.fhir import registered_questionnaires
+from app.fhir import form_resolution
+from app.fhir.conditional_create import Criteria
 from app.fhir.errors import (
     InUse,
     Issue,
-    MalformedResource,
     PreconditionFailed,
     ReferenceNotFound,
     UnprocessableResource,
 )
+from app.fhir.form_resolution import ResolvedForm
 from app.fhir.models import FhirResource
-from app.fhir.registered_questionnaires import ResolvedForm
 from app.fhir.response_answers import ROOT, ResponseAnswers, authored, check_status, read_answers, subject_patient_id
-from app.fhir.validation import refuse_if_any, require_type, validate
+from app.fhir.validation import check_put_id, refuse_if_any, require_type, validate
 from app.fhir.verbatim import as_served
 from app.instruments import service as scoring
 from app.instruments.registry import InstrumentRegistry
@@ -59,35 +58,6 @@ class StoredResponse:
     warnings: list[Issue] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Criteria:
-    """Conditional-create criteria (``identifier=[system|]value``), normalised into the unique match key."""
-
-    system: str | None
-    value: str
-    any_system: bool
-
-    @property
-    def key(self) -> str:
-        if self.any_system:
-            return f"identifier={self.value}"
-        return f"identifier={self.system or ''}|{self.value}"
-
-
-def parse_criteria(if_none_exist: str, *, where: str = "If-None-Exist") -> Criteria:
-    """Parse ``identifier=system|value`` (the only search criterion conditional create supports here)."""
-    params = urllib.parse.parse_qsl(if_none_exist.strip().lstrip("?"), keep_blank_values=True)
-    if len(params) != 1 or params[0][0] != "identifier" or not params[0][1]:
-        raise MalformedResource(
-            f"{where} supports exactly one criterion, identifier=[system|]value; got {if_none_exist!r}",
-            issues=[Issue("not-supported", f"{where} {if_none_exist!r}: only identifier=[system|]value is supported")],
-        )
-    system, separator, value = params[0][1].partition("|")
-    if not separator:
-        return Criteria(system=None, value=system, any_system=True)
-    return Criteria(system=system or None, value=value, any_system=False)
-
-
 @dataclass
 class Lookups:
     """What scoring responses looks up again and again; a Bundle shares one across its entries."""
@@ -106,7 +76,7 @@ class Lookups:
         if isinstance(reference, str) and reference in self.forms:
             return self.forms[reference]
         with self.session.begin_nested() if self.per_entry else nullcontext():
-            resolved = registered_questionnaires.resolve(self.session, self.registry, clinic_id=self.clinic_id, qr=qr)
+            resolved = form_resolution.resolve(self.session, self.registry, clinic_id=self.clinic_id, qr=qr)
         if isinstance(reference, str) and not reference.startswith("#"):
             self.forms[reference] = resolved
         return resolved
@@ -270,7 +240,7 @@ def put(
     (``InUse``, 409) whatever the body, even one equal to what is stored, and the answer names nothing of it.
     """
     validate(data, RESOURCE_TYPE)
-    registered_questionnaires.check_put_id(data, logical_id, RESOURCE_TYPE)
+    check_put_id(data, logical_id, RESOURCE_TYPE)
     existing = find(session, principal.clinic_id, logical_id)
     if existing is not None:
         _require_reach(principal, existing, f"{RESOURCE_TYPE}/{logical_id}", "PUT to a new id, or POST")

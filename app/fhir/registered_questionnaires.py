@@ -1,5 +1,5 @@
-"""Questionnaires: the server's own (one per instrument) and the clinic's registered third-party forms, and how a
-QuestionnaireResponse's ``questionnaire`` reference resolves to one of them (never by fetching a URL)."""
+"""The clinic's registered (third-party) Questionnaires: registered or replaced (mapped onto one instrument on the
+way in), listed, read and served back as received."""
 
 from __future__ import annotations
 
@@ -14,25 +14,16 @@ from sqlalchemy.orm import Session
 from app.auth.service import Principal
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound
-from app.core.problems import echoed
 from app.fhir import codes
-from app.fhir.errors import Issue, MalformedResource, UnprocessableResource
+from app.fhir.errors import Issue, MalformedResource
 from app.fhir.form_mapping import compile_form
-from app.fhir.instrument_questionnaires import builtin_form
+from app.fhir.instrument_questionnaires import builtin_definition
 from app.fhir.models import RegisteredQuestionnaire
-from app.fhir.schemas import FormMap
-from app.fhir.validation import validate_leniently
+from app.fhir.validation import check_put_id, validate_leniently
 from app.fhir.verbatim import as_served
 from app.instruments.registry import InstrumentRegistry
-from app.scoring.definition import InstrumentDefinition
 
 QUESTIONNAIRE_STATUSES = ("draft", "active", "retired", "unknown")
-
-
-@dataclass(frozen=True)
-class ResolvedForm:
-    form: FormMap
-    definition: InstrumentDefinition
 
 
 @dataclass(frozen=True)
@@ -40,11 +31,6 @@ class Registration:
     row: RegisteredQuestionnaire
     created: bool
     warnings: list[Issue]
-
-
-def builtin_definition(registry: InstrumentRegistry, questionnaire_id: str) -> InstrumentDefinition | None:
-    """The instrument whose Questionnaire has this id (``scs-sf``; ``scs_sf`` is accepted too)."""
-    return registry.definitions.get(codes.instrument_id(questionnaire_id))
 
 
 def register(
@@ -78,7 +64,7 @@ def register(
     compiled = compile_form(data, registry)
     url: str | None = data["url"] if isinstance(data.get("url"), str) else None
     version: str = data["version"] if isinstance(data.get("version"), str) else ""
-    row = _find(session, principal.clinic_id, logical_id) if logical_id else None
+    row = find(session, principal.clinic_id, logical_id) if logical_id else None
     created = row is None
     if row is None:
         row = RegisteredQuestionnaire(clinic_id=principal.clinic_id, logical_id=logical_id or str(uuid.uuid4()))
@@ -101,23 +87,8 @@ def register(
     return Registration(row=row, created=created, warnings=warnings + compiled.warnings)
 
 
-def check_put_id(data: dict[str, Any], logical_id: str, resource_type: str) -> None:
-    """FHIR update: the resource's id must equal the id in the URL (400 otherwise)."""
-    if data.get("id") != logical_id:
-        raise MalformedResource(
-            "the resource id differs from the id in the URL",
-            issues=[
-                Issue(
-                    "invalid",
-                    f"the URL names {resource_type}/{logical_id} but the resource's id is {echoed(data.get('id'))!r}",
-                    (f"{resource_type}.id",),
-                )
-            ],
-        )
-
-
 def get(session: Session, *, clinic_id: uuid.UUID, logical_id: str) -> RegisteredQuestionnaire:
-    row = _find(session, clinic_id, logical_id)
+    row = find(session, clinic_id, logical_id)
     if row is None:
         raise NotFound(f"no Questionnaire/{logical_id}")
     return row
@@ -144,99 +115,7 @@ def served(row: RegisteredQuestionnaire) -> dict[str, Any]:
     )
 
 
-def resolve(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    clinic_id: uuid.UUID,
-    qr: dict[str, Any],
-    root: str = "QuestionnaireResponse",
-) -> ResolvedForm:
-    """The form a response answers: ``#contained``, ``Questionnaire/<id>``, or a canonical ``url[|version]``."""
-    reference = qr.get("questionnaire")
-    path = (f"{root}.questionnaire",)
-    if not isinstance(reference, str):
-        raise UnprocessableResource(
-            "questionnaire is required to score a response",
-            issues=[Issue("required", "questionnaire (the form this response answers) is required", path)],
-        )
-    if reference.startswith("#"):
-        return _contained(session, registry, clinic_id=clinic_id, qr=qr, reference=reference, root=root)
-    resolved = _lookup(session, registry, clinic_id, reference)
-    if resolved is None:
-        raise UnprocessableResource(
-            f"unknown Questionnaire {reference}",
-            issues=[
-                Issue(
-                    "not-found",
-                    f"unknown Questionnaire {reference!r}: use one of the server's (GET /fhir/Questionnaire) or "
-                    "register the form first (PUT /fhir/Questionnaire/<id>)",
-                    path,
-                )
-            ],
-        )
-    return resolved
-
-
-def _lookup(
-    session: Session, registry: InstrumentRegistry, clinic_id: uuid.UUID, reference: str
-) -> ResolvedForm | None:
-    url, _, version = reference.partition("|")
-    definition: InstrumentDefinition | None = None
-    if url.startswith(f"{codes.QUESTIONNAIRE_BASE}:"):
-        definition = registry.definitions.get(url.removeprefix(f"{codes.QUESTIONNAIRE_BASE}:"))
-        if definition is not None and version and version != definition.version:
-            return None
-    elif url.startswith("Questionnaire/"):
-        logical_id = url.removeprefix("Questionnaire/")
-        definition = builtin_definition(registry, logical_id)
-        if definition is None:
-            row = _find(session, clinic_id, logical_id)
-            return _registered(registry, row) if row is not None else None
-    else:
-        rows = list_registered(session, clinic_id=clinic_id, url=reference)
-        return _registered(registry, rows[-1]) if rows else None
-    return ResolvedForm(builtin_form(definition), definition) if definition is not None else None
-
-
-def _registered(registry: InstrumentRegistry, row: RegisteredQuestionnaire) -> ResolvedForm | None:
-    form = FormMap.model_validate(row.mapping)
-    definition = registry.definitions.get(form.instrument)
-    return ResolvedForm(form, definition) if definition is not None else None
-
-
-def _contained(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    clinic_id: uuid.UUID,
-    qr: dict[str, Any],
-    reference: str,
-    root: str,
-) -> ResolvedForm:
-    """A form contained in the response (SDC adaptive forms): the form it derives from, if known, else itself."""
-    contained = [resource for resource in qr.get("contained") or [] if isinstance(resource, dict)]
-    index, form = next(
-        (
-            (i, resource)
-            for i, resource in enumerate(contained)
-            if resource.get("resourceType") == "Questionnaire" and f"#{resource.get('id')}" == reference
-        ),
-        (None, None),
-    )
-    if form is None:
-        raise UnprocessableResource(
-            f"no contained Questionnaire {reference}",
-            issues=[Issue("not-found", f"no contained Questionnaire {reference!r}", (f"{root}.questionnaire",))],
-        )
-    for parent in form.get("derivedFrom") or []:
-        if isinstance(parent, str) and (resolved := _lookup(session, registry, clinic_id, parent)) is not None:
-            return resolved
-    compiled = compile_form(form, registry, root=f"{root}.contained[{index}]", contained=contained)
-    return ResolvedForm(compiled.form, registry.definitions[compiled.form.instrument])
-
-
-def _find(session: Session, clinic_id: uuid.UUID, logical_id: str | None) -> RegisteredQuestionnaire | None:
+def find(session: Session, clinic_id: uuid.UUID, logical_id: str | None) -> RegisteredQuestionnaire | None:
     return session.scalar(
         select(RegisteredQuestionnaire).where(
             RegisteredQuestionnaire.clinic_id == clinic_id, RegisteredQuestionnaire.logical_id == logical_id

@@ -19,7 +19,6 @@ from app.fhir.errors import MethodNotAllowed, UnknownInteraction
 from app.fhir.http import (
     FHIR_BODY_OPENAPI,
     FHIR_RESPONSES,
-    FhirBody,
     FHIRResponse,
     FhirRoute,
     InstrumentOrLogicalId,
@@ -28,9 +27,10 @@ from app.fhir.http import (
     fhir_response,
     negotiate_format,
 )
-from app.fhir.instrument_questionnaires import questionnaire
-from app.fhir.replies import remembered, written
+from app.fhir.instrument_questionnaires import builtin_definition, questionnaire
+from app.fhir.request_body import FhirBody
 from app.fhir.validation_pool import ValidationPool
+from app.fhir.writes import remembered, written
 from app.idempotency.service import Idempotent
 from app.instruments import text
 from app.instruments.dependencies import RegistryDep
@@ -77,7 +77,7 @@ def read_questionnaire(
     registry: RegistryDep,
 ) -> FHIRResponse:
     """An instrument's Questionnaire (id = instrument id, e.g. `phq9`, `scs-sf`) or a registered form."""
-    definition = registered_questionnaires.builtin_definition(registry, questionnaire_id)
+    definition = builtin_definition(registry, questionnaire_id)
     if definition is not None:
         view = text.clinic_view(session, clinic_id=principal.clinic_id, definition=definition)
         return fhir_response(questionnaire(definition, view), headers={"ETag": f'W/"{definition.version}"'})

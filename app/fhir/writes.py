@@ -1,13 +1,17 @@
-"""The write interactions (create, conditional create, update), shared by the single-resource routes and Bundles.
+"""The write interactions (create, conditional create, update), shared by the single-resource routes and Bundles,
+and the reply to each.
 
-Each returns an ``Outcome``: the HTTP status, the resource as the server now holds it, its location and version,
-and any warnings (a declared total that differs from the computed one, tolerated defects of a registered form).
+Each interaction returns an ``Outcome``: the HTTP status, the resource as the server now holds it, its location and
+version, and any warnings (a declared total that differs from the computed one, tolerated defects of a registered
+form). ``written`` turns it into the reply (status, Location/ETag/Last-Modified, the body the client preferred), and
+``remembered`` keeps that reply under the Idempotency-Key so a retried POST replays it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import format_datetime
 from typing import Any
 
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
@@ -16,9 +20,13 @@ from sqlalchemy.orm import Session
 from app.auth.service import Principal
 from app.fhir import patients as fhir_patients
 from app.fhir import questionnaire_responses, registered_questionnaires
+from app.fhir.codes import FHIR_MEDIA_TYPE
+from app.fhir.conditional_create import criteria
 from app.fhir.errors import Issue
+from app.fhir.http import FHIRResponse, ReturnPreference, fhir_response, operation_outcome
 from app.fhir.models import FhirResource
-from app.fhir.questionnaire_responses import Criteria, Lookups, parse_criteria
+from app.fhir.questionnaire_responses import Lookups
+from app.idempotency.service import IdempotencyGuard
 from app.instruments.registry import InstrumentRegistry
 
 
@@ -30,10 +38,6 @@ class Outcome:
     version: str | None
     last_modified: datetime | None
     warnings: list[Issue] = field(default_factory=list)
-
-
-def criteria(if_none_exist: str | None) -> Criteria | None:
-    return parse_criteria(if_none_exist) if if_none_exist else None
 
 
 def create_response(
@@ -140,3 +144,45 @@ def register_questionnaire(
         last_modified=row.updated_at,
         warnings=registration.warnings,
     )
+
+
+def written(outcome: Outcome, prefer: ReturnPreference | None, guard: IdempotencyGuard | None = None) -> FHIRResponse:
+    """The reply to a create or update: the resource, nothing (``return=minimal``) or an OperationOutcome."""
+    headers = {"Location": f"/fhir/{outcome.location}"}
+    if outcome.version is not None:
+        headers["ETag"] = f'W/"{outcome.version}"'
+    if outcome.last_modified is not None:
+        headers["Last-Modified"] = format_datetime(outcome.last_modified, usegmt=True)
+    body: Any
+    if prefer is ReturnPreference.MINIMAL:
+        body = None
+    elif prefer is ReturnPreference.OUTCOME:
+        done = "created" if outcome.status == 201 else "matched an existing resource; nothing new was stored"
+        issues = outcome.warnings or [Issue("informational", f"{outcome.location} {done}", (), "information")]
+        body = operation_outcome(issues).model_dump(mode="json", exclude_none=True)
+    else:
+        body = outcome.resource
+    if guard is None:
+        return fhir_response(body, status_code=outcome.status, headers=headers)
+    return remembered(guard, body, outcome.status, headers)
+
+
+def remembered(guard: IdempotencyGuard, body: Any, status: int, headers: dict[str, str]) -> FHIRResponse:
+    """Answer through the Idempotency-Key guard, so a retried POST replays this response.
+
+    A ``return=minimal`` answer has no body; its replay carries an OperationOutcome saying what was done. A replay
+    repeats the headers too (Location, ETag, Last-Modified, the FHIR media type).
+    """
+    if body is None:
+        done = Issue("informational", f"{headers.get('Location', '')} stored", (), "information")
+        guard.respond(
+            operation_outcome([done]).model_dump(mode="json", exclude_none=True),
+            status_code=status,
+            headers=headers,
+            media_type=FHIR_MEDIA_TYPE,
+        )
+        return FHIRResponse(content=b"", status_code=status, headers=headers)
+    if not isinstance(body, dict):
+        body = body.model_dump(mode="json", exclude_none=True)
+    recorded = guard.respond(body, status_code=status, headers=headers, media_type=FHIR_MEDIA_TYPE)
+    return FHIRResponse(content=recorded.body, status_code=status, headers=headers)
