@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.auth.service import Principal
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound
 from app.fhir import codes
@@ -21,7 +20,7 @@ from app.fhir.instrument_questionnaires import builtin_definition
 from app.fhir.models import RegisteredQuestionnaire
 from app.fhir.validation import check_put_id, validate_leniently
 from app.fhir.verbatim import as_served
-from app.instruments.registry import InstrumentRegistry
+from app.fhir.write_context import FhirWrite
 
 QUESTIONNAIRE_STATUSES = ("draft", "active", "retired", "unknown")
 
@@ -33,16 +32,9 @@ class Registration:
     warnings: list[Issue]
 
 
-def register(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    principal: Principal,
-    data: dict[str, Any],
-    text: str,
-    logical_id: str | None = None,
-) -> Registration:
+def register(write: FhirWrite, *, data: dict[str, Any], text: str, logical_id: str | None = None) -> Registration:
     """Register (POST) or create-or-replace (PUT, ``logical_id`` from the URL) a clinic's Questionnaire."""
+    session, registry, principal = write.session, write.registry, write.principal
     warnings = validate_leniently(data, "Questionnaire")
     if data.get("status") not in QUESTIONNAIRE_STATUSES:
         raise MalformedResource(

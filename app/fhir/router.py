@@ -30,6 +30,7 @@ from app.fhir.http import (
 from app.fhir.instrument_questionnaires import builtin_definition, questionnaire
 from app.fhir.request_body import FhirBody
 from app.fhir.validation_pool import ValidationPool
+from app.fhir.write_context import FhirWrite
 from app.fhir.writes import remembered, written
 from app.idempotency.service import Idempotent
 from app.instruments import text
@@ -95,8 +96,8 @@ def register_questionnaire(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Register the clinic's own Questionnaire; its items must map onto one instrument (see CapabilityStatement)."""
-    outcome = writes.register_questionnaire(session, registry, principal=principal, data=body.data, text=body.text)
-    return written(outcome, prefer, guard)
+    write = FhirWrite(session=session, registry=registry, principal=principal, prefer=prefer, guard=guard)
+    return written(write, writes.register_questionnaire(write, data=body.data, text=body.text))
 
 
 @router.put("/Questionnaire/{questionnaire_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -109,10 +110,9 @@ def put_questionnaire(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Create or replace a registered form under the client's id (the body's id must equal the URL's)."""
-    outcome = writes.register_questionnaire(
-        session, registry, principal=principal, data=body.data, text=body.text, logical_id=questionnaire_id
-    )
-    return written(outcome, prefer)
+    write = FhirWrite(session=session, registry=registry, principal=principal, prefer=prefer)
+    outcome = writes.register_questionnaire(write, data=body.data, text=body.text, logical_id=questionnaire_id)
+    return written(write, outcome)
 
 
 @router.post("/QuestionnaireResponse", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -126,10 +126,9 @@ def create_questionnaire_response(
     if_none_exist: IfNoneExist = None,
 ) -> FHIRResponse:
     """Score a completed response on the server and store it as a measurement (200 if If-None-Exist matched)."""
-    outcome = writes.create_response(
-        session, registry, principal=principal, data=body.data, text=body.text, if_none_exist=if_none_exist
-    )
-    return written(outcome, prefer, guard)
+    write = FhirWrite(session=session, registry=registry, principal=principal, prefer=prefer, guard=guard)
+    outcome = writes.create_response(write, data=body.data, text=body.text, if_none_exist=if_none_exist)
+    return written(write, outcome)
 
 
 @router.put("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -142,10 +141,8 @@ def put_questionnaire_response(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Store a response under the client's id; resending it stores nothing new, changing it amends the measurement."""
-    outcome = writes.put_response(
-        session, registry, principal=principal, logical_id=response_id, data=body.data, text=body.text
-    )
-    return written(outcome, prefer)
+    write = FhirWrite(session=session, registry=registry, principal=principal, prefer=prefer)
+    return written(write, writes.put_response(write, logical_id=response_id, data=body.data, text=body.text))
 
 
 @router.get("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse)
@@ -206,13 +203,14 @@ def create_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_WRITE)],
     body: FhirBody,
     session: SessionDep,
+    registry: RegistryDep,
     guard: Idempotent,
     prefer: PreferDep,
     if_none_exist: IfNoneExist = None,
 ) -> FHIRResponse:
     """Register a patient from its identifiers (200 with the existing one if If-None-Exist matched)."""
-    outcome = writes.create_patient(session, principal=principal, data=body.data, if_none_exist=if_none_exist)
-    return written(outcome, prefer, guard)
+    write = FhirWrite(session=session, registry=registry, principal=principal, prefer=prefer, guard=guard)
+    return written(write, writes.create_patient(write, data=body.data, if_none_exist=if_none_exist))
 
 
 @router.put("/Patient/{patient_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -221,11 +219,12 @@ def put_patient(
     patient_id: LogicalId,
     body: FhirBody,
     session: SessionDep,
+    registry: RegistryDep,
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Create the patient under this id, or make the body's identifiers its complete set."""
-    outcome = writes.put_patient(session, principal=principal, logical_id=patient_id, data=body.data)
-    return written(outcome, prefer)
+    write = FhirWrite(session=session, registry=registry, principal=principal, prefer=prefer)
+    return written(write, writes.put_patient(write, logical_id=patient_id, data=body.data))
 
 
 @router.post("", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -240,10 +239,10 @@ def process_bundle(
 ) -> FHIRResponse:
     """A `transaction` (all or nothing) or `batch` (each entry on its own) Bundle of POST/PUT entries."""
     validation: ValidationPool = request.app.state.validation_pool
-    result = bundles.process(
-        session, registry, principal=principal, bundle=body.data, prefer=prefer, validation=validation
+    write = FhirWrite(
+        session=session, registry=registry, principal=principal, prefer=prefer, guard=guard, validation=validation
     )
-    return remembered(guard, result, 200, {})
+    return remembered(guard, bundles.process(write, body.data), 200, {})
 
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]

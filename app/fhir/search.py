@@ -1,4 +1,5 @@
-"""Reads: Questionnaires (ours and the clinic's), and Observations derived from the clinic's current measurements."""
+"""Searches: Questionnaires (ours and the clinic's) and Observations derived from the clinic's current
+measurements; and the read of one Observation."""
 
 from __future__ import annotations
 

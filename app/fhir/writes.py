@@ -15,9 +15,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
-from sqlalchemy.orm import Session
 
-from app.auth.service import Principal
 from app.fhir import patients as fhir_patients
 from app.fhir import questionnaire_responses, registered_questionnaires
 from app.fhir.codes import FHIR_MEDIA_TYPE
@@ -25,9 +23,8 @@ from app.fhir.conditional_create import criteria
 from app.fhir.errors import Issue
 from app.fhir.http import FHIRResponse, ReturnPreference, fhir_response, operation_outcome
 from app.fhir.models import FhirResource
-from app.fhir.questionnaire_responses import Lookups
+from app.fhir.write_context import FhirWrite
 from app.idempotency.service import IdempotencyGuard
-from app.instruments.registry import InstrumentRegistry
 
 
 @dataclass(frozen=True)
@@ -40,41 +37,13 @@ class Outcome:
     warnings: list[Issue] = field(default_factory=list)
 
 
-def create_response(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    principal: Principal,
-    data: dict[str, Any],
-    text: str,
-    if_none_exist: str | None = None,
-    lookups: Lookups | None = None,
-) -> Outcome:
-    stored = questionnaire_responses.create(
-        session,
-        registry,
-        principal=principal,
-        data=data,
-        text=text,
-        criteria=criteria(if_none_exist),
-        lookups=lookups,
-    )
+def create_response(write: FhirWrite, *, data: dict[str, Any], text: str, if_none_exist: str | None = None) -> Outcome:
+    stored = questionnaire_responses.create(write, data=data, text=text, criteria=criteria(if_none_exist))
     return _response_outcome(stored, 201 if stored.created else 200)
 
 
-def put_response(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    principal: Principal,
-    logical_id: str,
-    data: dict[str, Any],
-    text: str,
-    lookups: Lookups | None = None,
-) -> Outcome:
-    stored = questionnaire_responses.put(
-        session, registry, principal=principal, logical_id=logical_id, data=data, text=text, lookups=lookups
-    )
+def put_response(write: FhirWrite, *, logical_id: str, data: dict[str, Any], text: str) -> Outcome:
+    stored = questionnaire_responses.put(write, logical_id=logical_id, data=data, text=text)
     return _response_outcome(stored, 201 if stored.created else 200)
 
 
@@ -100,15 +69,13 @@ def _response_outcome(
     )
 
 
-def create_patient(
-    session: Session, *, principal: Principal, data: dict[str, Any], if_none_exist: str | None = None
-) -> Outcome:
-    stored = fhir_patients.create(session, principal=principal, data=data, criteria=criteria(if_none_exist))
+def create_patient(write: FhirWrite, *, data: dict[str, Any], if_none_exist: str | None = None) -> Outcome:
+    stored = fhir_patients.create(write, data=data, criteria=criteria(if_none_exist))
     return _patient_outcome(stored, 201 if stored.created else 200)
 
 
-def put_patient(session: Session, *, principal: Principal, logical_id: str, data: dict[str, Any]) -> Outcome:
-    stored = fhir_patients.put(session, principal=principal, logical_id=logical_id, data=data)
+def put_patient(write: FhirWrite, *, logical_id: str, data: dict[str, Any]) -> Outcome:
+    stored = fhir_patients.put(write, logical_id=logical_id, data=data)
     return _patient_outcome(stored, 201 if stored.created else 200)
 
 
@@ -124,17 +91,9 @@ def _patient_outcome(stored: fhir_patients.StoredPatient, status: int) -> Outcom
 
 
 def register_questionnaire(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    principal: Principal,
-    data: dict[str, Any],
-    text: str,
-    logical_id: str | None = None,
+    write: FhirWrite, *, data: dict[str, Any], text: str, logical_id: str | None = None
 ) -> Outcome:
-    registration = registered_questionnaires.register(
-        session, registry, principal=principal, data=data, text=text, logical_id=logical_id
-    )
+    registration = registered_questionnaires.register(write, data=data, text=text, logical_id=logical_id)
     row = registration.row
     return Outcome(
         status=201 if registration.created else 200,
@@ -146,25 +105,26 @@ def register_questionnaire(
     )
 
 
-def written(outcome: Outcome, prefer: ReturnPreference | None, guard: IdempotencyGuard | None = None) -> FHIRResponse:
-    """The reply to a create or update: the resource, nothing (``return=minimal``) or an OperationOutcome."""
+def written(write: FhirWrite, outcome: Outcome) -> FHIRResponse:
+    """The reply to a create or update: the resource, nothing (``return=minimal``) or an OperationOutcome; kept under
+    the Idempotency-Key when the write has a guard (POST)."""
     headers = {"Location": f"/fhir/{outcome.location}"}
     if outcome.version is not None:
         headers["ETag"] = f'W/"{outcome.version}"'
     if outcome.last_modified is not None:
         headers["Last-Modified"] = format_datetime(outcome.last_modified, usegmt=True)
     body: Any
-    if prefer is ReturnPreference.MINIMAL:
+    if write.prefer is ReturnPreference.MINIMAL:
         body = None
-    elif prefer is ReturnPreference.OUTCOME:
+    elif write.prefer is ReturnPreference.OUTCOME:
         done = "created" if outcome.status == 201 else "matched an existing resource; nothing new was stored"
         issues = outcome.warnings or [Issue("informational", f"{outcome.location} {done}", (), "information")]
         body = operation_outcome(issues).model_dump(mode="json", exclude_none=True)
     else:
         body = outcome.resource
-    if guard is None:
+    if write.guard is None:
         return fhir_response(body, status_code=outcome.status, headers=headers)
-    return remembered(guard, body, outcome.status, headers)
+    return remembered(write.guard, body, outcome.status, headers)
 
 
 def remembered(guard: IdempotencyGuard, body: Any, status: int, headers: dict[str, str]) -> FHIRResponse:
