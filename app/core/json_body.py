@@ -2,7 +2,7 @@
 
 JSON allows duplicate names and Python's parser keeps the last; a clinical answer sent twice (``"valueInteger": 0,
 "valueInteger": 3``) would be silently replaced. Every JSON body the service reads goes through ``loads_unique``:
-the v1 API's (``UniqueKeysRequest``, which FastAPI's body parsing calls) and FHIR's (``app.fhir.http``).
+the v1 API's (``UniqueKeysRequest``, which FastAPI's body parsing calls) and FHIR's (``app.fhir.request_body``).
 
 The check is an ``object_pairs_hook``: one Python call per JSON object. It about doubles the parse of a large FHIR
 Bundle (bench/README.md: measured at 20-30 µs per Bundle entry on a busy 2-core host, against some 400 µs per entry

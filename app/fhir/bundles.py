@@ -20,23 +20,20 @@ from typing import Any
 
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
-from app.auth.service import Principal
 from app.core.audit_notes import EntryNote, note_entry
 from app.core.errors import Conflict, DomainError
 from app.core.problems import echoed
-from app.fhir import interactions
-from app.fhir import service as responses
+from app.fhir import questionnaire_responses, writes
 from app.fhir.codes import FHIR_ID
 from app.fhir.errors import FhirError, Issue, MalformedResource, MethodNotAllowed, UnprocessableResource
 from app.fhir.http import ReturnPreference, issues_of, operation_outcome
-from app.fhir.interactions import Outcome
-from app.fhir.service import Lookups, PreparedResponse
+from app.fhir.questionnaire_responses import PreparedResponse
 from app.fhir.validation import require_type, validate
 from app.fhir.validation_pool import ValidationPool
-from app.instruments.registry import InstrumentRegistry
+from app.fhir.write_context import FhirWrite
+from app.fhir.writes import Outcome
 
 MAX_ENTRIES = 5_000
 STORE_BATCH = 1_000
@@ -63,43 +60,32 @@ class TransactionFailed(UnprocessableResource):
 
 @dataclass
 class _Run:
-    session: Session
-    registry: InstrumentRegistry
-    principal: Principal
-    references: dict[str, str]
+    write: FhirWrite
+    """The Bundle's write, its lookups shared by the entries (``FhirWrite.in_bundle``)."""
+    references: dict[str, str] = field(default_factory=dict)
+    """A Patient entry's ``fullUrl`` → ``Patient/<id>``, for the responses that name it."""
     results: dict[int, Outcome | EntryFailure] = field(default_factory=dict)
     pending: dict[int, PreparedResponse] = field(default_factory=dict)
     """New QuestionnaireResponses validated and scored, waiting to be stored together."""
     verdicts: _Verdicts | None = None
 
-    def __post_init__(self) -> None:
-        self.lookups = Lookups(self.session, self.registry, self.principal.clinic_id, per_entry=True)
 
-
-def process(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    principal: Principal,
-    bundle: dict[str, Any],
-    prefer: ReturnPreference | None,
-    validation: ValidationPool | None = None,
-) -> dict[str, Any]:
+def process(write: FhirWrite, bundle: dict[str, Any]) -> dict[str, Any]:
     """Run the Bundle; return the ``transaction-response`` / ``batch-response`` Bundle.
 
-    New QuestionnaireResponses are validated ahead by ``validation`` (worker processes) when given.
+    New QuestionnaireResponses are validated ahead by ``write.validation`` (worker processes) when given.
     """
     entries = _check_shell(bundle)
-    run = _Run(session, registry, principal, references={})
+    run = _Run(write.in_bundle())
     order = sorted(range(len(entries)), key=lambda i: ORDER.get(_resource_type(entries[i]), 2))
-    if validation is not None:
-        run.verdicts = _Verdicts.ahead(validation, [(index, entries[index]) for index in order])
+    if write.validation is not None:
+        run.verdicts = _Verdicts.ahead(write.validation, [(index, entries[index]) for index in order])
     for index in order:
         _run_entry(run, index, entries[index])
     _store_pending(run)
     results = run.results
     for index in range(len(entries)):
-        note_entry(session, _entry_note(run, index, entries[index], results[index]))
+        note_entry(write.session, _entry_note(run, index, entries[index], results[index]))
     failures = [(index, result) for index, result in sorted(results.items()) if isinstance(result, EntryFailure)]
     if bundle["type"] == "transaction" and failures:
         raise TransactionFailed(
@@ -108,7 +94,7 @@ def process(
     return {
         "resourceType": "Bundle",
         "type": f"{bundle['type']}-response",
-        "entry": [_response_entry(results[index], prefer) for index in range(len(entries))],
+        "entry": [_response_entry(results[index], write.prefer) for index in range(len(entries))],
     }
 
 
@@ -130,7 +116,7 @@ def _entry_note(run: _Run, index: int, entry: dict[str, Any], result: Outcome | 
     resource = entry.get("resource")
     subject = resource.get("subject") if isinstance(resource, dict) else None
     named = _patient_of(subject.get("reference") if isinstance(subject, dict) else None)
-    patient = named if named in run.lookups.patients else None
+    patient = named if named in run.write.lookups.patients else None
     return EntryNote(index, result.status, method, resource_type or None, logical_id or None, patient)
 
 
@@ -184,15 +170,12 @@ def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> None:
         request = _request_of(run, entry, prefix)
         deferred = request.handler is _post_response and request.if_none_exist is None
         if deferred:
-            run.principal.require(Permission.MEASUREMENTS_WRITE)
+            run.write.principal.require(Permission.MEASUREMENTS_WRITE)
             # Reads only (the form and patient lookups take savepoints of their own): no savepoint needed.
-            run.pending[index] = responses.prepare(
-                run.session,
-                run.registry,
-                principal=run.principal,
+            run.pending[index] = questionnaire_responses.prepare(
+                run.write,
                 data=request.data,
                 text=_text(request.data),
-                lookups=run.lookups,
                 issues=run.verdicts.of(index) if run.verdicts is not None else None,
             )
     except (DomainError, DataError) as exc:
@@ -206,8 +189,8 @@ def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> None:
     # What is pending is stored first: this entry (a conditional create, a PUT) may match one of them.
     _store_pending(run)
     try:
-        with run.session.begin_nested():
-            outcome = request.handler(run, request.data, request.logical_id, request.if_none_exist)
+        with run.write.session.begin_nested():
+            outcome = request.handler(run.write, request.data, request.logical_id, request.if_none_exist)
     except (DomainError, DataError) as exc:
         run.results[index] = _failure(exc, prefix)
         return
@@ -232,27 +215,25 @@ def _store_pending(run: _Run) -> None:
     if not pending:
         return
     try:
-        with run.session.begin_nested():
-            rows = responses.store_many(
-                run.session, run.registry, principal=run.principal, prepared=list(pending.values())
-            )
+        with run.write.session.begin_nested():
+            rows = questionnaire_responses.store_many(run.write, list(pending.values()))
     except (IntegrityError, DataError):
         for index, prepared in pending.items():
             run.results[index] = _store_one(run, index, prepared)
         return
     for (index, prepared), row in zip(pending.items(), rows, strict=True):
-        run.results[index] = interactions.created_response(row, prepared)
+        run.results[index] = writes.created_response(row, prepared)
 
 
 def _store_one(run: _Run, index: int, prepared: PreparedResponse) -> Outcome | EntryFailure:
     try:
-        with run.session.begin_nested():
-            row = responses.store_many(run.session, run.registry, principal=run.principal, prepared=[prepared])[0]
+        with run.write.session.begin_nested():
+            row = questionnaire_responses.store_many(run.write, [prepared])[0]
     except IntegrityError:
         return _failure(Conflict("the response was stored concurrently; resend it"), f"Bundle.entry[{index}]")
     except DataError as exc:
         return _failure(exc, f"Bundle.entry[{index}]")
-    return interactions.created_response(row, prepared)
+    return writes.created_response(row, prepared)
 
 
 def _posts_new_response(entry: dict[str, Any]) -> bool:
@@ -360,52 +341,38 @@ def _text(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def _post_response(run: _Run, data: dict[str, Any], _id: str | None, if_none_exist: str | None) -> Outcome:
-    run.principal.require(Permission.MEASUREMENTS_WRITE)
-    return interactions.create_response(
-        run.session,
-        run.registry,
-        principal=run.principal,
-        data=data,
-        text=_text(data),
-        if_none_exist=if_none_exist,
-        lookups=run.lookups,
-    )
+def _post_response(write: FhirWrite, data: dict[str, Any], _id: str | None, if_none_exist: str | None) -> Outcome:
+    write.principal.require(Permission.MEASUREMENTS_WRITE)
+    return writes.create_response(write, data=data, text=_text(data), if_none_exist=if_none_exist)
 
 
-def _put_response(run: _Run, data: dict[str, Any], logical_id: str | None, _if_none_exist: str | None) -> Outcome:
-    run.principal.require(Permission.MEASUREMENTS_WRITE)
+def _put_response(
+    write: FhirWrite, data: dict[str, Any], logical_id: str | None, _if_none_exist: str | None
+) -> Outcome:
+    write.principal.require(Permission.MEASUREMENTS_WRITE)
     assert logical_id is not None
-    return interactions.put_response(
-        run.session,
-        run.registry,
-        principal=run.principal,
-        logical_id=logical_id,
-        data=data,
-        text=_text(data),
-        lookups=run.lookups,
-    )
+    return writes.put_response(write, logical_id=logical_id, data=data, text=_text(data))
 
 
-def _post_patient(run: _Run, data: dict[str, Any], _id: str | None, if_none_exist: str | None) -> Outcome:
-    run.principal.require(Permission.PATIENTS_WRITE)
-    return interactions.create_patient(run.session, principal=run.principal, data=data, if_none_exist=if_none_exist)
+def _post_patient(write: FhirWrite, data: dict[str, Any], _id: str | None, if_none_exist: str | None) -> Outcome:
+    write.principal.require(Permission.PATIENTS_WRITE)
+    return writes.create_patient(write, data=data, if_none_exist=if_none_exist)
 
 
-def _put_patient(run: _Run, data: dict[str, Any], logical_id: str | None, _if_none_exist: str | None) -> Outcome:
-    run.principal.require(Permission.PATIENTS_WRITE)
+def _put_patient(write: FhirWrite, data: dict[str, Any], logical_id: str | None, _if_none_exist: str | None) -> Outcome:
+    write.principal.require(Permission.PATIENTS_WRITE)
     assert logical_id is not None
-    return interactions.put_patient(run.session, principal=run.principal, logical_id=logical_id, data=data)
+    return writes.put_patient(write, logical_id=logical_id, data=data)
 
 
-def _questionnaire(run: _Run, data: dict[str, Any], logical_id: str | None, _if_none_exist: str | None) -> Outcome:
-    run.principal.require(Permission.QUESTIONNAIRES_MANAGE)
-    return interactions.register_questionnaire(
-        run.session, run.registry, principal=run.principal, data=data, text=_text(data), logical_id=logical_id
-    )
+def _questionnaire(
+    write: FhirWrite, data: dict[str, Any], logical_id: str | None, _if_none_exist: str | None
+) -> Outcome:
+    write.principal.require(Permission.QUESTIONNAIRES_MANAGE)
+    return writes.register_questionnaire(write, data=data, text=_text(data), logical_id=logical_id)
 
 
-Handler = Callable[[_Run, dict[str, Any], str | None, str | None], Outcome]
+Handler = Callable[[FhirWrite, dict[str, Any], str | None, str | None], Outcome]
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("POST", "QuestionnaireResponse"): _post_response,
     ("PUT", "QuestionnaireResponse"): _put_response,

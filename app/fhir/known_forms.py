@@ -3,7 +3,7 @@
 Each entry was written by reading the form (its item wording and order) against the instrument definition; the
 server never guesses by position or text at run time. A form applies when its ``url`` (or, for an adaptive form
 contained in a response, one of its ``derivedFrom``) is listed here. Every other form without LOINC item codes needs
-the ``urn:compassion-outcomes:fhir:item-map`` extension on its items (see ``app.fhir.forms``).
+the ``urn:compassion-outcomes:fhir:item-map`` extension on its items (see ``app.fhir.form_mapping``).
 """
 
 from __future__ import annotations

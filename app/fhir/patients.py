@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.core.errors import Conflict, NotFound
+from app.fhir.conditional_create import Criteria
 from app.fhir.errors import InUse, Issue, MalformedResource, PreconditionFailed, UnprocessableResource
-from app.fhir.registrations import check_put_id
-from app.fhir.service import Criteria
-from app.fhir.validation import validate
+from app.fhir.validation import check_put_id, validate
+from app.fhir.write_context import FhirWrite
 from app.patients import service as patients
 from app.patients.models import Patient
 from app.patients.schemas import Identifier, PatientCreate
@@ -39,15 +39,15 @@ def to_fhir(patient: Patient) -> FhirPatient:
     )
 
 
-def create(
-    session: Session, *, principal: Principal, data: dict[str, Any], criteria: Criteria | None = None
-) -> StoredPatient:
+def create(write: FhirWrite, *, data: dict[str, Any], criteria: Criteria | None = None) -> StoredPatient:
     """POST: a new patient (server-assigned id); with ``criteria``, only if no patient has that identifier.
 
     The criteria must name one of the resource's own identifiers, so the identifiers' unique constraint makes
     concurrent conditional creates store one patient. A patient token (which its role keeps from this route anyway)
-    matches only its own patient: a match with another is refused with 409 as ``service._matching`` explains.
+    matches only its own patient: a match with another is refused with 409 as ``questionnaire_responses._matching``
+    explains.
     """
+    session, principal = write.session, write.principal
     validate(data, "Patient")
     identifiers = _identifiers(data)
     if criteria is not None:
@@ -71,11 +71,12 @@ def create(
     return StoredPatient(patient, created=True)
 
 
-def put(session: Session, *, principal: Principal, logical_id: str, data: dict[str, Any]) -> StoredPatient:
+def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any]) -> StoredPatient:
     """PUT by id: create the patient under this id, or make these identifiers its complete set.
 
     A patient token (which its role keeps from this route anyway) reaches its own patient only: any other id is
     answered as a missing one."""
+    session, principal = write.session, write.principal
     validate(data, "Patient")
     check_put_id(data, logical_id, "Patient")
     patient_id = _uuid(logical_id)

@@ -13,15 +13,13 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.core.lifecycle import Db
 from app.core.state import state_of
-from app.fhir import bundles, interactions, registrations, search
+from app.fhir import bundles, questionnaire_responses, registered_questionnaires, search, writes
 from app.fhir import patients as fhir_patients
-from app.fhir import service as responses
 from app.fhir.capability import capability_statement
 from app.fhir.errors import MethodNotAllowed, UnknownInteraction
 from app.fhir.http import (
     FHIR_BODY_OPENAPI,
     FHIR_RESPONSES,
-    FhirBody,
     FHIRResponse,
     FhirRoute,
     InstrumentOrLogicalId,
@@ -30,9 +28,11 @@ from app.fhir.http import (
     fhir_response,
     negotiate_format,
 )
-from app.fhir.questionnaires import questionnaire
-from app.fhir.replies import remembered, written
+from app.fhir.instrument_questionnaires import builtin_definition, questionnaire
+from app.fhir.request_body import FhirBody
 from app.fhir.validation_pool import ValidationPool
+from app.fhir.write_context import FhirWrite
+from app.fhir.writes import remembered, written
 from app.idempotency.service import Idempotent
 from app.instruments import text
 from app.instruments.dependencies import RegistryDep
@@ -79,12 +79,12 @@ def read_questionnaire(
     registry: RegistryDep,
 ) -> FHIRResponse:
     """An instrument's Questionnaire (id = instrument id, e.g. `phq9`, `scs-sf`) or a registered form."""
-    definition = registrations.builtin_definition(registry, questionnaire_id)
+    definition = builtin_definition(registry, questionnaire_id)
     if definition is not None:
         view = text.clinic_view(db, clinic_id=principal.clinic_id, definition=definition)
         return fhir_response(questionnaire(definition, view), headers={"ETag": f'W/"{definition.version}"'})
-    row = registrations.get(db, clinic_id=principal.clinic_id, logical_id=questionnaire_id)
-    return fhir_response(registrations.served(row), headers={"ETag": f'W/"{row.version_id}"'})
+    row = registered_questionnaires.get(db, clinic_id=principal.clinic_id, logical_id=questionnaire_id)
+    return fhir_response(registered_questionnaires.served(row), headers={"ETag": f'W/"{row.version_id}"'})
 
 
 @router.post("/Questionnaire", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -97,8 +97,8 @@ def register_questionnaire(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Register the clinic's own Questionnaire; its items must map onto one instrument (see CapabilityStatement)."""
-    outcome = interactions.register_questionnaire(db, registry, principal=principal, data=body.data, text=body.text)
-    return written(outcome, prefer, guard)
+    write = FhirWrite(session=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
+    return written(write, writes.register_questionnaire(write, data=body.data, text=body.text))
 
 
 @router.put("/Questionnaire/{questionnaire_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -111,10 +111,9 @@ def put_questionnaire(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Create or replace a registered form under the client's id (the body's id must equal the URL's)."""
-    outcome = interactions.register_questionnaire(
-        db, registry, principal=principal, data=body.data, text=body.text, logical_id=questionnaire_id
-    )
-    return written(outcome, prefer)
+    write = FhirWrite(session=db, registry=registry, principal=principal, prefer=prefer)
+    outcome = writes.register_questionnaire(write, data=body.data, text=body.text, logical_id=questionnaire_id)
+    return written(write, outcome)
 
 
 @router.post("/QuestionnaireResponse", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -128,10 +127,9 @@ def create_questionnaire_response(
     if_none_exist: IfNoneExist = None,
 ) -> FHIRResponse:
     """Score a completed response on the server and store it as a measurement (200 if If-None-Exist matched)."""
-    outcome = interactions.create_response(
-        db, registry, principal=principal, data=body.data, text=body.text, if_none_exist=if_none_exist
-    )
-    return written(outcome, prefer, guard)
+    write = FhirWrite(session=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
+    outcome = writes.create_response(write, data=body.data, text=body.text, if_none_exist=if_none_exist)
+    return written(write, outcome)
 
 
 @router.put("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -144,10 +142,8 @@ def put_questionnaire_response(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Store a response under the client's id; resending it stores nothing new, changing it amends the measurement."""
-    outcome = interactions.put_response(
-        db, registry, principal=principal, logical_id=response_id, data=body.data, text=body.text
-    )
-    return written(outcome, prefer)
+    write = FhirWrite(session=db, registry=registry, principal=principal, prefer=prefer)
+    return written(write, writes.put_response(write, logical_id=response_id, data=body.data, text=body.text))
 
 
 @router.get("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse)
@@ -157,8 +153,8 @@ def read_questionnaire_response(
     db: Db,
 ) -> FHIRResponse:
     """A stored response as received, under its server id and version."""
-    row = responses.get(db, clinic_id=principal.clinic_id, logical_id=response_id)
-    return fhir_response(responses.served(row), headers={"ETag": f'W/"{row.version_id}"'})
+    row = questionnaire_responses.get(db, clinic_id=principal.clinic_id, logical_id=response_id)
+    return fhir_response(questionnaire_responses.served(row), headers={"ETag": f'W/"{row.version_id}"'})
 
 
 @router.get("/Observation", response_class=FHIRResponse)
@@ -208,13 +204,14 @@ def create_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_WRITE)],
     body: FhirBody,
     db: Db,
+    registry: RegistryDep,
     guard: Idempotent,
     prefer: PreferDep,
     if_none_exist: IfNoneExist = None,
 ) -> FHIRResponse:
     """Register a patient from its identifiers (200 with the existing one if If-None-Exist matched)."""
-    outcome = interactions.create_patient(db, principal=principal, data=body.data, if_none_exist=if_none_exist)
-    return written(outcome, prefer, guard)
+    write = FhirWrite(session=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
+    return written(write, writes.create_patient(write, data=body.data, if_none_exist=if_none_exist))
 
 
 @router.put("/Patient/{patient_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -223,11 +220,12 @@ def put_patient(
     patient_id: LogicalId,
     body: FhirBody,
     db: Db,
+    registry: RegistryDep,
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Create the patient under this id, or make the body's identifiers its complete set."""
-    outcome = interactions.put_patient(db, principal=principal, logical_id=patient_id, data=body.data)
-    return written(outcome, prefer)
+    write = FhirWrite(session=db, registry=registry, principal=principal, prefer=prefer)
+    return written(write, writes.put_patient(write, logical_id=patient_id, data=body.data))
 
 
 @router.post("", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -242,8 +240,10 @@ def process_bundle(
 ) -> FHIRResponse:
     """A `transaction` (all or nothing) or `batch` (each entry on its own) Bundle of POST/PUT entries."""
     validation = state_of(request).part(ValidationPool)
-    result = bundles.process(db, registry, principal=principal, bundle=body.data, prefer=prefer, validation=validation)
-    return remembered(guard, result, 200, {})
+    write = FhirWrite(
+        session=db, registry=registry, principal=principal, prefer=prefer, guard=guard, validation=validation
+    )
+    return remembered(guard, bundles.process(write, body.data), 200, {})
 
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]

@@ -1,4 +1,5 @@
-"""Reads: Questionnaires (ours and the clinic's), and Observations derived from the clinic's current measurements."""
+"""Searches: Questionnaires (ours and the clinic's) and Observations derived from the clinic's current
+measurements; and the read of one Observation."""
 
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.errors import NotFound
-from app.fhir import codes, registrations
-from app.fhir import service as responses
+from app.fhir import codes, questionnaire_responses, registered_questionnaires
+from app.fhir.instrument_questionnaires import questionnaire
 from app.fhir.observations import code_targets, parse_observation_id
 from app.fhir.observations import observations as measurement_observations
-from app.fhir.questionnaires import questionnaire
 from app.instruments import text
 from app.instruments.registry import InstrumentRegistry
 from app.measurements.models import Measurement
@@ -36,8 +36,8 @@ def questionnaires(
         view = text.clinic_view(session, clinic_id=clinic_id, definition=definition)
         entries.append(_match(questionnaire(definition, view).model_dump(mode="json", exclude_none=True)))
     entries.extend(
-        _match(registrations.served(row))
-        for row in registrations.list_registered(session, clinic_id=clinic_id, url=url)
+        _match(registered_questionnaires.served(row))
+        for row in registered_questionnaires.list_registered(session, clinic_id=clinic_id, url=url)
     )
     return entries
 
@@ -139,7 +139,7 @@ def observation(
 def _observations(
     session: Session, registry: InstrumentRegistry, clinic_id: uuid.UUID, rows: list[Measurement]
 ) -> list[tuple[Measurement, str, Observation]]:
-    response_ids = responses.logical_ids(
+    response_ids = questionnaire_responses.logical_ids(
         session, clinic_id=clinic_id, measurement_ids=[row.measurement_id for row in rows]
     )
     found = []

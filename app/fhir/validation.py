@@ -2,7 +2,8 @@
 
 The models coerce JSON types (``"3"`` → 3) and ignore required bindings (``status: "bogus"`` passes), so callers
 check the codes and the JSON types of what they read themselves; this module only turns the models' verdict into
-OperationOutcome issues with a FHIRPath each.
+OperationOutcome issues with a FHIRPath each. ``check_put_id`` is FHIR's one rule of an update's body: its id is the
+URL's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from app.core.problems import echoed
 from app.fhir.errors import Issue, MalformedResource
 
 VALIDATED_TYPES = ("Bundle", "Patient", "Questionnaire", "QuestionnaireResponse")
@@ -138,3 +140,18 @@ def _models_issues(data: dict[str, Any], resource_type: str) -> list[Issue]:
             for error in exc.errors()
         ]
     return []
+
+
+def check_put_id(data: dict[str, Any], logical_id: str, resource_type: str) -> None:
+    """FHIR update: the resource's id must equal the id in the URL (400 otherwise)."""
+    if data.get("id") != logical_id:
+        raise MalformedResource(
+            "the resource id differs from the id in the URL",
+            issues=[
+                Issue(
+                    "invalid",
+                    f"the URL names {resource_type}/{logical_id} but the resource's id is {echoed(data.get('id'))!r}",
+                    (f"{resource_type}.id",),
+                )
+            ],
+        )

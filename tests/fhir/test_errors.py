@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
 from app.fhir.errors import MalformedResource
-from app.fhir.http import parse_resource
+from app.fhir.request_body import parse_resource
 from tests.conftest import ClinicKeys
 from tests.fhir.conftest import headers, issues
 

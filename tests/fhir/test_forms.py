@@ -9,7 +9,7 @@ import pytest
 
 from app.fhir import codes
 from app.fhir.errors import FhirError
-from app.fhir.forms import compile_form
+from app.fhir.form_mapping import compile_form
 from app.instruments.registry import InstrumentRegistry, load_registry
 from tests.conftest import SCALES_DIR
 from tests.fhir.conftest import (

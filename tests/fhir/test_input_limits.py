@@ -7,7 +7,7 @@ import uuid
 
 from fastapi.testclient import TestClient
 
-from app.fhir.http import MAX_TEXT_CHARACTERS
+from app.fhir.request_body import MAX_TEXT_CHARACTERS
 from tests.conftest import ClinicKeys
 from tests.fhir.conftest import US_CORE_QUESTIONNAIRE, fixture, send
 

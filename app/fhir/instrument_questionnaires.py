@@ -14,6 +14,7 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 
 from app.fhir import codes
 from app.fhir.schemas import AnswerKey, FormMap, MappedItem
+from app.instruments.registry import InstrumentRegistry
 from app.scoring.definition import InstrumentDefinition, ResponseOption
 
 INSTRUCTIONS_LINK_ID = "instructions"
@@ -93,6 +94,11 @@ def _total_item(definition: InstrumentDefinition) -> dict[str, Any]:
         else {"system": codes.SCORE_SYSTEM, "code": codes.score_code(definition.id, spec.key)}
     )
     return {"linkId": spec.key, "text": spec.label, "code": [coding], "type": "decimal", "readOnly": True}
+
+
+def builtin_definition(registry: InstrumentRegistry, questionnaire_id: str) -> InstrumentDefinition | None:
+    """The instrument whose Questionnaire has this id (``scs-sf``; ``scs_sf`` is accepted too)."""
+    return registry.definitions.get(codes.instrument_id(questionnaire_id))
 
 
 def builtin_form(definition: InstrumentDefinition) -> FormMap:

@@ -10,7 +10,6 @@ a response is never stored as "incomplete" without a score.
 from __future__ import annotations
 
 import json
-import urllib.parse
 import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -26,22 +25,22 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, NotFound
-from app.fhir import registrations
+from app.fhir import form_resolution
+from app.fhir.conditional_create import Criteria
 from app.fhir.errors import (
     InUse,
     Issue,
-    MalformedResource,
     PreconditionFailed,
     ReferenceNotFound,
     UnprocessableResource,
 )
+from app.fhir.form_resolution import ResolvedForm
 from app.fhir.models import FhirResource
-from app.fhir.registrations import ResolvedForm
-from app.fhir.responses import ROOT, ResponseAnswers, authored, check_status, read_answers, subject_patient_id
-from app.fhir.stored import as_served
-from app.fhir.validation import refuse_if_any, require_type, validate
+from app.fhir.response_answers import ROOT, ResponseAnswers, authored, check_status, read_answers, subject_patient_id
+from app.fhir.validation import check_put_id, refuse_if_any, require_type, validate
+from app.fhir.verbatim import as_served
+from app.fhir.write_context import FhirWrite
 from app.instruments import service as scoring
-from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
 from app.measurements.models import Measurement
 from app.measurements.schemas import Source
@@ -59,83 +58,7 @@ class StoredResponse:
     warnings: list[Issue] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Criteria:
-    """Conditional-create criteria (``identifier=[system|]value``), normalised into the unique match key."""
-
-    system: str | None
-    value: str
-    any_system: bool
-
-    @property
-    def key(self) -> str:
-        if self.any_system:
-            return f"identifier={self.value}"
-        return f"identifier={self.system or ''}|{self.value}"
-
-
-def parse_criteria(if_none_exist: str, *, where: str = "If-None-Exist") -> Criteria:
-    """Parse ``identifier=system|value`` (the only search criterion conditional create supports here)."""
-    params = urllib.parse.parse_qsl(if_none_exist.strip().lstrip("?"), keep_blank_values=True)
-    if len(params) != 1 or params[0][0] != "identifier" or not params[0][1]:
-        raise MalformedResource(
-            f"{where} supports exactly one criterion, identifier=[system|]value; got {if_none_exist!r}",
-            issues=[Issue("not-supported", f"{where} {if_none_exist!r}: only identifier=[system|]value is supported")],
-        )
-    system, separator, value = params[0][1].partition("|")
-    if not separator:
-        return Criteria(system=None, value=system, any_system=True)
-    return Criteria(system=system or None, value=value, any_system=False)
-
-
-@dataclass
-class Lookups:
-    """What scoring responses looks up again and again; a Bundle shares one across its entries."""
-
-    session: Session
-    registry: InstrumentRegistry
-    clinic_id: uuid.UUID
-    forms: dict[str, ResolvedForm] = field(default_factory=dict)
-    patients: set[uuid.UUID] = field(default_factory=set)
-    per_entry: bool = False
-    """A Bundle's: a lookup runs in a savepoint, so a reference the database refuses (a NUL) fails one entry only."""
-
-    def form(self, qr: dict[str, Any]) -> ResolvedForm:
-        """The form a response answers (contained forms are resolved each time: they belong to one response)."""
-        reference = qr.get("questionnaire")
-        if isinstance(reference, str) and reference in self.forms:
-            return self.forms[reference]
-        with self.session.begin_nested() if self.per_entry else nullcontext():
-            resolved = registrations.resolve(self.session, self.registry, clinic_id=self.clinic_id, qr=qr)
-        if isinstance(reference, str) and not reference.startswith("#"):
-            self.forms[reference] = resolved
-        return resolved
-
-    def require_patient(self, patient_id: uuid.UUID) -> None:
-        """404 (at ``subject``) unless the patient is the clinic's."""
-        if patient_id in self.patients:
-            return
-        try:
-            patients.ensure_exists(self.session, clinic_id=self.clinic_id, patient_id=patient_id)
-        except NotFound:
-            reference = f"Patient/{patient_id}"
-            raise ReferenceNotFound(
-                f"no {reference} in this clinic",
-                issues=[Issue("not-found", f"no {reference} in this clinic", (f"{ROOT}.subject",))],
-            ) from None
-        self.patients.add(patient_id)
-
-
-def create(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    principal: Principal,
-    data: dict[str, Any],
-    text: str,
-    criteria: Criteria | None = None,
-    lookups: Lookups | None = None,
-) -> StoredResponse:
+def create(write: FhirWrite, *, data: dict[str, Any], text: str, criteria: Criteria | None = None) -> StoredResponse:
     """POST: score and store a new response (server-assigned id); with ``criteria``, a conditional create.
 
     When the criteria match, the server ignores the post (FHIR conditional create), so a resent feed costs a lookup.
@@ -143,15 +66,15 @@ def create(
     else the post is refused (``InUse``, 409) as explained in ``_matching``.
     """
     if criteria is not None:
-        existing = _matching(session, principal, criteria)
+        existing = _matching(write, criteria)
         if existing is not None:
             return StoredResponse(row=existing, created=False)
-    prepared = prepare(session, registry, principal=principal, data=data, text=text, lookups=lookups)
+    prepared = prepare(write, data=data, text=text)
     try:
-        with session.begin_nested():
-            row = store_many(session, registry, principal=principal, prepared=[prepared], criteria=criteria)[0]
+        with write.session.begin_nested():
+            row = store_many(write, [prepared], criteria=criteria)[0]
     except IntegrityError:
-        existing = _matching(session, principal, criteria) if criteria is not None else None
+        existing = _matching(write, criteria) if criteria is not None else None
         if existing is None:
             raise Conflict("the response was stored concurrently; resend it") from None
         return StoredResponse(row=existing, created=False)
@@ -170,14 +93,7 @@ class PreparedResponse:
 
 
 def prepare(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    principal: Principal,
-    data: dict[str, Any],
-    text: str,
-    lookups: Lookups | None = None,
-    issues: list[Issue] | None = None,
+    write: FhirWrite, *, data: dict[str, Any], text: str, issues: list[Issue] | None = None
 ) -> PreparedResponse:
     """Validate and score a new response (reads only), so that many can be stored with one statement each.
 
@@ -188,19 +104,15 @@ def prepare(
     else:
         require_type(data, RESOURCE_TYPE)
         refuse_if_any(issues, RESOURCE_TYPE)
-    return PreparedResponse(data, text, _score(session, registry, principal=principal, data=data, lookups=lookups))
+    return PreparedResponse(data, text, _score(write, data))
 
 
 def store_many(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    principal: Principal,
-    prepared: Sequence[PreparedResponse],
-    criteria: Criteria | None = None,
+    write: FhirWrite, prepared: Sequence[PreparedResponse], *, criteria: Criteria | None = None
 ) -> list[dict[str, Any]]:
     """Store prepared responses under new server ids: their measurements (with alerts) and the resources, one
     statement each for all of them; returns each stored resource's column values. All or nothing."""
+    session, registry, principal = write.session, write.registry, write.principal
     stored = measurements.create_many(
         session,
         registry,
@@ -254,37 +166,26 @@ def _resource_row(
     }
 
 
-def put(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    principal: Principal,
-    logical_id: str,
-    data: dict[str, Any],
-    text: str,
-    lookups: Lookups | None = None,
-) -> StoredResponse:
+def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any], text: str) -> StoredResponse:
     """PUT by id: create with the client's id, repeat (nothing new), or update (a new measurement version).
 
     A patient token may write only its own patient's responses: an id held by another patient's response is refused
     (``InUse``, 409) whatever the body, even one equal to what is stored, and the answer names nothing of it.
     """
     validate(data, RESOURCE_TYPE)
-    registrations.check_put_id(data, logical_id, RESOURCE_TYPE)
-    existing = find(session, principal.clinic_id, logical_id)
+    check_put_id(data, logical_id, RESOURCE_TYPE)
+    existing = find(write.session, write.principal.clinic_id, logical_id)
     if existing is not None:
-        _require_reach(principal, existing, f"{RESOURCE_TYPE}/{logical_id}", "PUT to a new id, or POST")
-        return _update(session, registry, principal=principal, row=existing, data=data, text=text, lookups=lookups)
-    prepared = PreparedResponse(
-        data, text, _score(session, registry, principal=principal, data=data, lookups=lookups), logical_id
-    )
+        _require_reach(write.principal, existing, f"{RESOURCE_TYPE}/{logical_id}", "PUT to a new id, or POST")
+        return _update(write, row=existing, data=data, text=text)
+    prepared = PreparedResponse(data, text, _score(write, data), logical_id)
     try:
-        with session.begin_nested():
-            row = store_many(session, registry, principal=principal, prepared=[prepared])[0]
+        with write.session.begin_nested():
+            row = store_many(write, [prepared])[0]
     except IntegrityError:
-        existing = find(session, principal.clinic_id, logical_id)
+        existing = find(write.session, write.principal.clinic_id, logical_id)
         if existing is not None:
-            _require_reach(principal, existing, f"{RESOURCE_TYPE}/{logical_id}", "PUT to a new id, or POST")
+            _require_reach(write.principal, existing, f"{RESOURCE_TYPE}/{logical_id}", "PUT to a new id, or POST")
         if existing is None or not _same(existing, data):
             raise Conflict(f"{RESOURCE_TYPE}/{logical_id} was written concurrently; read it and retry") from None
         return StoredResponse(row=existing, created=False)
@@ -350,30 +251,23 @@ class _Scored:
     warnings: list[Issue]
 
 
-def _score(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    principal: Principal,
-    data: dict[str, Any],
-    lookups: Lookups | None,
-) -> _Scored:
+def _score(write: FhirWrite, data: dict[str, Any]) -> _Scored:
     """Everything that can refuse a response, before anything is written."""
+    principal = write.principal
     check_status(data)
     measured_at = authored(data)
     if principal.patient_id is not None and data.get("subject") is None:
         # A patient token (mobile app) acts for one patient: the subject is implied.
         data["subject"] = {"reference": f"Patient/{principal.patient_id}"}
     patient_id = subject_patient_id(data)
-    lookups = lookups or Lookups(session, registry, principal.clinic_id)
     if principal.patient_id is not None and patient_id != principal.patient_id:
         reference = f"Patient/{patient_id}"
         raise ReferenceNotFound(
             f"no {reference} in this clinic",
             issues=[Issue("not-found", f"no {reference} in this clinic", (f"{ROOT}.subject",))],
         )
-    lookups.require_patient(patient_id)
-    resolved = lookups.form(data)
+    _require_patient(write, patient_id)
+    resolved = _form(write, data)
     answers = read_answers(data, resolved.form)
     result = scoring.score_answers(resolved.definition, answers.items, declared_total=answers.declared_total)
     unscorable = sorted(
@@ -401,6 +295,34 @@ def _score(
     )
 
 
+def _form(write: FhirWrite, qr: dict[str, Any]) -> ResolvedForm:
+    """The form a response answers (contained forms are resolved each time: they belong to one response)."""
+    lookups = write.lookups
+    reference = qr.get("questionnaire")
+    if isinstance(reference, str) and reference in lookups.forms:
+        return lookups.forms[reference]
+    with write.session.begin_nested() if lookups.per_entry else nullcontext():
+        resolved = form_resolution.resolve(write.session, write.registry, clinic_id=write.principal.clinic_id, qr=qr)
+    if isinstance(reference, str) and not reference.startswith("#"):
+        lookups.forms[reference] = resolved
+    return resolved
+
+
+def _require_patient(write: FhirWrite, patient_id: uuid.UUID) -> None:
+    """404 (at ``subject``) unless the patient is the clinic's."""
+    if patient_id in write.lookups.patients:
+        return
+    try:
+        patients.ensure_exists(write.session, clinic_id=write.principal.clinic_id, patient_id=patient_id)
+    except NotFound:
+        reference = f"Patient/{patient_id}"
+        raise ReferenceNotFound(
+            f"no {reference} in this clinic",
+            issues=[Issue("not-found", f"no {reference} in this clinic", (f"{ROOT}.subject",))],
+        ) from None
+    write.lookups.patients.add(patient_id)
+
+
 def _missing_issue(resolved: ResolvedForm, number: str) -> Issue:
     definition = resolved.definition
     link_id = resolved.form.link_id_of(number) or number
@@ -415,20 +337,12 @@ def _missing_issue(resolved: ResolvedForm, number: str) -> Issue:
     )
 
 
-def _update(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    principal: Principal,
-    row: FhirResource,
-    data: dict[str, Any],
-    text: str,
-    lookups: Lookups | None,
-) -> StoredResponse:
+def _update(write: FhirWrite, *, row: FhirResource, data: dict[str, Any], text: str) -> StoredResponse:
     if _same(row, data):
         return StoredResponse(row=row, created=False)
+    session, registry, principal = write.session, write.registry, write.principal
     principal.require(Permission.MEASUREMENTS_AMEND)
-    scored = _score(session, registry, principal=principal, data=data, lookups=lookups)
+    scored = _score(write, data)
     if scored.patient_id != row.patient_id:
         raise UnprocessableResource(
             "a response cannot move to another patient",
@@ -481,7 +395,7 @@ def _identifier(data: dict[str, Any]) -> tuple[str | None, str | None]:
     return (system if isinstance(system, str) else None, value if isinstance(value, str) else None)
 
 
-def _matching(session: Session, principal: Principal, criteria: Criteria) -> FhirResource | None:
+def _matching(write: FhirWrite, criteria: Criteria) -> FhirResource | None:
     """The one response of the caller's clinic the criteria match (an earlier conditional create's key, or the
     identifier); 412 if many.
 
@@ -496,6 +410,7 @@ def _matching(session: Session, principal: Principal, criteria: Criteria) -> Fhi
 
     Two indexed lookups rather than one ``OR``, which SQLite would answer by scanning the clinic's responses.
     """
+    session, principal = write.session, write.principal
     scope = (FhirResource.clinic_id == principal.clinic_id, FhirResource.resource_type == RESOURCE_TYPE)
     by_key = session.scalar(select(FhirResource).where(*scope, FhirResource.match_key == criteria.key))
     query = select(FhirResource).where(*scope, FhirResource.identifier_value == criteria.value)
