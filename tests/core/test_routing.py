@@ -16,12 +16,12 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.clinical import recording
 from app.core.deps import WriteQueue, end_request_transactions, end_transaction, get_db
 from app.core.errors import Busy
 from app.core.loop_db import runs_on_loop
 from app.core.routing import bounded_write, ends_transaction
 from app.main import create_app
-from app.measurements import service as measurements
 from tests.conftest import ISSUE_PHQ9, ClinicKeys, make_settings
 
 
@@ -280,7 +280,7 @@ def test_a_bounded_write_runs_on_the_event_loop_on_either_database(
     the network on the event loop."""
     loop_threads: list[int] = []
     stored_in: list[tuple[int, bool]] = []
-    take_turn, create_values = WriteQueue.take_turn, measurements.create_values
+    take_turn, record_one = WriteQueue.take_turn, recording.record_one
 
     async def noting_the_loop(self: WriteQueue) -> Any:
         loop_threads.append(threading.get_ident())
@@ -288,10 +288,10 @@ def test_a_bounded_write_runs_on_the_event_loop_on_either_database(
 
     def noting_the_store(session: Session, *args: Any, **kwargs: Any) -> Any:
         stored_in.append((threading.get_ident(), runs_on_loop(session)))
-        return create_values(session, *args, **kwargs)
+        return record_one(session, *args, **kwargs)
 
     monkeypatch.setattr(WriteQueue, "take_turn", noting_the_loop)
-    monkeypatch.setattr(measurements, "create_values", noting_the_store)
+    monkeypatch.setattr(recording, "record_one", noting_the_store)
     body = {"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": "2026-11-20T09:30:00+01:00"}
     response = client.post(f"/v1/patients/{patient_id}/measurements", json=body, headers=clinic.headers())
 
