@@ -1,4 +1,8 @@
-"""Store scored measurements; amend them as new versions; read the current version or the whole history."""
+"""Measurements: build a new one (or a new version), scored once; read the current version or the whole history.
+
+Storing is ``app.clinical.recording`` (through ``app.measurements.store``): it also raises what follows from a new
+measurement, so every path in stores the same way.
+"""
 
 from __future__ import annotations
 
