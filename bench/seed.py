@@ -1,7 +1,8 @@
 """Store many measurements fast, straight into the ``measurement`` table (not through the API).
 
-One PHQ-9 is scored and stored through ``app.measurements.service.create``; its row is the template that is copied
-with new ids, patients and times, so every stored score is valid JSON the product itself produced.
+One PHQ-9 is scored and stored through ``app.clinical.recording`` (as every path in stores one); its row is the
+template that is copied with new ids, patients and times, so every stored score is valid JSON the product itself
+produced.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ START = datetime(2022, 1, 3, 9, tzinfo=UTC)
 def seed(product: Product, total: int) -> int:
     """Grow the clinic to ``total`` stored measurements; returns how many were added."""
     import app.models  # noqa: F401
+    from app.clinical import recording
     from app.core.config import Settings
     from app.core.db import create_db_engine, make_sessionmaker, table_of, transaction, writer
     from app.instruments.registry import load_registry
@@ -41,20 +43,17 @@ def seed(product: Product, total: int) -> int:
             have = session.scalar(select(func.count()).select_from(table)) or 0
             template_row = session.execute(select(table).limit(1)).mappings().first()
             if template_row is None:
-                created = measurements.create(
-                    session,
+                new = measurements.new_measurement(
                     load_registry(settings.scales_dir),
-                    measurements.NewMeasurement(
-                        clinic_id=product.clinic_id,
-                        patient_id=uuid.UUID(product.patient_id),
-                        instrument="phq9",
-                        items=PHQ9,
-                        measured_at=START,
-                        source=Source("api"),
-                    ),
+                    "phq9",
+                    clinic_id=product.clinic_id,
+                    patient_id=uuid.UUID(product.patient_id),
+                    items=PHQ9,
+                    measured_at=START,
+                    source=Source("api"),
                 )
-                session.flush()
-                template_row = session.execute(select(table).where(table.c.id == created.id)).mappings().one()
+                created = recording.record_one(session, new)
+                template_row = session.execute(select(table).where(table.c.id == created["id"])).mappings().one()
                 have += 1
         assert template_row is not None
         template: dict[str, Any] = dict(template_row)

@@ -1,7 +1,7 @@
 """Risk alerts: raised in the transaction that stores a flagged measurement, listed, and acknowledged with a note.
 
-``raise_alerts_for(session, row)`` is called by ``app.measurements.service`` right after it stores a measurement
-(``create``) or a new version (``amend``), so every source (API, FHIR, import) raises alerts the same way.
+``raise_alerts_for_new`` and ``raise_alerts_for`` are called by ``app.clinical.recording`` right after it stores new
+measurements or a new version, the one way every source (API, FHIR, import, re-scoring) stores one.
 """
 
 from __future__ import annotations
@@ -16,15 +16,13 @@ from sqlalchemy.orm import Session
 
 from app.clinical import clinic_settings, webhooks
 from app.clinical.models import RiskAlert
+from app.clinical.risk import RISK_FLAGS
 from app.clinical.schemas import AlertMeasurement, AlertPatient, AlertRead
 from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, NotFound
 from app.measurements.models import Measurement
 from app.patients.models import PatientIdentifier
 from app.patients.schemas import Identifier
-
-RISK_FLAGS = ("item9_positive", "item9_endorsed")
-"""PHQ-9 and BDI-II item 9 (thoughts of death or self-harm) and FSCRS item 9 (wanting to hurt oneself)."""
 
 
 def raise_alerts_for(session: Session, row: Measurement) -> list[dict[str, Any]]:

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import TYPE_CHECKING
 
-from app.clinical.alerts import RISK_FLAGS
-from app.clinical.series import Point
+from app.clinical.points import Point
+from app.clinical.risk import RISK_FLAGS
 from app.scoring.definition import Band
 
 if TYPE_CHECKING:

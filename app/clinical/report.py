@@ -15,9 +15,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.clinical import alerts, charts, clinic_settings, series
+from app.clinical import alerts, charts, clinic_settings, points, series
 from app.clinical.change import Method
 from app.clinical.charts import Chart, Line
+from app.clinical.risk import RISK_FLAGS
 from app.clinical.schemas import AlertRead
 from app.clinical.service import Change, patient_change
 from app.core.db import utcnow
@@ -37,7 +38,7 @@ MAX_ALERTS = 200
 class ChangeRow:
     definition: InstrumentDefinition
     score: Score
-    latest: series.Point | None
+    latest: points.Point | None
     change: Change | None
     note: str | None = None
 
@@ -48,7 +49,7 @@ class TableRow:
 
     measured_at: datetime
     session_number: int | None
-    cells: tuple[series.Point, ...]
+    cells: tuple[points.Point, ...]
     flags: tuple[str, ...]
 
 
@@ -177,9 +178,7 @@ def describe(definition: InstrumentDefinition, lines: list[Line], change: Change
         )
     if change is not None and change.assessment.category is not None:
         parts.append(f"Change: {change.assessment.category.value.replace('_', ' ')} ({change.method.value}).")
-    risk = {
-        point.measurement_id for line in lines for point in line.points if set(point.flags) & set(alerts.RISK_FLAGS)
-    }
+    risk = {point.measurement_id for line in lines for point in line.points if set(point.flags) & set(RISK_FLAGS)}
     if risk:
         parts.append(f"Item 9 endorsed at {len(risk)} measurement(s).")
     return " ".join(parts)
@@ -250,7 +249,7 @@ def render_html(report: Report) -> str:
     return (
         _environment()
         .get_template("report.html")
-        .render(report=report, risk_flags=alerts.RISK_FLAGS, short_names=report.short_names)
+        .render(report=report, risk_flags=RISK_FLAGS, short_names=report.short_names)
     )
 
 
@@ -274,5 +273,5 @@ def _num(value: float | None) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _band(point: series.Point) -> str:
+def _band(point: points.Point) -> str:
     return f" ({point.band.replace('_', ' ')})" if point.band else ""

@@ -1,4 +1,5 @@
-"""A patient's series of one score: current measurements in time order, with session numbers and version families.
+"""A patient's series of one score read from the record: current measurements in time order, with session numbers
+and version families (the values themselves are ``app.clinical.points``).
 
 Only scores of the same key and the same instrument version family (the MAJOR part of the definition version) are
 ever compared; a series keeps the family of the patient's latest measurement.
@@ -7,55 +8,18 @@ ever compared; a series keeps the family of the patient's latest measurement.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.clinical.alerts import RISK_FLAGS
+from app.clinical.points import Point, Series, in_family
+from app.clinical.risk import risk_first
 from app.core.errors import FieldError, InvalidInput
 from app.instruments.registry import InstrumentRegistry
 from app.measurements.models import Measurement
 from app.scoring.definition import InstrumentDefinition, Score
 from app.therapy_sessions.models import TherapySession
-
-
-@dataclass(frozen=True)
-class Point:
-    measurement_id: uuid.UUID
-    version: int
-    instrument_version: str
-    measured_at: datetime
-    session_id: uuid.UUID | None
-    session_number: int | None
-    value: float | None
-    band: str | None
-    prorated: bool
-    flags: tuple[str, ...]
-
-    @property
-    def family(self) -> str:
-        return version_family(self.instrument_version)
-
-
-@dataclass(frozen=True)
-class Series:
-    definition: InstrumentDefinition
-    score: Score
-    family: str | None
-    points: tuple[Point, ...]
-    """Points of ``family`` only, in time order; a point's value is null when the score could not be computed."""
-    other_family_points: int
-
-    @property
-    def scored(self) -> tuple[Point, ...]:
-        return tuple(point for point in self.points if point.value is not None)
-
-
-def version_family(definition_version: str) -> str:
-    return definition_version.split(".", 1)[0]
 
 
 def resolve_definition(registry: InstrumentRegistry, instrument: str) -> InstrumentDefinition:
@@ -79,11 +43,6 @@ def resolve_score(
         message = f"{definition.short_name} has no score {key!r}" if key else f"{definition.short_name}: name a score"
         raise InvalidInput(message, errors=[FieldError("score", message, score, keys)])
     return definition, definition.score(key)
-
-
-def risk_first(flags: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Risk flags (item 9) first, then the others, each group in stored order."""
-    return tuple(sorted(flags, key=lambda flag: flag not in RISK_FLAGS))
 
 
 def load_points(
@@ -120,19 +79,6 @@ def load(
     """The patient's series in the version family of the latest measurement."""
     points = load_points(session, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score)
     return in_family(definition, score, points)
-
-
-def in_family(definition: InstrumentDefinition, score: Score, points: list[Point], family: str | None = None) -> Series:
-    """The points of one version family (default: the latest point's), and how many were left out."""
-    family = family or (points[-1].family if points else None)
-    kept = tuple(point for point in points if point.family == family)
-    return Series(
-        definition=definition,
-        score=score,
-        family=family,
-        points=kept,
-        other_family_points=len(points) - len(kept),
-    )
 
 
 def to_point(row: Measurement, session_number: int | None, key: str) -> Point:

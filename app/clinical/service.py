@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.clinical import parameters as change_parameters
 from app.clinical import series
 from app.clinical.change import CATEGORY_ORDER, Assessment, Category, Method, Parameters, assess, missing_parameters
+from app.clinical.points import Point, Series, in_family
 from app.clinical.schemas import (
     BandRead,
     ChangePoint,
@@ -23,7 +24,6 @@ from app.clinical.schemas import (
     TrajectoryPoint,
     TrajectoryRead,
 )
-from app.clinical.series import Point, Series
 from app.core.errors import FieldError, InvalidInput, NotFound
 from app.measurements.models import Measurement
 from app.scoring.definition import InstrumentDefinition, Score
@@ -96,7 +96,7 @@ def patient_change(
             "the two measurements were scored under different major versions of the definition and are not compared",
             errors=[FieldError("to", "another instrument version family than `from`", str(latest_id))],
         )
-    data = series.in_family(definition, score, points, families.pop() if families else None)
+    data = in_family(definition, score, points, families.pop() if families else None)
     scored = data.scored
     if len(scored) < 2:
         raise InvalidInput(
@@ -208,7 +208,7 @@ def clinic_outcomes(
     assessments: list[Assessment] = []
     measured = 0
     for points in by_patient.values():
-        scored = series.in_family(definition, score, points).scored
+        scored = in_family(definition, score, points).scored
         measured += bool(scored)
         if len(scored) >= 2:
             first, last = _value(scored[0]), _value(scored[-1])

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.clinical import recording
 from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, NotFound
 from app.fhir import form_resolution
@@ -113,20 +114,20 @@ def store_many(
     """Store prepared responses under new server ids: their measurements (with alerts) and the resources, one
     statement each for all of them; returns each stored resource's column values. All or nothing."""
     session, registry, principal = write.session, write.registry, write.principal
-    stored = measurements.create_many(
+    stored = recording.record(
         session,
-        registry,
         [
-            measurements.NewMeasurement(
+            measurements.new_measurement(
+                registry,
+                response.scored.resolved.definition.id,
                 clinic_id=principal.clinic_id,
                 patient_id=response.scored.patient_id,
-                instrument=response.scored.resolved.definition.id,
                 items=response.scored.answers.items,
                 measured_at=response.scored.measured_at,
                 source=Source.FHIR,
                 declared_total=response.scored.answers.declared_total,
                 recorded_by_key_id=principal.key_id,
-                score=response.scored.result,
+                scored=response.scored.result,
             )
             for response in prepared
         ],
@@ -363,16 +364,16 @@ def _update(write: FhirWrite, *, row: FhirResource, data: dict[str, Any], text: 
     )
     if current is None or current.instrument_id != scored.resolved.definition.id:
         raise Conflict(f"{RESOURCE_TYPE}/{row.logical_id} answers another instrument; post a new response")
-    amended = measurements.amend(
-        session,
+    new = measurements.new_version(
         registry,
-        current=current,
+        current,
         items=scored.answers.items,
-        reason=f"FHIR update of {RESOURCE_TYPE}/{row.logical_id}",
         recorded_by_key_id=principal.key_id,
-        measured_at=authored(data),
+        measured_at=scored.measured_at,
         declared_total=scored.answers.declared_total,
+        scored=scored.result,
     )
+    amended = recording.record_version(session, current, new, reason=f"FHIR update of {RESOURCE_TYPE}/{row.logical_id}")
     row.measurement_id = amended.measurement_id
     row.identifier_system, row.identifier_value = _identifier(data)
     row.raw = text

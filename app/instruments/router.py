@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.clinical import recording
 from app.core.lifecycle import AppRoute, Db
 from app.core.problems import PROBLEM_RESPONSES
 from app.idempotency.service import Idempotent
@@ -21,7 +22,6 @@ from app.instruments.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from app.measurements import service as measurements
 
 router = APIRouter(route_class=AppRoute, prefix="/v1", tags=["instruments"], responses=PROBLEM_RESPONSES)
 
@@ -104,7 +104,7 @@ def rescore_instrument(
 ) -> Response:
     """Re-score the clinic's measurements stored under an older definition: each gets an amendment, never an edit."""
     definition = registry.get(instrument_id)
-    rescored, already_current = measurements.rescore(
+    rescored, already_current = recording.rescore(
         db,
         registry,
         clinic_id=principal.clinic_id,

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.clinical import recording
 from app.core.errors import InvalidInput
 from app.core.lifecycle import AppRoute, BoundedWriteDb, Db
 from app.core.pagination import PageDep
@@ -68,21 +69,19 @@ def _store(
     principal: Principal,
     guard: IdempotencyGuard,
 ) -> Response:
-    row = service.create_values(
-        db,
+    new = service.new_measurement(
         registry,
-        service.NewMeasurement(
-            clinic_id=principal.clinic_id,
-            patient_id=patient_id,
-            instrument=body.instrument,
-            items=body.items,
-            measured_at=body.measured_at,
-            session_id=body.session_id,
-            declared_total=body.declared_total,
-            source=Source.API,
-            recorded_by_key_id=principal.key_id,
-        ),
+        body.instrument,
+        clinic_id=principal.clinic_id,
+        patient_id=patient_id,
+        items=body.items,
+        measured_at=body.measured_at,
+        session_id=body.session_id,
+        declared_total=body.declared_total,
+        source=Source.API,
+        recorded_by_key_id=principal.key_id,
     )
+    row = recording.record_one(db, new)
     location = f"/v1/patients/{patient_id}/measurements/{row['measurement_id']}"
     return guard.respond(service.values_to_read(row, registry), status_code=201, headers={"Location": location})
 
@@ -140,17 +139,16 @@ def amend_measurement(
     current = service.get_current(
         db, clinic_id=principal.clinic_id, patient_id=patient_id, measurement_id=measurement_id
     )
-    row = service.amend(
-        db,
+    new = service.new_version(
         registry,
-        current=current,
+        current,
         items=body.items,
-        reason=body.reason,
         recorded_by_key_id=principal.key_id,
         measured_at=body.measured_at,
         session_id=body.session_id,
         declared_total=body.declared_total,
     )
+    row = recording.record_version(db, current, new, reason=body.reason)
     return guard.respond(service.to_read(row, registry), status_code=201)
 
 

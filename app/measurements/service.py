@@ -1,21 +1,22 @@
-"""Store scored measurements; amend them as new versions; read the current version or the whole history."""
+"""Measurements: build a new one (or a new version), scored once; read the current version or the whole history.
+
+Storing is ``app.clinical.recording`` (through ``app.measurements.store``): it also raises what follows from a new
+measurement, so every path in stores the same way.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.clinical.alerts import raise_alerts_for, raise_alerts_for_new
-from app.core.db import insert_rows, new_record_id, utcnow
-from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from app.core.errors import FieldError, InvalidInput, NotFound
 from app.instruments import service as scoring
 from app.instruments.registry import InstrumentRegistry
 from app.instruments.schemas import WarningOut
@@ -24,104 +25,92 @@ from app.measurements.schemas import MeasurementRead, Source
 from app.scoring import SCORER_VERSION
 from app.scoring.definition import InstrumentDefinition
 from app.scoring.engine import Answer, ScoreResult
-from app.therapy_sessions import service as therapy_sessions
 
 
 @dataclass(frozen=True)
 class NewMeasurement:
-    """A measurement to score and store, from any source (API, FHIR, import)."""
+    """A new measurement, or a new version of one, scored and ready to store: the one shape every path that stores
+    a measurement builds (API, FHIR, import, amendment, re-scoring), always through ``new_measurement``.
+
+    It is stored only through ``app.clinical.recording``, which also does what follows from a new measurement
+    (risk alerts and their webhooks) in the same transaction.
+    """
 
     clinic_id: uuid.UUID
     patient_id: uuid.UUID
-    instrument: str
+    definition: InstrumentDefinition
     items: Mapping[str, Answer]
     measured_at: datetime
     source: Source
+    result: ScoreResult
+    """``items`` scored under ``definition``, the instrument's current definition."""
     session_id: uuid.UUID | None = None
     declared_total: float | None = None
     recorded_by_key_id: uuid.UUID | None = None
-    score: ScoreResult | None = None
-    """The result of scoring ``items`` under the instrument's current definition, when the caller already has it
-    (FHIR scores a response before storing it, to refuse an unscorable one); scored here otherwise."""
 
 
-def create(session: Session, registry: InstrumentRegistry, data: NewMeasurement) -> Measurement:
-    """Score and store a new measurement of one of the clinic's patients (``create_values``, as an entity)."""
-    return Measurement(**create_values(session, registry, data))
-
-
-def create_values(session: Session, registry: InstrumentRegistry, data: NewMeasurement) -> dict[str, Any]:
-    """Score and store a new measurement of one of the clinic's patients; returns the stored row's column values.
-
-    No lookup first: the measurement's foreign key names the patient and the clinic, so the database refuses
-    another clinic's patient (or none), reported as NotFound. The other keys (clinic, therapy session, API key) are
-    the caller's own or checked before the insert.
-    """
-    try:
-        return create_many(session, registry, [data])[0]
-    except IntegrityError:
-        raise NotFound(f"no patient {data.patient_id}") from None
-
-
-def create_many(
-    session: Session, registry: InstrumentRegistry, items: Sequence[NewMeasurement]
-) -> list[dict[str, Any]]:
-    """Score and store new measurements with one statement for all rows (and one for their alerts); returns each
-    stored row's column values. All or nothing: the first invalid answer raises before anything is stored."""
-    sessions_checked: set[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = set()
-    rows: list[dict[str, Any]] = []
-    for data in items:
-        definition = _definition(registry, data.instrument)
-        if data.session_id is not None:
-            key = (data.clinic_id, data.patient_id, data.session_id)
-            if key not in sessions_checked:
-                therapy_sessions.get(session, clinic_id=key[0], patient_id=key[1], session_id=key[2])
-                sessions_checked.add(key)
-        rows.append(_scored_values(definition, data, measurement_id=new_record_id(), version=1))
-    insert_rows(session, Measurement, rows)
-    raise_alerts_for_new(session, rows)
-    return rows
-
-
-def amend(
-    session: Session,
+def new_measurement(
     registry: InstrumentRegistry,
+    instrument_id: str,
     *,
-    current: Measurement,
+    clinic_id: uuid.UUID,
+    patient_id: uuid.UUID,
     items: Mapping[str, Answer],
-    reason: str,
+    measured_at: datetime,
+    source: Source,
+    session_id: uuid.UUID | None = None,
+    declared_total: float | None = None,
+    recorded_by_key_id: uuid.UUID | None = None,
+    scored: ScoreResult | None = None,
+) -> NewMeasurement:
+    """Score ``items`` under the instrument's current definition (InvalidInput, nothing stored, for an unknown
+    instrument or invalid answers).
+
+    ``scored``: the caller's own score of these very answers (FHIR and imports score a response before storing it,
+    to refuse one that cannot be scored), kept when it is of the current definition, so nothing is scored twice.
+    """
+    definition = _definition(registry, instrument_id)
+    if scored is None or (scored.instrument, scored.version) != (definition.id, definition.version):
+        scored = scoring.score_answers(definition, items, declared_total=declared_total)
+    return NewMeasurement(
+        clinic_id=clinic_id,
+        patient_id=patient_id,
+        definition=definition,
+        items=items,
+        measured_at=measured_at,
+        source=source,
+        result=scored,
+        session_id=session_id,
+        declared_total=declared_total,
+        recorded_by_key_id=recorded_by_key_id,
+    )
+
+
+def new_version(
+    registry: InstrumentRegistry,
+    current: Measurement,
+    *,
+    items: Mapping[str, Answer],
     recorded_by_key_id: uuid.UUID | None,
     measured_at: datetime | None = None,
     session_id: uuid.UUID | None = None,
     declared_total: float | None = None,
-) -> Measurement:
-    """Supersede ``current`` with a new version scored under the instrument's current definition."""
-    definition = _definition(registry, current.instrument_id)
-    data = NewMeasurement(
+    scored: ScoreResult | None = None,
+) -> NewMeasurement:
+    """``new_measurement`` for the next version of ``current``: what the amendment does not give is kept."""
+    return new_measurement(
+        registry,
+        current.instrument_id,
         clinic_id=current.clinic_id,
         patient_id=current.patient_id,
-        instrument=current.instrument_id,
         items=items,
         measured_at=measured_at or current.measured_at,
         source=Source(current.source),
         session_id=session_id or current.session_id,
         declared_total=declared_total,
         recorded_by_key_id=recorded_by_key_id,
+        scored=scored,
     )
-    if session_id is not None:
-        therapy_sessions.get(session, clinic_id=data.clinic_id, patient_id=data.patient_id, session_id=session_id)
-    row = _scored_row(definition, data, measurement_id=current.measurement_id, version=current.version + 1)
-    row.amendment_reason = reason
-    current.is_current = False
-    session.add(row)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        # Another amendment took version n+1 first (unique measurement_id + version).
-        raise Conflict("the measurement was amended concurrently; read it again and retry") from None
-    raise_alerts_for(session, row)
-    return row
 
 
 def get_current(
@@ -237,60 +226,14 @@ def _definition(registry: InstrumentRegistry, instrument_id: str) -> InstrumentD
     return definition
 
 
-def _scored_row(
-    definition: InstrumentDefinition, data: NewMeasurement, *, measurement_id: uuid.UUID, version: int
-) -> Measurement:
-    return Measurement(**_scored_values(definition, data, measurement_id=measurement_id, version=version))
-
-
-def _scored_values(
-    definition: InstrumentDefinition, data: NewMeasurement, *, measurement_id: uuid.UUID, version: int
-) -> dict[str, Any]:
-    """Every column of a new measurement version, scored under ``definition``."""
-    result = data.score
-    if result is None or (result.instrument, result.version) != (definition.id, definition.version):
-        result = scoring.score_answers(definition, data.items, declared_total=data.declared_total)
-    return {
-        "id": new_record_id(),
-        "measurement_id": measurement_id,
-        "version": version,
-        "is_current": True,
-        "clinic_id": data.clinic_id,
-        "patient_id": data.patient_id,
-        "session_id": data.session_id,
-        "instrument_id": definition.id,
-        "definition_version": definition.version,
-        "scorer_version": SCORER_VERSION,
-        "measured_at": data.measured_at,
-        "items": dict(data.items),
-        "complete": result.complete,
-        "missing_items": list(result.missing_items),
-        "scores": scoring.stored_scores(result),
-        "flags": list(result.flags),
-        "warnings": scoring.stored_warnings(result),
-        "declared_total": data.declared_total,
-        "source": data.source.value,
-        "amendment_reason": None,
-        "recorded_by_key_id": data.recorded_by_key_id,
-        "created_at": utcnow(),
-    }
-
-
 RESCORE_BATCH = 500
 
 
-def rescore(
-    session: Session,
-    registry: InstrumentRegistry,
-    *,
-    clinic_id: uuid.UUID,
-    instrument_id: str,
-    recorded_by_key_id: uuid.UUID,
-) -> tuple[int, int]:
-    """Amend every current measurement of the clinic scored under an older definition or scorer version.
-
-    Returns (re-scored, already current). All or nothing: answers the new definition refuses abort the whole run.
-    """
+def outdated(
+    session: Session, registry: InstrumentRegistry, *, clinic_id: uuid.UUID, instrument_id: str
+) -> tuple[list[Measurement], int]:
+    """The clinic's current measurements of the instrument scored under an older definition or scorer version,
+    oldest first, and how many current measurements there are in all (read in batches of ``RESCORE_BATCH``)."""
     definition = registry.get(instrument_id)
     ids = list(
         session.scalars(
@@ -303,21 +246,14 @@ def rescore(
             .order_by(Measurement.measured_at, Measurement.id)
         )
     )
-    rescored = 0
-    reason = f"re-scored under {definition.id} definition {definition.version} (scorer {SCORER_VERSION})"
+    stale: list[Measurement] = []
     for start in range(0, len(ids), RESCORE_BATCH):
-        batch = session.scalars(select(Measurement).where(Measurement.id.in_(ids[start : start + RESCORE_BATCH])))
-        for row in list(batch):
-            if row.definition_version == definition.version and row.scorer_version == SCORER_VERSION:
-                continue
-            amend(
-                session,
-                registry,
-                current=row,
-                items=row.items,
-                reason=reason,
-                recorded_by_key_id=recorded_by_key_id,
-                declared_total=row.declared_total,
-            )
-            rescored += 1
-    return rescored, len(ids) - rescored
+        batch = session.scalars(
+            select(Measurement)
+            .where(Measurement.id.in_(ids[start : start + RESCORE_BATCH]))
+            .order_by(Measurement.measured_at, Measurement.id)
+        )
+        stale.extend(
+            row for row in batch if row.definition_version != definition.version or row.scorer_version != SCORER_VERSION
+        )
+    return stale, len(ids)

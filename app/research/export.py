@@ -23,13 +23,12 @@ from app.patients.models import PatientIdentifier
 from app.patients.schemas import LOCAL_IDENTIFIER_SYSTEM
 from app.research.schemas import Layout, Level
 from app.research.timeline import days_between_in_sql, month_start, next_month_start, week_of
-from app.research.variables import Column, band_codes, columns_for, variable_name
+from app.research.variables import Column, Value, band_codes, columns_for, variable_name
 from app.scoring.definition import InstrumentDefinition
 from app.therapy_sessions.models import TherapySession
 
 YIELD_PER = 1_000
 """Rows per fetch from the server-side cursor (a round trip each on PostgreSQL); about 2.5 MB in memory."""
-Value = str | int | float | datetime | None
 
 
 @dataclass(frozen=True)

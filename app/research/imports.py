@@ -7,7 +7,8 @@ is an unanswered item; whole numbers are option values, anything else an option 
 
 Every record is checked first (shape, patient, instrument, answers through the scoring engine, duplicates of stored
 or earlier measurements); if any is rejected, nothing is stored and the report lists every rejected row with its
-field and message. Only then is each record stored through ``measurements.service.create`` with source ``import``.
+field and message. Only then are the records stored, through ``app.clinical.recording`` with source ``import``
+(scored once: the score that passed the check is the one stored).
 A ``session_number`` that the patient does not have yet creates that session (started at ``measured_at``). Rows are
 numbered as lines of the file (the CSV header is line 1).
 """
@@ -28,6 +29,7 @@ from pydantic import Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.clinical import recording
 from app.core.errors import FieldError, InvalidInput
 from app.core.schemas import ClinicalTime, DeclaredTotal, ItemAnswers, Schema
 from app.instruments import service as scoring
@@ -40,6 +42,7 @@ from app.patients.models import PatientIdentifier
 from app.patients.schemas import LOCAL_IDENTIFIER_SYSTEM, PatientCreate
 from app.research.schemas import ImportReport, RejectedRow
 from app.research.writers import csv_line, neutralised_row
+from app.scoring.engine import ScoreResult
 from app.therapy_sessions import service as therapy_sessions
 from app.therapy_sessions.models import TherapySession
 from app.therapy_sessions.schemas import TherapySessionCreate
@@ -80,6 +83,8 @@ class CheckedRecord:
     row: int
     record: ImportRecord
     patient_id: uuid.UUID | None
+    scored: ScoreResult
+    """The record's answers scored under the instrument's current definition: the score that is stored."""
 
 
 @dataclass
@@ -267,8 +272,9 @@ def check(
                 row, "instrument", f"unknown instrument {record.instrument!r}", record.instrument, registry.ids()
             )
             continue
+        scored: ScoreResult | None = None
         try:
-            scoring.score_answers(definition, record.items, declared_total=record.declared_total)
+            scored = scoring.score_answers(definition, record.items, declared_total=record.declared_total)
         except InvalidInput as exc:
             for error in exc.errors:
                 problems.add(row, error.field, error.message, error.value, error.allowed)
@@ -278,7 +284,8 @@ def check(
         elif patient_id is not None and (patient_id, record.instrument, record.measured_at) in stored:
             problems.add(row, "measured_at", "this patient already has a measurement of this instrument at this time")
         seen.setdefault(key, row)
-        checked.append(CheckedRecord(row=row, record=record, patient_id=patient_id))
+        if scored is not None:
+            checked.append(CheckedRecord(row=row, record=record, patient_id=patient_id, scored=scored))
     if problems.rejected:
         raise _rejected(problems, rows=len(records))
     return checked
@@ -331,21 +338,23 @@ def store(
                 sessions[key] = found
             session_id = sessions[key]
         pending.append(
-            measurements.NewMeasurement(
+            measurements.new_measurement(
+                registry,
+                record.instrument,
                 clinic_id=clinic_id,
                 patient_id=patient_id,
-                instrument=record.instrument,
                 items=record.items,
                 measured_at=record.measured_at,
                 source=Source.IMPORT,
                 session_id=session_id,
                 declared_total=record.declared_total,
                 recorded_by_key_id=recorded_by_key_id,
+                scored=entry.scored,
             )
         )
         by_instrument[record.instrument] = by_instrument.get(record.instrument, 0) + 1
         if len(pending) == STORE_BATCH or done == len(checked):
-            measurements.create_many(session, registry, pending)
+            recording.record(session, pending)
             pending.clear()
             if progress is not None:
                 progress("storing", done, len(checked))

@@ -12,12 +12,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from app.research.schemas import Layout, Level
 from app.scoring.definition import InstrumentDefinition, Item, Score
 
 ColumnType = Literal["string", "integer", "number", "datetime"]
+Value = str | int | float | datetime | None
+"""One cell of an export row."""
 MAX_NAME = 32
 YES_NO = {0: "no", 1: "yes"}
 

@@ -23,9 +23,8 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pyreadstat
 
-from app.research.export import Value
 from app.research.schemas import ExportFormat
-from app.research.variables import Column
+from app.research.variables import Column, Value
 
 CSV_FLUSH_ROWS = 2_000
 """Rows per chunk sent: each chunk is a hand-off from the threadpool to the event loop."""

@@ -1,7 +1,7 @@
 """Fixtures of the clinical tests: answers that give a chosen score, and a seeding helper.
 
-``seed`` stores a measurement exactly as ``app.measurements.service.create`` does and then raises its alerts in
-the same transaction, as the measurement service will once ``raise_alerts_for`` is wired into it.
+``seed`` records a measurement as every path in does (``app.clinical.recording``): stored, with its alerts, in one
+committed transaction.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from app.clinical import destinations
-from app.clinical.alerts import raise_alerts_for
+from app.clinical import destinations, recording
 from app.core.db import transaction
 from app.core.state import state_of
 from app.instruments.registry import InstrumentRegistry
@@ -84,23 +83,20 @@ def seed(
     measured_at: datetime,
     **extra: Any,
 ) -> Measurement:
-    """Store a scored measurement (and raise its alerts) in one committed transaction."""
+    """Record a scored measurement (and raise its alerts) in one committed transaction."""
     for session in transaction(state_of(app).write_sessions):
-        row = measurements.create(
-            session,
+        new = measurements.new_measurement(
             state_of(app).part(InstrumentRegistry),
-            measurements.NewMeasurement(
-                clinic_id=clinic.id,
-                patient_id=uuid.UUID(str(patient_id)),
-                instrument=instrument,
-                items=items,
-                measured_at=measured_at,
-                source=Source.API,
-                **extra,
-            ),
+            instrument,
+            clinic_id=clinic.id,
+            patient_id=uuid.UUID(str(patient_id)),
+            items=items,
+            measured_at=measured_at,
+            source=Source.API,
+            **extra,
         )
-        raise_alerts_for(session, row)
-    return row
+        row = recording.record_one(session, new)
+    return Measurement(**row)
 
 
 def new_patient(client: Any, clinic: ClinicKeys, **body: Any) -> str:

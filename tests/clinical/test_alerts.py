@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.auth.permissions import Role
+from app.clinical import recording
 from app.clinical.alerts import raise_alerts_for
 from app.clinical.models import RiskAlert
 from app.core.db import transaction
@@ -80,14 +81,10 @@ def test_an_amendment_that_keeps_the_flag_raises_no_second_alert(
         current = measurements.get_current(
             session, clinic_id=clinic.id, patient_id=row.patient_id, measurement_id=row.measurement_id
         )
-        amended = measurements.amend(
-            session,
-            state_of(app).part(InstrumentRegistry),
-            current=current,
-            items=phq9(13, item9=1),
-            reason="item 1 misread",
-            recorded_by_key_id=None,
+        new = measurements.new_version(
+            state_of(app).part(InstrumentRegistry), current, items=phq9(13, item9=1), recorded_by_key_id=None
         )
+        amended = recording.record_version(session, current, new, reason="item 1 misread")
         assert raise_alerts_for(session, amended) == []
 
     [alert] = alerts_of(client, clinic)

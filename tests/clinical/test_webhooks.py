@@ -24,8 +24,7 @@ from sqlalchemy import func, select, update
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from app.auth.permissions import Role
-from app.clinical import destinations, webhooks
-from app.clinical.alerts import raise_alerts_for
+from app.clinical import destinations, recording, webhooks
 from app.clinical.models import ClinicSettings, RiskAlert, WebhookDelivery
 from app.core.config import DEVELOPMENT_WEBHOOK_KEY, Settings
 from app.core.db import utcnow
@@ -214,20 +213,17 @@ def test_a_failed_delivery_stays_pending_and_is_retried(
 def store_flagged_then_fail(app: FastAPI, clinic: ClinicKeys, patient_id: str) -> None:
     """Store a flagged PHQ-9 and raise its alert, then fail before the commit."""
     with state_of(app).write_sessions() as session, session.begin():
-        row = measurements.create(
-            session,
+        new = measurements.new_measurement(
             state_of(app).part(InstrumentRegistry),
-            measurements.NewMeasurement(
-                clinic_id=clinic.id,
-                patient_id=uuid.UUID(patient_id),
-                instrument="phq9",
-                items=phq9(14, item9=2),
-                measured_at=day(0),
-                source=Source.API,
-            ),
+            "phq9",
+            clinic_id=clinic.id,
+            patient_id=uuid.UUID(patient_id),
+            items=phq9(14, item9=2),
+            measured_at=day(0),
+            source=Source.API,
         )
-        raise_alerts_for(session, row)
-        raised = select(func.count()).select_from(RiskAlert).where(RiskAlert.measurement_id == row.measurement_id)
+        row = recording.record_one(session, new)
+        raised = select(func.count()).select_from(RiskAlert).where(RiskAlert.measurement_id == row["measurement_id"])
         assert session.scalar(raised) == 1
         raise RuntimeError("abort")
 

@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Role
+from app.clinical import recording
 from app.core.db import THREAD_ENGINE
 from app.core.lifecycle import WRITE_METHODS, AppRoute, Db, RequestTransaction
 from app.core.state import state_of
 from app.core.write_turns import WriteTurns
 from app.main import create_app
-from app.measurements import service as measurements
 from app.patients import service as patients
 from tests.conftest import ISSUE_PHQ9, ClinicKeys, make_settings
 
@@ -121,7 +121,7 @@ def test_a_bounded_write_runs_on_the_event_loop_on_either_database(
     await the network on the event loop through an asyncio driver."""
     loop_threads: list[int] = []
     stored_in: list[tuple[int, bool]] = []
-    take, create_values = WriteTurns.take, measurements.create_values
+    take, record_one = WriteTurns.take, recording.record_one
 
     async def noting_the_loop(self: WriteTurns) -> Any:
         loop_threads.append(threading.get_ident())
@@ -129,10 +129,10 @@ def test_a_bounded_write_runs_on_the_event_loop_on_either_database(
 
     def noting_the_store(db: Session, *args: Any, **kwargs: Any) -> Any:
         stored_in.append((threading.get_ident(), THREAD_ENGINE in db.info))
-        return create_values(db, *args, **kwargs)
+        return record_one(db, *args, **kwargs)
 
     monkeypatch.setattr(WriteTurns, "take", noting_the_loop)
-    monkeypatch.setattr(measurements, "create_values", noting_the_store)
+    monkeypatch.setattr(recording, "record_one", noting_the_store)
     answer = client.post(f"/v1/patients/{patient_id}/measurements", json=MEASUREMENT, headers=clinic.headers())
 
     assert answer.status_code == 201, answer.text

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
+from app.clinical import recording
 from app.core.db import transaction
 from app.core.state import state_of
 from app.instruments.registry import InstrumentRegistry
@@ -93,19 +94,16 @@ def store_under_old_version(app: FastAPI, clinic: ClinicKeys, patient_id: str) -
     old = registry.get("phq9").model_copy(update={"version": "0.9.0"})
     old_registry = InstrumentRegistry(definitions={**registry.definitions, "phq9": old})
     for session in transaction(state_of(app).write_sessions):
-        row = measurements.create(
-            session,
+        new = measurements.new_measurement(
             old_registry,
-            measurements.NewMeasurement(
-                clinic_id=clinic.id,
-                patient_id=uuid.UUID(patient_id),
-                instrument="phq9",
-                items=ISSUE_PHQ9,
-                measured_at=datetime(2026, 1, 5, 10, tzinfo=UTC),
-                source=Source.API,
-            ),
+            "phq9",
+            clinic_id=clinic.id,
+            patient_id=uuid.UUID(patient_id),
+            items=ISSUE_PHQ9,
+            measured_at=datetime(2026, 1, 5, 10, tzinfo=UTC),
+            source=Source.API,
         )
-        measurement_id = str(row.measurement_id)
+        measurement_id = str(recording.record_one(session, new)["measurement_id"])
     return measurement_id
 
 

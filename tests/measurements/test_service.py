@@ -1,17 +1,20 @@
-"""The measurement service: the database itself refuses a measurement for another clinic's patient."""
+"""New measurements: built and scored once (``new_measurement``), recorded with their alerts; the database itself
+refuses a measurement for another clinic's patient."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.core.errors import NotFound
+from app.clinical import recording
+from app.core.errors import InvalidInput, NotFound
 from app.core.state import state_of
 from app.instruments.registry import InstrumentRegistry
 from app.instruments.service import stored_scores
@@ -22,14 +25,16 @@ from app.scoring.engine import score
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
 
 
-def _new(clinic: ClinicKeys, patient_id: uuid.UUID) -> service.NewMeasurement:
-    return service.NewMeasurement(
+def _new(app: FastAPI, clinic: ClinicKeys, patient_id: uuid.UUID, **given: Any) -> service.NewMeasurement:
+    return service.new_measurement(
+        state_of(app).part(InstrumentRegistry),
+        "phq9",
         clinic_id=clinic.id,
         patient_id=patient_id,
-        instrument="phq9",
         items=ISSUE_PHQ9,
         measured_at=datetime(2026, 3, 2, 9, tzinfo=UTC),
         source=Source.API,
+        **given,
     )
 
 
@@ -40,35 +45,54 @@ def test_a_patient_outside_the_clinic_is_refused_by_the_foreign_key_and_nothing_
     other = client.post("/v1/patients", json={}, headers=other_clinic.headers()).json()["id"]
     patient_id = uuid.UUID(other) if whose == "another clinic's" else uuid.uuid4()
     with state_of(app).write_sessions() as session, session.begin(), pytest.raises(NotFound, match=str(patient_id)):
-        service.create(session, state_of(app).part(InstrumentRegistry), _new(clinic, patient_id))
+        recording.record_one(session, _new(app, clinic, patient_id))
     with state_of(app).read_sessions() as session:
         assert session.scalar(select(func.count()).where(Measurement.patient_id == patient_id)) == 0
 
 
-def test_create_many_stores_every_row_and_its_alerts_in_one_go(
-    app: FastAPI, client: TestClient, clinic: ClinicKeys
-) -> None:
+def test_many_are_stored_with_their_alerts_in_one_go(app: FastAPI, client: TestClient, clinic: ClinicKeys) -> None:
     patient_id = uuid.UUID(client.post("/v1/patients", json={}, headers=clinic.headers()).json()["id"])
     with state_of(app).write_sessions() as session, session.begin():
-        rows = service.create_many(session, state_of(app).part(InstrumentRegistry), [_new(clinic, patient_id)] * 3)
+        rows = recording.record(session, [_new(app, clinic, patient_id)] * 3)
     assert len({row["measurement_id"] for row in rows}) == 3
     alerts = client.get(f"/v1/clinic/alerts?patient_id={patient_id}", headers=clinic.headers()).json()
     assert {alert["measurement"]["id"] for alert in alerts["items"]} == {str(row["measurement_id"]) for row in rows}
 
 
-def test_a_score_the_caller_already_has_is_stored_only_if_it_is_of_the_current_definition(
-    app: FastAPI, client: TestClient, clinic: ClinicKeys
+def test_a_score_the_caller_already_has_is_kept_only_if_it_is_of_the_current_definition(
+    app: FastAPI, clinic: ClinicKeys
 ) -> None:
-    patient_id = uuid.UUID(client.post("/v1/patients", json={}, headers=clinic.headers()).json()["id"])
     definition = state_of(app).part(InstrumentRegistry).definitions["phq9"]
     current = score(definition, ISSUE_PHQ9)
     other_answers = score(definition, {**ISSUE_PHQ9, "1": 0})
     stale = replace(other_answers, version="0.0.0")
-    with state_of(app).write_sessions() as session, session.begin():
-        kept, rescored = service.create_many(
-            session,
+    kept = _new(app, clinic, uuid.uuid4(), scored=other_answers)
+    rescored = _new(app, clinic, uuid.uuid4(), scored=stale)
+    assert kept.result is other_answers  # trusted as given: the caller scored these items
+    assert stored_scores(rescored.result) == stored_scores(current)  # scored again from the items
+    assert (rescored.definition.id, rescored.definition.version) == (definition.id, definition.version)
+
+
+def test_an_unknown_instrument_or_invalid_answers_are_refused_before_anything_is_stored(
+    app: FastAPI, clinic: ClinicKeys
+) -> None:
+    with pytest.raises(InvalidInput, match="unknown instrument 'phq99'"):
+        service.new_measurement(
             state_of(app).part(InstrumentRegistry),
-            [replace(_new(clinic, patient_id), score=other_answers), replace(_new(clinic, patient_id), score=stale)],
+            "phq99",
+            clinic_id=clinic.id,
+            patient_id=uuid.uuid4(),
+            items=ISSUE_PHQ9,
+            measured_at=datetime(2026, 3, 2, 9, tzinfo=UTC),
+            source=Source.API,
         )
-    assert kept["scores"] == stored_scores(other_answers)  # trusted as given: the caller scored these items
-    assert rescored["scores"] == stored_scores(current)  # scored again from the items, not the stale result
+    with pytest.raises(InvalidInput, match="invalid answer"):
+        service.new_measurement(
+            state_of(app).part(InstrumentRegistry),
+            "phq9",
+            clinic_id=clinic.id,
+            patient_id=uuid.uuid4(),
+            items={**ISSUE_PHQ9, "1": 7},
+            measured_at=datetime(2026, 3, 2, 9, tzinfo=UTC),
+            source=Source.API,
+        )

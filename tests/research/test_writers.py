@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from app.research.export import Value
-from app.research.variables import Column
+from app.research.variables import Column, Value
 from app.research.writers import csv_chunks, parquet_chunks
 
 COLUMNS = [

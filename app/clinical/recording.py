@@ -1,0 +1,85 @@
+"""Recording measurements, and everything that follows from a new one: the one place every path in goes through.
+
+The REST ingest and amendment, FHIR QuestionnaireResponses (POST, PUT, Bundles), research imports (and the synthetic
+cohorts built on them) and re-scoring all store measurements here, never through ``app.measurements.store`` itself
+(an import-linter contract allows only this module to import it). Each function stores in the caller's transaction
+and then, in the same transaction, does what a new measurement or version causes elsewhere:
+
+- ``app.clinical.alerts``: a risk alert per risk flag (one per measurement, kept across its versions), and a webhook
+  outbox row per alert when the clinic has a webhook (sent after the commit).
+
+Work that a new measurement must cause in another domain belongs in ``_after_new`` / ``_after_version`` below.
+The measurement itself is built, and scored once, by ``app.measurements.service.new_measurement`` / ``new_version``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.clinical import alerts
+from app.instruments.registry import InstrumentRegistry
+from app.measurements import service as measurements
+from app.measurements import store
+from app.measurements.models import Measurement
+from app.measurements.service import NewMeasurement
+from app.scoring import SCORER_VERSION
+
+
+def record(db: Session, new: Sequence[NewMeasurement]) -> list[dict[str, Any]]:
+    """Store new measurements (one statement for all), then what follows from them; returns each stored row's
+    column values. All or nothing, in the caller's transaction."""
+    rows = store.insert(db, new)
+    _after_new(db, rows)
+    return rows
+
+
+def record_one(db: Session, new: NewMeasurement) -> dict[str, Any]:
+    """``record`` of one measurement, whose patient is not looked up first: NotFound when the database refuses it
+    (another clinic's patient, or none)."""
+    row = store.insert_one(db, new)
+    _after_new(db, [row])
+    return row
+
+
+def record_version(db: Session, current: Measurement, new: NewMeasurement, *, reason: str) -> Measurement:
+    """Supersede ``current`` with ``new`` (``measurements.new_version``), then what follows from the new version."""
+    row = store.insert_version(db, current, new, reason=reason)
+    _after_version(db, row)
+    return row
+
+
+def rescore(
+    db: Session,
+    registry: InstrumentRegistry,
+    *,
+    clinic_id: uuid.UUID,
+    instrument_id: str,
+    recorded_by_key_id: uuid.UUID,
+) -> tuple[int, int]:
+    """Amend every current measurement of the clinic scored under an older definition or scorer version.
+
+    Returns (re-scored, already current). All or nothing: answers the new definition refuses abort the whole run.
+    """
+    definition = registry.get(instrument_id)
+    outdated, current = measurements.outdated(db, registry, clinic_id=clinic_id, instrument_id=instrument_id)
+    reason = f"re-scored under {definition.id} definition {definition.version} (scorer {SCORER_VERSION})"
+    for row in outdated:
+        new = measurements.new_version(
+            registry, row, items=row.items, recorded_by_key_id=recorded_by_key_id, declared_total=row.declared_total
+        )
+        record_version(db, row, new, reason=reason)
+    return len(outdated), current - len(outdated)
+
+
+def _after_new(db: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """What follows from measurements just stored (their column values): none can have alerts yet."""
+    alerts.raise_alerts_for_new(db, rows)
+
+
+def _after_version(db: Session, row: Measurement) -> None:
+    """What follows from a new version: alerts for risk flags its measurement has none for yet."""
+    alerts.raise_alerts_for(db, row)
