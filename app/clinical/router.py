@@ -29,6 +29,7 @@ from app.clinical.schemas import (
 from app.core.lifecycle import AppRoute, Db, SettingsDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
+from app.core.responses import json_response
 from app.core.schemas import FilterTime, Page
 from app.idempotency.service import Idempotent
 from app.instruments.dependencies import RegistryDep
@@ -47,7 +48,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
 
-@patient_router.get("/trajectory")
+@patient_router.get("/trajectory", response_model=TrajectoryRead)
 def get_trajectory(
     patient_id: uuid.UUID,
     db: Db,
@@ -55,12 +56,12 @@ def get_trajectory(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     instrument: Instrument,
     score: ScoreKey = None,
-) -> TrajectoryRead:
+) -> Response:
     """One score over time: session number, days since the first point, band, prorated mark and flags per point."""
     patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     definition, spec = series.resolve_score(registry, instrument, score)
     data = series.load(db, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec)
-    return service.trajectory(patient_id, data)
+    return json_response(service.trajectory(patient_id, data))
 
 
 @patient_router.get("/change")

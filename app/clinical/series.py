@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from app.clinical.points import Point, Series, in_family
@@ -53,9 +53,12 @@ def load_points(
     definition: InstrumentDefinition,
     score: Score,
 ) -> list[Point]:
-    """Every current measurement of the instrument for the patient, all version families, in time order."""
+    """Every current measurement of the instrument for the patient, all version families, in time order.
+
+    Reads only the columns a point needs, as rows (no entities: the answers, warnings and the rest of each stored
+    version would be decoded for nothing)."""
     rows = session.execute(
-        select(Measurement, TherapySession.session_number)
+        select(*POINT_COLUMNS, TherapySession.session_number)
         .outerjoin(TherapySession, TherapySession.id == Measurement.session_id)
         .where(
             Measurement.clinic_id == clinic_id,
@@ -65,7 +68,19 @@ def load_points(
         )
         .order_by(Measurement.measured_at, Measurement.created_at, Measurement.id)
     ).all()
-    return [to_point(row, session_number, score.key) for row, session_number in rows]
+    return [to_point(row, score.key) for row in rows]
+
+
+POINT_COLUMNS = (
+    Measurement.measurement_id,
+    Measurement.version,
+    Measurement.definition_version,
+    Measurement.measured_at,
+    Measurement.session_id,
+    Measurement.scores,
+    Measurement.flags,
+)
+"""What ``to_point`` reads of a stored version."""
 
 
 def load(
@@ -81,7 +96,8 @@ def load(
     return in_family(definition, score, points)
 
 
-def to_point(row: Measurement, session_number: int | None, key: str) -> Point:
+def to_point(row: Row[Any], key: str) -> Point:
+    """A row of ``POINT_COLUMNS`` and the session's number as a point of the score ``key``."""
     stored: dict[str, Any] = row.scores.get(key) or {}
     return Point(
         measurement_id=row.measurement_id,
@@ -89,7 +105,7 @@ def to_point(row: Measurement, session_number: int | None, key: str) -> Point:
         instrument_version=row.definition_version,
         measured_at=row.measured_at,
         session_id=row.session_id,
-        session_number=session_number,
+        session_number=row.session_number,
         value=stored.get("value"),
         band=stored.get("band"),
         prorated=bool(stored.get("prorated", False)),

@@ -28,10 +28,11 @@ class PageParams:
         )
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> PageParams:
+    """``async`` though it awaits nothing: FastAPI runs a sync dependency in the threadpool, a hand-off per request."""
     return PageParams(limit=limit, offset=offset)
 
 

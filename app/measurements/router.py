@@ -15,6 +15,7 @@ from app.core.errors import InvalidInput
 from app.core.lifecycle import AppRoute, BoundedWriteDb, Db
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
+from app.core.responses import json_response
 from app.core.schemas import FilterTime, Page
 from app.idempotency.service import IdempotencyGuard, Idempotent
 from app.instruments.dependencies import RegistryDep
@@ -86,7 +87,7 @@ def _store(
     return guard.respond(service.values_to_read(row, registry), status_code=201, headers={"Location": location})
 
 
-@router.get("")
+@router.get("", response_model=Page[MeasurementRead])
 def list_measurements(
     patient_id: uuid.UUID,
     db: Db,
@@ -96,7 +97,7 @@ def list_measurements(
     instrument: Annotated[str | None, Query(max_length=50)] = None,
     measured_from: Annotated[FilterTime | None, Query(alias="from")] = None,
     measured_to: Annotated[FilterTime | None, Query(alias="to")] = None,
-) -> Page[MeasurementRead]:
+) -> Response:
     """The patient's current measurements in time order, optionally one instrument within [from, to]."""
     patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     rows = service.list_current(
@@ -109,7 +110,7 @@ def list_measurements(
         measured_from=measured_from,
         measured_to=measured_to,
     )
-    return page.page(rows, lambda row: service.to_read(row, registry))
+    return json_response(page.page(rows, lambda row: service.to_read(row, registry)))
 
 
 @router.get("/{measurement_id}")

@@ -7,15 +7,16 @@ measurement, so every path in stores the same way.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
+from app.core.db import table_of
 from app.core.errors import FieldError, InvalidInput, NotFound
 from app.instruments import service as scoring
 from app.instruments.registry import InstrumentRegistry
@@ -158,23 +159,52 @@ def list_current(
     instrument: str | None = None,
     measured_from: datetime | None = None,
     measured_to: datetime | None = None,
-) -> list[Measurement]:
-    query = select(Measurement).where(
-        Measurement.patient_id == patient_id,
-        Measurement.clinic_id == clinic_id,
-        Measurement.is_current.is_(True),
+) -> Sequence[Row[Any]]:
+    """The patient's current measurements in time order, as rows of the columns ``to_read`` needs (no entities:
+    nothing is changed, and building a hundred entities cost more than the query)."""
+    c = _TABLE.c
+    query = select(*(c[name] for name in READ_COLUMNS)).where(
+        c.patient_id == patient_id,
+        c.clinic_id == clinic_id,
+        c.is_current.is_(True),
     )
     if instrument is not None:
-        query = query.where(Measurement.instrument_id == instrument)
+        query = query.where(c.instrument_id == instrument)
     if measured_from is not None:
-        query = query.where(Measurement.measured_at >= measured_from)
+        query = query.where(c.measured_at >= measured_from)
     if measured_to is not None:
-        query = query.where(Measurement.measured_at <= measured_to)
-    query = query.order_by(Measurement.measured_at, Measurement.created_at, Measurement.id)
-    return list(session.scalars(query.limit(limit).offset(offset)))
+        query = query.where(c.measured_at <= measured_to)
+    query = query.order_by(c.measured_at, c.created_at, c.id)
+    return session.connection().execute(query.limit(limit).offset(offset)).all()
 
 
-def to_read(row: Measurement, registry: InstrumentRegistry) -> MeasurementRead:
+_TABLE = table_of(Measurement)
+READ_COLUMNS = (
+    "measurement_id",
+    "version",
+    "is_current",
+    "patient_id",
+    "session_id",
+    "instrument_id",
+    "definition_version",
+    "scorer_version",
+    "measured_at",
+    "items",
+    "complete",
+    "missing_items",
+    "scores",
+    "flags",
+    "warnings",
+    "declared_total",
+    "source",
+    "amendment_reason",
+    "created_at",
+)
+"""The columns a ``MeasurementRead`` is built from."""
+
+
+def to_read(row: Measurement | Row[Any], registry: InstrumentRegistry) -> MeasurementRead:
+    """A stored version as answered: an entity, or a row of ``READ_COLUMNS`` (``list_current``)."""
     return _read(partial(getattr, row), registry)
 
 
