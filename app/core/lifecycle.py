@@ -18,10 +18,10 @@
       event loop instead, since a thread's hand-offs cost more than its work. On SQLite it runs there while it holds
       the single writer; on PostgreSQL in ``AsyncSession.run_sync``, its statements awaiting the network through an
       asyncio driver (bench/README.md, changes 26 and 29);
-   d. in the same thread, right after the handler returns, each transaction ends, last opened first: a write one
-      writes its audit events (``AppState.observe_transaction``) and commits; a read commits, then writes its audit
-      event in a short write transaction of its own (a read never takes SQLite's writer for long). Nothing is
-      answered before its audit row is committed.
+   d. in the same thread, right after the handler returns, each transaction ends, last opened first: it writes its
+      audit events (``AppState.observe_transaction``) and commits; except that a read on SQLite commits first and
+      then writes its audit event in a short write transaction of its own (a read never holds SQLite's single
+      writer). Nothing is answered before its audit row is committed.
 5. Whatever happened, ``AppRoute`` closes every session on the event loop (rolling back what was not committed) and
    gives back the writer's turns; an error is then rendered as problem+json by ``app.core.problems``.
 
@@ -77,6 +77,7 @@ class RequestTransaction:
         async_db: AsyncSession | None,
         observer: TransactionObserver | None,
         audit_sessions: sessionmaker[Session],
+        audit_sessions_single_writer: bool,
     ) -> None:
         self.kind = kind
         self.db = db
@@ -84,6 +85,7 @@ class RequestTransaction:
         """Set for a bounded write on PostgreSQL: ``db`` is its ``sync_session``, usable only inside ``run_sync``."""
         self.observer = observer
         self.audit_sessions = audit_sessions
+        self.audit_sessions_single_writer = audit_sessions_single_writer
         self.give_back_turn: Callable[[], None] | None = None
 
     @property
@@ -99,8 +101,10 @@ class RequestTransaction:
             self.observer.watch(self.db)
 
     def end(self, status_code: int, location: str | None) -> None:
-        """Step 4d, in the handler's thread: audit and commit."""
-        if self.writes:
+        """Step 4d, in the handler's thread: audit and commit. A read on SQLite commits first and then writes its audit
+        event in a short write transaction of its own: it must not hold the single writer while it reads. On a server
+        database the event joins the read's own transaction (one BEGIN and COMMIT fewer, bench/README.md)."""
+        if self.writes or not self.audit_sessions_single_writer:
             if self.observer is not None:
                 self.observer.finish(self.db, status_code=status_code, location=location)
             self.db.commit()
@@ -143,7 +147,12 @@ def _plan(request: Request, kind: Kind, *, observed: bool = True) -> Session:
         db = (database.read_sessions if kind is Kind.READ else database.write_sessions)()
     observer = state.observe_transaction(request) if observed and state.observe_transaction is not None else None
     transaction = RequestTransaction(
-        kind, db, async_db=async_db, observer=observer, audit_sessions=database.write_sessions
+        kind,
+        db,
+        async_db=async_db,
+        observer=observer,
+        audit_sessions=database.write_sessions,
+        audit_sessions_single_writer=database.turns.single_writer,
     )
     transactions.append(transaction)
     return db

@@ -13,8 +13,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from app.audit.models import AuditEvent
 from app.auth.permissions import Role
 from app.clinical import recording
 from app.core.db import THREAD_ENGINE
@@ -188,3 +190,32 @@ def test_objects_alive_at_startup_are_exempted_from_the_garbage_collector(databa
     with TestClient(create_app(make_settings(database_url))):
         assert gc.get_freeze_count() > 0
     gc.unfreeze()
+
+
+def test_a_read_is_audited_in_its_own_transaction_on_postgresql_and_after_it_on_sqlite(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    """Where reads do not contend for a single writer, a read's audit event is committed with the read; on SQLite
+    it follows in a short write transaction. Either way it is committed before the answer is sent."""
+    database = state_of(app).database
+    engines = {database.engine, database.write_engine}  # SQLite's writer has an engine of its own
+    begun: list[str] = []
+
+    def count(_connection: object) -> None:
+        begun.append("BEGIN")
+
+    for engine in engines:
+        event.listen(engine, "begin", count)
+    try:
+        answer = client.get(f"/v1/patients/{patient_id}/measurements", headers=clinic.headers())
+    finally:
+        for engine in engines:
+            event.remove(engine, "begin", count)
+
+    assert answer.status_code == 200
+    assert len(begun) == (2 if database.turns.single_writer else 1)
+    with database.read_sessions() as db:
+        routes = db.scalars(
+            select(AuditEvent.route).where(AuditEvent.clinic_id == clinic.id, AuditEvent.action == "read")
+        ).all()
+    assert "/v1/patients/{patient_id}/measurements" in routes
