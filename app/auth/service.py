@@ -86,7 +86,7 @@ _KEY_BY_PREFIX = select(
     ApiKey.revoked_at,
     ApiKey.expires_at,
 ).where(ApiKey.prefix == bindparam("prefix"))
-"""Columns, not the entity, and built once: this runs on every request (bench/README.md)."""
+"""Columns, not the entity, and built once: this runs on every request (bench/README.md, change 2)."""
 
 
 @dataclass(frozen=True)

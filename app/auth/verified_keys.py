@@ -1,7 +1,7 @@
 """API keys verified a moment ago, so that a client's burst of requests does not look its key up each time.
 
 A request's key lookup is a statement of its own (on PostgreSQL a thread hand-off and a round trip), the largest
-fixed cost of a small write after the write itself (bench/README.md). A verified key is trusted for
+fixed cost of a small write after the write itself (bench/README.md, change 18). A verified key is trusted for
 ``API_KEY_CACHE_SECONDS`` (default 5): its expiry is still checked on every request, a revocation through this
 process's API forgets it at once, and a revocation elsewhere (another worker process, the CLI) takes effect within
 that time. ``0`` looks every key up every time. Only keys that passed are remembered, under their keyed hash (never

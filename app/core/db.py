@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -85,7 +85,7 @@ def new_record_id() -> uuid.UUID:
 
     Each new id sorts after the last, so its index entry lands on the index's last pages. Random ids scatter every
     insert over the whole index: once an index outgrows the cache, a transaction of 1,000 entries rewrites thousands
-    of pages (SQLite's commit went from 18 to 99 ms per Bundle as the tables grew; bench/README.md change 28). The
+    of pages, and a Bundle's commit slows as the tables grow (bench/README.md, change 28). The
     id tells when the row was written, which its own columns already say; identities keep ``new_id``.
     """
     return uuid7()
@@ -106,8 +106,8 @@ JSON_CODEC: dict[str, Any] = {
     "hide_parameters": True,
 }
 """Options every engine the service creates is given. JSON columns through orjson: scores, items and flags are
-encoded on every store and decoded on every read and export row (several times faster than the standard library's
-json; bench/README.md). ``hide_parameters``: a database error's message (and so a logged traceback) names the
+encoded on every store and decoded on every read and export row (faster than the standard library's json;
+bench/README.md, change 10). ``hide_parameters``: a database error's message (and so a logged traceback) names the
 statement but never its bound values, which are patient data."""
 
 
@@ -144,7 +144,8 @@ def in_utc(engine: Engine) -> None:
 def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
     """Check a pooled connection before use only if it sat idle in the pool for ``idle_seconds`` or more.
 
-    SQLAlchemy's ``pool_pre_ping`` pings on every checkout, a round trip per request under load (bench/README.md).
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout, a round trip per request under load (bench/README.md,
+    change 7).
     A connection that died while idle (server restart, idle timeout in a proxy) is caught here and replaced, as
     with ``pool_pre_ping``; one that dies while busy fails its statement either way, and SQLAlchemy then
     invalidates the whole pool.
@@ -258,8 +259,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 InsertedRow = tuple[str, Mapping[str, Any]]
 """``(table name, column values)`` of a row a session inserted, by flush or by ``insert_rows``."""
 _INSERT_LOG = "insert_log"
-_SAVEPOINTS = "insert_log_savepoints"
-_ENDED_SAVEPOINT = "insert_log_ended_savepoint"
+_SAVEPOINT_MARKS = "insert_log_savepoint_marks"
 
 
 def log_inserts(session: Session) -> list[InsertedRow]:
@@ -272,26 +272,33 @@ def log_inserts(session: Session) -> list[InsertedRow]:
     return log
 
 
-@event.listens_for(Session, "after_transaction_create")
-def _savepoint_opened(session: Session, transaction: SessionTransaction) -> None:
-    log = session.info.get(_INSERT_LOG)
-    if log is not None and transaction.nested:
-        session.info.setdefault(_SAVEPOINTS, {})[transaction] = len(log)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _savepoint_ended(session: Session, transaction: SessionTransaction) -> None:
-    mark = session.info.get(_SAVEPOINTS, {}).pop(transaction, None) if transaction.nested else None
-    if mark is not None:
-        # Whether it was released or rolled back is known only in the next event (SQLAlchemy fires this one first).
-        session.info[_ENDED_SAVEPOINT] = (transaction, mark)
+def _record(session: Session, rows: Iterable[InsertedRow]) -> None:
+    """Add rows to the session's record, if it keeps one, noting where each open savepoint's rows begin in it."""
+    log: list[InsertedRow] | None = session.info.get(_INSERT_LOG)
+    if log is None:
+        return
+    savepoint = session.get_nested_transaction()
+    if savepoint is not None:
+        marks: dict[SessionTransaction, int] = session.info.setdefault(_SAVEPOINT_MARKS, {})
+        # The first row of a savepoint is also the first of every savepoint around it that has none yet.
+        while savepoint is not None and savepoint not in marks:
+            if savepoint.nested:
+                marks[savepoint] = len(log)
+            savepoint = savepoint.parent
+    log.extend(rows)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _savepoint_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
-    ended = session.info.pop(_ENDED_SAVEPOINT, None)
-    if ended is not None and ended[0] is previous_transaction:
-        del session.info[_INSERT_LOG][ended[1] :]
+    """A rolled-back savepoint's rows (and those of the savepoints inside it) are the end of the record: drop them."""
+    mark = session.info.get(_SAVEPOINT_MARKS, {}).pop(previous_transaction, None)
+    if mark is not None:
+        del session.info[_INSERT_LOG][mark:]
+
+
+@event.listens_for(Session, "after_flush")
+def _report_flushed(session: Session, _context: Any) -> None:
+    _record(session, ((row.__tablename__, dict(vars(row))) for row in session.new if hasattr(row, "__tablename__")))
 
 
 def table_of(model: type[Base]) -> Table:
@@ -308,8 +315,8 @@ def insert_rows(
 ) -> list[Any]:
     """Insert plain rows with one Core statement in the session's transaction, and record them (``log_inserts``).
 
-    For the hot paths (ingest, bulk): an ORM add-and-flush costs about three times a Core insert of the same row
-    (bench/README.md). The rows do not enter the session's identity map; give every column its value. With
+    For the hot paths (ingest, bulk): an ORM add-and-flush costs several times a Core insert of the same row
+    (bench/README.md, change 1). The rows do not enter the session's identity map; give every column its value. With
     ``returning``, that expression's value for each row, in the rows' order (one statement still).
     """
     if not rows:
@@ -327,9 +334,7 @@ def insert_rows(
         _copy_rows(connection, table, rows)
     else:
         connection.execute(_insert_of(table), parameters)
-    log = session.info.get(_INSERT_LOG)
-    if log is not None:
-        log.extend((table.name, row) for row in rows)
+    _record(session, ((table.name, row) for row in rows))
     return found
 
 
@@ -337,9 +342,10 @@ def insert_together(connection: Connection, table: Table, rows: Sequence[Mapping
     """Insert rows (every column given) with one statement on ``connection``, without recording them.
 
     On PostgreSQL an executemany is one statement per row (psycopg pipelines them; asyncpg binds each row in turn);
-    for the few rows of a request's audit events one multi-row INSERT, compiled once per row count, costs about 60 %
-    of that in client CPU, and is one statement for the server to run instead of several (bench/README.md); many
-    rows (a Bundle's) are copied. SQLite's executemany is a single call already.
+    for the few rows of a request's audit events one multi-row INSERT, compiled once per row count, costs less client
+    CPU on both drivers, and is one statement for the server to run instead of several (bench/README.md, changes 27
+    and 32, re-measured for issue 18); many rows (a Bundle's) are copied. SQLite's executemany is a single call
+    already.
     """
     if _copies(connection, table, rows):
         _copy_rows(connection, table, rows)
@@ -378,9 +384,10 @@ def _copies(connection: Connection, table: Table, rows: Sequence[Mapping[str, An
 def _copy_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """``COPY ... FROM STDIN`` in the connection's transaction, each value bound as the column's type binds it.
 
-    An executemany of a 1,000-entry Bundle's rows was a quarter of its time on PostgreSQL: psycopg pipelines one
+    An executemany of a large Bundle's rows was a large part of its time on PostgreSQL: psycopg pipelines one
     statement per row and handles each row's result in Python; a COPY sends the rows as one stream, formatted in C
-    (bench/README.md). A refused row refuses them all, as the executemany did, with the same SQLAlchemy error.
+    (bench/README.md, change 31). A refused row refuses them all, as the executemany did, with the same SQLAlchemy
+    error.
     """
     statement, columns = _copy_of(table, connection.dialect)
     driver_connection = cast(psycopg.Connection[Any], connection.connection.driver_connection)
@@ -432,14 +439,6 @@ def _insert_of(table: Table) -> Insert:
     if statement is None:
         statement = _INSERTS[table.name] = insert(table)
     return statement
-
-
-@event.listens_for(Session, "after_flush")
-def _report_flushed(session: Session, _context: Any) -> None:
-    log: list[InsertedRow] | None = session.info.get(_INSERT_LOG)
-    if log is None:
-        return
-    log.extend((row.__tablename__, dict(vars(row))) for row in session.new if hasattr(row, "__tablename__"))
 
 
 THREAD_ENGINE = "thread_engine"

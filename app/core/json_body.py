@@ -4,9 +4,9 @@ JSON allows duplicate names and Python's parser keeps the last; a clinical answe
 "valueInteger": 3``) would be silently replaced. Every JSON body the service reads goes through ``loads_unique``:
 the v1 API's (``UniqueKeysRequest``, which FastAPI's body parsing calls) and FHIR's (``app.fhir.request_body``).
 
-The check is an ``object_pairs_hook``: one Python call per JSON object. It about doubles the parse of a large FHIR
-Bundle (bench/README.md: measured at 20-30 µs per Bundle entry on a busy 2-core host, against some 400 µs per entry
-in all) and adds about 5 µs to a small body.
+The check is an ``object_pairs_hook``: one Python call per JSON object. It slows the parse of a large FHIR Bundle, a
+small part of storing one, and costs little on a small body (bench/README.md, "Issue 18: speed machinery
+re-measured").
 """
 
 from __future__ import annotations

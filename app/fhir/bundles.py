@@ -37,7 +37,8 @@ from app.fhir.writes import Outcome
 
 MAX_ENTRIES = 5_000
 STORE_BATCH = 1_000
-"""New QuestionnaireResponses stored per statement (bench/README.md: one statement for many rows, not one each)."""
+"""New QuestionnaireResponses stored per statement: one statement for many rows, not one each (bench/README.md,
+change 16)."""
 BUNDLE_TYPES = ("transaction", "batch")
 ORDER = {"Patient": 0, "Questionnaire": 1}
 RESPONSE = "QuestionnaireResponse"

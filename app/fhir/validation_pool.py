@@ -1,11 +1,12 @@
 """FHIR validation of a Bundle's responses in worker processes, while the request scores and stores the checked ones.
 
-Validating one PHQ-9 QuestionnaireResponse with the R4B models costs about 0.4 ms of pure Python, about 40 % of
-storing it from a Bundle (bench/README.md), and Python runs one thread at a time. A Bundle's responses are therefore
-validated in chunks by ``FHIR_VALIDATION_PROCESSES`` worker processes (``validation.structural_issues``: the same
-verdicts as ``validate``), and the request consumes the verdicts in order as it goes. Small Bundles, and ``0``
-processes, validate in the request's own thread. The workers start on the first large Bundle (each imports the FHIR
-models: about a second and 100 MB) and stop with the application.
+Validating a QuestionnaireResponse with the R4B models is pure Python, a large share of storing it from a Bundle even
+with the cache of valid items, and Python runs one thread at a time. A Bundle's responses are therefore validated in
+chunks by ``FHIR_VALIDATION_PROCESSES`` worker processes (``validation.structural_issues``: the same verdicts as
+``validate``) on another core, and the request consumes the verdicts in order as it goes (bench/README.md, change 17
+and "Issue 18: speed machinery re-measured"). Small Bundles, and ``0`` processes, validate in the request's own
+thread. The workers start on the first large Bundle (each imports the FHIR models once) and stop with the
+application.
 """
 
 from __future__ import annotations

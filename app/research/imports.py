@@ -222,7 +222,7 @@ def _stored_times(
     """(patient, instrument, time) of these patients' current measurements that a record of the file could repeat.
 
     Only the file's time span is read, so a weekly feed costs the same whether the patients have ten or ten
-    thousand earlier measurements (bench/README.md).
+    thousand earlier measurements (bench/README.md, change 11).
     """
     stored: set[tuple[uuid.UUID, str, datetime]] = set()
     ids = sorted(set(patient_ids))

@@ -22,7 +22,7 @@ def project_key(secret: str, project: str) -> bytes:
 
 
 class Pseudonymiser:
-    """Maps internal patient ids to one project's pseudonyms (≈ 3 µs each; the last one is remembered, since
+    """Maps internal patient ids to one project's pseudonyms (an HMAC each; the last one is remembered, since
     exports come patient by patient)."""
 
     def __init__(self, *, secret: str, project: str, clinic_id: uuid.UUID) -> None:

@@ -21,7 +21,7 @@ def days_between(first: datetime, at: datetime) -> int:
 
 class days_between_in_sql(FunctionElement[int]):
     """``days_between`` computed by the database, so an export reads one integer per row instead of converting two
-    timestamps (bench/README.md). Same rule: UTC calendar dates."""
+    timestamps (bench/README.md, change 12). Same rule: UTC calendar dates."""
 
     type = Integer()
     name = "days_between"

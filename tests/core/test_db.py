@@ -98,6 +98,18 @@ def test_rows_of_a_rolled_back_savepoint_leave_the_insert_log(app: FastAPI, clin
     assert [values["id"] for _table, values in log] == [kept, after]
 
 
+def test_a_flush_inside_a_savepoint_that_an_outer_one_rolls_back_leaves_the_insert_log(
+    app: FastAPI, clinic: ClinicKeys
+) -> None:
+    kept, flushed, inserted = (uuid.uuid4() for _ in range(3))
+    with state_of(app).write_sessions() as session, session.begin():
+        log = log_inserts(session)
+        insert_rows(session, Patient, [_patient_row(kept, clinic.id)])
+        with pytest.raises(RuntimeError):
+            _flush_insert_then_fail(session, flushed, inserted, clinic.id)
+    assert [values["id"] for _table, values in log] == [kept]
+
+
 def test_a_log_started_inside_a_savepoint_records_what_follows(app: FastAPI, clinic: ClinicKeys) -> None:
     patient_id = uuid.uuid4()
     with state_of(app).write_sessions() as session, session.begin():
@@ -105,6 +117,16 @@ def test_a_log_started_inside_a_savepoint_records_what_follows(app: FastAPI, cli
             log = log_inserts(session)
             insert_rows(session, Patient, [_patient_row(patient_id, clinic.id)])
         assert [values["id"] for _table, values in log] == [patient_id]
+
+
+def _flush_insert_then_fail(session: Session, flushed: uuid.UUID, inserted: uuid.UUID, clinic_id: uuid.UUID) -> None:
+    """An entry whose inner savepoint flushes an ORM row and is released, then the entry inserts a row and fails."""
+    with session.begin_nested():
+        with session.begin_nested():
+            session.add(Patient(id=flushed, clinic_id=clinic_id))
+            session.flush()
+        insert_rows(session, Patient, [_patient_row(inserted, clinic_id)])
+        raise RuntimeError("the entry failed")
 
 
 def _insert_then_fail(session: Session, patient_ids: list[uuid.UUID], clinic_id: uuid.UUID) -> None:
