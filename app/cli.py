@@ -43,10 +43,10 @@ def create_api_key(
     settings = get_settings()
     engine = create_db_engine(settings)
     try:
-        for session in transaction(make_sessionmaker(writer(engine))):
-            clinic_row = auth.get_or_create_clinic(session, name=clinic)
+        for db in transaction(make_sessionmaker(writer(engine))):
+            clinic_row = auth.get_or_create_clinic(db, name=clinic)
             issued = auth.issue_api_key(
-                session,
+                db,
                 clinic=clinic_row,
                 role=role,
                 label=label,
@@ -87,8 +87,8 @@ def purge_idempotency_records() -> None:
     try:
         while True:
             deleted = 0
-            for session in transaction(make_sessionmaker(writer(engine))):
-                deleted = idempotency.purge_expired(session, now=utcnow(), ttl=ttl)
+            for db in transaction(make_sessionmaker(writer(engine))):
+                deleted = idempotency.purge_expired(db, now=utcnow(), ttl=ttl)
             purged += deleted
             if deleted < idempotency.PURGE_BATCH:
                 break
@@ -103,9 +103,9 @@ def list_api_keys(clinic: Annotated[str, typer.Option(help="Clinic name.")]) -> 
     settings = get_settings()
     engine = create_db_engine(settings)
     try:
-        for session in transaction(make_sessionmaker(engine)):
-            clinic_row = auth.find_clinic(session, name=clinic)
-            for key in auth.list_keys(session, clinic_id=clinic_row.id, limit=10_000, offset=0):
+        for db in transaction(make_sessionmaker(engine)):
+            clinic_row = auth.find_clinic(db, name=clinic)
+            for key in auth.list_keys(db, clinic_id=clinic_row.id, limit=10_000, offset=0):
                 state = "revoked" if key.revoked_at else "active"
                 typer.echo(f"{key.id}\tco_{key.prefix}_…\t{key.role}\t{state}\t{key.label or ''}")
     finally:
@@ -121,9 +121,9 @@ def revoke_api_key(
     settings = get_settings()
     engine = create_db_engine(settings)
     try:
-        for session in transaction(make_sessionmaker(writer(engine))):
-            clinic_row = auth.find_clinic(session, name=clinic)
-            auth.revoke_key(session, clinic_id=clinic_row.id, key_id=uuid.UUID(key_id))
+        for db in transaction(make_sessionmaker(writer(engine))):
+            clinic_row = auth.find_clinic(db, name=clinic)
+            auth.revoke_key(db, clinic_id=clinic_row.id, key_id=uuid.UUID(key_id))
     finally:
         engine.dispose()
     stderr.print(f"Revoked key {key_id}.")

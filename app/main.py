@@ -47,8 +47,9 @@ def settle_startup_objects() -> None:
     """Load the FHIR models requests use, then exempt everything alive at startup from the garbage collector.
 
     The collector's full passes walk every object in the process: the app's modules, models and tables as well as a
-    request's garbage. A large Bundle allocates enough to trigger many of them, and they cost a third of its time
-    (bench/README.md); frozen, the startup objects are never walked again (``gc.freeze``, as Instagram's servers do).
+    request's garbage. A large Bundle allocates enough to trigger many of them, a large share of its time
+    (bench/README.md, change 24); frozen, the startup objects are never walked again (``gc.freeze``, as Instagram's
+    servers do).
     """
     load_fhir_models()
     gc.collect()

@@ -105,13 +105,13 @@ def prepare_product(database_url: str) -> Product:
     upgrade_to_head(database_url)
     engine = create_db_engine(Settings(database_url=database_url, api_key_pepper=SecretStr(PEPPER)))
     try:
-        for session in transaction(make_sessionmaker(writer(engine))):
-            clinic = auth.get_or_create_clinic(session, name="Bench Clinic")
+        for db in transaction(make_sessionmaker(writer(engine))):
+            clinic = auth.get_or_create_clinic(db, name="Bench Clinic")
             keys = {
-                role.value: auth.issue_api_key(session, clinic=clinic, role=role, pepper=PEPPER).key
+                role.value: auth.issue_api_key(db, clinic=clinic, role=role, pepper=PEPPER).key
                 for role in (Role.CLINICIAN, Role.INTEGRATION, Role.RESEARCHER)
             }
-            patient = patients.create(session, clinic_id=clinic.id, data=PatientCreate())
+            patient = patients.create(db, clinic_id=clinic.id, data=PatientCreate())
             product = Product(database_url, clinic.id, keys, str(patient.id))
     finally:
         engine.dispose()

@@ -39,9 +39,9 @@ def seed(product: Product, total: int) -> int:
     table = table_of(Measurement)
     patient_table = table_of(Patient)
     try:
-        for session in transaction(make_sessionmaker(writer(engine))):
-            have = session.scalar(select(func.count()).select_from(table)) or 0
-            template_row = session.execute(select(table).limit(1)).mappings().first()
+        for db in transaction(make_sessionmaker(writer(engine))):
+            have = db.scalar(select(func.count()).select_from(table)) or 0
+            template_row = db.execute(select(table).limit(1)).mappings().first()
             if template_row is None:
                 new = measurements.new_measurement(
                     load_registry(settings.scales_dir),
@@ -52,8 +52,8 @@ def seed(product: Product, total: int) -> int:
                     measured_at=START,
                     source=Source("api"),
                 )
-                created = recording.record_one(session, new)
-                template_row = session.execute(select(table).where(table.c.id == created["id"])).mappings().one()
+                created = recording.record_one(db, new)
+                template_row = db.execute(select(table).where(table.c.id == created["id"])).mappings().one()
                 have += 1
         assert template_row is not None
         template: dict[str, Any] = dict(template_row)

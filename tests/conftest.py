@@ -128,11 +128,11 @@ class ClinicKeys:
 
 def new_clinic(app: FastAPI) -> ClinicKeys:
     name = f"clinic-{uuid.uuid4().hex[:10]}"
-    for session in transaction(state_of(app).write_sessions):
-        clinic = auth.get_or_create_clinic(session, name=name)
+    for db in transaction(state_of(app).write_sessions):
+        clinic = auth.get_or_create_clinic(db, name=name)
         result = ClinicKeys(name=name, id=clinic.id)
         for role in STAFF_ROLES:
-            issued = auth.issue_api_key(session, clinic=clinic, role=role, pepper=TEST_PEPPER)
+            issued = auth.issue_api_key(db, clinic=clinic, role=role, pepper=TEST_PEPPER)
             result.keys[role] = issued.key
             result.key_ids[role] = issued.api_key.id
     return result

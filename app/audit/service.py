@@ -153,12 +153,12 @@ LOCATIONS = {"/fhir/QuestionnaireResponse/": "response_id", "/fhir/Patient/": "p
 """What a write's ``Location`` names (a conditional create that matched an existing resource creates no row)."""
 
 
-def _lookup(session: Session, clinic_id: uuid.UUID, name: str, value: str) -> uuid.UUID | None:
+def _lookup(db: Session, clinic_id: uuid.UUID, name: str, value: str) -> uuid.UUID | None:
     build, clinic_column = PATIENT_LOOKUPS[name]
     query = build(value)
     if query is None:
         return None
-    found = session.execute(query.where(clinic_column == clinic_id).limit(1)).scalar()
+    found = db.execute(query.where(clinic_column == clinic_id).limit(1)).scalar()
     return found if isinstance(found, uuid.UUID) else None
 
 
@@ -170,7 +170,7 @@ def _named(request: Request) -> list[tuple[str, str]]:
 
 
 def _patient_id(
-    session: Session,
+    db: Session,
     request: Request,
     principal: Principal | None,
     *,
@@ -186,7 +186,7 @@ def _patient_id(
     if succeeded and "patient_id" in params:
         return _uuid(params["patient_id"])  # the route found it in the caller's clinic
     for name, value in _named(request):
-        found = _lookup(session, principal.clinic_id, name, value)
+        found = _lookup(db, principal.clinic_id, name, value)
         if found is not None:
             return found
     if single_created is not None:
@@ -194,7 +194,7 @@ def _patient_id(
     if succeeded and location:
         for prefix, name in LOCATIONS.items():
             if location.startswith(prefix):
-                found = _lookup(session, principal.clinic_id, name, location.removeprefix(prefix))
+                found = _lookup(db, principal.clinic_id, name, location.removeprefix(prefix))
                 if found is not None:
                     return found
     return principal.patient_id
@@ -212,9 +212,9 @@ class AuditTrail:
     inserted: list[InsertedRow] = field(default_factory=list)
     entries: list[EntryNote] = field(default_factory=list)
 
-    def watch(self, session: Session) -> None:
-        self.inserted = log_inserts(session)
-        self.entries = entry_notes(session)
+    def watch(self, db: Session) -> None:
+        self.inserted = log_inserts(db)
+        self.entries = entry_notes(db)
         self.request.state.audit_trail = self
 
     @property
@@ -232,7 +232,7 @@ class AuditTrail:
             if table not in SKIPPED_TABLES
         ]
 
-    def finish(self, session: Session, *, status_code: int = 200, location: str | None = None) -> None:
+    def finish(self, db: Session, *, status_code: int = 200, location: str | None = None) -> None:
         """Write the request's events: the request itself with the status it is answered with, one per row it
         created, one per noted part (a Bundle's entries)."""
         if not is_audited(self.request):
@@ -254,7 +254,7 @@ class AuditTrail:
                 "resource_type": resource_type,
                 "resource_id": resource_id,
                 "patient_id": _patient_id(
-                    session, self.request, principal, succeeded=True, created=patients, location=location
+                    db, self.request, principal, succeeded=True, created=patients, location=location
                 ),
                 "details": {"created": len(created)} if created else {},
             }
@@ -273,7 +273,7 @@ class AuditTrail:
         )
         rows.extend(_entry_row(base, entry) for entry in self.entries)
         # Core, not the ORM's bulk insert: this runs in every audited request and nothing reads the rows back.
-        insert_together(session.connection(), _EVENTS, rows)
+        insert_together(db.connection(), _EVENTS, rows)
 
 
 _EVENTS = table_of(AuditEvent)
@@ -330,23 +330,23 @@ def record_answer(request: Request, status_code: int) -> None:
     failed_entries = [entry for entry in (trail.entries if trail else []) if entry.status_code >= 400]
     succeeded = status_code < 400
     base = _base(request, principal, template, status_code)
-    for session in transaction(state_of(request).write_sessions):
+    for db in transaction(state_of(request).write_sessions):
         rows = [
             {
                 **base,
                 "id": new_record_id(),
                 "resource_type": resource_type,
                 "resource_id": resource_id,
-                "patient_id": _patient_id(session, request, principal, succeeded=succeeded),
+                "patient_id": _patient_id(db, request, principal, succeeded=succeeded),
                 "details": {},
             }
         ]
         rows.extend(_entry_row(base, entry) for entry in failed_entries)
-        insert_together(session.connection(), _EVENTS, rows)
+        insert_together(db.connection(), _EVENTS, rows)
 
 
 def list_events(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     limit: int,
@@ -372,4 +372,4 @@ def list_events(
     if until is not None:
         query = query.where(AuditEvent.occurred_at <= until)
     query = query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id).limit(limit).offset(offset)
-    return list(session.scalars(query))
+    return list(db.scalars(query))

@@ -79,11 +79,11 @@ def _authenticate(lookups: Engine, presented: str | None, pepper: str) -> servic
         return service.authenticate(connection, presented=presented, pepper=pepper)
 
 
-def forget_when_committed(request: Request, session: Session, key_id: uuid.UUID) -> None:
+def forget_when_committed(request: Request, db: Session, key_id: uuid.UUID) -> None:
     """Stop trusting a revoked key once its revocation is committed (forgotten any earlier, a concurrent request
     could verify it again from the still uncommitted row and trust it for another ``API_KEY_CACHE_SECONDS``)."""
     verified_keys = state_of(request).part(VerifiedKeys)
-    event.listen(session, "after_commit", lambda _session: verified_keys.forget(key_id), once=True)
+    event.listen(db, "after_commit", lambda _session: verified_keys.forget(key_id), once=True)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -62,7 +62,7 @@ def _normalise(code: str) -> str:
 
 
 def create(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     patient_id: uuid.UUID,
@@ -81,23 +81,23 @@ def create(
         created_by_key_id=created_by_key_id,
         expires_at=utcnow() + timedelta(hours=valid_hours),
     )
-    session.add(enrolment)
-    session.flush()
+    db.add(enrolment)
+    db.flush()
     return IssuedEnrolment(code=code, enrolment=enrolment)
 
 
-def exchange(session: Session, *, code: str, pepper: str) -> ExchangedToken:
+def exchange(db: Session, *, code: str, pepper: str) -> ExchangedToken:
     """Spend a code once: it becomes a patient token. Unknown, used, revoked and expired codes all look the same."""
-    enrolment = session.scalar(
+    enrolment = db.scalar(
         select(Enrolment).where(Enrolment.code_hash == hash_api_key(_normalise(code), pepper)).with_for_update()
     )
     now = utcnow()
     if enrolment is None or enrolment.used_at or enrolment.revoked_at or enrolment.expires_at <= now:
         raise NotAuthenticated("the enrolment code is not valid (unknown, already used, revoked or expired)")
-    clinic = keys.get_clinic(session, enrolment.clinic_id)
+    clinic = keys.get_clinic(db, enrolment.clinic_id)
     expires_at = now + timedelta(days=enrolment.token_days)
     issued = keys.issue_api_key(
-        session,
+        db,
         clinic=clinic,
         role=Role.PATIENT,
         pepper=pepper,
@@ -108,14 +108,14 @@ def exchange(session: Session, *, code: str, pepper: str) -> ExchangedToken:
     )
     enrolment.used_at = now
     enrolment.token_key_id = issued.api_key.id
-    session.flush()
+    db.flush()
     return ExchangedToken(
         token=issued.key, patient_id=enrolment.patient_id, key_id=issued.api_key.id, expires_at=expires_at
     )
 
 
-def revoke(session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, enrolment_id: uuid.UUID) -> Enrolment:
-    enrolment = session.scalar(
+def revoke(db: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, enrolment_id: uuid.UUID) -> Enrolment:
+    enrolment = db.scalar(
         select(Enrolment).where(
             Enrolment.id == enrolment_id, Enrolment.clinic_id == clinic_id, Enrolment.patient_id == patient_id
         )
@@ -124,5 +124,5 @@ def revoke(session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, enr
         raise NotFound(f"no enrolment {enrolment_id} for this patient")
     if enrolment.revoked_at is None:
         enrolment.revoked_at = utcnow()
-        session.flush()
+        db.flush()
     return enrolment

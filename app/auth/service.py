@@ -39,17 +39,17 @@ class IssuedKey:
     clinic: Clinic
 
 
-def get_or_create_clinic(session: Session, *, name: str) -> Clinic:
-    clinic = session.scalar(select(Clinic).where(Clinic.name == name))
+def get_or_create_clinic(db: Session, *, name: str) -> Clinic:
+    clinic = db.scalar(select(Clinic).where(Clinic.name == name))
     if clinic is None:
         clinic = Clinic(name=name)
-        session.add(clinic)
-        session.flush()
+        db.add(clinic)
+        db.flush()
     return clinic
 
 
 def issue_api_key(
-    session: Session,
+    db: Session,
     *,
     clinic: Clinic,
     role: Role,
@@ -72,8 +72,8 @@ def issue_api_key(
         patient_id=patient_id,
         created_by_key_id=created_by_key_id,
     )
-    session.add(api_key)
-    session.flush()
+    db.add(api_key)
+    db.flush()
     return IssuedKey(key=generated.key, api_key=api_key, clinic=clinic)
 
 
@@ -111,37 +111,35 @@ def authenticate(connection: Connection, *, presented: str | None, pepper: str) 
     return Authenticated(principal, api_key.expires_at)
 
 
-def find_clinic(session: Session, *, name: str) -> Clinic:
-    clinic = session.scalar(select(Clinic).where(Clinic.name == name))
+def find_clinic(db: Session, *, name: str) -> Clinic:
+    clinic = db.scalar(select(Clinic).where(Clinic.name == name))
     if clinic is None:
         raise NotFound(f"no clinic named {name!r}")
     return clinic
 
 
-def get_clinic(session: Session, clinic_id: uuid.UUID) -> Clinic:
-    clinic = session.get(Clinic, clinic_id)
+def get_clinic(db: Session, clinic_id: uuid.UUID) -> Clinic:
+    clinic = db.get(Clinic, clinic_id)
     if clinic is None:
         raise NotFound(f"no clinic {clinic_id}")
     return clinic
 
 
 def list_keys(
-    session: Session, *, clinic_id: uuid.UUID, limit: int, offset: int, patient_id: uuid.UUID | None = None
+    db: Session, *, clinic_id: uuid.UUID, limit: int, offset: int, patient_id: uuid.UUID | None = None
 ) -> list[ApiKey]:
     query = select(ApiKey).where(ApiKey.clinic_id == clinic_id)
     query = query.where(ApiKey.patient_id == patient_id) if patient_id else query.where(ApiKey.patient_id.is_(None))
-    return list(session.scalars(query.order_by(ApiKey.created_at, ApiKey.id).limit(limit).offset(offset)))
+    return list(db.scalars(query.order_by(ApiKey.created_at, ApiKey.id).limit(limit).offset(offset)))
 
 
-def revoke_key(
-    session: Session, *, clinic_id: uuid.UUID, key_id: uuid.UUID, patient_id: uuid.UUID | None = None
-) -> ApiKey:
+def revoke_key(db: Session, *, clinic_id: uuid.UUID, key_id: uuid.UUID, patient_id: uuid.UUID | None = None) -> ApiKey:
     query = select(ApiKey).where(ApiKey.id == key_id, ApiKey.clinic_id == clinic_id)
     query = query.where(ApiKey.patient_id == patient_id) if patient_id else query.where(ApiKey.patient_id.is_(None))
-    api_key = session.scalar(query)
+    api_key = db.scalar(query)
     if api_key is None:
         raise NotFound(f"no key {key_id}")
     if api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
-        session.flush()
+        db.flush()
     return api_key

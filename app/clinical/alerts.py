@@ -25,23 +25,23 @@ from app.patients.models import PatientIdentifier
 from app.patients.schemas import Identifier
 
 
-def raise_alerts_for(session: Session, row: Measurement) -> list[dict[str, Any]]:
+def raise_alerts_for(db: Session, row: Measurement) -> list[dict[str, Any]]:
     """Raise one alert per risk flag of a just-stored measurement version, unless that measurement already has one
     (an amendment keeps the alerts of the version it replaces)."""
     flags = [flag for flag in row.flags if flag in RISK_FLAGS]
     if not flags:
         return []
     if row.id is None:
-        session.flush()
-    existing = set(session.scalars(select(RiskAlert.flag).where(RiskAlert.measurement_id == row.measurement_id)))
+        db.flush()
+    existing = set(db.scalars(select(RiskAlert.flag).where(RiskAlert.measurement_id == row.measurement_id)))
     source = {column: getattr(row, column) for column in _FROM_MEASUREMENT}
-    return _raise(session, [_alert(source, flag) for flag in flags if flag not in existing])
+    return _raise(db, [_alert(source, flag) for flag in flags if flag not in existing])
 
 
-def raise_alerts_for_new(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def raise_alerts_for_new(db: Session, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Alerts for measurements created in this transaction (given as their column values): none can exist yet, so
     there is no lookup, and one statement stores them all (ingest, FHIR and bulk import)."""
-    return _raise(session, [_alert(row, flag) for row in rows for flag in row["flags"] if flag in RISK_FLAGS])
+    return _raise(db, [_alert(row, flag) for row in rows for flag in row["flags"] if flag in RISK_FLAGS])
 
 
 _CLINIC_WEBHOOK_URL: ColumnElement[str | None] = literal_column(
@@ -70,7 +70,7 @@ def _alert(measurement: Mapping[str, Any], flag: str) -> dict[str, Any]:
     }
 
 
-def _raise(session: Session, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _raise(db: Session, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Store the alerts (returned as their column values); write a webhook outbox row per alert when its clinic has
     a webhook (sent after commit).
 
@@ -81,26 +81,24 @@ def _raise(session: Session, values: list[dict[str, Any]]) -> list[dict[str, Any
     if not values:
         return []
     if len(values) == 1:
-        urls = insert_rows(session, RiskAlert, values, returning=_CLINIC_WEBHOOK_URL)
+        urls = insert_rows(db, RiskAlert, values, returning=_CLINIC_WEBHOOK_URL)
     else:
-        insert_rows(session, RiskAlert, values)
-        by_clinic = {
-            clinic_id: _webhook_url(session, clinic_id) for clinic_id in {alert["clinic_id"] for alert in values}
-        }
+        insert_rows(db, RiskAlert, values)
+        by_clinic = {clinic_id: _webhook_url(db, clinic_id) for clinic_id in {alert["clinic_id"] for alert in values}}
         urls = [by_clinic[alert["clinic_id"]] for alert in values]
     for alert, url in zip(values, urls, strict=True):
         if url:
-            webhooks.enqueue(session, alert=RiskAlert(**alert), url=url)
+            webhooks.enqueue(db, alert=RiskAlert(**alert), url=url)
     return values
 
 
-def _webhook_url(session: Session, clinic_id: uuid.UUID) -> str | None:
-    settings = clinic_settings.get(session, clinic_id=clinic_id)
+def _webhook_url(db: Session, clinic_id: uuid.UUID) -> str | None:
+    settings = clinic_settings.get(db, clinic_id=clinic_id)
     return settings.webhook_url if settings else None
 
 
 def list_alerts(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     limit: int,
@@ -125,11 +123,11 @@ def list_alerts(
         RiskAlert.raised_at.desc(),
         RiskAlert.id,
     )
-    return [(alert, measurement) for alert, measurement in session.execute(query.limit(limit).offset(offset))]
+    return [(alert, measurement) for alert, measurement in db.execute(query.limit(limit).offset(offset))]
 
 
-def get(session: Session, *, clinic_id: uuid.UUID, alert_id: uuid.UUID) -> tuple[RiskAlert, Measurement]:
-    found = session.execute(
+def get(db: Session, *, clinic_id: uuid.UUID, alert_id: uuid.UUID) -> tuple[RiskAlert, Measurement]:
+    found = db.execute(
         select(RiskAlert, Measurement)
         .join(Measurement, Measurement.id == RiskAlert.measurement_row_id)
         .where(RiskAlert.id == alert_id, RiskAlert.clinic_id == clinic_id)
@@ -140,34 +138,34 @@ def get(session: Session, *, clinic_id: uuid.UUID, alert_id: uuid.UUID) -> tuple
 
 
 def acknowledge(
-    session: Session, *, clinic_id: uuid.UUID, alert_id: uuid.UUID, key_id: uuid.UUID, note: str
+    db: Session, *, clinic_id: uuid.UUID, alert_id: uuid.UUID, key_id: uuid.UUID, note: str
 ) -> tuple[RiskAlert, Measurement]:
     """Record who acknowledged the alert, when, and their note; an alert is acknowledged once."""
-    result = session.execute(
+    result = db.execute(
         update(RiskAlert)
         .where(RiskAlert.id == alert_id, RiskAlert.clinic_id == clinic_id, RiskAlert.acknowledged_at.is_(None))
         .values(acknowledged_at=utcnow(), acknowledged_by_key_id=key_id, acknowledgement_note=note)
         .execution_options(synchronize_session=False)
     )
-    alert, measurement = get(session, clinic_id=clinic_id, alert_id=alert_id)
+    alert, measurement = get(db, clinic_id=clinic_id, alert_id=alert_id)
     if getattr(result, "rowcount", 0) != 1:
         raise Conflict(f"alert {alert_id} was already acknowledged")
-    session.refresh(alert)
+    db.refresh(alert)
     return alert, measurement
 
 
-def to_reads(session: Session, *, clinic_id: uuid.UUID, found: list[tuple[RiskAlert, Measurement]]) -> list[AlertRead]:
+def to_reads(db: Session, *, clinic_id: uuid.UUID, found: list[tuple[RiskAlert, Measurement]]) -> list[AlertRead]:
     """API shapes for alerts, with each patient's identifiers and the clinic's crisis text."""
     patient_ids = {alert.patient_id for alert, _ in found}
     identifiers: defaultdict[uuid.UUID, list[Identifier]] = defaultdict(list)
     if patient_ids:
-        for row in session.scalars(
+        for row in db.scalars(
             select(PatientIdentifier)
             .where(PatientIdentifier.patient_id.in_(patient_ids))
             .order_by(PatientIdentifier.system, PatientIdentifier.value)
         ):
             identifiers[row.patient_id].append(Identifier(system=row.system, value=row.value))
-    settings = clinic_settings.get(session, clinic_id=clinic_id)
+    settings = clinic_settings.get(db, clinic_id=clinic_id)
     crisis_text = settings.crisis_text if settings else None
     return [
         AlertRead(

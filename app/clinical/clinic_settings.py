@@ -13,8 +13,8 @@ from app.core.db import utcnow
 from app.core.errors import Conflict, FieldError, InvalidInput
 
 
-def get(session: Session, *, clinic_id: uuid.UUID) -> ClinicSettings | None:
-    return session.get(ClinicSettings, clinic_id)
+def get(db: Session, *, clinic_id: uuid.UUID) -> ClinicSettings | None:
+    return db.get(ClinicSettings, clinic_id)
 
 
 def vet(data: ClinicSettingsWrite, policy: destinations.Policy) -> None:
@@ -33,7 +33,7 @@ def vet(data: ClinicSettingsWrite, policy: destinations.Policy) -> None:
 
 
 def put(
-    session: Session, *, clinic_id: uuid.UUID, key_id: uuid.UUID, data: ClinicSettingsWrite, signing_key: str
+    db: Session, *, clinic_id: uuid.UUID, key_id: uuid.UUID, data: ClinicSettingsWrite, signing_key: str
 ) -> ClinicSettingsWritten:
     """Replace the clinic's settings as a whole (an absent field is cleared); ``data`` has passed ``vet``.
 
@@ -41,10 +41,10 @@ def put(
     drops the secret. Deliveries check the URL again (``app.clinical.webhooks``).
     """
     url = str(data.webhook_url) if data.webhook_url else None
-    row = get(session, clinic_id=clinic_id)
+    row = get(db, clinic_id=clinic_id)
     if row is None:
         row = ClinicSettings(clinic_id=clinic_id)
-        session.add(row)
+        db.add(row)
     row.crisis_text = data.crisis_text
     row.webhook_url = url
     new_secret = None
@@ -54,21 +54,21 @@ def put(
         new_secret = _issue(row, clinic_id=clinic_id, signing_key=signing_key, keep_previous=False)
     row.updated_by_key_id = key_id
     row.updated_at = utcnow()
-    session.flush()
+    db.flush()
     return ClinicSettingsWritten(**to_read(row).model_dump(), webhook_secret=new_secret)
 
 
 def rotate_webhook_secret(
-    session: Session, *, clinic_id: uuid.UUID, key_id: uuid.UUID, signing_key: str
+    db: Session, *, clinic_id: uuid.UUID, key_id: uuid.UUID, signing_key: str
 ) -> WebhookSecretIssued:
     """Replace the webhook's signing secret; the previous one still signs for ``webhook_signing.OVERLAP``."""
-    row = get(session, clinic_id=clinic_id)
+    row = get(db, clinic_id=clinic_id)
     if row is None or row.webhook_url is None:
         raise Conflict("the clinic has no webhook: set webhook_url first (that issues its signing secret)")
     secret = _issue(row, clinic_id=clinic_id, signing_key=signing_key, keep_previous=True)
     row.updated_by_key_id = key_id
     row.updated_at = utcnow()
-    session.flush()
+    db.flush()
     assert row.webhook_secret_issued_at is not None
     return WebhookSecretIssued(
         secret=secret,

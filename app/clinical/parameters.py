@@ -42,10 +42,10 @@ JACOBSON_TRUAX_SE = "jacobson_truax: SE = SD_clin * sqrt(1 - reliability); S_dif
 
 
 def resolve(
-    session: Session, *, clinic_id: uuid.UUID, instrument: str, score: str, method: Method
+    db: Session, *, clinic_id: uuid.UUID, instrument: str, score: str, method: Method
 ) -> tuple[Parameters | None, datetime | None]:
     """The clinic's parameters if it set any for this score and method, else the shipped defaults, else none."""
-    row = _find(session, clinic_id=clinic_id, instrument=instrument, score=score, method=method)
+    row = _find(db, clinic_id=clinic_id, instrument=instrument, score=score, method=method)
     if row is not None:
         return from_row(row), row.updated_at
     return DEFAULTS.get((instrument, score, method)), None
@@ -108,13 +108,11 @@ def to_read(
     )
 
 
-def effective(
-    session: Session, *, clinic_id: uuid.UUID, definitions: list[InstrumentDefinition]
-) -> list[ParametersRead]:
+def effective(db: Session, *, clinic_id: uuid.UUID, definitions: list[InstrumentDefinition]) -> list[ParametersRead]:
     """Every parameter set in force for the clinic: its own, and the shipped defaults it has not replaced."""
     own = {
         (row.instrument_id, row.score_key, row.method): row
-        for row in session.scalars(select(ClinicChangeParameters).where(ClinicChangeParameters.clinic_id == clinic_id))
+        for row in db.scalars(select(ClinicChangeParameters).where(ClinicChangeParameters.clinic_id == clinic_id))
     }
     result: list[ParametersRead] = []
     for definition in definitions:
@@ -131,7 +129,7 @@ def effective(
 
 
 def set_for_clinic(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     key_id: uuid.UUID,
@@ -142,12 +140,12 @@ def set_for_clinic(
 ) -> ClinicChangeParameters:
     """Create or replace the clinic's parameters for one score and method; invalid combinations store nothing."""
     _validate(data, score=score, method=method)
-    row = _find(session, clinic_id=clinic_id, instrument=definition.id, score=score.key, method=method)
+    row = _find(db, clinic_id=clinic_id, instrument=definition.id, score=score.key, method=method)
     if row is None:
         row = ClinicChangeParameters(
             clinic_id=clinic_id, instrument_id=definition.id, score_key=score.key, method=method.value
         )
-        session.add(row)
+        db.add(row)
     for name in NUMERIC_FIELDS:
         setattr(row, name, getattr(data, name))
     row.cutoff_type = data.cutoff_type.value if data.cutoff_type else None
@@ -155,19 +153,19 @@ def set_for_clinic(
     row.set_by_key_id = key_id
     row.updated_at = utcnow()
     try:
-        with session.begin_nested():
-            session.flush()
+        with db.begin_nested():
+            db.flush()
     except IntegrityError:
         raise Conflict("these parameters were set concurrently; read them again and retry") from None
     return row
 
 
-def delete_for_clinic(session: Session, *, clinic_id: uuid.UUID, instrument: str, score: str, method: Method) -> None:
-    row = _find(session, clinic_id=clinic_id, instrument=instrument, score=score, method=method)
+def delete_for_clinic(db: Session, *, clinic_id: uuid.UUID, instrument: str, score: str, method: Method) -> None:
+    row = _find(db, clinic_id=clinic_id, instrument=instrument, score=score, method=method)
     if row is None:
         raise NotFound(f"the clinic has set no {method.value} parameters for {instrument} {score}")
-    session.delete(row)
-    session.flush()
+    db.delete(row)
+    db.flush()
 
 
 def _validate(data: ChangeParametersSet, *, score: Score, method: Method) -> None:
@@ -214,9 +212,9 @@ def _validate(data: ChangeParametersSet, *, score: Score, method: Method) -> Non
 
 
 def _find(
-    session: Session, *, clinic_id: uuid.UUID, instrument: str, score: str, method: Method
+    db: Session, *, clinic_id: uuid.UUID, instrument: str, score: str, method: Method
 ) -> ClinicChangeParameters | None:
-    return session.scalar(
+    return db.scalar(
         select(ClinicChangeParameters).where(
             ClinicChangeParameters.clinic_id == clinic_id,
             ClinicChangeParameters.instrument_id == instrument,

@@ -83,10 +83,10 @@ def chart_keys(definition: InstrumentDefinition) -> tuple[Score, ...]:
 
 
 def instruments_of(
-    session: Session, registry: InstrumentRegistry, *, clinic_id: uuid.UUID, patient_id: uuid.UUID
+    db: Session, registry: InstrumentRegistry, *, clinic_id: uuid.UUID, patient_id: uuid.UUID
 ) -> list[InstrumentDefinition]:
     ids = set(
-        session.scalars(
+        db.scalars(
             select(Measurement.instrument_id)
             .where(
                 Measurement.clinic_id == clinic_id,
@@ -101,14 +101,14 @@ def instruments_of(
 
 
 def best_change(
-    session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, definition: InstrumentDefinition, score: Score
+    db: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, definition: InstrumentDefinition, score: Score
 ) -> tuple[Change | None, str | None]:
     """Change by the first method with parameters (Jacobson–Truax, then the fixed threshold); else say why not."""
     fallback: Change | None = None
     for method in METHODS:
         try:
             change = patient_change(
-                session, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score, method=method
+                db, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score, method=method
             )
         except InvalidInput:
             return None, "fewer than two scored measurements"
@@ -119,7 +119,7 @@ def best_change(
 
 
 def chart_for(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     patient_id: uuid.UUID,
@@ -129,11 +129,9 @@ def chart_for(
     lines: list[Line] = []
     rows: list[ChangeRow] = []
     for score in scores:
-        data = series.load(session, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score)
+        data = series.load(db, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score)
         lines.append(Line(key=score.key, label=score.label, points=data.points, direction=score.direction.value))
-        change, note = best_change(
-            session, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score
-        )
+        change, note = best_change(db, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score)
         rows.append(ChangeRow(definition, score, data.scored[-1] if data.scored else None, change, note))
     single = scores[0] if len(scores) == 1 else None
     change = rows[0].change if single else None
@@ -198,7 +196,7 @@ def table_rows(lines: tuple[Line, ...]) -> tuple[TableRow, ...]:
 
 
 def build(
-    session: Session,
+    db: Session,
     registry: InstrumentRegistry,
     *,
     clinic_id: uuid.UUID,
@@ -207,9 +205,9 @@ def build(
 ) -> Report:
     short_names = {key: definition.short_name for key, definition in registry.definitions.items()}
     report = Report(patient=patient, generated_at=utcnow(), short_names=short_names)
-    for definition in instruments_of(session, registry, clinic_id=clinic_id, patient_id=patient.id):
+    for definition in instruments_of(db, registry, clinic_id=clinic_id, patient_id=patient.id):
         chart, rows = chart_for(
-            session, clinic_id=clinic_id, patient_id=patient.id, definition=definition, scores=chart_keys(definition)
+            db, clinic_id=clinic_id, patient_id=patient.id, definition=definition, scores=chart_keys(definition)
         )
         report.changes.extend(rows)
         report.sections.append(
@@ -223,15 +221,15 @@ def build(
             )
         )
     if include_alerts:
-        found = alerts.list_alerts(session, clinic_id=clinic_id, limit=MAX_ALERTS, offset=0, patient_id=patient.id)
-        report.alerts = alerts.to_reads(session, clinic_id=clinic_id, found=found)
-        settings = clinic_settings.get(session, clinic_id=clinic_id)
+        found = alerts.list_alerts(db, clinic_id=clinic_id, limit=MAX_ALERTS, offset=0, patient_id=patient.id)
+        report.alerts = alerts.to_reads(db, clinic_id=clinic_id, found=found)
+        settings = clinic_settings.get(db, clinic_id=clinic_id)
         report.crisis_text = settings.crisis_text if settings else None
     return report
 
 
 def chart_svg(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     patient_id: uuid.UUID,
@@ -239,7 +237,7 @@ def chart_svg(
     score: Score | None,
 ) -> str:
     scores = (score,) if score is not None else chart_keys(definition)
-    chart, _ = chart_for(session, clinic_id=clinic_id, patient_id=patient_id, definition=definition, scores=scores)
+    chart, _ = chart_for(db, clinic_id=clinic_id, patient_id=patient_id, definition=definition, scores=scores)
     if not any(line.points for line in chart.lines):
         raise NotFound(f"no {definition.id} measurements for this patient")
     return charts.render(chart, standalone=True)

@@ -46,7 +46,7 @@ def resolve_score(
 
 
 def load_points(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     patient_id: uuid.UUID,
@@ -57,7 +57,7 @@ def load_points(
 
     Reads only the columns a point needs, as rows (no entities: the answers, warnings and the rest of each stored
     version would be decoded for nothing)."""
-    rows = session.execute(
+    rows = db.execute(
         select(*POINT_COLUMNS, TherapySession.session_number)
         .outerjoin(TherapySession, TherapySession.id == Measurement.session_id)
         .where(
@@ -84,7 +84,7 @@ POINT_COLUMNS = (
 
 
 def load(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     patient_id: uuid.UUID,
@@ -92,7 +92,7 @@ def load(
     score: Score,
 ) -> Series:
     """The patient's series in the version family of the latest measurement."""
-    points = load_points(session, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score)
+    points = load_points(db, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score)
     return in_family(definition, score, points)
 
 

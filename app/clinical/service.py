@@ -73,7 +73,7 @@ class Change:
 
 
 def patient_change(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     patient_id: uuid.UUID,
@@ -84,7 +84,7 @@ def patient_change(
     latest_id: uuid.UUID | None = None,
 ) -> Change:
     """First vs latest scored measurement of the latest version family, or the chosen ones (of one family)."""
-    points = series.load_points(session, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score)
+    points = series.load_points(db, clinic_id=clinic_id, patient_id=patient_id, definition=definition, score=score)
     chosen = {
         field: _chosen(points, measurement_id, field, definition)
         for field, measurement_id in (("from", baseline_id), ("to", latest_id))
@@ -111,7 +111,7 @@ def patient_change(
             errors=[FieldError("from", "must be measured before `to`", str(baseline.measurement_id))],
         )
     parameters, updated_at = change_parameters.resolve(
-        session, clinic_id=clinic_id, instrument=definition.id, score=score.key, method=method
+        db, clinic_id=clinic_id, instrument=definition.id, score=score.key, method=method
     )
     assessment = assess(
         _value(baseline), _value(latest), direction=score.direction.value, method=method, parameters=parameters
@@ -153,7 +153,7 @@ def change_read(patient_id: uuid.UUID, change: Change) -> ChangeRead:
 
 
 def clinic_outcomes(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     definition: InstrumentDefinition,
@@ -184,7 +184,7 @@ def clinic_outcomes(
     query = query.order_by(Measurement.patient_id, Measurement.measured_at, Measurement.created_at, Measurement.id)
 
     by_patient: defaultdict[uuid.UUID, list[Point]] = defaultdict(list)
-    for row in session.execute(query):
+    for row in db.execute(query):
         stored = (row.scores or {}).get(score.key) or {}
         by_patient[row.patient_id].append(
             Point(
@@ -202,7 +202,7 @@ def clinic_outcomes(
         )
 
     parameters, updated_at = change_parameters.resolve(
-        session, clinic_id=clinic_id, instrument=definition.id, score=score.key, method=method
+        db, clinic_id=clinic_id, instrument=definition.id, score=score.key, method=method
     )
     direction = score.direction.value
     assessments: list[Assessment] = []

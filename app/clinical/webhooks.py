@@ -66,23 +66,23 @@ def payload(alert: RiskAlert) -> dict[str, str]:
     }
 
 
-def enqueue(session: Session, *, alert: RiskAlert, url: str) -> WebhookDelivery:
+def enqueue(db: Session, *, alert: RiskAlert, url: str) -> WebhookDelivery:
     """Write the outbox row; it is sent once the surrounding transaction commits (never if it rolls back)."""
     delivery = WebhookDelivery(
         clinic_id=alert.clinic_id, alert_id=alert.id, url=url, payload=payload(alert), attempts=0
     )
-    session.add(delivery)
-    session.flush()
-    session.info.setdefault(_PENDING, []).append(delivery.id)
-    if not event.contains(session, "after_commit", _after_commit):
-        event.listen(session, "after_commit", _after_commit)
+    db.add(delivery)
+    db.flush()
+    db.info.setdefault(_PENDING, []).append(delivery.id)
+    if not event.contains(db, "after_commit", _after_commit):
+        event.listen(db, "after_commit", _after_commit)
     return delivery
 
 
-def _after_commit(session: Session) -> None:
-    ids: list[uuid.UUID] = session.info.pop(_PENDING, [])
+def _after_commit(db: Session) -> None:
+    ids: list[uuid.UUID] = db.info.pop(_PENDING, [])
     if ids:
-        _submit(thread_engine(session), ids)
+        _submit(thread_engine(db), ids)
 
 
 def _submit(engine: Engine, ids: list[uuid.UUID]) -> None:
@@ -104,9 +104,9 @@ def wait_for_deliveries(timeout: float = 30.0) -> None:
 
 def deliver_pending(engine: Engine, *, limit: int = 100) -> int:
     """Retry undelivered webhooks (oldest first, up to MAX_ATTEMPTS each); returns how many were attempted."""
-    with Session(engine) as session:
+    with Session(engine) as db:
         ids = list(
-            session.scalars(
+            db.scalars(
                 select(WebhookDelivery.id)
                 .where(WebhookDelivery.delivered_at.is_(None), WebhookDelivery.attempts < MAX_ATTEMPTS)
                 .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
@@ -123,12 +123,12 @@ def deliver(engine: Engine, ids: Iterable[uuid.UUID]) -> None:
     policy = destinations.policy_for(settings)
     signing_key = settings.webhook_signing_key.get_secret_value()
     for delivery_id in ids:
-        with Session(engine) as session:
-            delivery = session.get(WebhookDelivery, delivery_id)
+        with Session(engine) as db:
+            delivery = db.get(WebhookDelivery, delivery_id)
             if delivery is None or delivery.delivered_at is not None:
                 continue
             url, body = delivery.url, json.dumps(delivery.payload).encode()
-            clinic = session.get(ClinicSettings, delivery.clinic_id)
+            clinic = db.get(ClinicSettings, delivery.clinic_id)
             salts = (
                 webhook_signing.signing_salts(
                     clinic.webhook_secret_salt,
@@ -141,8 +141,8 @@ def deliver(engine: Engine, ids: Iterable[uuid.UUID]) -> None:
             )
             secrets = [webhook_signing.secret(signing_key, delivery.clinic_id, salt) for salt in salts]
         status, error = _post(url, body, delivery_id, secrets=secrets, policy=policy)
-        with Session(engine) as session, session.begin():
-            delivery = session.get(WebhookDelivery, delivery_id)
+        with Session(engine) as db, db.begin():
+            delivery = db.get(WebhookDelivery, delivery_id)
             if delivery is None:
                 continue
             delivery.attempts += 1

@@ -1,7 +1,7 @@
 """What a request's work tells the audit trail that its route, status and inserted rows cannot: the parts of one
 request that each have an outcome of their own (a Bundle's entries).
 
-Services note them on the request's session (``session.info``), so they need neither the request nor the audit
+Services note them on the request's session (``db.info``), so they need neither the request nor the audit
 package; the audit trail (``app.audit.service``) writes one event per note, in the request's transaction when it
 commits, or with the refusal when it fails. A note survives a savepoint rolled back: a failed entry is audited too.
 """
@@ -30,11 +30,11 @@ class EntryNote:
     patient_id: uuid.UUID | None
 
 
-def note_entry(session: Session, note: EntryNote) -> None:
-    session.info.setdefault(_NOTES, []).append(note)
+def note_entry(db: Session, note: EntryNote) -> None:
+    db.info.setdefault(_NOTES, []).append(note)
 
 
-def entry_notes(session: Session) -> list[EntryNote]:
+def entry_notes(db: Session) -> list[EntryNote]:
     """The live list of the session's notes (the audit trail takes it when the transaction opens)."""
-    notes: list[EntryNote] = session.info.setdefault(_NOTES, [])
+    notes: list[EntryNote] = db.info.setdefault(_NOTES, [])
     return notes

@@ -252,8 +252,8 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error. Services flush; only this commits."""
-    with factory() as session, session.begin():
-        yield session
+    with factory() as db, db.begin():
+        yield db
 
 
 InsertedRow = tuple[str, Mapping[str, Any]]
@@ -262,24 +262,24 @@ _INSERT_LOG = "insert_log"
 _SAVEPOINT_MARKS = "insert_log_savepoint_marks"
 
 
-def log_inserts(session: Session) -> list[InsertedRow]:
+def log_inserts(db: Session) -> list[InsertedRow]:
     """Record every row this session inserts from now on (the audit trail's hook); returns the live record.
 
     Rows inserted inside a savepoint that is then rolled back leave the record again, so it lists exactly what the
     transaction will commit (a failed Bundle entry, or a bulk store retried entry by entry, leaves no trace).
     """
-    log: list[InsertedRow] = session.info.setdefault(_INSERT_LOG, [])
+    log: list[InsertedRow] = db.info.setdefault(_INSERT_LOG, [])
     return log
 
 
-def _record(session: Session, rows: Iterable[InsertedRow]) -> None:
+def _record(db: Session, rows: Iterable[InsertedRow]) -> None:
     """Add rows to the session's record, if it keeps one, noting where each open savepoint's rows begin in it."""
-    log: list[InsertedRow] | None = session.info.get(_INSERT_LOG)
+    log: list[InsertedRow] | None = db.info.get(_INSERT_LOG)
     if log is None:
         return
-    savepoint = session.get_nested_transaction()
+    savepoint = db.get_nested_transaction()
     if savepoint is not None:
-        marks: dict[SessionTransaction, int] = session.info.setdefault(_SAVEPOINT_MARKS, {})
+        marks: dict[SessionTransaction, int] = db.info.setdefault(_SAVEPOINT_MARKS, {})
         # The first row of a savepoint is also the first of every savepoint around it that has none yet.
         while savepoint is not None and savepoint not in marks:
             if savepoint.nested:
@@ -289,16 +289,16 @@ def _record(session: Session, rows: Iterable[InsertedRow]) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _savepoint_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+def _savepoint_rolled_back(db: Session, previous_transaction: SessionTransaction) -> None:
     """A rolled-back savepoint's rows (and those of the savepoints inside it) are the end of the record: drop them."""
-    mark = session.info.get(_SAVEPOINT_MARKS, {}).pop(previous_transaction, None)
+    mark = db.info.get(_SAVEPOINT_MARKS, {}).pop(previous_transaction, None)
     if mark is not None:
-        del session.info[_INSERT_LOG][mark:]
+        del db.info[_INSERT_LOG][mark:]
 
 
 @event.listens_for(Session, "after_flush")
-def _report_flushed(session: Session, _context: Any) -> None:
-    _record(session, ((row.__tablename__, dict(vars(row))) for row in session.new if hasattr(row, "__tablename__")))
+def _report_flushed(db: Session, _context: Any) -> None:
+    _record(db, ((row.__tablename__, dict(vars(row))) for row in db.new if hasattr(row, "__tablename__")))
 
 
 def table_of(model: type[Base]) -> Table:
@@ -307,7 +307,7 @@ def table_of(model: type[Base]) -> Table:
 
 
 def insert_rows(
-    session: Session,
+    db: Session,
     model: type[Base],
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -322,7 +322,7 @@ def insert_rows(
     if not rows:
         return []
     table = table_of(model)
-    connection = session.connection()
+    connection = db.connection()
     # One row is sent as one: a list, even of one, is an executemany (on PostgreSQL a pipeline; with RETURNING,
     # SQLAlchemy's machinery for keeping many rows in order), which costs more than the row.
     parameters = rows[0] if len(rows) == 1 else rows
@@ -334,7 +334,7 @@ def insert_rows(
         _copy_rows(connection, table, rows)
     else:
         connection.execute(_insert_of(table), parameters)
-    _record(session, ((table.name, row) for row in rows))
+    _record(db, ((table.name, row) for row in rows))
     return found
 
 
@@ -442,13 +442,13 @@ def _insert_of(table: Table) -> Insert:
 
 
 THREAD_ENGINE = "thread_engine"
-"""``session.info`` key of the engine that work outliving a loop session uses from another thread."""
+"""``db.info`` key of the engine that work outliving a loop session uses from another thread."""
 
 
-def thread_engine(session: Session) -> Engine:
-    """An engine for work that outlives ``session`` in another thread (a webhook delivery after the commit): the
+def thread_engine(db: Session) -> Engine:
+    """An engine for work that outlives ``db`` in another thread (a webhook delivery after the commit): the
     session's own, unless its connections belong to the event loop (a bounded write's on PostgreSQL)."""
-    engine = session.info.get(THREAD_ENGINE) or session.get_bind()
+    engine = db.info.get(THREAD_ENGINE) or db.get_bind()
     if not isinstance(engine, Engine):
         raise TypeError(f"session bound to {engine!r}, not an engine")
     return engine

@@ -191,21 +191,11 @@ async def get_settings_of_app(request: Request) -> Settings:
     return state_of(request).settings
 
 
-async def get_state(request: Request) -> AppState:
-    return state_of(request)
-
-
 Db = Annotated[Session, Depends(open_db)]
 ReadDb = Annotated[Session, Depends(open_read_db)]
 BoundedWriteDb = Annotated[Session, Depends(open_bounded_write_db)]
 RecordDb = Annotated[Session, Depends(open_record_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
-StateDep = Annotated[AppState, Depends(get_state)]
-
-
-def transactions_of(scope: Scope) -> list[RequestTransaction]:
-    found: list[RequestTransaction] = scope.get(_TRANSACTIONS, [])
-    return found
 
 
 _TRANSACTIONS = "app.request_transactions"
@@ -228,7 +218,7 @@ def serve(handler: Callable[..., Any], *, status_code: int | None) -> Callable[.
 
     async def run(**kwargs: Any) -> Any:
         request: Request = kwargs[asked] if asked is not None else kwargs.pop(_REQUEST)
-        transactions = transactions_of(request.scope)
+        transactions: list[RequestTransaction] = request.scope.get(_TRANSACTIONS, [])
         if not transactions:
             return await run_in_threadpool(handler, **kwargs)
         turns = state_of(request).database.turns
@@ -237,8 +227,8 @@ def serve(handler: Callable[..., Any], *, status_code: int | None) -> Callable[.
         writing = next((t for t in transactions if t.writes), None)
 
         def work() -> Any:
-            for name in joiners:
-                if writing is not None:
+            if writing is not None:
+                for name in joiners:
                     kwargs[name].join(writing.db)
             result = handler(**kwargs)
             if isinstance(result, Response):

@@ -4,7 +4,7 @@ Module map (a write runs router → bundles → writes → the resource's module
 the resource's module):
 
 - ``router``: the ``/fhir`` routes; each write builds its ``FhirWrite`` here.
-- ``write_context``: ``FhirWrite``, one write's context (session, registry, principal, Prefer, Idempotency-Key guard,
+- ``write_context``: ``FhirWrite``, one write's context (db, registry, principal, Prefer, Idempotency-Key guard,
   validation pool, lookups), passed down instead of parameter lists.
 - ``writes``: the create/update interactions shared by routes and Bundles, their ``Outcome``, and the HTTP reply.
 - ``bundles``: ``POST /fhir``, transaction and batch Bundles, entry by entry, new responses stored together.

@@ -86,7 +86,7 @@ def process(write: FhirWrite, bundle: dict[str, Any]) -> dict[str, Any]:
     _store_pending(run)
     results = run.results
     for index in range(len(entries)):
-        note_entry(write.session, _entry_note(run, index, entries[index], results[index]))
+        note_entry(write.db, _entry_note(run, index, entries[index], results[index]))
     failures = [(index, result) for index, result in sorted(results.items()) if isinstance(result, EntryFailure)]
     if bundle["type"] == "transaction" and failures:
         raise TransactionFailed(
@@ -190,7 +190,7 @@ def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> None:
     # What is pending is stored first: this entry (a conditional create, a PUT) may match one of them.
     _store_pending(run)
     try:
-        with run.write.session.begin_nested():
+        with run.write.db.begin_nested():
             outcome = request.handler(run.write, request.data, request.logical_id, request.if_none_exist)
     except (DomainError, DataError) as exc:
         run.results[index] = _failure(exc, prefix)
@@ -216,7 +216,7 @@ def _store_pending(run: _Run) -> None:
     if not pending:
         return
     try:
-        with run.write.session.begin_nested():
+        with run.write.db.begin_nested():
             rows = questionnaire_responses.store_many(run.write, list(pending.values()))
     except (IntegrityError, DataError):
         for index, prepared in pending.items():
@@ -228,7 +228,7 @@ def _store_pending(run: _Run) -> None:
 
 def _store_one(run: _Run, index: int, prepared: PreparedResponse) -> Outcome | EntryFailure:
     try:
-        with run.write.session.begin_nested():
+        with run.write.db.begin_nested():
             row = questionnaire_responses.store_many(run.write, [prepared])[0]
     except IntegrityError:
         return _failure(Conflict("the response was stored concurrently; resend it"), f"Bundle.entry[{index}]")

@@ -28,7 +28,7 @@ class ResolvedForm:
 
 
 def resolve(
-    session: Session,
+    db: Session,
     registry: InstrumentRegistry,
     *,
     clinic_id: uuid.UUID,
@@ -44,8 +44,8 @@ def resolve(
             issues=[Issue("required", "questionnaire (the form this response answers) is required", path)],
         )
     if reference.startswith("#"):
-        return _contained(session, registry, clinic_id=clinic_id, qr=qr, reference=reference, root=root)
-    resolved = _lookup(session, registry, clinic_id, reference)
+        return _contained(db, registry, clinic_id=clinic_id, qr=qr, reference=reference, root=root)
+    resolved = _lookup(db, registry, clinic_id, reference)
     if resolved is None:
         raise UnprocessableResource(
             f"unknown Questionnaire {reference}",
@@ -61,9 +61,7 @@ def resolve(
     return resolved
 
 
-def _lookup(
-    session: Session, registry: InstrumentRegistry, clinic_id: uuid.UUID, reference: str
-) -> ResolvedForm | None:
+def _lookup(db: Session, registry: InstrumentRegistry, clinic_id: uuid.UUID, reference: str) -> ResolvedForm | None:
     url, _, version = reference.partition("|")
     definition: InstrumentDefinition | None = None
     if url.startswith(f"{codes.QUESTIONNAIRE_BASE}:"):
@@ -74,10 +72,10 @@ def _lookup(
         logical_id = url.removeprefix("Questionnaire/")
         definition = builtin_definition(registry, logical_id)
         if definition is None:
-            row = registered_questionnaires.find(session, clinic_id, logical_id)
+            row = registered_questionnaires.find(db, clinic_id, logical_id)
             return _registered(registry, row) if row is not None else None
     else:
-        rows = registered_questionnaires.list_registered(session, clinic_id=clinic_id, url=reference)
+        rows = registered_questionnaires.list_registered(db, clinic_id=clinic_id, url=reference)
         return _registered(registry, rows[-1]) if rows else None
     return ResolvedForm(builtin_form(definition), definition) if definition is not None else None
 
@@ -89,7 +87,7 @@ def _registered(registry: InstrumentRegistry, row: RegisteredQuestionnaire) -> R
 
 
 def _contained(
-    session: Session,
+    db: Session,
     registry: InstrumentRegistry,
     *,
     clinic_id: uuid.UUID,
@@ -113,7 +111,7 @@ def _contained(
             issues=[Issue("not-found", f"no contained Questionnaire {reference!r}", (f"{root}.questionnaire",))],
         )
     for parent in form.get("derivedFrom") or []:
-        if isinstance(parent, str) and (resolved := _lookup(session, registry, clinic_id, parent)) is not None:
+        if isinstance(parent, str) and (resolved := _lookup(db, registry, clinic_id, parent)) is not None:
             return resolved
     compiled = compile_form(form, registry, root=f"{root}.contained[{index}]", contained=contained)
     return ResolvedForm(compiled.form, registry.definitions[compiled.form.instrument])

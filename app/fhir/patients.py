@@ -47,7 +47,7 @@ def create(write: FhirWrite, *, data: dict[str, Any], criteria: Criteria | None 
     matches only its own patient: a match with another is refused with 409 as ``questionnaire_responses._matching``
     explains.
     """
-    session, principal = write.session, write.principal
+    db, principal = write.db, write.principal
     validate(data, "Patient")
     identifiers = _identifiers(data)
     if criteria is not None:
@@ -58,13 +58,13 @@ def create(write: FhirWrite, *, data: dict[str, Any], criteria: Criteria | None 
                 "If-None-Exist must name one of the Patient's identifiers as identifier=system|value",
                 issues=[Issue("not-supported", "If-None-Exist must be identifier=system|value of this Patient")],
             )
-        existing = _matching(session, principal, criteria)
+        existing = _matching(db, principal, criteria)
         if existing is not None:
             return StoredPatient(existing, created=False)
     try:
-        patient = patients.create(session, clinic_id=principal.clinic_id, data=PatientCreate(identifiers=identifiers))
+        patient = patients.create(db, clinic_id=principal.clinic_id, data=PatientCreate(identifiers=identifiers))
     except Conflict:
-        existing = _matching(session, principal, criteria) if criteria is not None else None
+        existing = _matching(db, principal, criteria) if criteria is not None else None
         if existing is None:
             raise
         return StoredPatient(existing, created=False)
@@ -76,16 +76,16 @@ def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any]) -> StoredPat
 
     A patient token (which its role keeps from this route anyway) reaches its own patient only: any other id is
     answered as a missing one."""
-    session, principal = write.session, write.principal
+    db, principal = write.db, write.principal
     validate(data, "Patient")
     check_put_id(data, logical_id, "Patient")
     patient_id = _uuid(logical_id)
     _require_own(principal, patient_id, logical_id)
     identifiers = _identifiers(data)
     try:
-        patient = patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+        patient = patients.get(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     except NotFound:
-        holder = session.get(Patient, patient_id)
+        holder = db.get(Patient, patient_id)
         if holder is not None and holder.clinic_id != principal.clinic_id:
             # Another clinic's patient: indistinguishable from a missing one that cannot be created here.
             raise NotFound(
@@ -94,7 +94,7 @@ def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any]) -> StoredPat
         if holder is None:
             try:
                 created = patients.create(
-                    session,
+                    db,
                     clinic_id=principal.clinic_id,
                     data=PatientCreate(identifiers=identifiers),
                     patient_id=patient_id,
@@ -102,7 +102,7 @@ def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any]) -> StoredPat
             except Conflict:
                 # The id or an identifier was taken meanwhile, perhaps by a concurrent PUT of this very id (another
                 # request, another process), whose commit the refused insert waited for: then this PUT updates it.
-                if _committed_meanwhile(session, principal.clinic_id, patient_id) is None:
+                if _committed_meanwhile(db, principal.clinic_id, patient_id) is None:
                     raise Conflict(
                         f"Patient/{logical_id} cannot be created: another patient of this clinic holds one of its "
                         "identifiers; nothing was stored"
@@ -110,14 +110,14 @@ def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any]) -> StoredPat
             else:
                 return StoredPatient(created, created=True)
         # This clinic's: a concurrent PUT of this id committed it between the two reads.
-        patient = patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
-    return StoredPatient(patients.replace_identifiers(session, patient=patient, identifiers=identifiers), created=False)
+        patient = patients.get(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    return StoredPatient(patients.replace_identifiers(db, patient=patient, identifiers=identifiers), created=False)
 
 
-def _committed_meanwhile(session: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> Patient | None:
+def _committed_meanwhile(db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> Patient | None:
     """The patient under this id if another transaction committed it after this one first looked (its insert was
     refused in a savepoint; a new statement sees what is committed), and it is this clinic's."""
-    holder = session.get(Patient, patient_id, populate_existing=True)
+    holder = db.get(Patient, patient_id, populate_existing=True)
     if holder is None:
         return None
     if holder.clinic_id != clinic_id:
@@ -125,14 +125,14 @@ def _committed_meanwhile(session: Session, clinic_id: uuid.UUID, patient_id: uui
     return holder
 
 
-def get(session: Session, *, principal: Principal, logical_id: str) -> Patient:
+def get(db: Session, *, principal: Principal, logical_id: str) -> Patient:
     """The clinic's patient; for a patient token, its own patient only (any other is answered as missing)."""
     try:
         patient_id = uuid.UUID(logical_id)
     except ValueError:
         raise NotFound(f"no Patient/{logical_id}") from None
     _require_own(principal, patient_id, logical_id)
-    return patients.get(session, clinic_id=principal.clinic_id, patient_id=patient_id)
+    return patients.get(db, clinic_id=principal.clinic_id, patient_id=patient_id)
 
 
 def _require_own(principal: Principal, patient_id: uuid.UUID, logical_id: str) -> None:
@@ -173,9 +173,9 @@ def _identifiers(data: dict[str, Any]) -> list[Identifier]:
     return identifiers
 
 
-def _matching(session: Session, principal: Principal, criteria: Criteria) -> Patient | None:
+def _matching(db: Session, principal: Principal, criteria: Criteria) -> Patient | None:
     found = patients.list_patients(
-        session, clinic_id=principal.clinic_id, limit=2, offset=0, identifier=f"{criteria.system}|{criteria.value}"
+        db, clinic_id=principal.clinic_id, limit=2, offset=0, identifier=f"{criteria.system}|{criteria.value}"
     )
     if principal.patient_id is not None and any(patient.id != principal.patient_id for patient in found):
         detail = f"{criteria.key} is in use in this clinic by a Patient this token cannot read; nothing was stored"

@@ -72,7 +72,7 @@ def create(write: FhirWrite, *, data: dict[str, Any], text: str, criteria: Crite
             return StoredResponse(row=existing, created=False)
     prepared = prepare(write, data=data, text=text)
     try:
-        with write.session.begin_nested():
+        with write.db.begin_nested():
             row = store_many(write, [prepared], criteria=criteria)[0]
     except IntegrityError:
         existing = _matching(write, criteria) if criteria is not None else None
@@ -113,9 +113,9 @@ def store_many(
 ) -> list[dict[str, Any]]:
     """Store prepared responses under new server ids: their measurements (with alerts) and the resources, one
     statement each for all of them; returns each stored resource's column values. All or nothing."""
-    session, registry, principal = write.session, write.registry, write.principal
+    db, registry, principal = write.db, write.registry, write.principal
     stored = recording.record(
-        session,
+        db,
         [
             measurements.new_measurement(
                 registry,
@@ -137,7 +137,7 @@ def store_many(
         _resource_row(principal, response, measurement["measurement_id"], now, criteria)
         for response, measurement in zip(prepared, stored, strict=True)
     ]
-    insert_rows(session, FhirResource, rows)
+    insert_rows(db, FhirResource, rows)
     return rows
 
 
@@ -175,16 +175,16 @@ def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any], text: str) -
     """
     validate(data, RESOURCE_TYPE)
     check_put_id(data, logical_id, RESOURCE_TYPE)
-    existing = find(write.session, write.principal.clinic_id, logical_id)
+    existing = find(write.db, write.principal.clinic_id, logical_id)
     if existing is not None:
         _require_reach(write.principal, existing, f"{RESOURCE_TYPE}/{logical_id}", "PUT to a new id, or POST")
         return _update(write, row=existing, data=data, text=text)
     prepared = PreparedResponse(data, text, _score(write, data), logical_id)
     try:
-        with write.session.begin_nested():
+        with write.db.begin_nested():
             row = store_many(write, [prepared])[0]
     except IntegrityError:
-        existing = find(write.session, write.principal.clinic_id, logical_id)
+        existing = find(write.db, write.principal.clinic_id, logical_id)
         if existing is not None:
             _require_reach(write.principal, existing, f"{RESOURCE_TYPE}/{logical_id}", "PUT to a new id, or POST")
         if existing is None or not _same(existing, data):
@@ -193,15 +193,15 @@ def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any], text: str) -
     return StoredResponse(row=FhirResource(**row), created=True, warnings=prepared.scored.warnings)
 
 
-def get(session: Session, *, clinic_id: uuid.UUID, logical_id: str) -> FhirResource:
-    row = find(session, clinic_id, logical_id)
+def get(db: Session, *, clinic_id: uuid.UUID, logical_id: str) -> FhirResource:
+    row = find(db, clinic_id, logical_id)
     if row is None:
         raise NotFound(f"no {RESOURCE_TYPE}/{logical_id}")
     return row
 
 
-def find(session: Session, clinic_id: uuid.UUID, logical_id: str) -> FhirResource | None:
-    return session.scalar(
+def find(db: Session, clinic_id: uuid.UUID, logical_id: str) -> FhirResource | None:
+    return db.scalar(
         select(FhirResource).where(
             FhirResource.clinic_id == clinic_id,
             FhirResource.resource_type == RESOURCE_TYPE,
@@ -227,11 +227,11 @@ def served(row: FhirResource, received: dict[str, Any] | None = None) -> dict[st
     return data
 
 
-def logical_ids(session: Session, *, clinic_id: uuid.UUID, measurement_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+def logical_ids(db: Session, *, clinic_id: uuid.UUID, measurement_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     """The response each measurement was scored from (for Observation.derivedFrom)."""
     if not measurement_ids:
         return {}
-    rows = session.execute(
+    rows = db.execute(
         select(FhirResource.measurement_id, FhirResource.logical_id).where(
             FhirResource.clinic_id == clinic_id,
             FhirResource.resource_type == RESOURCE_TYPE,
@@ -302,8 +302,8 @@ def _form(write: FhirWrite, qr: dict[str, Any]) -> ResolvedForm:
     reference = qr.get("questionnaire")
     if isinstance(reference, str) and reference in lookups.forms:
         return lookups.forms[reference]
-    with write.session.begin_nested() if lookups.per_entry else nullcontext():
-        resolved = form_resolution.resolve(write.session, write.registry, clinic_id=write.principal.clinic_id, qr=qr)
+    with write.db.begin_nested() if lookups.per_entry else nullcontext():
+        resolved = form_resolution.resolve(write.db, write.registry, clinic_id=write.principal.clinic_id, qr=qr)
     if isinstance(reference, str) and not reference.startswith("#"):
         lookups.forms[reference] = resolved
     return resolved
@@ -314,7 +314,7 @@ def _require_patient(write: FhirWrite, patient_id: uuid.UUID) -> None:
     if patient_id in write.lookups.patients:
         return
     try:
-        patients.ensure_exists(write.session, clinic_id=write.principal.clinic_id, patient_id=patient_id)
+        patients.ensure_exists(write.db, clinic_id=write.principal.clinic_id, patient_id=patient_id)
     except NotFound:
         reference = f"Patient/{patient_id}"
         raise ReferenceNotFound(
@@ -341,7 +341,7 @@ def _missing_issue(resolved: ResolvedForm, number: str) -> Issue:
 def _update(write: FhirWrite, *, row: FhirResource, data: dict[str, Any], text: str) -> StoredResponse:
     if _same(row, data):
         return StoredResponse(row=row, created=False)
-    session, registry, principal = write.session, write.registry, write.principal
+    db, registry, principal = write.db, write.registry, write.principal
     principal.require(Permission.MEASUREMENTS_AMEND)
     scored = _score(write, data)
     if scored.patient_id != row.patient_id:
@@ -355,7 +355,7 @@ def _update(write: FhirWrite, *, row: FhirResource, data: dict[str, Any], text: 
                 )
             ],
         )
-    current = session.scalar(
+    current = db.scalar(
         select(Measurement).where(
             Measurement.measurement_id == row.measurement_id,
             Measurement.clinic_id == principal.clinic_id,
@@ -373,14 +373,14 @@ def _update(write: FhirWrite, *, row: FhirResource, data: dict[str, Any], text: 
         declared_total=scored.answers.declared_total,
         scored=scored.result,
     )
-    amended = recording.record_version(session, current, new, reason=f"FHIR update of {RESOURCE_TYPE}/{row.logical_id}")
+    amended = recording.record_version(db, current, new, reason=f"FHIR update of {RESOURCE_TYPE}/{row.logical_id}")
     row.measurement_id = amended.measurement_id
     row.identifier_system, row.identifier_value = _identifier(data)
     row.raw = text
     row.version_id += 1
     row.updated_at = utcnow()
     row.recorded_by_key_id = principal.key_id
-    session.flush()
+    db.flush()
     return StoredResponse(row=row, created=False, warnings=scored.warnings)
 
 
@@ -411,9 +411,9 @@ def _matching(write: FhirWrite, criteria: Criteria) -> FhirResource | None:
 
     Two indexed lookups rather than one ``OR``, which SQLite would answer by scanning the clinic's responses.
     """
-    session, principal = write.session, write.principal
+    db, principal = write.db, write.principal
     scope = (FhirResource.clinic_id == principal.clinic_id, FhirResource.resource_type == RESOURCE_TYPE)
-    by_key = session.scalar(select(FhirResource).where(*scope, FhirResource.match_key == criteria.key))
+    by_key = db.scalar(select(FhirResource).where(*scope, FhirResource.match_key == criteria.key))
     query = select(FhirResource).where(*scope, FhirResource.identifier_value == criteria.value)
     if not criteria.any_system:
         query = query.where(
@@ -421,7 +421,7 @@ def _matching(write: FhirWrite, criteria: Criteria) -> FhirResource | None:
             if criteria.system is not None
             else FhirResource.identifier_system.is_(None)
         )
-    found = {row.id: row for row in [*([by_key] if by_key else []), *session.scalars(query.limit(2))]}
+    found = {row.id: row for row in [*([by_key] if by_key else []), *db.scalars(query.limit(2))]}
     for row in found.values():
         _require_reach(principal, row, criteria.key, "send the response under an identifier of its own")
     if len(found) > 1:

@@ -34,7 +34,7 @@ class Registration:
 
 def register(write: FhirWrite, *, data: dict[str, Any], text: str, logical_id: str | None = None) -> Registration:
     """Register (POST) or create-or-replace (PUT, ``logical_id`` from the URL) a clinic's Questionnaire."""
-    session, registry, principal = write.session, write.registry, write.principal
+    db, registry, principal = write.db, write.registry, write.principal
     warnings = validate_leniently(data, "Questionnaire")
     if data.get("status") not in QUESTIONNAIRE_STATUSES:
         raise MalformedResource(
@@ -56,11 +56,11 @@ def register(write: FhirWrite, *, data: dict[str, Any], text: str, logical_id: s
     compiled = compile_form(data, registry)
     url: str | None = data["url"] if isinstance(data.get("url"), str) else None
     version: str = data["version"] if isinstance(data.get("version"), str) else ""
-    row = find(session, principal.clinic_id, logical_id) if logical_id else None
+    row = find(db, principal.clinic_id, logical_id) if logical_id else None
     created = row is None
     if row is None:
         row = RegisteredQuestionnaire(clinic_id=principal.clinic_id, logical_id=logical_id or str(uuid.uuid4()))
-        session.add(row)
+        db.add(row)
     else:
         row.version_id += 1
         row.updated_at = utcnow()
@@ -69,8 +69,8 @@ def register(write: FhirWrite, *, data: dict[str, Any], text: str, logical_id: s
     row.raw = text
     row.recorded_by_key_id = principal.key_id
     try:
-        with session.begin_nested():
-            session.flush()
+        with db.begin_nested():
+            db.flush()
     except IntegrityError:
         raise Conflict(
             f"a Questionnaire with url {url}|{version} or id {row.logical_id} is already registered; "
@@ -79,21 +79,21 @@ def register(write: FhirWrite, *, data: dict[str, Any], text: str, logical_id: s
     return Registration(row=row, created=created, warnings=warnings + compiled.warnings)
 
 
-def get(session: Session, *, clinic_id: uuid.UUID, logical_id: str) -> RegisteredQuestionnaire:
-    row = find(session, clinic_id, logical_id)
+def get(db: Session, *, clinic_id: uuid.UUID, logical_id: str) -> RegisteredQuestionnaire:
+    row = find(db, clinic_id, logical_id)
     if row is None:
         raise NotFound(f"no Questionnaire/{logical_id}")
     return row
 
 
-def list_registered(session: Session, *, clinic_id: uuid.UUID, url: str | None = None) -> list[RegisteredQuestionnaire]:
+def list_registered(db: Session, *, clinic_id: uuid.UUID, url: str | None = None) -> list[RegisteredQuestionnaire]:
     query = select(RegisteredQuestionnaire).where(RegisteredQuestionnaire.clinic_id == clinic_id)
     if url is not None:
         base, _, version = url.partition("|")
         query = query.where(RegisteredQuestionnaire.url == base)
         if version:
             query = query.where(RegisteredQuestionnaire.canonical_version == version)
-    return list(session.scalars(query.order_by(RegisteredQuestionnaire.created_at, RegisteredQuestionnaire.id)))
+    return list(db.scalars(query.order_by(RegisteredQuestionnaire.created_at, RegisteredQuestionnaire.id)))
 
 
 def served(row: RegisteredQuestionnaire) -> dict[str, Any]:
@@ -107,8 +107,8 @@ def served(row: RegisteredQuestionnaire) -> dict[str, Any]:
     )
 
 
-def find(session: Session, clinic_id: uuid.UUID, logical_id: str | None) -> RegisteredQuestionnaire | None:
-    return session.scalar(
+def find(db: Session, clinic_id: uuid.UUID, logical_id: str | None) -> RegisteredQuestionnaire | None:
+    return db.scalar(
         select(RegisteredQuestionnaire).where(
             RegisteredQuestionnaire.clinic_id == clinic_id, RegisteredQuestionnaire.logical_id == logical_id
         )

@@ -97,7 +97,7 @@ def register_questionnaire(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Register the clinic's own Questionnaire; its items must map onto one instrument (see CapabilityStatement)."""
-    write = FhirWrite(session=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
+    write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
     return written(write, writes.register_questionnaire(write, data=body.data, text=body.text))
 
 
@@ -111,7 +111,7 @@ def put_questionnaire(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Create or replace a registered form under the client's id (the body's id must equal the URL's)."""
-    write = FhirWrite(session=db, registry=registry, principal=principal, prefer=prefer)
+    write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer)
     outcome = writes.register_questionnaire(write, data=body.data, text=body.text, logical_id=questionnaire_id)
     return written(write, outcome)
 
@@ -127,7 +127,7 @@ def create_questionnaire_response(
     if_none_exist: IfNoneExist = None,
 ) -> FHIRResponse:
     """Score a completed response on the server and store it as a measurement (200 if If-None-Exist matched)."""
-    write = FhirWrite(session=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
+    write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
     outcome = writes.create_response(write, data=body.data, text=body.text, if_none_exist=if_none_exist)
     return written(write, outcome)
 
@@ -142,7 +142,7 @@ def put_questionnaire_response(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Store a response under the client's id; resending it stores nothing new, changing it amends the measurement."""
-    write = FhirWrite(session=db, registry=registry, principal=principal, prefer=prefer)
+    write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer)
     return written(write, writes.put_response(write, logical_id=response_id, data=body.data, text=body.text))
 
 
@@ -210,7 +210,7 @@ def create_patient(
     if_none_exist: IfNoneExist = None,
 ) -> FHIRResponse:
     """Register a patient from its identifiers (200 with the existing one if If-None-Exist matched)."""
-    write = FhirWrite(session=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
+    write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
     return written(write, writes.create_patient(write, data=body.data, if_none_exist=if_none_exist))
 
 
@@ -224,7 +224,7 @@ def put_patient(
     prefer: PreferDep,
 ) -> FHIRResponse:
     """Create the patient under this id, or make the body's identifiers its complete set."""
-    write = FhirWrite(session=db, registry=registry, principal=principal, prefer=prefer)
+    write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer)
     return written(write, writes.put_patient(write, logical_id=patient_id, data=body.data))
 
 
@@ -240,9 +240,7 @@ def process_bundle(
 ) -> FHIRResponse:
     """A `transaction` (all or nothing) or `batch` (each entry on its own) Bundle of POST/PUT entries."""
     validation = state_of(request).part(ValidationPool)
-    write = FhirWrite(
-        session=db, registry=registry, principal=principal, prefer=prefer, guard=guard, validation=validation
-    )
+    write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer, guard=guard, validation=validation)
     return remembered(guard, bundles.process(write, body.data), 200, {})
 
 

@@ -24,7 +24,7 @@ from app.patients import service as patients
 
 
 def questionnaires(
-    session: Session, registry: InstrumentRegistry, *, clinic_id: uuid.UUID, url: str | None
+    db: Session, registry: InstrumentRegistry, *, clinic_id: uuid.UUID, url: str | None
 ) -> list[dict[str, Any]]:
     """Searchset entries: every instrument's Questionnaire, then the clinic's registered forms; filtered by url."""
     entries: list[dict[str, Any]] = []
@@ -33,11 +33,11 @@ def questionnaires(
         definition = registry.definitions[instrument]
         if url is not None and (base != codes.questionnaire_url(instrument) or version not in ("", definition.version)):
             continue
-        view = text.clinic_view(session, clinic_id=clinic_id, definition=definition)
+        view = text.clinic_view(db, clinic_id=clinic_id, definition=definition)
         entries.append(_match(questionnaire(definition, view).model_dump(mode="json", exclude_none=True)))
     entries.extend(
         _match(registered_questionnaires.served(row))
-        for row in registered_questionnaires.list_registered(session, clinic_id=clinic_id, url=url)
+        for row in registered_questionnaires.list_registered(db, clinic_id=clinic_id, url=url)
     )
     return entries
 
@@ -54,7 +54,7 @@ class FoundObservations:
 
 
 def observations(
-    session: Session,
+    db: Session,
     registry: InstrumentRegistry,
     *,
     clinic_id: uuid.UUID,
@@ -65,7 +65,7 @@ def observations(
 ) -> FoundObservations:
     """The Observations of a patient's current measurements, oldest first, optionally only some codes."""
     patient_id = _patient_id(subject)
-    patients.ensure_exists(session, clinic_id=clinic_id, patient_id=patient_id)
+    patients.ensure_exists(db, clinic_id=clinic_id, patient_id=patient_id)
     wanted = _wanted(registry, code) if code is not None else None
     query = select(Measurement).where(
         Measurement.clinic_id == clinic_id,
@@ -74,10 +74,10 @@ def observations(
     )
     if wanted is not None:
         query = query.where(Measurement.instrument_id.in_(sorted(wanted)))
-    rows = list(session.scalars(query.order_by(Measurement.measured_at, Measurement.created_at, Measurement.id)))
+    rows = list(db.scalars(query.order_by(Measurement.measured_at, Measurement.created_at, Measurement.id)))
     found = [
         observation
-        for row, part, observation in _observations(session, registry, clinic_id, rows)
+        for row, part, observation in _observations(db, registry, clinic_id, rows)
         if wanted is None or part in wanted.get(row.instrument_id, set())
     ]
     return FoundObservations(
@@ -108,12 +108,10 @@ def searchset(found: FoundObservations, *, base: str, self_url: str, next_url: s
     )
 
 
-def observation(
-    session: Session, registry: InstrumentRegistry, *, clinic_id: uuid.UUID, observation_id: str
-) -> Observation:
+def observation(db: Session, registry: InstrumentRegistry, *, clinic_id: uuid.UUID, observation_id: str) -> Observation:
     ref = parse_observation_id(observation_id)
     row = (
-        session.scalar(
+        db.scalar(
             select(Measurement).where(
                 Measurement.measurement_id == ref.measurement_id,
                 Measurement.clinic_id == clinic_id,
@@ -126,7 +124,7 @@ def observation(
     match = next(
         (
             obs
-            for _row, _part, obs in _observations(session, registry, clinic_id, [row] if row else [])
+            for _row, _part, obs in _observations(db, registry, clinic_id, [row] if row else [])
             if obs.id == observation_id
         ),
         None,
@@ -137,10 +135,10 @@ def observation(
 
 
 def _observations(
-    session: Session, registry: InstrumentRegistry, clinic_id: uuid.UUID, rows: list[Measurement]
+    db: Session, registry: InstrumentRegistry, clinic_id: uuid.UUID, rows: list[Measurement]
 ) -> list[tuple[Measurement, str, Observation]]:
     response_ids = questionnaire_responses.logical_ids(
-        session, clinic_id=clinic_id, measurement_ids=[row.measurement_id for row in rows]
+        db, clinic_id=clinic_id, measurement_ids=[row.measurement_id for row in rows]
     )
     found = []
     for row in rows:

@@ -2,7 +2,7 @@
 the answer. The route builds it once; the Bundle, the interaction (``writes``) and the resource's module
 (``questionnaire_responses``, ``patients``, ``registered_questionnaires``) all take it instead of a parameter list.
 
-Reads take the session and the clinic directly: only writes carry this much along.
+Reads take ``db`` and the clinic directly: only writes carry this much along.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class FhirWrite:
     A patient token's confinement to its own patient travels with ``principal`` (``principal.patient_id``).
     """
 
-    session: Session
+    db: Session
     """The request's transaction: writes flush, the route commits."""
     registry: InstrumentRegistry
     principal: Principal

@@ -144,7 +144,7 @@ class IdempotencyGuard(JoinsTransaction):
 
 
 def claim(
-    session: Session,
+    db: Session,
     *,
     api_key_id: uuid.UUID,
     key: str | None,
@@ -153,29 +153,29 @@ def claim(
     ttl: timedelta,
 ) -> IdempotencyGuard:
     if key is None:
-        return IdempotencyGuard(db=session)
+        return IdempotencyGuard(db=db)
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
-    existing = _find(session, api_key_id, key)
+    existing = _find(db, api_key_id, key)
     if existing is not None and existing.created_at < now - ttl:
         # Expired: forgotten, and the key starts afresh. Deleted only if still expired: a concurrent request that
         # renewed the key first keeps its record (this one then meets it below, through the unique constraint).
-        session.execute(
+        db.execute(
             delete(IdempotencyRecord)
             .where(IdempotencyRecord.id == existing.id, IdempotencyRecord.created_at < now - ttl)
             .execution_options(synchronize_session=False)
         )
-        session.expunge(existing)
+        db.expunge(existing)
         existing = None
     if existing is None:
         record = IdempotencyRecord(api_key_id=api_key_id, key=key, fingerprint=fingerprint, created_at=now)
         try:
-            with session.begin_nested():
-                session.add(record)
-                session.flush()
-            return IdempotencyGuard(key=key, api_key_id=api_key_id, db=session, record=record)
+            with db.begin_nested():
+                db.add(record)
+                db.flush()
+            return IdempotencyGuard(key=key, api_key_id=api_key_id, db=db, record=record)
         except IntegrityError:
-            existing = _find(session, api_key_id, key)
+            existing = _find(db, api_key_id, key)
             if existing is None:  # pragma: no cover - the conflicting row vanished (rolled back) between two reads
                 raise IdempotentRequestInProgress("retry the request") from None
     if existing.fingerprint != fingerprint:
@@ -205,7 +205,7 @@ def _not_replayable(stored_body: str) -> SecretNotReplayable:
     )
 
 
-def purge_expired(session: Session, *, now: datetime, ttl: timedelta, batch: int = PURGE_BATCH) -> int:
+def purge_expired(db: Session, *, now: datetime, ttl: timedelta, batch: int = PURGE_BATCH) -> int:
     """Delete up to ``batch`` records older than ``ttl`` (oldest first); the number deleted."""
     expired = (
         select(IdempotencyRecord.id)
@@ -213,10 +213,10 @@ def purge_expired(session: Session, *, now: datetime, ttl: timedelta, batch: int
         .order_by(IdempotencyRecord.created_at)
         .limit(batch)
     )
-    ids = list(session.scalars(expired))
+    ids = list(db.scalars(expired))
     if not ids:
         return 0
-    deleted = session.execute(
+    deleted = db.execute(
         delete(IdempotencyRecord)
         .where(IdempotencyRecord.id.in_(ids), IdempotencyRecord.created_at < now - ttl)
         .execution_options(synchronize_session=False)
@@ -224,8 +224,8 @@ def purge_expired(session: Session, *, now: datetime, ttl: timedelta, batch: int
     return cast(CursorResult[Any], deleted).rowcount
 
 
-def _find(session: Session, api_key_id: uuid.UUID, key: str) -> IdempotencyRecord | None:
-    return session.scalar(
+def _find(db: Session, api_key_id: uuid.UUID, key: str) -> IdempotencyRecord | None:
+    return db.scalar(
         select(IdempotencyRecord).where(IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key)
     )
 

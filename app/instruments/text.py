@@ -20,7 +20,7 @@ from app.scoring.definition import InstrumentDefinition
 
 
 def load(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     key_id: uuid.UUID,
@@ -28,30 +28,30 @@ def load(
     data: InstrumentTextLoad,
 ) -> ClinicInstrumentText:
     _check(definition, data)
-    row = _find(session, clinic_id, definition.id)
+    row = _find(db, clinic_id, definition.id)
     if row is None:
         row = ClinicInstrumentText(clinic_id=clinic_id, instrument_id=definition.id)
-        session.add(row)
+        db.add(row)
     row.licence_note = data.licence_note
     row.instructions = data.instructions
     row.item_text = dict(data.items)
     row.option_labels = {name: dict(labels) for name, labels in data.option_labels.items()}
     row.loaded_by_key_id = key_id
     row.updated_at = utcnow()
-    session.flush()
+    db.flush()
     return row
 
 
-def get(session: Session, *, clinic_id: uuid.UUID, instrument_id: str) -> ClinicInstrumentText:
-    row = _find(session, clinic_id, instrument_id)
+def get(db: Session, *, clinic_id: uuid.UUID, instrument_id: str) -> ClinicInstrumentText:
+    row = _find(db, clinic_id, instrument_id)
     if row is None:
         raise NotFound(f"this clinic has loaded no item text for {instrument_id}")
     return row
 
 
-def delete(session: Session, *, clinic_id: uuid.UUID, instrument_id: str) -> None:
-    session.delete(get(session, clinic_id=clinic_id, instrument_id=instrument_id))
-    session.flush()
+def delete(db: Session, *, clinic_id: uuid.UUID, instrument_id: str) -> None:
+    db.delete(get(db, clinic_id=clinic_id, instrument_id=instrument_id))
+    db.flush()
 
 
 def to_read(row: ClinicInstrumentText) -> InstrumentTextRead:
@@ -65,10 +65,10 @@ def to_read(row: ClinicInstrumentText) -> InstrumentTextRead:
     )
 
 
-def clinic_view(session: Session, *, clinic_id: uuid.UUID, definition: InstrumentDefinition) -> dict[str, Any]:
+def clinic_view(db: Session, *, clinic_id: uuid.UUID, definition: InstrumentDefinition) -> dict[str, Any]:
     """The definition as this clinic sees it: its own licensed wording merged in, marked by ``text_source``."""
     view = definition.model_dump(mode="json")
-    row = _find(session, clinic_id, definition.id)
+    row = _find(db, clinic_id, definition.id)
     for item in view["items"]:
         item["text_source"] = "definition" if item["text"] is not None else None
     for options in view["option_sets"].values():
@@ -92,8 +92,8 @@ def clinic_view(session: Session, *, clinic_id: uuid.UUID, definition: Instrumen
     return view
 
 
-def _find(session: Session, clinic_id: uuid.UUID, instrument_id: str) -> ClinicInstrumentText | None:
-    return session.scalar(
+def _find(db: Session, clinic_id: uuid.UUID, instrument_id: str) -> ClinicInstrumentText | None:
+    return db.scalar(
         select(ClinicInstrumentText).where(
             ClinicInstrumentText.clinic_id == clinic_id, ClinicInstrumentText.instrument_id == instrument_id
         )

@@ -114,10 +114,8 @@ def new_version(
     )
 
 
-def get_current(
-    session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, measurement_id: uuid.UUID
-) -> Measurement:
-    row = session.scalar(
+def get_current(db: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, measurement_id: uuid.UUID) -> Measurement:
+    row = db.scalar(
         select(Measurement).where(
             Measurement.measurement_id == measurement_id,
             Measurement.patient_id == patient_id,
@@ -131,10 +129,10 @@ def get_current(
 
 
 def history(
-    session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, measurement_id: uuid.UUID
+    db: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, measurement_id: uuid.UUID
 ) -> list[Measurement]:
     rows = list(
-        session.scalars(
+        db.scalars(
             select(Measurement)
             .where(
                 Measurement.measurement_id == measurement_id,
@@ -150,7 +148,7 @@ def history(
 
 
 def list_current(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     patient_id: uuid.UUID,
@@ -175,7 +173,7 @@ def list_current(
     if measured_to is not None:
         query = query.where(c.measured_at <= measured_to)
     query = query.order_by(c.measured_at, c.created_at, c.id)
-    return session.connection().execute(query.limit(limit).offset(offset)).all()
+    return db.connection().execute(query.limit(limit).offset(offset)).all()
 
 
 _TABLE = table_of(Measurement)
@@ -260,13 +258,13 @@ RESCORE_BATCH = 500
 
 
 def outdated(
-    session: Session, registry: InstrumentRegistry, *, clinic_id: uuid.UUID, instrument_id: str
+    db: Session, registry: InstrumentRegistry, *, clinic_id: uuid.UUID, instrument_id: str
 ) -> tuple[list[Measurement], int]:
     """The clinic's current measurements of the instrument scored under an older definition or scorer version,
     oldest first, and how many current measurements there are in all (read in batches of ``RESCORE_BATCH``)."""
     definition = registry.get(instrument_id)
     ids = list(
-        session.scalars(
+        db.scalars(
             select(Measurement.id)
             .where(
                 Measurement.clinic_id == clinic_id,
@@ -278,7 +276,7 @@ def outdated(
     )
     stale: list[Measurement] = []
     for start in range(0, len(ids), RESCORE_BATCH):
-        batch = session.scalars(
+        batch = db.scalars(
             select(Measurement)
             .where(Measurement.id.in_(ids[start : start + RESCORE_BATCH]))
             .order_by(Measurement.measured_at, Measurement.id)

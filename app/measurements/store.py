@@ -23,7 +23,7 @@ from app.scoring import SCORER_VERSION
 from app.therapy_sessions import service as therapy_sessions
 
 
-def insert(session: Session, new: Sequence[NewMeasurement]) -> list[dict[str, Any]]:
+def insert(db: Session, new: Sequence[NewMeasurement]) -> list[dict[str, Any]]:
     """Store new measurements with one statement for all rows; returns each stored row's column values.
 
     The therapy sessions named are checked (once each); the patients are not: the measurement's foreign key names
@@ -35,33 +35,33 @@ def insert(session: Session, new: Sequence[NewMeasurement]) -> list[dict[str, An
         if data.session_id is not None:
             key = (data.clinic_id, data.patient_id, data.session_id)
             if key not in sessions_checked:
-                therapy_sessions.get(session, clinic_id=key[0], patient_id=key[1], session_id=key[2])
+                therapy_sessions.get(db, clinic_id=key[0], patient_id=key[1], session_id=key[2])
                 sessions_checked.add(key)
     rows = [_values(data, measurement_id=new_record_id(), version=1) for data in new]
-    insert_rows(session, Measurement, rows)
+    insert_rows(db, Measurement, rows)
     return rows
 
 
-def insert_one(session: Session, new: NewMeasurement) -> dict[str, Any]:
+def insert_one(db: Session, new: NewMeasurement) -> dict[str, Any]:
     """``insert`` of one measurement, with no lookup of its patient first: one the database refuses (another
     clinic's, or none) is reported as NotFound."""
     try:
-        return insert(session, [new])[0]
+        return insert(db, [new])[0]
     except IntegrityError:
         raise NotFound(f"no patient {new.patient_id}") from None
 
 
-def insert_version(session: Session, current: Measurement, new: NewMeasurement, *, reason: str) -> Measurement:
+def insert_version(db: Session, current: Measurement, new: NewMeasurement, *, reason: str) -> Measurement:
     """Supersede ``current`` with ``new`` as its next version (both stay in the history)."""
     if new.session_id is not None and new.session_id != current.session_id:
-        therapy_sessions.get(session, clinic_id=new.clinic_id, patient_id=new.patient_id, session_id=new.session_id)
+        therapy_sessions.get(db, clinic_id=new.clinic_id, patient_id=new.patient_id, session_id=new.session_id)
     row = Measurement(**_values(new, measurement_id=current.measurement_id, version=current.version + 1))
     row.amendment_reason = reason
     current.is_current = False
-    session.add(row)
+    db.add(row)
     try:
-        with session.begin_nested():
-            session.flush()
+        with db.begin_nested():
+            db.flush()
     except IntegrityError:
         # Another amendment took version n+1 first (unique measurement_id + version).
         raise Conflict("the measurement was amended concurrently; read it again and retry") from None

@@ -14,17 +14,17 @@ _EXISTS = select(Patient.id).where(Patient.id == bindparam("patient_id"), Patien
 """Built once: on the ingest path, building a statement costs more than running it."""
 
 
-def ensure_exists(session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> None:
+def ensure_exists(db: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> None:
     """NotFound unless the clinic has this patient: the scoping check of every patient route (one indexed lookup,
     no entity loaded)."""
-    found = session.connection().scalar(_EXISTS, {"patient_id": patient_id, "clinic_id": clinic_id})
+    found = db.connection().scalar(_EXISTS, {"patient_id": patient_id, "clinic_id": clinic_id})
     if found is None:
         raise NotFound(f"no patient {patient_id}")
 
 
-def get(session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> Patient:
+def get(db: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> Patient:
     """The clinic's patient, or NotFound: another clinic's patient is indistinguishable from a missing one."""
-    patient = session.scalar(
+    patient = db.scalar(
         select(Patient)
         .where(Patient.id == patient_id, Patient.clinic_id == clinic_id)
         .options(selectinload(Patient.identifiers))
@@ -34,9 +34,7 @@ def get(session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> Pat
     return patient
 
 
-def create(
-    session: Session, *, clinic_id: uuid.UUID, data: PatientCreate, patient_id: uuid.UUID | None = None
-) -> Patient:
+def create(db: Session, *, clinic_id: uuid.UUID, data: PatientCreate, patient_id: uuid.UUID | None = None) -> Patient:
     """Register a patient; ``patient_id`` lets a client choose the id (FHIR update-as-create), else it is random."""
     identifiers = list(data.identifiers)
     if data.external_id is not None:
@@ -49,15 +47,15 @@ def create(
         PatientIdentifier(clinic_id=clinic_id, system=system, value=value) for system, value in sorted(pairs)
     ]
     try:
-        with session.begin_nested():  # added inside: begin_nested() flushes what is pending before its SAVEPOINT
-            session.add(patient)
-            session.flush()
+        with db.begin_nested():  # added inside: begin_nested() flushes what is pending before its SAVEPOINT
+            db.add(patient)
+            db.flush()
     except IntegrityError:
         raise Conflict("a patient with this identifier already exists in this clinic") from None
     return patient
 
 
-def replace_identifiers(session: Session, *, patient: Patient, identifiers: list[Identifier]) -> Patient:
+def replace_identifiers(db: Session, *, patient: Patient, identifiers: list[Identifier]) -> Patient:
     """Make ``identifiers`` the patient's complete set (kept rows stay; the unique constraint still applies)."""
     wanted = {(identifier.system, identifier.value) for identifier in identifiers}
     if len(wanted) != len(identifiers):
@@ -65,19 +63,19 @@ def replace_identifiers(session: Session, *, patient: Patient, identifiers: list
     kept = [row for row in patient.identifiers if (row.system, row.value) in wanted]
     have = {(row.system, row.value) for row in kept}
     try:
-        with session.begin_nested():  # changed inside: begin_nested() flushes what is pending before its SAVEPOINT
+        with db.begin_nested():  # changed inside: begin_nested() flushes what is pending before its SAVEPOINT
             patient.identifiers = kept + [
                 PatientIdentifier(clinic_id=patient.clinic_id, system=system, value=value)
                 for system, value in sorted(wanted - have)
             ]
-            session.flush()
+            db.flush()
     except IntegrityError:
         raise Conflict("another patient of this clinic already has one of these identifiers") from None
     return patient
 
 
 def list_patients(
-    session: Session,
+    db: Session,
     *,
     clinic_id: uuid.UUID,
     limit: int,
@@ -103,7 +101,7 @@ def list_patients(
         if system is not None:
             match = match.where(PatientIdentifier.system == system)
         query = query.where(Patient.id.in_(match))
-    return list(session.scalars(query.order_by(Patient.created_at, Patient.id).limit(limit).offset(offset)))
+    return list(db.scalars(query.order_by(Patient.created_at, Patient.id).limit(limit).offset(offset)))
 
 
 def to_read(patient: Patient) -> PatientRead:

@@ -53,16 +53,16 @@ def _session(*, write: bool = True) -> Iterator[tuple[Session, InstrumentRegistr
     engine = create_db_engine(settings)
     try:
         factory = make_sessionmaker(writer(engine) if write else engine)
-        with factory() as session, session.begin():
-            yield session, load_registry(settings.scales_dir)
+        with factory() as db, db.begin():
+            yield db, load_registry(settings.scales_dir)
     finally:
         engine.dispose()
 
 
-def _clinic(session: Session, name: str, *, create: bool) -> Clinic:
+def _clinic(db: Session, name: str, *, create: bool) -> Clinic:
     if create:
-        return auth.get_or_create_clinic(session, name=name)
-    clinic = session.scalar(select(Clinic).where(Clinic.name == name))
+        return auth.get_or_create_clinic(db, name=name)
+    clinic = db.scalar(select(Clinic).where(Clinic.name == name))
     if clinic is None:
         stderr.print(f"No clinic named {name!r}.")
         raise typer.Exit(code=2)
@@ -107,10 +107,10 @@ def import_command(
     import_format: Literal["csv", "ndjson"] = "csv" if chosen == "csv" else "ndjson"
     bar, report = _import_with_progress()
     try:
-        with _session() as (session, registry), bar:
-            clinic_row = _clinic(session, clinic, create=False)
+        with _session() as (db, registry), bar:
+            clinic_row = _clinic(db, clinic, create=False)
             result = imports.import_file(
-                session,
+                db,
                 registry,
                 clinic_id=clinic_row.id,
                 content=file.read_bytes(),
@@ -198,10 +198,10 @@ def generate_command(
         records = synthetic.raw_records(synthetic.measurement_records(panel, registry, seed=seed, start=origin))
         bar, report = _import_with_progress()
         try:
-            with _session() as (session, db_registry), bar:
-                clinic_row = _clinic(session, clinic, create=True)
+            with _session() as (db, db_registry), bar:
+                clinic_row = _clinic(db, clinic, create=True)
                 result = imports.import_records(
-                    session,
+                    db,
                     db_registry,
                     clinic_id=clinic_row.id,
                     records=records,
@@ -256,10 +256,10 @@ def lagged_effects_command(
                 request = LaggedEffectsRequest.model_validate(
                     {"outcome": outcome, "predictors": predictor, "lag": lag, "method": method}
                 )
-                with _session(write=False) as (session, registry):
-                    clinic_row = _clinic(session, clinic, create=False)
+                with _session(write=False) as (db, registry):
+                    clinic_row = _clinic(db, clinic, create=False)
                     result = service.lagged_effects(
-                        session, registry, clinic_id=clinic_row.id, request=request, progress=report
+                        db, registry, clinic_id=clinic_row.id, request=request, progress=report
                     )
             bar.update(task, description="Done", completed=len(analysis.STEPS))
     except (DomainError, analysis.InsufficientData, ValueError, KeyError) as error:

@@ -112,13 +112,13 @@ def measurement_query(spec: ExportSpec) -> Select[Any]:
 
 
 def export_rows(
-    session: Session, spec: ExportSpec, *, pseudonymise: Callable[[uuid.UUID], str] | None
+    db: Session, spec: ExportSpec, *, pseudonymise: Callable[[uuid.UUID], str] | None
 ) -> Iterator[list[Value]]:
     """The export's rows in column order; ``pseudonymise`` is required unless the export is identified."""
     if not spec.identified and pseudonymise is None:
         raise ValueError("a de-identified export needs a pseudonymiser")
     # On the session's Core connection: the ORM's result path would add per-row loading work for plain columns.
-    measurements = session.connection().execute(measurement_query(spec).execution_options(yield_per=YIELD_PER))
+    measurements = db.connection().execute(measurement_query(spec).execution_options(yield_per=YIELD_PER))
     builder = _LongRows(spec, pseudonymise) if spec.layout is Layout.LONG else _WideRows(spec, pseudonymise)
     yield from builder.rows(measurements)
 

@@ -201,11 +201,11 @@ def _validate_shape(raw: RawRecord, problems: _Problems) -> ImportRecord | None:
         return None
 
 
-def _existing_patients(session: Session, clinic_id: uuid.UUID, external_ids: Sequence[str]) -> dict[str, uuid.UUID]:
+def _existing_patients(db: Session, clinic_id: uuid.UUID, external_ids: Sequence[str]) -> dict[str, uuid.UUID]:
     found: dict[str, uuid.UUID] = {}
     unique = sorted(set(external_ids))
     for start in range(0, len(unique), LOOKUP_BATCH):
-        rows = session.execute(
+        rows = db.execute(
             select(PatientIdentifier.value, PatientIdentifier.patient_id).where(
                 PatientIdentifier.clinic_id == clinic_id,
                 PatientIdentifier.system == LOCAL_IDENTIFIER_SYSTEM,
@@ -217,7 +217,7 @@ def _existing_patients(session: Session, clinic_id: uuid.UUID, external_ids: Seq
 
 
 def _stored_times(
-    session: Session, clinic_id: uuid.UUID, patient_ids: Iterable[uuid.UUID], records: Sequence[ImportRecord]
+    db: Session, clinic_id: uuid.UUID, patient_ids: Iterable[uuid.UUID], records: Sequence[ImportRecord]
 ) -> set[tuple[uuid.UUID, str, datetime]]:
     """(patient, instrument, time) of these patients' current measurements that a record of the file could repeat.
 
@@ -231,7 +231,7 @@ def _stored_times(
     earliest = min(record.measured_at for record in records)
     latest = max(record.measured_at for record in records)
     for start in range(0, len(ids), LOOKUP_BATCH):
-        rows = session.execute(
+        rows = db.execute(
             select(Measurement.patient_id, Measurement.instrument_id, Measurement.measured_at).where(
                 Measurement.clinic_id == clinic_id,
                 Measurement.is_current.is_(True),
@@ -244,7 +244,7 @@ def _stored_times(
 
 
 def check(
-    session: Session,
+    db: Session,
     registry: InstrumentRegistry,
     *,
     clinic_id: uuid.UUID,
@@ -256,8 +256,8 @@ def check(
     problems = _Problems()
     shaped = [(raw.row, _validate_shape(raw, problems)) for raw in records]
     valid = [(row, record) for row, record in shaped if record is not None]
-    known = _existing_patients(session, clinic_id, [record.external_id for _row, record in valid])
-    stored = _stored_times(session, clinic_id, known.values(), [record for _row, record in valid])
+    known = _existing_patients(db, clinic_id, [record.external_id for _row, record in valid])
+    stored = _stored_times(db, clinic_id, known.values(), [record for _row, record in valid])
     seen: dict[tuple[str, str, datetime], int] = {}
     checked: list[CheckedRecord] = []
     for done, (row, record) in enumerate(valid, start=1):
@@ -296,7 +296,7 @@ STORE_BATCH = 1_000
 
 
 def store(
-    session: Session,
+    db: Session,
     registry: InstrumentRegistry,
     *,
     clinic_id: uuid.UUID,
@@ -313,13 +313,13 @@ def store(
         record = entry.record
         patient_id = entry.patient_id or created_patients.get(record.external_id)
         if patient_id is None:
-            patient = patients.create(session, clinic_id=clinic_id, data=PatientCreate(external_id=record.external_id))
+            patient = patients.create(db, clinic_id=clinic_id, data=PatientCreate(external_id=record.external_id))
             patient_id = created_patients[record.external_id] = patient.id
         session_id = None
         if record.session_number is not None:
             key = (patient_id, record.session_number)
             if key not in sessions:
-                found = session.scalar(
+                found = db.scalar(
                     select(TherapySession.id).where(
                         TherapySession.clinic_id == clinic_id,
                         TherapySession.patient_id == patient_id,
@@ -328,7 +328,7 @@ def store(
                 )
                 if found is None:
                     created = therapy_sessions.create(
-                        session,
+                        db,
                         clinic_id=clinic_id,
                         patient_id=patient_id,
                         data=TherapySessionCreate(started_at=record.measured_at, session_number=record.session_number),
@@ -354,7 +354,7 @@ def store(
         )
         by_instrument[record.instrument] = by_instrument.get(record.instrument, 0) + 1
         if len(pending) == STORE_BATCH or done == len(checked):
-            recording.record(session, pending)
+            recording.record(db, pending)
             pending.clear()
             if progress is not None:
                 progress("storing", done, len(checked))
@@ -368,7 +368,7 @@ def store(
 
 
 def import_records(
-    session: Session,
+    db: Session,
     registry: InstrumentRegistry,
     *,
     clinic_id: uuid.UUID,
@@ -381,10 +381,10 @@ def import_records(
     if not records:
         raise InvalidInput("the file has no records; nothing was imported", errors=[FieldError("file", "no records")])
     checked = check(
-        session, registry, clinic_id=clinic_id, records=records, create_patients=create_patients, progress=progress
+        db, registry, clinic_id=clinic_id, records=records, create_patients=create_patients, progress=progress
     )
     return store(
-        session,
+        db,
         registry,
         clinic_id=clinic_id,
         checked=checked,
@@ -394,7 +394,7 @@ def import_records(
 
 
 def import_file(
-    session: Session,
+    db: Session,
     registry: InstrumentRegistry,
     *,
     clinic_id: uuid.UUID,
@@ -405,7 +405,7 @@ def import_file(
     progress: Progress | None = None,
 ) -> ImportReport:
     return import_records(
-        session,
+        db,
         registry,
         clinic_id=clinic_id,
         records=parse(content, import_format),

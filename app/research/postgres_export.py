@@ -53,22 +53,22 @@ _PYTHON_INTEGERS = "-9223372036854775808 AND 18446744073709551615"
 """JSON integers decoded as Python ``int`` (orjson's range); a larger one is decoded as a ``float``."""
 
 
-def applies(session: Session, spec: ExportSpec) -> bool:
+def applies(db: Session, spec: ExportSpec) -> bool:
     """Only the de-identified long score export on PostgreSQL; every other export keeps the Python path."""
     return (
-        session.get_bind().dialect.name == "postgresql"
+        db.get_bind().dialect.name == "postgresql"
         and not spec.identified
         and spec.layout is Layout.LONG
         and spec.level is Level.SCORES
     )
 
 
-def csv_chunks(session: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str]) -> Iterator[bytes]:
+def csv_chunks(db: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str]) -> Iterator[bytes]:
     """The header line, then PostgreSQL's CSV in chunks of about ``CSV_FLUSH_BYTES``."""
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow([column.name for column in spec.columns])
     pending = bytearray(header.getvalue().encode())
-    for data in _copy(session, spec, pseudonymise, for_csv=True):
+    for data in _copy(db, spec, pseudonymise, for_csv=True):
         pending += data
         if len(pending) >= CSV_FLUSH_BYTES:
             yield bytes(pending)
@@ -77,7 +77,7 @@ def csv_chunks(session: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.
 
 
 def parquet_chunks(
-    session: Session,
+    db: Session,
     spec: ExportSpec,
     pseudonymise: Callable[[uuid.UUID], str],
     *,
@@ -87,7 +87,7 @@ def parquet_chunks(
     schema = arrow_schema(spec.columns)
     sink = DrainedSink()
     writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema)
-    for table in _row_groups(_parsed(_copy(session, spec, pseudonymise, for_csv=False), schema), row_group):
+    for table in _row_groups(_parsed(_copy(db, spec, pseudonymise, for_csv=False), schema), row_group):
         writer.write_table(pa.Table.from_arrays(table.columns, schema=schema))
         yield sink.drain()
     writer.close()
@@ -155,53 +155,51 @@ class _CopyStream(io.RawIOBase):
         return filled
 
 
-def _copy(
-    session: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str], *, for_csv: bool
-) -> Iterator[bytes]:
+def _copy(db: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str], *, for_csv: bool) -> Iterator[bytes]:
     """The export's rows as CSV lines, as PostgreSQL sends them (one line per message); ``for_csv``: as the CSV
     export writes them, else as Parquet keeps them (see ``_rows_statement``)."""
     # One snapshot for the clinic's patients and the rows: a patient added in between would otherwise lose its rows.
     # (Set as the export's session first uses its connection, as it does here.)
-    connection = session.connection(execution_options={"isolation_level": "REPEATABLE READ"}).connection
+    connection = db.connection(execution_options={"isolation_level": "REPEATABLE READ"}).connection
     driver = connection.driver_connection
     assert driver is not None  # a checked-out connection
     # The planner cannot know that a measurement holds a few scores (it assumes 100 per ``jsonb_each``), so it
     # expects millions of rows and compiles the query with JIT: ~1 s at start for nothing. COPY sends text in the
     # client encoding, and the export is UTF-8. Both until the transaction ends.
-    session.execute(text("SET LOCAL jit = off"))
-    session.execute(text("SET LOCAL client_encoding = 'UTF8'"))
-    _load_pseudonyms(session, driver, spec.clinic_id, pseudonymise)
-    statement, params = _rows_statement(session, spec, for_csv=for_csv)
+    db.execute(text("SET LOCAL jit = off"))
+    db.execute(text("SET LOCAL client_encoding = 'UTF8'"))
+    _load_pseudonyms(db, driver, spec.clinic_id, pseudonymise)
+    statement, params = _rows_statement(db, spec, for_csv=for_csv)
     with driver.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
         for data in copy:
             yield bytes(data)
 
 
 def _load_pseudonyms(
-    session: Session, driver: psycopg.Connection[Any], clinic_id: uuid.UUID, pseudonymise: Callable[[uuid.UUID], str]
+    db: Session, driver: psycopg.Connection[Any], clinic_id: uuid.UUID, pseudonymise: Callable[[uuid.UUID], str]
 ) -> None:
     """The clinic's patients and their pseudonyms, in a temporary table dropped with the transaction.
 
     Sent as COPY data, never as statement text: a server that logs slow statements (or ``pg_stat_statements``) would
     otherwise keep the export's key from pseudonym to patient. One HMAC per patient, not per row.
     """
-    session.execute(
+    db.execute(
         text(f"CREATE TEMPORARY TABLE {_PSEUDONYMS} (patient_id uuid NOT NULL, pseudonym text NOT NULL) ON COMMIT DROP")
     )
-    patients = session.scalars(select(Patient.id).where(Patient.clinic_id == clinic_id))
+    patients = db.scalars(select(Patient.id).where(Patient.clinic_id == clinic_id))
     with driver.cursor() as cursor, cursor.copy(f"COPY {_PSEUDONYMS} (patient_id, pseudonym) FROM STDIN") as copy:
         for patient in patients:
             copy.write_row((patient, pseudonymise(patient)))
-    session.execute(text(f"ANALYZE {_PSEUDONYMS}"))
+    db.execute(text(f"ANALYZE {_PSEUDONYMS}"))
 
 
-def _rows_statement(session: Session, spec: ExportSpec, *, for_csv: bool) -> tuple[str, dict[str, Any]]:
+def _rows_statement(db: Session, spec: ExportSpec, *, for_csv: bool) -> tuple[str, dict[str, Any]]:
     """The long score rows in the Python path's order, as SQL for psycopg (``%(name)s`` parameters).
 
     With ``for_csv`` every text cell is neutralised (``_neutralised``), and an empty string is sent as NULL, which
     PostgreSQL's CSV writes as an empty field as Python's ``csv`` does (an empty string it would write as ``""``).
     """
-    measurements, params = _driver_sql(session, _measurements(spec))
+    measurements, params = _driver_sql(db, _measurements(spec))
     instruments, keys, positions = _score_positions(spec)
     params |= {"export_instruments": instruments, "export_score_keys": keys, "export_positions": positions}
     value = _value_text("s.value")
@@ -261,9 +259,9 @@ def _measurements(spec: ExportSpec) -> Select[Any]:
     )
 
 
-def _driver_sql(session: Session, query: Select[Any]) -> tuple[str, dict[str, Any]]:
+def _driver_sql(db: Session, query: Select[Any]) -> tuple[str, dict[str, Any]]:
     """The query as psycopg runs it: SQL text and parameters, each passed through its column type's bind processing."""
-    dialect = session.get_bind().dialect
+    dialect = db.get_bind().dialect
     compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     params: dict[str, Any] = {}
     for name, value in compiled.params.items():

@@ -33,19 +33,19 @@ def file_name(spec: ExportSpec, export_format: ExportFormat) -> str:
 def stream_chunks(
     sessions: sessionmaker[Session], spec: ExportSpec, export_format: ExportFormat, pseudonymise: Pseudonymise
 ) -> Iterator[bytes]:
-    with sessions() as session, session.begin():
-        if pseudonymise is not None and postgres_export.applies(session, spec):
+    with sessions() as db, db.begin():
+        if pseudonymise is not None and postgres_export.applies(db, spec):
             fast = postgres_export.csv_chunks if export_format is ExportFormat.CSV else postgres_export.parquet_chunks
-            yield from fast(session, spec, pseudonymise)
+            yield from fast(db, spec, pseudonymise)
             return
-        rows = export_rows(session, spec, pseudonymise=pseudonymise)
+        rows = export_rows(db, spec, pseudonymise=pseudonymise)
         chunks = csv_chunks if export_format is ExportFormat.CSV else parquet_chunks
         yield from chunks(spec.columns, rows)
 
 
 def export_response(
     *,
-    session: Session,
+    db: Session,
     sessions: sessionmaker[Session],
     spec: ExportSpec,
     export_format: ExportFormat,
@@ -60,6 +60,6 @@ def export_response(
         )
     with tempfile.TemporaryDirectory(prefix="research-export-") as directory:
         path = Path(directory) / file_name(spec, export_format)
-        write_statistics_file(export_format, spec.columns, export_rows(session, spec, pseudonymise=pseudonymise), path)
+        write_statistics_file(export_format, spec.columns, export_rows(db, spec, pseudonymise=pseudonymise), path)
         content = path.read_bytes()
     return Response(content=content, media_type=MEDIA_TYPES[export_format], headers=headers)

@@ -76,7 +76,7 @@ def export(
         secret=settings.research_pseudonym_key.get_secret_value(), project=project, clinic_id=principal.clinic_id
     )
     response = export_response(
-        session=db,
+        db=db,
         sessions=state_of(request).read_sessions,
         spec=spec,
         export_format=params.export_format,
@@ -100,7 +100,7 @@ def export_identified(
     """Identified export (internal and external ids, UTC times) for administrators; every one is recorded."""
     spec = _spec(params, registry, principal, identified=True)
     response = export_response(
-        session=db,
+        db=db,
         sessions=state_of(request).read_sessions,
         spec=spec,
         export_format=params.export_format,

@@ -45,7 +45,7 @@ def select_definitions(
 
 
 def record_export(
-    session: Session, *, principal: Principal, spec: ExportSpec, export_format: ExportFormat, project: str | None
+    db: Session, *, principal: Principal, spec: ExportSpec, export_format: ExportFormat, project: str | None
 ) -> ResearchExport:
     """Record who exported what, and when, in a write transaction that commits before any data is sent.
 
@@ -68,16 +68,16 @@ def record_export(
             "project": project,
         },
     )
-    session.add(entry)
-    session.flush()
+    db.add(entry)
+    db.flush()
     return entry
 
 
-def list_exports(session: Session, *, clinic_id: uuid.UUID, identified_only: bool = False) -> list[ResearchExport]:
+def list_exports(db: Session, *, clinic_id: uuid.UUID, identified_only: bool = False) -> list[ResearchExport]:
     query = select(ResearchExport).where(ResearchExport.clinic_id == clinic_id)
     if identified_only:
         query = query.where(ResearchExport.identified.is_(True))
-    return list(session.scalars(query.order_by(ResearchExport.created_at, ResearchExport.id)))
+    return list(db.scalars(query.order_by(ResearchExport.created_at, ResearchExport.id)))
 
 
 def _variable(registry: InstrumentRegistry, reference: str, field: str) -> tuple[str, str]:
@@ -104,7 +104,7 @@ def _variable(registry: InstrumentRegistry, reference: str, field: str) -> tuple
     return instrument, key
 
 
-def load_panel(session: Session, *, clinic_id: uuid.UUID, variables: Sequence[tuple[str, str]]) -> pd.DataFrame:
+def load_panel(db: Session, *, clinic_id: uuid.UUID, variables: Sequence[tuple[str, str]]) -> pd.DataFrame:
     """One row per patient-week with a column ``<instrument>.<score>`` per variable (the week's last value).
 
     Weeks are calendar weeks since each patient's first measurement of any instrument, as in the exports.
@@ -131,7 +131,7 @@ def load_panel(session: Session, *, clinic_id: uuid.UUID, variables: Sequence[tu
     for instrument, key in variables:
         keys_by_instrument.setdefault(instrument, []).append(key)
     cells: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}
-    for row in session.execute(query.execution_options(yield_per=PANEL_YIELD_PER)):
+    for row in db.execute(query.execution_options(yield_per=PANEL_YIELD_PER)):
         week = week_of(days_between(row.first_at, row.measured_at))
         values = cells.setdefault((row.patient_id, week), {})
         for key in keys_by_instrument[row.instrument_id]:
@@ -145,7 +145,7 @@ def load_panel(session: Session, *, clinic_id: uuid.UUID, variables: Sequence[tu
 
 
 def lagged_effects(
-    session: Session,
+    db: Session,
     registry: InstrumentRegistry,
     *,
     clinic_id: uuid.UUID,
@@ -154,7 +154,7 @@ def lagged_effects(
 ) -> LaggedEffectsResponse:
     variables = [_variable(registry, request.outcome, "outcome")]
     variables += [_variable(registry, name, f"predictors.{i}") for i, name in enumerate(request.predictors)]
-    panel = load_panel(session, clinic_id=clinic_id, variables=variables)
+    panel = load_panel(db, clinic_id=clinic_id, variables=variables)
     return analyse(panel, request, progress=progress)
 
 

@@ -11,13 +11,11 @@ from app.therapy_sessions.models import TherapySession
 from app.therapy_sessions.schemas import TherapySessionCreate
 
 
-def create(
-    session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, data: TherapySessionCreate
-) -> TherapySession:
+def create(db: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, data: TherapySessionCreate) -> TherapySession:
     """Record a session for a patient already checked to belong to ``clinic_id``."""
     number = data.session_number
     if number is None:
-        highest = session.scalar(
+        highest = db.scalar(
             select(func.max(TherapySession.session_number)).where(TherapySession.patient_id == patient_id)
         )
         number = (highest or 0) + 1
@@ -29,17 +27,17 @@ def create(
         episode=data.episode,
         label=data.label,
     )
-    session.add(therapy_session)
+    db.add(therapy_session)
     try:
-        with session.begin_nested():
-            session.flush()
+        with db.begin_nested():
+            db.flush()
     except IntegrityError:
         raise Conflict(f"this patient already has a session number {number}") from None
     return therapy_session
 
 
-def get(session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, session_id: uuid.UUID) -> TherapySession:
-    found = session.scalar(
+def get(db: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, session_id: uuid.UUID) -> TherapySession:
+    found = db.scalar(
         select(TherapySession).where(
             TherapySession.id == session_id,
             TherapySession.patient_id == patient_id,
@@ -52,10 +50,10 @@ def get(session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, sessio
 
 
 def list_for_patient(
-    session: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, limit: int, offset: int
+    db: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, limit: int, offset: int
 ) -> list[TherapySession]:
     return list(
-        session.scalars(
+        db.scalars(
             select(TherapySession)
             .where(TherapySession.patient_id == patient_id, TherapySession.clinic_id == clinic_id)
             .order_by(TherapySession.session_number)

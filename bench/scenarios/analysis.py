@@ -31,14 +31,12 @@ def run(plan: Plan, workdir: Path) -> list[Row]:
     try:
         latent = generate_latent(CohortConfig(patients=patients, weeks=weeks), seed=7)
         records = synthetic.raw_records(synthetic.measurement_records(latent, registry, seed=7))
-        for session in transaction(make_sessionmaker(writer(engine))):
-            imports.import_records(
-                session, registry, clinic_id=product.clinic_id, records=records, create_patients=True
-            )
+        for db in transaction(make_sessionmaker(writer(engine))):
+            imports.import_records(db, registry, clinic_id=product.clinic_id, records=records, create_patients=True)
         for _ in range(plan.rounds):
-            for session in transaction(make_sessionmaker(engine)):
+            for db in transaction(make_sessionmaker(engine)):
                 started = time.perf_counter()
-                service.lagged_effects(session, registry, clinic_id=product.clinic_id, request=request)
+                service.lagged_effects(db, registry, clinic_id=product.clinic_id, request=request)
                 timings.append((time.perf_counter() - started, None))
     finally:
         engine.dispose()

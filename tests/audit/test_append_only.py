@@ -34,8 +34,8 @@ def test_the_audit_trail_cannot_be_rewritten(
         rows = connection.execute(select(AuditEvent.status_code).where(AuditEvent.clinic_id == clinic.id)).all()
     assert before >= 2
 
-    with pytest.raises(DBAPIError, match="append-only"), state_of(app).write_sessions() as session, session.begin():
-        session.execute(text(statement), {"clinic": clinic.id.hex if _sqlite(app) else clinic.id})
+    with pytest.raises(DBAPIError, match="append-only"), state_of(app).write_sessions() as db, db.begin():
+        db.execute(text(statement), {"clinic": clinic.id.hex if _sqlite(app) else clinic.id})
 
     with state_of(app).engine.connect() as connection:
         assert connection.execute(count).scalar_one() == before
@@ -44,13 +44,13 @@ def test_the_audit_trail_cannot_be_rewritten(
 
 def test_the_orm_cannot_rewrite_an_audit_row_either(app: FastAPI, client: TestClient, clinic: ClinicKeys) -> None:
     client.get("/v1/patients", headers=clinic.headers())
-    with state_of(app).write_sessions() as session, session.begin():
-        row = session.scalars(select(AuditEvent).where(AuditEvent.clinic_id == clinic.id)).first()
+    with state_of(app).write_sessions() as db, db.begin():
+        row = db.scalars(select(AuditEvent).where(AuditEvent.clinic_id == clinic.id)).first()
         assert row is not None
-        session.delete(row)
+        db.delete(row)
         with pytest.raises(DBAPIError, match="append-only"):
-            session.flush()
-        session.rollback()
+            db.flush()
+        db.rollback()
 
 
 def _sqlite(app: FastAPI) -> bool:

@@ -24,8 +24,8 @@ def rows(app: FastAPI, **where: Any) -> list[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.id)
     for name, value in where.items():
         query = query.where(getattr(AuditEvent, name) == value)
-    with state_of(app).read_sessions() as session:
-        return list(session.scalars(query))
+    with state_of(app).read_sessions() as db:
+        return list(db.scalars(query))
 
 
 def response_for(patient_id: str) -> dict[str, Any]:

@@ -76,8 +76,8 @@ def test_refusals_are_audited(
 def test_a_request_without_a_valid_key_is_audited_without_a_clinic(app: FastAPI, client: TestClient) -> None:
     client.get("/v1/patients", headers={"Authorization": "Bearer co_123456789abc_forged"})
 
-    with state_of(app).read_sessions() as session:
-        row = session.scalars(
+    with state_of(app).read_sessions() as db:
+        row = db.scalars(
             select(AuditEvent).where(AuditEvent.outcome == "unauthenticated").order_by(AuditEvent.occurred_at.desc())
         ).first()
     assert row is not None
@@ -92,8 +92,8 @@ def test_item_answers_never_reach_the_audit_trail(app: FastAPI, client: TestClie
         headers=clinic.headers(),
     )
 
-    with state_of(app).read_sessions() as session:
-        rows = session.scalars(select(AuditEvent).where(AuditEvent.clinic_id == clinic.id)).all()
+    with state_of(app).read_sessions() as db:
+        rows = db.scalars(select(AuditEvent).where(AuditEvent.clinic_id == clinic.id)).all()
     dumped = json.dumps([{c.name: str(getattr(r, c.name)) for c in AuditEvent.__table__.columns} for r in rows])
     assert "MRN-SECRET-42" not in dumped
     assert '"items"' not in dumped

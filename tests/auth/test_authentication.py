@@ -58,8 +58,8 @@ def test_a_key_with_the_right_prefix_but_wrong_secret_is_a_401(client: TestClien
 def test_revoked_and_expired_keys_are_refused(
     app: FastAPI, client: TestClient, clinic: ClinicKeys, column: str
 ) -> None:
-    for session in transaction(state_of(app).write_sessions):
-        session.execute(
+    for db in transaction(state_of(app).write_sessions):
+        db.execute(
             update(ApiKey)
             .where(ApiKey.id == clinic.key_ids[Role.CLINICIAN])
             .values({column: datetime.now(UTC) - timedelta(seconds=1)})
@@ -94,12 +94,17 @@ def test_another_clinics_records_answer_404_exactly_like_missing_ones(
     client: TestClient, clinic: ClinicKeys, other_clinic: ClinicKeys
 ) -> None:
     patient = client.post("/v1/patients", json={"external_id": "MRN-77"}, headers=clinic.headers()).json()["id"]
-    session = client.post(
+    therapy_session = client.post(
         f"/v1/patients/{patient}/sessions", json={"started_at": "2026-01-01T10:00:00Z"}, headers=clinic.headers()
     ).json()["id"]
     measurement = client.post(
         f"/v1/patients/{patient}/measurements",
-        json={"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": "2026-01-01T10:00:00Z", "session_id": session},
+        json={
+            "instrument": "phq9",
+            "items": ISSUE_PHQ9,
+            "measured_at": "2026-01-01T10:00:00Z",
+            "session_id": therapy_session,
+        },
         headers=clinic.headers(),
     ).json()["id"]
     missing = "00000000-0000-4000-8000-000000000000"

@@ -18,8 +18,8 @@ from tests.conftest import ClinicKeys
 
 
 def record_of(app: FastAPI, key_id: uuid.UUID, key: str) -> IdempotencyRecord:
-    with state_of(app).read_sessions() as session:
-        found: IdempotencyRecord | None = session.scalar(
+    with state_of(app).read_sessions() as db:
+        found: IdempotencyRecord | None = db.scalar(
             select(IdempotencyRecord).where(IdempotencyRecord.api_key_id == key_id, IdempotencyRecord.key == key)
         )
     assert found is not None
@@ -27,13 +27,13 @@ def record_of(app: FastAPI, key_id: uuid.UUID, key: str) -> IdempotencyRecord:
 
 
 def keys_of(app: FastAPI, clinic: ClinicKeys) -> int:
-    with state_of(app).read_sessions() as session:
-        return len(list(session.scalars(select(ApiKey.id).where(ApiKey.clinic_id == clinic.id))))
+    with state_of(app).read_sessions() as db:
+        return len(list(db.scalars(select(ApiKey.id).where(ApiKey.clinic_id == clinic.id))))
 
 
 def enrolments_of(app: FastAPI, patient_id: str) -> int:
-    with state_of(app).read_sessions() as session:
-        rows = session.scalars(select(Enrolment.id).where(Enrolment.patient_id == uuid.UUID(patient_id)))
+    with state_of(app).read_sessions() as db:
+        rows = db.scalars(select(Enrolment.id).where(Enrolment.patient_id == uuid.UUID(patient_id)))
         return len(list(rows))
 
 

@@ -87,8 +87,8 @@ def test_a_key_revoked_behind_the_servers_back_is_refused_once_the_cache_time_ha
 ) -> None:
     monkeypatch.setattr(state_of(app).part(VerifiedKeys), "clock", clock)
     assert client.get("/v1/patients", headers=clinic.headers()).status_code == 200
-    for session in transaction(state_of(app).write_sessions):  # as the CLI or another worker process would
-        session.execute(update(ApiKey).where(ApiKey.id == clinic.key_ids[Role.CLINICIAN]).values(revoked_at=NOW))
+    for db in transaction(state_of(app).write_sessions):  # as the CLI or another worker process would
+        db.execute(update(ApiKey).where(ApiKey.id == clinic.key_ids[Role.CLINICIAN]).values(revoked_at=NOW))
 
     assert client.get("/v1/patients", headers=clinic.headers()).status_code == 200
     clock.now += state_of(app).settings.api_key_cache_seconds

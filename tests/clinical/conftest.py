@@ -84,7 +84,7 @@ def seed(
     **extra: Any,
 ) -> Measurement:
     """Record a scored measurement (and raise its alerts) in one committed transaction."""
-    for session in transaction(state_of(app).write_sessions):
+    for db in transaction(state_of(app).write_sessions):
         new = measurements.new_measurement(
             state_of(app).part(InstrumentRegistry),
             instrument,
@@ -95,7 +95,7 @@ def seed(
             source=Source.API,
             **extra,
         )
-        row = recording.record_one(session, new)
+        row = recording.record_one(db, new)
     return Measurement(**row)
 
 

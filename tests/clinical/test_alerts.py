@@ -29,9 +29,9 @@ def alerts_of(client: TestClient, clinic: ClinicKeys, **query: str) -> list[dict
 
 
 def alert_count(app: FastAPI, patient_id: str) -> int:
-    with state_of(app).read_sessions() as session:
+    with state_of(app).read_sessions() as db:
         query = select(func.count()).select_from(RiskAlert).where(RiskAlert.patient_id == uuid.UUID(patient_id))
-        return int(session.scalar(query) or 0)
+        return int(db.scalar(query) or 0)
 
 
 def test_a_phq9_posted_through_the_api_with_item9_endorsed_raises_an_alert(
@@ -77,15 +77,15 @@ def test_an_amendment_that_keeps_the_flag_raises_no_second_alert(
 ) -> None:
     row = seed(app, clinic, patient_id, "phq9", phq9(12, item9=2), day(0))
 
-    for session in transaction(state_of(app).write_sessions):
+    for db in transaction(state_of(app).write_sessions):
         current = measurements.get_current(
-            session, clinic_id=clinic.id, patient_id=row.patient_id, measurement_id=row.measurement_id
+            db, clinic_id=clinic.id, patient_id=row.patient_id, measurement_id=row.measurement_id
         )
         new = measurements.new_version(
             state_of(app).part(InstrumentRegistry), current, items=phq9(13, item9=1), recorded_by_key_id=None
         )
-        amended = recording.record_version(session, current, new, reason="item 1 misread")
-        assert raise_alerts_for(session, amended) == []
+        amended = recording.record_version(db, current, new, reason="item 1 misread")
+        assert raise_alerts_for(db, amended) == []
 
     [alert] = alerts_of(client, clinic)
     assert alert["measurement"]["version"] == 1

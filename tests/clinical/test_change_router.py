@@ -214,8 +214,8 @@ def test_only_the_latest_version_family_is_compared(
     old = seed(app, clinic, patient_id, "phq9", phq9(24), day(0))
     seed(app, clinic, patient_id, "phq9", phq9(16), day(7))
     latest = seed(app, clinic, patient_id, "phq9", phq9(9), day(14))
-    with state_of(app).write_sessions() as session, session.begin():
-        session.execute(update(Measurement).where(Measurement.id == old.id).values(definition_version="0.9.0"))
+    with state_of(app).write_sessions() as db, db.begin():
+        db.execute(update(Measurement).where(Measurement.id == old.id).values(definition_version="0.9.0"))
 
     body = change(client, clinic, patient_id, instrument="phq9")
     trajectory = client.get(

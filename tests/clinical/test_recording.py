@@ -102,7 +102,7 @@ def _rescoring(app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id:
     registry: InstrumentRegistry = state_of(app).part(InstrumentRegistry)
     old = registry.get("phq9").model_copy(update={"version": "0.9.0"})
     old_registry = InstrumentRegistry(definitions={**registry.definitions, "phq9": old})
-    for session in transaction(state_of(app).write_sessions):
+    for db in transaction(state_of(app).write_sessions):
         new = measurements.new_measurement(
             old_registry,
             "phq9",
@@ -112,7 +112,7 @@ def _rescoring(app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id:
             measured_at=datetime(2026, 11, 2, 9, tzinfo=UTC),
             source=Source.API,
         )
-        recording.record_one(session, new)
+        recording.record_one(db, new)
     response = client.post("/v1/instruments/phq9/rescore", headers=clinic.headers(Role.ADMIN))
     assert response.status_code == 200, response.text
     assert response.json()["rescored"] == 1
@@ -153,9 +153,9 @@ def test_every_path_that_stores_a_measurement_records_it_and_raises_its_alert_on
     PATHS[path](app, client, clinic, patient_id)
 
     patient = uuid.UUID(patient_id)
-    with state_of(app).read_sessions() as session:
-        stored = set(session.scalars(select(Measurement.measurement_id).where(Measurement.patient_id == patient)))
-        alerted = list(session.scalars(select(RiskAlert.measurement_id).where(RiskAlert.patient_id == patient)))
+    with state_of(app).read_sessions() as db:
+        stored = set(db.scalars(select(Measurement.measurement_id).where(Measurement.patient_id == patient)))
+        alerted = list(db.scalars(select(RiskAlert.measurement_id).where(RiskAlert.patient_id == patient)))
     assert stored
     assert set(recorded) >= stored  # every measurement the path stored went through the one place
     assert len(alerted) == 1  # and the flagged one raised its risk alert, once

@@ -64,8 +64,8 @@ def seed_patient(database_url: str) -> tuple[ClinicKeys, str]:
     app = create_app(make_settings(database_url))
     with TestClient(app):
         clinic = new_clinic(app)
-        for session in transaction(state_of(app).write_sessions):
-            patient = patients.create(session, clinic_id=clinic.id, data=PatientCreate(external_id="MRN-BROWSER"))
+        for db in transaction(state_of(app).write_sessions):
+            patient = patients.create(db, clinic_id=clinic.id, data=PatientCreate(external_id="MRN-BROWSER"))
             patient_id = str(patient.id)
         for week, (total, item9) in enumerate(((21, 2), (17, 0), (14, 1), (9, 0), (5, 0))):
             seed(app, clinic, patient_id, "phq9", phq9(total, item9=item9), day(7 * week))

@@ -108,9 +108,9 @@ def set_webhook(client: TestClient, clinic: ClinicKeys, url: str) -> dict[str, A
 
 
 def deliveries(app: FastAPI, clinic: ClinicKeys) -> list[WebhookDelivery]:
-    with state_of(app).read_sessions() as session:
+    with state_of(app).read_sessions() as db:
         return list(
-            session.scalars(
+            db.scalars(
                 select(WebhookDelivery)
                 .where(WebhookDelivery.clinic_id == clinic.id)
                 .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
@@ -132,8 +132,8 @@ def test_an_alert_calls_the_webhook_with_ids_and_the_flag_only(
     webhooks.wait_for_deliveries()
 
     [(headers, payload)] = receiver.calls
-    with state_of(app).read_sessions() as session:
-        alert = session.scalars(select(RiskAlert).where(RiskAlert.measurement_id == row.measurement_id)).one()
+    with state_of(app).read_sessions() as db:
+        alert = db.scalars(select(RiskAlert).where(RiskAlert.measurement_id == row.measurement_id)).one()
     assert payload == {
         "event": "risk_alert.raised",
         "alert_id": str(alert.id),
@@ -181,8 +181,8 @@ def test_alerts_raised_together_by_a_bulk_import_are_each_delivered(
     assert response.status_code == 201, response.text
     webhooks.wait_for_deliveries()
 
-    with state_of(app).read_sessions() as session:
-        alerts = {str(alert.id) for alert in session.scalars(select(RiskAlert).where(RiskAlert.clinic_id == clinic.id))}
+    with state_of(app).read_sessions() as db:
+        alerts = {str(alert.id) for alert in db.scalars(select(RiskAlert).where(RiskAlert.clinic_id == clinic.id))}
     assert len(alerts) == 2
     assert {payload["alert_id"] for _headers, payload in receiver.calls} == alerts
     assert {payload["flag"] for _headers, payload in receiver.calls} == {"item9_positive"}
@@ -212,7 +212,7 @@ def test_a_failed_delivery_stays_pending_and_is_retried(
 
 def store_flagged_then_fail(app: FastAPI, clinic: ClinicKeys, patient_id: str) -> None:
     """Store a flagged PHQ-9 and raise its alert, then fail before the commit."""
-    with state_of(app).write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as db, db.begin():
         new = measurements.new_measurement(
             state_of(app).part(InstrumentRegistry),
             "phq9",
@@ -222,9 +222,9 @@ def store_flagged_then_fail(app: FastAPI, clinic: ClinicKeys, patient_id: str) -
             measured_at=day(0),
             source=Source.API,
         )
-        row = recording.record_one(session, new)
+        row = recording.record_one(db, new)
         raised = select(func.count()).select_from(RiskAlert).where(RiskAlert.measurement_id == row["measurement_id"])
-        assert session.scalar(raised) == 1
+        assert db.scalar(raised) == 1
         raise RuntimeError("abort")
 
 
@@ -362,13 +362,13 @@ def test_a_webhook_host_is_looked_up_only_for_an_authorised_admin(
 def outbox_rows(app: FastAPI, template: WebhookDelivery, urls: list[str]) -> list[uuid.UUID]:
     """Outbox rows like ``template`` (same clinic, alert and payload) to other URLs, as if stored earlier."""
     ids = []
-    with state_of(app).write_sessions() as session, session.begin():
+    with state_of(app).write_sessions() as db, db.begin():
         for url in urls:
             row = WebhookDelivery(
                 clinic_id=template.clinic_id, alert_id=template.alert_id, url=url, payload=template.payload, attempts=0
             )
-            session.add(row)
-            session.flush()
+            db.add(row)
+            db.flush()
             ids.append(row.id)
     return ids
 
@@ -597,9 +597,9 @@ def test_the_signing_secret_is_shown_once(
     assert rotated.status_code == 201, rotated.text
     assert new_secret.startswith("whsec_")
     assert new_secret != secret
-    with state_of(app).read_sessions() as session:
-        [settings] = session.execute(select(ClinicSettings).where(ClinicSettings.clinic_id == clinic.id)).all()
-        records = session.scalars(select(IdempotencyRecord)).all()
+    with state_of(app).read_sessions() as db:
+        [settings] = db.execute(select(ClinicSettings).where(ClinicSettings.clinic_id == clinic.id)).all()
+        records = db.scalars(select(IdempotencyRecord)).all()
         stored = repr([vars(settings[0]), *(vars(record) for record in records)])
     for shown in (secret, new_secret):
         assert shown.removeprefix("whsec_") not in stored
@@ -627,8 +627,8 @@ def test_a_rotated_secret_signs_alongside_the_previous_one_for_a_day(
 
     seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
     webhooks.wait_for_deliveries()
-    with state_of(app).write_sessions() as session, session.begin():
-        session.execute(
+    with state_of(app).write_sessions() as db, db.begin():
+        db.execute(
             update(ClinicSettings)
             .where(ClinicSettings.clinic_id == clinic.id)
             .values(webhook_secret_issued_at=utcnow() - timedelta(hours=24, seconds=1))
@@ -658,10 +658,8 @@ def test_nothing_is_sent_unsigned(
 ) -> None:
     """A clinic whose webhook has no signing secret (none can be made so through the API) gets no delivery."""
     set_webhook(client, clinic, receiver.url)
-    with state_of(app).write_sessions() as session, session.begin():
-        session.execute(
-            update(ClinicSettings).where(ClinicSettings.clinic_id == clinic.id).values(webhook_secret_salt=None)
-        )
+    with state_of(app).write_sessions() as db, db.begin():
+        db.execute(update(ClinicSettings).where(ClinicSettings.clinic_id == clinic.id).values(webhook_secret_salt=None))
 
     seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
     webhooks.wait_for_deliveries()

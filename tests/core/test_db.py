@@ -56,13 +56,13 @@ def test_datetimes_are_stored_in_utc_and_read_back_aware() -> None:
 
 def test_insert_rows_and_flushes_are_both_in_the_sessions_insert_log(app: FastAPI, clinic: ClinicKeys) -> None:
     patient_id = uuid.uuid4()
-    with state_of(app).write_sessions() as session, session.begin():
-        log = log_inserts(session)
-        session.add(Patient(id=patient_id, clinic_id=clinic.id))
-        session.flush()
+    with state_of(app).write_sessions() as db, db.begin():
+        log = log_inserts(db)
+        db.add(Patient(id=patient_id, clinic_id=clinic.id))
+        db.flush()
         session_id = uuid.uuid4()
         insert_rows(
-            session,
+            db,
             TherapySession,
             [
                 {
@@ -77,8 +77,8 @@ def test_insert_rows_and_flushes_are_both_in_the_sessions_insert_log(app: FastAP
                 }
             ],
         )
-        insert_rows(session, TherapySession, [])
-        assert session.scalar(select(TherapySession.id).where(TherapySession.id == session_id)) == session_id
+        insert_rows(db, TherapySession, [])
+        assert db.scalar(select(TherapySession.id).where(TherapySession.id == session_id)) == session_id
     assert [(table, values["id"]) for table, values in log] == [
         ("patient", patient_id),
         ("therapy_session", session_id),
@@ -87,14 +87,14 @@ def test_insert_rows_and_flushes_are_both_in_the_sessions_insert_log(app: FastAP
 
 def test_rows_of_a_rolled_back_savepoint_leave_the_insert_log(app: FastAPI, clinic: ClinicKeys) -> None:
     kept, dropped, inner, after = (uuid.uuid4() for _ in range(4))
-    with state_of(app).write_sessions() as session, session.begin():
-        log = log_inserts(session)
-        with session.begin_nested():
-            insert_rows(session, Patient, [_patient_row(kept, clinic.id)])
+    with state_of(app).write_sessions() as db, db.begin():
+        log = log_inserts(db)
+        with db.begin_nested():
+            insert_rows(db, Patient, [_patient_row(kept, clinic.id)])
         with pytest.raises(RuntimeError):
-            _insert_then_fail(session, [dropped, inner], clinic.id)
-        session.add(Patient(id=after, clinic_id=clinic.id))
-        session.flush()
+            _insert_then_fail(db, [dropped, inner], clinic.id)
+        db.add(Patient(id=after, clinic_id=clinic.id))
+        db.flush()
     assert [values["id"] for _table, values in log] == [kept, after]
 
 
@@ -102,39 +102,39 @@ def test_a_flush_inside_a_savepoint_that_an_outer_one_rolls_back_leaves_the_inse
     app: FastAPI, clinic: ClinicKeys
 ) -> None:
     kept, flushed, inserted = (uuid.uuid4() for _ in range(3))
-    with state_of(app).write_sessions() as session, session.begin():
-        log = log_inserts(session)
-        insert_rows(session, Patient, [_patient_row(kept, clinic.id)])
+    with state_of(app).write_sessions() as db, db.begin():
+        log = log_inserts(db)
+        insert_rows(db, Patient, [_patient_row(kept, clinic.id)])
         with pytest.raises(RuntimeError):
-            _flush_insert_then_fail(session, flushed, inserted, clinic.id)
+            _flush_insert_then_fail(db, flushed, inserted, clinic.id)
     assert [values["id"] for _table, values in log] == [kept]
 
 
 def test_a_log_started_inside_a_savepoint_records_what_follows(app: FastAPI, clinic: ClinicKeys) -> None:
     patient_id = uuid.uuid4()
-    with state_of(app).write_sessions() as session, session.begin():
-        with session.begin_nested():
-            log = log_inserts(session)
-            insert_rows(session, Patient, [_patient_row(patient_id, clinic.id)])
+    with state_of(app).write_sessions() as db, db.begin():
+        with db.begin_nested():
+            log = log_inserts(db)
+            insert_rows(db, Patient, [_patient_row(patient_id, clinic.id)])
         assert [values["id"] for _table, values in log] == [patient_id]
 
 
-def _flush_insert_then_fail(session: Session, flushed: uuid.UUID, inserted: uuid.UUID, clinic_id: uuid.UUID) -> None:
+def _flush_insert_then_fail(db: Session, flushed: uuid.UUID, inserted: uuid.UUID, clinic_id: uuid.UUID) -> None:
     """An entry whose inner savepoint flushes an ORM row and is released, then the entry inserts a row and fails."""
-    with session.begin_nested():
-        with session.begin_nested():
-            session.add(Patient(id=flushed, clinic_id=clinic_id))
-            session.flush()
-        insert_rows(session, Patient, [_patient_row(inserted, clinic_id)])
+    with db.begin_nested():
+        with db.begin_nested():
+            db.add(Patient(id=flushed, clinic_id=clinic_id))
+            db.flush()
+        insert_rows(db, Patient, [_patient_row(inserted, clinic_id)])
         raise RuntimeError("the entry failed")
 
 
-def _insert_then_fail(session: Session, patient_ids: list[uuid.UUID], clinic_id: uuid.UUID) -> None:
+def _insert_then_fail(db: Session, patient_ids: list[uuid.UUID], clinic_id: uuid.UUID) -> None:
     """An entry that inserts a row, a nested one inserts another, then the entry fails: all in savepoints."""
-    with session.begin_nested():
-        insert_rows(session, Patient, [_patient_row(patient_ids[0], clinic_id)])
-        with session.begin_nested():
-            insert_rows(session, Patient, [_patient_row(patient_ids[1], clinic_id)])
+    with db.begin_nested():
+        insert_rows(db, Patient, [_patient_row(patient_ids[0], clinic_id)])
+        with db.begin_nested():
+            insert_rows(db, Patient, [_patient_row(patient_ids[1], clinic_id)])
         raise RuntimeError("the entry failed")
 
 
@@ -186,10 +186,10 @@ def test_rows_inserted_together_are_stored_as_an_executemany_stores_them(
 ) -> None:
     events = table_of(AuditEvent)
     rows = [audit_row(clinic, uuid.uuid4(), index) for index in range(count)]
-    with state_of(app).write_sessions() as session, session.begin():
-        insert_together(session.connection(), events, rows)
-    with state_of(app).read_sessions() as session:
-        stored = session.execute(
+    with state_of(app).write_sessions() as db, db.begin():
+        insert_together(db.connection(), events, rows)
+    with state_of(app).read_sessions() as db:
+        stored = db.execute(
             select(events).where(events.c.id.in_([row["id"] for row in rows])).order_by(events.c.resource_id)
         ).mappings()
         found = {row["id"]: dict(row) for row in stored}
@@ -214,10 +214,10 @@ def test_rows_written_in_volume_get_time_ordered_ids_and_the_patient_a_random_on
     assert response.status_code == 201, response.text
     measurement_id = uuid.UUID(response.json()["id"])
 
-    with state_of(app).read_sessions() as session:
-        row = session.execute(select(Measurement).where(Measurement.measurement_id == measurement_id)).scalar_one()
-        alert = session.execute(select(RiskAlert).where(RiskAlert.measurement_id == measurement_id)).scalar_one()
-        audited = session.scalars(select(AuditEvent.id).where(AuditEvent.resource_id == str(measurement_id))).all()
+    with state_of(app).read_sessions() as db:
+        row = db.execute(select(Measurement).where(Measurement.measurement_id == measurement_id)).scalar_one()
+        alert = db.execute(select(RiskAlert).where(RiskAlert.measurement_id == measurement_id)).scalar_one()
+        audited = db.scalars(select(AuditEvent.id).where(AuditEvent.resource_id == str(measurement_id))).all()
     assert (measurement_id.version, row.id.version, alert.id.version) == (7, 7, 7)
     assert audited
     assert {event.version for event in audited} == {7}
@@ -242,13 +242,13 @@ def test_many_rows_with_a_value_postgresql_cannot_store_store_none(app: FastAPI,
 def assert_refused_whole(app: FastAPI, rows: list[dict[str, Any]], error: type[DBAPIError]) -> None:
     """Inserting ``rows`` raises ``error`` and stores none of them; the transaction goes on after its savepoint."""
     events = table_of(AuditEvent)
-    with state_of(app).write_sessions() as session, session.begin():
-        with pytest.raises(error), session.begin_nested():
-            insert_rows(session, AuditEvent, rows)
-        insert_rows(session, AuditEvent, rows[:1])
-    with state_of(app).read_sessions() as session:
+    with state_of(app).write_sessions() as db, db.begin():
+        with pytest.raises(error), db.begin_nested():
+            insert_rows(db, AuditEvent, rows)
+        insert_rows(db, AuditEvent, rows[:1])
+    with state_of(app).read_sessions() as db:
         ids = [row["id"] for row in rows]
-        assert session.scalars(select(events.c.id).where(events.c.id.in_(ids))).all() == [rows[0]["id"]]
+        assert db.scalars(select(events.c.id).where(events.c.id.in_(ids))).all() == [rows[0]["id"]]
 
 
 def test_many_rows_without_a_defaulted_column_get_its_default(app: FastAPI, clinic: ClinicKeys) -> None:
@@ -256,11 +256,11 @@ def test_many_rows_without_a_defaulted_column_get_its_default(app: FastAPI, clin
     rows = [audit_row(clinic, new_record_id(), index) for index in range(60)]
     for row in rows:
         del row["details"]
-    with state_of(app).write_sessions() as session, session.begin():
-        insert_rows(session, AuditEvent, rows)
+    with state_of(app).write_sessions() as db, db.begin():
+        insert_rows(db, AuditEvent, rows)
     events = table_of(AuditEvent)
-    with state_of(app).read_sessions() as session:
-        stored = session.scalars(select(events.c.details).where(events.c.id.in_([row["id"] for row in rows])))
+    with state_of(app).read_sessions() as db:
+        stored = db.scalars(select(events.c.details).where(events.c.id.in_([row["id"] for row in rows])))
         assert stored.all() == [{}] * 60
 
 

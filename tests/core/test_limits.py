@@ -46,8 +46,8 @@ def made_up_key() -> str:
 
 
 def refusals_audited(app: FastAPI, address: str) -> int:
-    with state_of(app).read_sessions() as session:
-        count = session.scalar(
+    with state_of(app).read_sessions() as db:
+        count = db.scalar(
             select(func.count())
             .select_from(AuditEvent)
             .where(AuditEvent.client_address == address, AuditEvent.outcome == "unauthenticated")

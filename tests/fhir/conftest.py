@@ -100,11 +100,11 @@ def issues(response: Response) -> list[dict[str, Any]]:
 
 def measurements_of(app: FastAPI, patient_id: str) -> list[Measurement]:
     """The patient's stored measurement rows, read directly from the database."""
-    with state_of(app).read_sessions() as session:
-        return list(session.scalars(select(Measurement).where(Measurement.patient_id == uuid.UUID(patient_id))))
+    with state_of(app).read_sessions() as db:
+        return list(db.scalars(select(Measurement).where(Measurement.patient_id == uuid.UUID(patient_id))))
 
 
 def resources_of(app: FastAPI, clinic: ClinicKeys) -> int:
     query = select(func.count()).select_from(FhirResource).where(FhirResource.clinic_id == clinic.id)
-    with state_of(app).read_sessions() as session:
-        return int(session.scalar(query) or 0)
+    with state_of(app).read_sessions() as db:
+        return int(db.scalar(query) or 0)

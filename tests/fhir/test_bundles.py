@@ -56,8 +56,8 @@ def patient_with_mrn(app: FastAPI, clinic: ClinicKeys, mrn: str) -> str | None:
     query = select(PatientIdentifier.patient_id).where(
         PatientIdentifier.clinic_id == clinic.id, PatientIdentifier.value == mrn
     )
-    with state_of(app).read_sessions() as session:
-        found = session.scalar(query)
+    with state_of(app).read_sessions() as db:
+        found = db.scalar(query)
     return str(found) if found else None
 
 
@@ -227,14 +227,14 @@ def created_events(app: FastAPI, clinic: ClinicKeys) -> list[tuple[str, str]]:
         AuditEvent.route == "/fhir",
         AuditEvent.outcome == "success",
     )
-    with state_of(app).read_sessions() as session:
-        return [(str(table), str(resource_id)) for table, resource_id in session.execute(query)]
+    with state_of(app).read_sessions() as db:
+        return [(str(table), str(resource_id)) for table, resource_id in db.execute(query)]
 
 
 def stored_logical_ids(app: FastAPI, clinic: ClinicKeys) -> set[str]:
     query = select(FhirResource.logical_id).where(FhirResource.clinic_id == clinic.id)
-    with state_of(app).read_sessions() as session:
-        return set(session.scalars(query))
+    with state_of(app).read_sessions() as db:
+        return set(db.scalars(query))
 
 
 @pytest.mark.parametrize("store_batch", [1_000, 2])

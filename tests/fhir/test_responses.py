@@ -211,8 +211,8 @@ def test_the_response_is_kept_verbatim_and_reads_back_under_its_server_id(
     assert created.status_code == 201
     server_id = created.json()["id"]
     assert server_id != "phq-9-example"  # a POST ignores the client's id (the same id recurs across files)
-    with state_of(app).read_sessions() as session:
-        row = session.query(FhirResource).filter_by(logical_id=server_id).one()
+    with state_of(app).read_sessions() as db:
+        row = db.query(FhirResource).filter_by(logical_id=server_id).one()
     assert row.raw == body
     assert read.json()["id"] == server_id
     assert read.json()["meta"]["versionId"] == "1"

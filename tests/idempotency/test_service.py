@@ -58,13 +58,13 @@ def clock() -> Iterator[Clock]:
 
 
 def patients_of(app: FastAPI, clinic: ClinicKeys) -> int:
-    with state_of(app).read_sessions() as session:
-        return int(session.scalar(select(func.count()).where(Patient.clinic_id == clinic.id)) or 0)
+    with state_of(app).read_sessions() as db:
+        return int(db.scalar(select(func.count()).where(Patient.clinic_id == clinic.id)) or 0)
 
 
 def records_of(app: FastAPI, key_id: uuid.UUID) -> list[IdempotencyRecord]:
-    with state_of(app).read_sessions() as session:
-        return list(session.scalars(select(IdempotencyRecord).where(IdempotencyRecord.api_key_id == key_id)))
+    with state_of(app).read_sessions() as db:
+        return list(db.scalars(select(IdempotencyRecord).where(IdempotencyRecord.api_key_id == key_id)))
 
 
 def test_a_replay_repeats_the_first_answers_location(client: TestClient, clinic: ClinicKeys) -> None:
@@ -151,10 +151,10 @@ def test_a_key_is_replayed_for_the_time_to_live_and_then_starts_afresh(
 def test_expired_records_are_purged_in_batches_and_live_ones_kept(app: FastAPI, clinic: ClinicKeys) -> None:
     key_id = clinic.key_ids[Role.CLINICIAN]
     start = utcnow() - timedelta(days=1000)  # older than any other test's record: the purges meet only these
-    for session in transaction(state_of(app).write_sessions):
+    for db in transaction(state_of(app).write_sessions):
         for hours in (0, 1, 2, 30):
             claim(
-                session,
+                db,
                 api_key_id=key_id,
                 key=f"purge-{hours}",
                 fingerprint="0" * 64,
@@ -164,8 +164,8 @@ def test_expired_records_are_purged_in_batches_and_live_ones_kept(app: FastAPI, 
 
     batches = []
     for later in (timedelta(0), timedelta(hours=23, minutes=30), timedelta(hours=23, minutes=30)):
-        for session in transaction(state_of(app).write_sessions):
-            batches.append(purge_expired(session, now=start + later, ttl=TTL, batch=1))
+        for db in transaction(state_of(app).write_sessions):
+            batches.append(purge_expired(db, now=start + later, ttl=TTL, batch=1))
 
     assert batches == [1, 1, 1]  # the 30-hour-old record, then the 2- and 1-hour-old ones, one per batch
     assert [record.key for record in records_of(app, key_id)] == ["purge-0"]
@@ -176,11 +176,11 @@ def test_the_purge_command_deletes_only_expired_records(tmp_path: Path) -> None:
     upgrade_to_head(url)
     engine = create_db_engine(make_settings(url))
     now = utcnow()
-    for session in transaction(make_sessionmaker(engine)):
-        clinic = auth.get_or_create_clinic(session, name="purge")
-        key_id = auth.issue_api_key(session, clinic=clinic, role=Role.CLINICIAN, pepper=TEST_PEPPER).api_key.id
+    for db in transaction(make_sessionmaker(engine)):
+        clinic = auth.get_or_create_clinic(db, name="purge")
+        key_id = auth.issue_api_key(db, clinic=clinic, role=Role.CLINICIAN, pepper=TEST_PEPPER).api_key.id
         for name, age in (("old", timedelta(hours=25)), ("young", timedelta(hours=23))):
-            claim(session, api_key_id=key_id, key=name, fingerprint="0" * 64, now=now - age, ttl=TTL).respond({})
+            claim(db, api_key_id=key_id, key=name, fingerprint="0" * 64, now=now - age, ttl=TTL).respond({})
     env = {**os.environ, "DATABASE_URL": url, "API_KEY_PEPPER": TEST_PEPPER, "IDEMPOTENCY_TTL_HOURS": "24"}
 
     result = subprocess.run(
@@ -194,8 +194,8 @@ def test_the_purge_command_deletes_only_expired_records(tmp_path: Path) -> None:
 
     assert "Deleted 1 Idempotency-Key records" in result.stderr
     assert result.stdout == ""
-    with make_sessionmaker(engine)() as session:
-        assert list(session.scalars(select(IdempotencyRecord.key))) == ["young"]
+    with make_sessionmaker(engine)() as db:
+        assert list(db.scalars(select(IdempotencyRecord.key))) == ["young"]
     engine.dispose()
 
 

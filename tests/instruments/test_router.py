@@ -12,8 +12,8 @@ from tests.conftest import ISSUE_PHQ9, ClinicKeys
 def test_scoring_returns_the_documented_shape_and_stores_nothing(
     app: FastAPI, client: TestClient, clinic: ClinicKeys
 ) -> None:
-    with state_of(app).read_sessions() as session:
-        before = session.scalar(select(func.count()).select_from(Measurement))
+    with state_of(app).read_sessions() as db:
+        before = db.scalar(select(func.count()).select_from(Measurement))
 
     response = client.post("/v1/score/phq9", json={"items": ISSUE_PHQ9, "declared_total": 10}, headers=clinic.headers())
 
@@ -31,8 +31,8 @@ def test_scoring_returns_the_documented_shape_and_stores_nothing(
     }
     assert body["flags"] == ["item9_positive"]
     assert body["warnings"] == []
-    with state_of(app).read_sessions() as session:
-        assert session.scalar(select(func.count()).select_from(Measurement)) == before
+    with state_of(app).read_sessions() as db:
+        assert db.scalar(select(func.count()).select_from(Measurement)) == before
 
 
 def test_scoring_an_unknown_instrument_is_a_404(client: TestClient, clinic: ClinicKeys) -> None:

@@ -93,7 +93,7 @@ def store_under_old_version(app: FastAPI, clinic: ClinicKeys, patient_id: str) -
     registry: InstrumentRegistry = state_of(app).part(InstrumentRegistry)
     old = registry.get("phq9").model_copy(update={"version": "0.9.0"})
     old_registry = InstrumentRegistry(definitions={**registry.definitions, "phq9": old})
-    for session in transaction(state_of(app).write_sessions):
+    for db in transaction(state_of(app).write_sessions):
         new = measurements.new_measurement(
             old_registry,
             "phq9",
@@ -103,7 +103,7 @@ def store_under_old_version(app: FastAPI, clinic: ClinicKeys, patient_id: str) -
             measured_at=datetime(2026, 1, 5, 10, tzinfo=UTC),
             source=Source.API,
         )
-        measurement_id = str(recording.record_one(session, new)["measurement_id"])
+        measurement_id = str(recording.record_one(db, new)["measurement_id"])
     return measurement_id
 
 

@@ -31,8 +31,8 @@ def post_phq9(
 def stored_rows(app: FastAPI, patient_id: str) -> int:
     """Rows in the database for this patient, counted directly (not through the API)."""
     query = select(func.count()).select_from(Measurement).where(Measurement.patient_id == uuid.UUID(patient_id))
-    with state_of(app).read_sessions() as session:
-        return int(session.scalar(query) or 0)
+    with state_of(app).read_sessions() as db:
+        return int(db.scalar(query) or 0)
 
 
 def test_the_issue_phq9_scores_total_10_moderate_with_item9_flag(
@@ -252,24 +252,24 @@ def test_prorated_totals_are_marked(client: TestClient, clinic: ClinicKeys, pati
 
 def test_a_session_of_another_patient_cannot_be_named(client: TestClient, clinic: ClinicKeys, patient_id: str) -> None:
     other_patient = client.post("/v1/patients", json={}, headers=clinic.headers()).json()["id"]
-    session = client.post(
+    therapy_session = client.post(
         f"/v1/patients/{other_patient}/sessions", json={"started_at": MEASURED_AT}, headers=clinic.headers()
     ).json()
 
-    response = post_phq9(client, clinic, patient_id, session_id=session["id"])
+    response = post_phq9(client, clinic, patient_id, session_id=therapy_session["id"])
 
     assert response.status_code == 404
 
 
 def test_a_measurement_can_belong_to_a_session(client: TestClient, clinic: ClinicKeys, patient_id: str) -> None:
-    session = client.post(
+    therapy_session = client.post(
         f"/v1/patients/{patient_id}/sessions", json={"started_at": MEASURED_AT}, headers=clinic.headers()
     ).json()
 
-    response = post_phq9(client, clinic, patient_id, session_id=session["id"])
+    response = post_phq9(client, clinic, patient_id, session_id=therapy_session["id"])
 
     assert response.status_code == 201
-    assert response.json()["session_id"] == session["id"]
+    assert response.json()["session_id"] == therapy_session["id"]
 
 
 def test_a_measured_at_outside_1900_to_now_is_refused_naming_the_field_and_nothing_is_stored(

@@ -44,16 +44,16 @@ def test_a_patient_outside_the_clinic_is_refused_by_the_foreign_key_and_nothing_
 ) -> None:
     other = client.post("/v1/patients", json={}, headers=other_clinic.headers()).json()["id"]
     patient_id = uuid.UUID(other) if whose == "another clinic's" else uuid.uuid4()
-    with state_of(app).write_sessions() as session, session.begin(), pytest.raises(NotFound, match=str(patient_id)):
-        recording.record_one(session, _new(app, clinic, patient_id))
-    with state_of(app).read_sessions() as session:
-        assert session.scalar(select(func.count()).where(Measurement.patient_id == patient_id)) == 0
+    with state_of(app).write_sessions() as db, db.begin(), pytest.raises(NotFound, match=str(patient_id)):
+        recording.record_one(db, _new(app, clinic, patient_id))
+    with state_of(app).read_sessions() as db:
+        assert db.scalar(select(func.count()).where(Measurement.patient_id == patient_id)) == 0
 
 
 def test_many_are_stored_with_their_alerts_in_one_go(app: FastAPI, client: TestClient, clinic: ClinicKeys) -> None:
     patient_id = uuid.UUID(client.post("/v1/patients", json={}, headers=clinic.headers()).json()["id"])
-    with state_of(app).write_sessions() as session, session.begin():
-        rows = recording.record(session, [_new(app, clinic, patient_id)] * 3)
+    with state_of(app).write_sessions() as db, db.begin():
+        rows = recording.record(db, [_new(app, clinic, patient_id)] * 3)
     assert len({row["measurement_id"] for row in rows}) == 3
     alerts = client.get(f"/v1/clinic/alerts?patient_id={patient_id}", headers=clinic.headers()).json()
     assert {alert["measurement"]["id"] for alert in alerts["items"]} == {str(row["measurement_id"]) for row in rows}

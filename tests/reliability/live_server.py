@@ -59,11 +59,11 @@ def clinic_with_keys(database_url: str, name: str) -> ClinicKeys:
     """A clinic and a key per staff role, written straight to the database (as ``python -m app create-api-key``)."""
     engine = create_db_engine(server_settings(database_url))
     try:
-        for session in transaction(make_sessionmaker(engine)):
-            clinic = auth.get_or_create_clinic(session, name=name)
+        for db in transaction(make_sessionmaker(engine)):
+            clinic = auth.get_or_create_clinic(db, name=name)
             keys = ClinicKeys(name=name, id=clinic.id)
             for role in STAFF_ROLES:
-                issued = auth.issue_api_key(session, clinic=clinic, role=role, pepper=TEST_PEPPER)
+                issued = auth.issue_api_key(db, clinic=clinic, role=role, pepper=TEST_PEPPER)
                 keys.keys[role] = issued.key
                 keys.key_ids[role] = issued.api_key.id
     finally:
@@ -139,8 +139,8 @@ def stored_measurement_ids(database_url: str, patient_id: str) -> list[str]:
     """Every measurement row of the patient (one per version), read straight from the database."""
     engine = create_db_engine(server_settings(database_url))
     try:
-        with make_sessionmaker(engine)() as session:
+        with make_sessionmaker(engine)() as db:
             query = select(Measurement.measurement_id).where(Measurement.patient_id == uuid.UUID(patient_id))
-            return [str(measurement_id) for measurement_id in session.scalars(query)]
+            return [str(measurement_id) for measurement_id in db.scalars(query)]
     finally:
         engine.dispose()

@@ -131,8 +131,8 @@ class MeasurementHistory(RuleBasedStateMachine):
         query = (
             select(func.count()).select_from(Measurement).where(Measurement.patient_id == uuid.UUID(self.patient_id))
         )
-        with state_of(self.app).read_sessions() as session:
-            rows = session.scalar(query)
+        with state_of(self.app).read_sessions() as db:
+            rows = db.scalar(query)
         assert rows == sum(len(versions) for versions in self.versions.values())
 
     @invariant()

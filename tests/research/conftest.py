@@ -63,9 +63,9 @@ def store_cohort(app: FastAPI, clinic: ClinicKeys, config: CohortConfig, *, seed
     records = synthetic.raw_records(
         synthetic.measurement_records(latent, state_of(app).part(InstrumentRegistry), seed=seed)
     )
-    for session in transaction(state_of(app).write_sessions):
+    for db in transaction(state_of(app).write_sessions):
         report = imports.import_records(
-            session, state_of(app).part(InstrumentRegistry), clinic_id=clinic.id, records=records, create_patients=True
+            db, state_of(app).part(InstrumentRegistry), clinic_id=clinic.id, records=records, create_patients=True
         )
     return report.imported
 

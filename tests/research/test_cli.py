@@ -26,8 +26,8 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'research.db'}"
     upgrade_to_head(url)
     engine = create_engine(url)
-    for session in transaction(make_sessionmaker(engine)):
-        auth.get_or_create_clinic(session, name="North Clinic")
+    for db in transaction(make_sessionmaker(engine)):
+        auth.get_or_create_clinic(db, name="North Clinic")
     engine.dispose()
     return url
 

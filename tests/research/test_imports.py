@@ -23,9 +23,9 @@ CSV_HEADER = ",".join(
 
 
 def stored(app: FastAPI, clinic: ClinicKeys) -> int:
-    with state_of(app).read_sessions() as session:
+    with state_of(app).read_sessions() as db:
         query = select(func.count()).select_from(Measurement).where(Measurement.clinic_id == clinic.id)
-        return int(session.scalar(query) or 0)
+        return int(db.scalar(query) or 0)
 
 
 def post(client: TestClient, headers: dict[str, str], body: bytes, media_type: str, **params: Any) -> Any:
@@ -201,10 +201,8 @@ def test_an_existing_session_number_is_reused(
     assert response.json()["sessions_created"] == 0
     [row] = client.get(f"/v1/patients/{patient}/measurements", headers=clinic.headers()).json()["items"]
     assert row["session_id"] == made["id"]
-    with state_of(app).read_sessions() as session:
-        count = session.scalar(
-            select(func.count()).select_from(TherapySession).where(TherapySession.clinic_id == clinic.id)
-        )
+    with state_of(app).read_sessions() as db:
+        count = db.scalar(select(func.count()).select_from(TherapySession).where(TherapySession.clinic_id == clinic.id))
     assert count == 1
 
 

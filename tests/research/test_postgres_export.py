@@ -118,8 +118,8 @@ def store_as_is(
         "source": "import",
         "created_at": measured_at,
     }
-    for session in transaction(state_of(app).write_sessions):
-        session.execute(insert(Measurement), [row])
+    for db in transaction(state_of(app).write_sessions):
+        db.execute(insert(Measurement), [row])
 
 
 def python_path(app: FastAPI, clinic: ClinicKeys, export_format: str, params: dict[str, str]) -> bytes:
@@ -141,8 +141,8 @@ def python_path(app: FastAPI, clinic: ClinicKeys, export_format: str, params: di
         clinic_id=clinic.id,
     )
     chunks = csv_chunks if export_format == "csv" else parquet_chunks
-    with state_of(app).read_sessions() as session, session.begin():
-        return b"".join(chunks(spec.columns, export_rows(session, spec, pseudonymise=pseudonymise)))
+    with state_of(app).read_sessions() as db, db.begin():
+        return b"".join(chunks(spec.columns, export_rows(db, spec, pseudonymise=pseudonymise)))
 
 
 def _time(value: str | None) -> datetime | None:
@@ -236,14 +236,12 @@ def test_parquet_row_groups_are_the_python_paths(app: FastAPI, cohort: Cohort) -
     )
     pseudonymise = Pseudonymiser(secret="a project secret", project="default", clinic_id=cohort.clinic.id)
 
-    with state_of(app).read_sessions() as session, session.begin():
-        assert postgres_export.applies(session, spec)
-        ours = b"".join(postgres_export.parquet_chunks(session, spec, pseudonymise, row_group=4))
+    with state_of(app).read_sessions() as db, db.begin():
+        assert postgres_export.applies(db, spec)
+        ours = b"".join(postgres_export.parquet_chunks(db, spec, pseudonymise, row_group=4))
         # The clinic's patients (for their pseudonyms) and the rows are read from one snapshot.
-        assert session.execute(text("SHOW transaction_isolation")).scalar() == "repeatable read"
-        python = b"".join(
-            parquet_chunks(spec.columns, export_rows(session, spec, pseudonymise=pseudonymise), row_group=4)
-        )
+        assert db.execute(text("SHOW transaction_isolation")).scalar() == "repeatable read"
+        python = b"".join(parquet_chunks(spec.columns, export_rows(db, spec, pseudonymise=pseudonymise), row_group=4))
 
     ours_file, python_file = pq.ParquetFile(io.BytesIO(ours)), pq.ParquetFile(io.BytesIO(python))
     assert [ours_file.metadata.row_group(i).num_rows for i in range(ours_file.num_row_groups)] == [

@@ -75,9 +75,9 @@ def store_many(app: FastAPI, clinic: ClinicKeys) -> int:
                     "created_at": START,
                 }
             )
-    for session in transaction(state_of(app).write_sessions):
-        session.execute(insert(Patient), [{"id": p, "clinic_id": clinic.id, "created_at": START} for p in patients])
-        session.execute(insert(Measurement), rows)
+    for db in transaction(state_of(app).write_sessions):
+        db.execute(insert(Patient), [{"id": p, "clinic_id": clinic.id, "created_at": START} for p in patients])
+        db.execute(insert(Measurement), rows)
     if state_of(app).engine.dialect.name == "postgresql":
         # What autovacuum would soon do after a bulk load: without statistics the planner joins row by row.
         with state_of(app).engine.connect() as connection:

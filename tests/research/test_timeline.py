@@ -35,8 +35,8 @@ def test_the_database_counts_the_same_days(app: FastAPI, first: datetime, at: da
     query = select(
         days_between_in_sql(bindparam("first", first, type_=UTCDateTime()), bindparam("at", at, type_=UTCDateTime()))
     )
-    with state_of(app).read_sessions() as session:
-        assert session.scalar(query) == days
+    with state_of(app).read_sessions() as db:
+        assert db.scalar(query) == days
 
 
 def test_weeks_start_at_day_zero() -> None:

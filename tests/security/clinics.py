@@ -145,7 +145,7 @@ def stocked_clinic(app: FastAPI, client: TestClient) -> StockedClinic:
         )
     )
     patients = f"/v1/patients/{patient['id']}"
-    session = created(
+    therapy_session = created(
         client.post(
             f"{patients}/sessions",
             json={"started_at": MEASURED_AT, "episode": f"episode-foreign-{tag}", "label": f"session-foreign-{tag}"},
@@ -155,7 +155,12 @@ def stocked_clinic(app: FastAPI, client: TestClient) -> StockedClinic:
     measurement = created(
         client.post(
             f"{patients}/measurements",
-            json={"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": MEASURED_AT, "session_id": session["id"]},
+            json={
+                "instrument": "phq9",
+                "items": ISSUE_PHQ9,
+                "measured_at": MEASURED_AT,
+                "session_id": therapy_session["id"],
+            },
             headers=admin,
         )
     )
@@ -181,7 +186,7 @@ def stocked_clinic(app: FastAPI, client: TestClient) -> StockedClinic:
     known = {
         "patient_id": patient["id"],
         "measurement_id": measurement["id"],
-        "session_id": session["id"],
+        "session_id": therapy_session["id"],
         "enrolment_id": unused["id"],
         "key_id": extra["id"],
         "token_key_id": token_key_id,

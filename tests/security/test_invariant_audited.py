@@ -88,8 +88,8 @@ def stock_fhir(client: TestClient, clinic: StockedClinic) -> None:
 
 def seen(app: FastAPI, route: Route) -> dict[uuid.UUID, AuditEvent]:
     query = select(AuditEvent).where(AuditEvent.route == route.path, AuditEvent.method == route.method)
-    with state_of(app).read_sessions() as session:
-        return {row.id: row for row in session.scalars(query)}
+    with state_of(app).read_sessions() as db:
+        return {row.id: row for row in db.scalars(query)}
 
 
 def allowed_caller(route: Route) -> Role:
@@ -181,8 +181,8 @@ def test_every_answer_about_a_patient_is_audited(
             if attempt.caller == "allowed" and response.status_code >= 400:
                 missing.append(f"{label}: the allowed caller did not succeed ({response.text[:200]})")
 
-    with state_of(app).read_sessions() as session:
-        leaked = session.scalars(
+    with state_of(app).read_sessions() as db:
+        leaked = db.scalars(
             select(AuditEvent.id).where(AuditEvent.clinic_id == home.keys.id, AuditEvent.patient_id == foreign_patient)
         ).all()
     if leaked:

@@ -88,8 +88,8 @@ def stock_formulas(app: FastAPI, client: TestClient) -> ClinicKeys:
     clinic = new_clinic(app)
     for number, text in enumerate(FORMULAS, start=1):
         patient = new_patient(client, clinic, text)
-        session = new_session(client, clinic, patient, 1, f"2026-11-0{number}T08:00:00Z")
-        measure(client, clinic, patient, "phq9", ISSUE_PHQ9, f"2026-11-0{number}T09:00:00Z", session)
+        therapy_session = new_session(client, clinic, patient, 1, f"2026-11-0{number}T08:00:00Z")
+        measure(client, clinic, patient, "phq9", ISSUE_PHQ9, f"2026-11-0{number}T09:00:00Z", therapy_session)
         measure(client, clinic, patient, "gad7", all_items(7, 1), f"2026-11-0{number}T09:30:00Z")
         scores = {
             "total": {"value": -3, "band": text, "prorated": False},

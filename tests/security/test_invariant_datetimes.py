@@ -216,7 +216,7 @@ def plant_extremes(app: FastAPI, client: TestClient, own: StockedClinic) -> None
         )["id"]
         for _ in range(2)
     ]
-    session = created(client.post(f"{patients}/sessions", json={"started_at": MEASURED_AT}, headers=own.admin))
+    therapy_session = created(client.post(f"{patients}/sessions", json={"started_at": MEASURED_AT}, headers=own.admin))
     for db in transaction(state_of(app).write_sessions):
         for measurement_id, moment in zip(ids, (EARLIEST_UTC, LATEST_UTC), strict=True):
             db.execute(
@@ -225,7 +225,9 @@ def plant_extremes(app: FastAPI, client: TestClient, own: StockedClinic) -> None
                 .values(measured_at=moment)
             )
         db.execute(
-            update(TherapySession).where(TherapySession.id == uuid.UUID(session["id"])).values(started_at=LATEST_UTC)
+            update(TherapySession)
+            .where(TherapySession.id == uuid.UUID(therapy_session["id"]))
+            .values(started_at=LATEST_UTC)
         )
 
 

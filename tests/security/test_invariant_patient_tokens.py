@@ -106,7 +106,7 @@ def stocked_patient(client: TestClient, keys: ClinicKeys) -> Neighbour:
         )
     )
     b = patient["id"]
-    session = created(
+    therapy_session = created(
         client.post(
             f"/v1/patients/{b}/sessions",
             json={"started_at": MEASURED_AT, "episode": f"episode-b-{tag}", "label": f"session-b-{tag}"},
@@ -116,7 +116,12 @@ def stocked_patient(client: TestClient, keys: ClinicKeys) -> Neighbour:
     measurement = created(
         client.post(
             f"/v1/patients/{b}/measurements",
-            json={"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": MEASURED_AT, "session_id": session["id"]},
+            json={
+                "instrument": "phq9",
+                "items": ISSUE_PHQ9,
+                "measured_at": MEASURED_AT,
+                "session_id": therapy_session["id"],
+            },
             headers=admin,
         )
     )
@@ -177,7 +182,7 @@ def stocked_patient(client: TestClient, keys: ClinicKeys) -> Neighbour:
     known = {
         "patient_id": [b],
         "measurement_id": [measurement["id"], own["id"]],
-        "session_id": [session["id"]],
+        "session_id": [therapy_session["id"]],
         "enrolment_id": [unused["id"]],
         "key_id": [token_key_id],
         "response_id": [conditional["id"], put_id, posted["id"]],

@@ -51,7 +51,7 @@ Send = Callable[[AnyCase], None]
 def own_records(client: TestClient, admin: dict[str, str]) -> dict[str, str]:
     """A patient with a session and a measurement, so that generated requests also reach real records."""
     patient = created(client.post("/v1/patients", json={"external_id": "MRN-FUZZ"}, headers=admin))["id"]
-    session = created(
+    therapy_session = created(
         client.post(f"/v1/patients/{patient}/sessions", json={"started_at": "2026-11-20T09:00:00Z"}, headers=admin)
     )["id"]
     measurement = created(
@@ -63,7 +63,7 @@ def own_records(client: TestClient, admin: dict[str, str]) -> dict[str, str]:
     )["id"]
     return {
         "patient_id": patient,
-        "session_id": session,
+        "session_id": therapy_session,
         "measurement_id": measurement,
         "response_id": measurement,
         "instrument_id": "phq9",
@@ -113,10 +113,10 @@ def test_the_whole_schema_holds_under_generated_requests(
     admin = new_clinic(app).headers(Role.ADMIN)
     ids = own_records(client, admin)
     schema = schemathesis.openapi.from_dict(app.openapi())
-    session = ASGIClient(cast(Any, app))  # in-process, without starting another lifespan
+    asgi = ASGIClient(cast(Any, app))  # in-process, without starting another lifespan
 
     def send(case: AnyCase) -> None:
-        response = case.call(base_url="http://testserver", session=session, headers=admin)
+        response = case.call(base_url="http://testserver", session=asgi, headers=admin)
         case.validate_response(response, checks=CHECKS, headers=admin)
 
     cases: Counter[str] = Counter()
