@@ -15,7 +15,7 @@ from app.core.errors import InvalidInput
 from app.core.lifecycle import AppRoute, BoundedWriteDb, Db
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.responses import json_response
+from app.core.responses import values_response
 from app.core.schemas import FilterTime, Page
 from app.idempotency.service import IdempotencyGuard, Idempotent
 from app.instruments.dependencies import RegistryDep
@@ -110,7 +110,7 @@ def list_measurements(
         measured_from=measured_from,
         measured_to=measured_to,
     )
-    return json_response(page.page(rows, lambda row: service.to_read(row, registry)))
+    return values_response(page.page_values(rows, lambda row: service.read_values(row, registry)))
 
 
 @router.get("/{measurement_id}")
