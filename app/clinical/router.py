@@ -29,7 +29,7 @@ from app.clinical.schemas import (
 from app.core.lifecycle import AppRoute, Db, SettingsDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.responses import json_response
+from app.core.responses import values_response
 from app.core.schemas import FilterTime, Page
 from app.idempotency.service import Idempotent
 from app.instruments.dependencies import RegistryDep
@@ -61,7 +61,7 @@ def get_trajectory(
     patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     definition, spec = series.resolve_score(registry, instrument, score)
     data = series.load(db, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec)
-    return json_response(service.trajectory(patient_id, data))
+    return values_response(service.trajectory_values(patient_id, data))
 
 
 @patient_router.get("/change")
