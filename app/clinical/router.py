@@ -26,6 +26,7 @@ from app.clinical.schemas import (
     TrajectoryRead,
     WebhookSecretIssued,
 )
+from app.core.errors import InvalidInput
 from app.core.lifecycle import AppRoute, Db, SettingsDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
@@ -58,9 +59,14 @@ def get_trajectory(
     score: ScoreKey = None,
 ) -> Response:
     """One score over time: session number, days since the first point, band, prorated mark and flags per point."""
-    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
-    definition, spec = series.resolve_score(registry, instrument, score)
+    try:
+        definition, spec = series.resolve_score(registry, instrument, score)
+    except InvalidInput:
+        patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)  # an unknown patient first
+        raise
     data = series.load(db, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec)
+    if not data.points and not data.other_family_points:  # a row of the clinic's is of its patient (foreign key)
+        patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     return values_response(service.trajectory_values(patient_id, data))
 
 
