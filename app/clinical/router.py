@@ -27,7 +27,7 @@ from app.clinical.schemas import (
     WebhookSecretIssued,
 )
 from app.core.errors import InvalidInput
-from app.core.lifecycle import AppRoute, Db, SettingsDep
+from app.core.lifecycle import AppRoute, BoundedReadDb, Db, SettingsDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
 from app.core.responses import values_response
@@ -52,7 +52,7 @@ REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; b
 @patient_router.get("/trajectory", response_model=TrajectoryRead)
 def get_trajectory(
     patient_id: uuid.UUID,
-    db: Db,
+    db: BoundedReadDb,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     instrument: Instrument,

@@ -3,6 +3,7 @@ returns the bytes itself: ``json_response`` for a model the handler built, ``val
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import orjson
@@ -36,4 +37,11 @@ def values_response(values: Any) -> Response:
 def values_json(values: Any) -> bytes:
     """JSON as pydantic writes it: no spaces, text as UTF-8, floats as their shortest round-tripping text, NaN and
     infinities as null, datetimes in ISO 8601 with ``Z`` for UTC."""
-    return orjson.dumps(values, option=orjson.OPT_UTC_Z)
+    return orjson.dumps(values, default=_uuid_text, option=orjson.OPT_UTC_Z)
+
+
+def _uuid_text(value: Any) -> str:
+    """A UUID of a type of its own (asyncpg's), which orjson does not know."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

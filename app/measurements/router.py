@@ -12,7 +12,7 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.clinical import recording
 from app.core.errors import InvalidInput
-from app.core.lifecycle import AppRoute, BoundedWriteDb, Db
+from app.core.lifecycle import AppRoute, BoundedReadDb, BoundedWriteDb, Db
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
 from app.core.responses import values_response
@@ -90,7 +90,7 @@ def _store(
 @router.get("", response_model=Page[MeasurementRead])
 def list_measurements(
     patient_id: uuid.UUID,
-    db: Db,
+    db: BoundedReadDb,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     page: PageDep,

@@ -1,6 +1,7 @@
 """A page of measurements is answered from plain values (``read_values``), with no model per row: its JSON must be
 the ``Page[MeasurementRead]`` model's, byte for byte, whatever was stored (Hypothesis): every shipped instrument with
-its real scores, flags and warnings, odd floats, nulls, microseconds and time zones, an instrument no longer known.
+its real scores, flags and warnings, odd floats, nulls, microseconds and time zones, an instrument no longer known, a
+driver's own UUID type.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from app.scoring.engine import score
 from tests.scoring.support import INSTRUMENT_IDS, definition, registry
 from tests.scoring.test_properties import answer_sets
 
+
+class DriverUUID(uuid.UUID):
+    """A database driver's own UUID type (asyncpg's)."""
+
+
 StoredRow = cast(Any, namedtuple("StoredRow", service.READ_COLUMNS))
 
 ODD_FLOATS = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
@@ -34,6 +40,8 @@ TIMES = st.builds(
     st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1)),
     st.sampled_from([UTC, ZoneInfo("UTC"), timezone(timedelta(0)), timezone(timedelta(hours=-5, minutes=-30))]),
 )
+STORED_INTEGERS = st.integers(-(2**63), 2**64 - 1)
+"""JSON columns are decoded by orjson, which decodes a larger integer as a float."""
 TEXT = st.text(st.characters(codec="utf-8"), max_size=30)
 
 
@@ -50,17 +58,17 @@ def stored_rows(draw: st.DrawFn) -> Any:
         st.lists(
             st.fixed_dictionaries(
                 {"code": TEXT, "message": TEXT},
-                optional={"details": st.dictionaries(TEXT, TEXT | ODD_FLOATS | st.integers())},
+                optional={"details": st.dictionaries(TEXT, TEXT | ODD_FLOATS | STORED_INTEGERS)},
             ),
             max_size=2,
         )
     )
     return StoredRow(
-        measurement_id=uuid.UUID(int=draw(st.integers(0, 2**128 - 1))),
+        measurement_id=draw(st.sampled_from([uuid.UUID, DriverUUID]))(int=draw(st.integers(0, 2**128 - 1))),
         version=draw(st.integers(1, 2**40)),
         is_current=draw(st.booleans()),
         patient_id=uuid.uuid4(),
-        session_id=draw(st.none() | st.uuids()),
+        session_id=draw(st.none() | st.uuids() | st.uuids().map(lambda found: DriverUUID(int=found.int))),
         instrument_id=draw(st.sampled_from([instrument_id, "retired_scale"])),
         definition_version=result.version,
         scorer_version=SCORER_VERSION,
