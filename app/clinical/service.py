@@ -28,8 +28,8 @@ from app.scoring.definition import InstrumentDefinition, Score
 
 
 def trajectory_values(patient_id: uuid.UUID, data: Series) -> dict[str, Any]:
-    """``trajectory`` as plain values (``core.responses.values_response``), with no model per point: the same fields
-    in the same order, each value as the model would hold it, so the same JSON byte for byte
+    """A ``TrajectoryRead`` as plain values (``core.responses.values_response``), with no model per point: the same
+    fields in the same order, each value as the model would hold it, so the same JSON byte for byte
     (tests/clinical/test_trajectory_values.py)."""
     first = data.points[0].measured_at if data.points else None
     spec = data.score

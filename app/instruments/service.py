@@ -95,8 +95,8 @@ def scores_values(definition: InstrumentDefinition, stored: Mapping[str, Mapping
                 "prorated": score.get("prorated", False),
                 "missing_items": score.get("missing_items", []),
                 "direction": spec.direction.value,
-                "minimum": spec.minimum,
-                "maximum": spec.maximum,
+                "minimum": float(spec.minimum),
+                "maximum": float(spec.maximum),
             }
     return out
 
