@@ -26,10 +26,11 @@ from app.clinical.schemas import (
     TrajectoryRead,
     WebhookSecretIssued,
 )
-from app.core.lifecycle import AppRoute, Db, SettingsDep
+from app.core.errors import InvalidInput
+from app.core.lifecycle import AppRoute, BoundedReadDb, Db, SettingsDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.responses import json_response
+from app.core.responses import values_response
 from app.core.schemas import FilterTime, Page
 from app.idempotency.service import Idempotent
 from app.instruments.dependencies import RegistryDep
@@ -51,17 +52,22 @@ REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; b
 @patient_router.get("/trajectory", response_model=TrajectoryRead)
 def get_trajectory(
     patient_id: uuid.UUID,
-    db: Db,
+    db: BoundedReadDb,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     instrument: Instrument,
     score: ScoreKey = None,
 ) -> Response:
     """One score over time: session number, days since the first point, band, prorated mark and flags per point."""
-    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
-    definition, spec = series.resolve_score(registry, instrument, score)
+    try:
+        definition, spec = series.resolve_score(registry, instrument, score)
+    except InvalidInput:
+        patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)  # an unknown patient first
+        raise
     data = series.load(db, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec)
-    return json_response(service.trajectory(patient_id, data))
+    if not data.points and not data.other_family_points:  # a row of the clinic's is of its patient (foreign key)
+        patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    return values_response(service.trajectory_values(patient_id, data))
 
 
 @patient_router.get("/change")

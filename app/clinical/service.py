@@ -6,6 +6,7 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,50 +16,54 @@ from app.clinical import series
 from app.clinical.change import CATEGORY_ORDER, Assessment, Category, Method, Parameters, assess, missing_parameters
 from app.clinical.points import Point, Series, in_family
 from app.clinical.schemas import (
-    BandRead,
     ChangePoint,
     ChangeRead,
     MissingParameterRead,
     OutcomesRead,
     ParametersRead,
-    TrajectoryPoint,
-    TrajectoryRead,
 )
 from app.core.errors import FieldError, InvalidInput, NotFound
 from app.measurements.models import Measurement
 from app.scoring.definition import InstrumentDefinition, Score
 
 
-def trajectory(patient_id: uuid.UUID, data: Series) -> TrajectoryRead:
+def trajectory_values(patient_id: uuid.UUID, data: Series) -> dict[str, Any]:
+    """A ``TrajectoryRead`` as plain values (``core.responses.values_response``), with no model per point: the same
+    fields in the same order, each value as the model would hold it, so the same JSON byte for byte
+    (tests/clinical/test_trajectory_values.py)."""
     first = data.points[0].measured_at if data.points else None
-    return TrajectoryRead(
-        patient_id=patient_id,
-        instrument=data.definition.id,
-        score=data.score.key,
-        label=data.score.label,
-        direction=data.score.direction.value,
-        minimum=data.score.minimum,
-        maximum=data.score.maximum,
-        bands=[BandRead.model_validate(band.model_dump()) for band in data.score.bands],
-        version_family=data.family,
-        points=[
-            TrajectoryPoint(
-                measurement_id=point.measurement_id,
-                version=point.version,
-                instrument_version=point.instrument_version,
-                measured_at=point.measured_at,
-                session_id=point.session_id,
-                session_number=point.session_number,
-                days_since_first=(point.measured_at - first).total_seconds() / 86400 if first else 0.0,
-                value=point.value,
-                band=point.band,
-                prorated=point.prorated,
-                flags=list(point.flags),
-            )
+    spec = data.score
+    return {
+        "patient_id": patient_id,
+        "instrument": data.definition.id,
+        "score": spec.key,
+        "label": spec.label,
+        "direction": spec.direction.value,
+        "minimum": float(spec.minimum),
+        "maximum": float(spec.maximum),
+        "bands": [
+            {"label": band.label, "lower": float(band.lower), "lower_inclusive": band.lower_inclusive}
+            for band in spec.bands
+        ],
+        "version_family": data.family,
+        "points": [
+            {
+                "measurement_id": point.measurement_id,
+                "version": point.version,
+                "instrument_version": point.instrument_version,
+                "measured_at": point.measured_at,
+                "session_id": point.session_id,
+                "session_number": point.session_number,
+                "days_since_first": (point.measured_at - first).total_seconds() / 86400 if first else 0.0,
+                "value": None if point.value is None else float(point.value),
+                "band": point.band,
+                "prorated": point.prorated,
+                "flags": list(point.flags),
+            }
             for point in data.points
         ],
-        points_in_other_version_families=data.other_family_points,
-    )
+        "points_in_other_version_families": data.other_family_points,
+    }
 
 
 @dataclass(frozen=True)

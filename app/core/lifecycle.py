@@ -5,9 +5,9 @@
 2. ``AppRoute.handle`` watches the response start: an answer that no transaction recorded (a refusal, a rejected
    body, a replay) is audited then, with the status it is sent with (``AppState.observe_answer``).
 3. FastAPI solves the handler's dependencies: the caller is authenticated and authorised (``app.auth.dependencies``),
-   the input is parsed and validated. ``Db`` (or ``ReadDb``, ``BoundedWriteDb``, ``RecordDb``: the handler's
-   signature says which transaction it needs) only *plans* the request's transaction: a ``RequestTransaction`` whose
-   session has not begun. No dependency waits for a writer or writes.
+   the input is parsed and validated. ``Db`` (or ``ReadDb``, ``BoundedReadDb``, ``BoundedWriteDb``, ``RecordDb``: the
+   handler's signature says which transaction it needs) only *plans* the request's transaction: a
+   ``RequestTransaction`` whose session has not begun. No dependency waits for a writer or writes.
 4. ``serve``, the endpoint ``AppRoute`` puts around every handler, runs once every check has passed. So a refused
    or invalid request never waits for a writer, whatever the order of the handler's parameters:
 
@@ -17,7 +17,8 @@
    c. the handler runs: in the threadpool; a bounded write (``BoundedWriteDb``: one record, no outside calls) on the
       event loop instead, since a thread's hand-offs cost more than its work. On SQLite it runs there while it holds
       the single writer; on PostgreSQL in ``AsyncSession.run_sync``, its statements awaiting the network through an
-      asyncio driver (bench/README.md, changes 26 and 29);
+      asyncio driver (bench/README.md, changes 26 and 29). A bounded read (``BoundedReadDb``: a page, a chart's
+      series) runs the same way on PostgreSQL; on SQLite in the threadpool, as any read;
    d. in the same thread, right after the handler returns, each transaction ends, last opened first: it writes its
       audit events (``AppState.observe_transaction``) and commits; except that a read on SQLite commits first and
       then writes its audit event in a short write transaction of its own (a read never holds SQLite's single
@@ -55,7 +56,12 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class Kind(enum.Enum):
     READ = "read"
     WRITE = "write"
+    BOUNDED_READ = "bounded read"
     BOUNDED_WRITE = "bounded write"
+
+
+BOUNDED = frozenset({Kind.BOUNDED_READ, Kind.BOUNDED_WRITE})
+"""Small work that runs on the event loop rather than in a thread (step 4c)."""
 
 
 class JoinsTransaction:
@@ -82,7 +88,7 @@ class RequestTransaction:
         self.kind = kind
         self.db = db
         self.async_db = async_db
-        """Set for a bounded write on PostgreSQL: ``db`` is its ``sync_session``, usable only inside ``run_sync``."""
+        """Set for a bounded read or write on PostgreSQL: ``db`` is its ``sync_session``, used only in ``run_sync``."""
         self.observer = observer
         self.audit_sessions = audit_sessions
         self.audit_sessions_single_writer = audit_sessions_single_writer
@@ -90,7 +96,7 @@ class RequestTransaction:
 
     @property
     def writes(self) -> bool:
-        return self.kind is not Kind.READ
+        return self.kind in (Kind.WRITE, Kind.BOUNDED_WRITE)
 
     async def begin(self, turns: WriteTurns) -> None:
         """Step 4a: a write waits for its turn first. Beginning does no I/O (the connection is taken at first use)."""
@@ -139,12 +145,12 @@ def _plan(request: Request, kind: Kind, *, observed: bool = True) -> Session:
             return planned.db
     state = state_of(request)
     database = state.database
-    loop_sessions = database.loop_sessions() if kind is Kind.BOUNDED_WRITE else None
+    loop_sessions = database.loop_sessions() if kind in BOUNDED else None
     async_db = loop_sessions() if loop_sessions is not None else None
     if async_db is not None:
         db = async_db.sync_session
     else:
-        db = (database.read_sessions if kind is Kind.READ else database.write_sessions)()
+        db = (database.read_sessions if kind in (Kind.READ, Kind.BOUNDED_READ) else database.write_sessions)()
     observer = state.observe_transaction(request) if observed and state.observe_transaction is not None else None
     transaction = RequestTransaction(
         kind,
@@ -166,6 +172,12 @@ async def open_db(request: Request) -> Session:
 async def open_read_db(request: Request) -> Session:
     """A read transaction whatever the method (a POST that only reads must not hold SQLite's writer)."""
     return _plan(request, Kind.READ)
+
+
+async def open_bounded_read_db(request: Request) -> Session:
+    """A bounded read: a few queries of at most a few hundred rows, no outside calls, so on PostgreSQL it runs on the
+    event loop (step 4c). Never for a read that grows with the data (an export, an analysis)."""
+    return _plan(request, Kind.BOUNDED_READ)
 
 
 async def open_bounded_write_db(request: Request) -> Session:
@@ -193,6 +205,7 @@ async def get_settings_of_app(request: Request) -> Settings:
 
 Db = Annotated[Session, Depends(open_db)]
 ReadDb = Annotated[Session, Depends(open_read_db)]
+BoundedReadDb = Annotated[Session, Depends(open_bounded_read_db)]
 BoundedWriteDb = Annotated[Session, Depends(open_bounded_write_db)]
 RecordDb = Annotated[Session, Depends(open_record_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
@@ -239,12 +252,12 @@ def serve(handler: Callable[..., Any], *, status_code: int | None) -> Callable[.
                 transaction.end(sent, location)
             return result
 
-        bounded = next((t for t in transactions if t.kind is Kind.BOUNDED_WRITE), None)
+        bounded = next((t for t in transactions if t.kind in BOUNDED), None)
         if bounded is None:
             return await run_in_threadpool(work)
         if bounded.async_db is not None:
             return await bounded.async_db.run_sync(lambda _db: work())
-        if turns.single_writer:
+        if bounded.writes and turns.single_writer:
             return work()  # it holds SQLite's single writer: on the loop, with no hand-off either way
         return await run_in_threadpool(work)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query
 
@@ -26,6 +26,15 @@ class PageParams:
             offset=self.offset,
             has_more=len(rows) > self.limit,
         )
+
+    def page_values(self, rows: Sequence[T], convert: Callable[[T], Any]) -> dict[str, Any]:
+        """``page`` as plain values (``core.responses.values_response``): ``convert`` gives each item's."""
+        return {
+            "items": [convert(row) for row in rows[: self.limit]],
+            "limit": self.limit,
+            "offset": self.offset,
+            "has_more": len(rows) > self.limit,
+        }
 
 
 async def page_params(

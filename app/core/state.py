@@ -44,7 +44,7 @@ class Database:
     ``read_sessions``: shared (deferred) transactions. ``write_sessions``: transactions that take SQLite's write lock
     at ``BEGIN`` (its single connection) and share the read pool elsewhere. ``lookups``: single statements outside
     any transaction (the API-key check). ``loop_writes``: on PostgreSQL, an asyncio engine for the small bounded
-    writes, whose statements await the network on the event loop (``app.core.lifecycle``); None on SQLite.
+    reads and writes, whose statements await the network on the event loop (``app.core.lifecycle``); None on SQLite.
     ``turns``: where write requests wait for a writer.
     """
 

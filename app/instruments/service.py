@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
+from typing import Any
 
 from app.core.errors import FieldError, InvalidInput
 from app.instruments.registry import InstrumentRegistry
@@ -78,6 +79,25 @@ def scores_out(definition: InstrumentDefinition, stored: Mapping[str, Mapping[st
                     "maximum": spec.maximum,
                 }
             )
+    return out
+
+
+def scores_values(definition: InstrumentDefinition, stored: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``scores_out`` as plain values, with no model (``app.measurements.service.read_values``): the same JSON."""
+    out: dict[str, Any] = {}
+    for spec in definition.scores:
+        if spec.key in stored:
+            score = stored[spec.key]
+            value = score["value"]
+            out[spec.key] = {
+                "value": float(value) if value.__class__ is bool else value,  # as pydantic reads `float | int`
+                "band": score.get("band"),
+                "prorated": score.get("prorated", False),
+                "missing_items": score.get("missing_items", []),
+                "direction": spec.direction.value,
+                "minimum": float(spec.minimum),
+                "maximum": float(spec.maximum),
+            }
     return out
 
 

@@ -12,10 +12,10 @@ from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.clinical import recording
 from app.core.errors import InvalidInput
-from app.core.lifecycle import AppRoute, BoundedWriteDb, Db
+from app.core.lifecycle import AppRoute, BoundedReadDb, BoundedWriteDb, Db
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
-from app.core.responses import json_response
+from app.core.responses import values_response
 from app.core.schemas import FilterTime, Page
 from app.idempotency.service import IdempotencyGuard, Idempotent
 from app.instruments.dependencies import RegistryDep
@@ -90,7 +90,7 @@ def _store(
 @router.get("", response_model=Page[MeasurementRead])
 def list_measurements(
     patient_id: uuid.UUID,
-    db: Db,
+    db: BoundedReadDb,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     page: PageDep,
@@ -99,7 +99,6 @@ def list_measurements(
     measured_to: Annotated[FilterTime | None, Query(alias="to")] = None,
 ) -> Response:
     """The patient's current measurements in time order, optionally one instrument within [from, to]."""
-    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     rows = service.list_current(
         db,
         clinic_id=principal.clinic_id,
@@ -110,7 +109,9 @@ def list_measurements(
         measured_from=measured_from,
         measured_to=measured_to,
     )
-    return json_response(page.page(rows, lambda row: service.to_read(row, registry)))
+    if not rows:  # a row of the clinic's is of its patient (the foreign key): only none leaves the patient in doubt
+        patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    return values_response(page.page_values(rows, lambda row: service.read_values(row, registry)))
 
 
 @router.get("/{measurement_id}")

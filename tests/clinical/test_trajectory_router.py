@@ -90,3 +90,13 @@ def test_a_patient_without_measurements_has_an_empty_trajectory(
     assert response.status_code == 200
     assert response.json()["points"] == []
     assert response.json()["version_family"] is None
+
+
+def test_a_missing_patient_is_not_found_before_an_unknown_instrument_is_refused(
+    client: TestClient, clinic: ClinicKeys
+) -> None:
+    response = client.get(
+        f"/v1/patients/{uuid.uuid4()}/trajectory", params={"instrument": "unknown"}, headers=clinic.headers()
+    )
+
+    assert response.status_code == 404

@@ -1,5 +1,6 @@
 """A request's life (app.core.lifecycle): every check before any write turn, whatever the handler's parameter order;
-the handler and the end of its transaction in one thread; bounded writes on the event loop; everything given back."""
+the handler and the end of its transaction in one thread; bounded reads and writes on the event loop; everything
+given back."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from app.core.lifecycle import WRITE_METHODS, AppRoute, Db, RequestTransaction
 from app.core.state import state_of
 from app.core.write_turns import WriteTurns
 from app.main import create_app
+from app.measurements import service as measurements
 from app.patients import service as patients
 from tests.conftest import ISSUE_PHQ9, ClinicKeys, make_settings
 
@@ -142,6 +144,32 @@ def test_a_bounded_write_runs_on_the_event_loop_on_either_database(
     assert stored_in == [(loop_threads[-1], on_postgresql)]
 
 
+def test_a_bounded_read_runs_on_the_event_loop_on_postgresql_and_in_a_thread_on_sqlite(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: in its AsyncSession's ``run_sync``, as a bounded write. SQLite: in the threadpool, as any read (it
+    holds no writer, and other reads go on meanwhile)."""
+    loop_threads: list[int] = []
+    read_in: list[tuple[int, bool]] = []
+    begin, list_current = RequestTransaction.begin, measurements.list_current
+
+    async def noting_the_loop(self: RequestTransaction, turns: WriteTurns) -> None:
+        loop_threads.append(threading.get_ident())
+        await begin(self, turns)
+
+    def noting_the_read(db: Session, **kwargs: Any) -> Any:
+        read_in.append((threading.get_ident(), THREAD_ENGINE in db.info))
+        return list_current(db, **kwargs)
+
+    monkeypatch.setattr(RequestTransaction, "begin", noting_the_loop)
+    monkeypatch.setattr(measurements, "list_current", noting_the_read)
+    answer = client.get(f"/v1/patients/{patient_id}/measurements", headers=clinic.headers())
+
+    assert answer.status_code == 200, answer.text
+    on_postgresql = state_of(app).database.engine.dialect.name == "postgresql"
+    assert read_in == [(loop_threads[-1], True)] if on_postgresql else read_in[0][0] != loop_threads[-1]
+
+
 def test_failed_writes_give_back_their_connection_and_their_turn(
     app: FastAPI, client: TestClient, clinic: ClinicKeys, other_clinic: ClinicKeys, patient_id: str
 ) -> None:
@@ -199,6 +227,8 @@ def test_a_read_is_audited_in_its_own_transaction_on_postgresql_and_after_it_on_
     it follows in a short write transaction. Either way it is committed before the answer is sent."""
     database = state_of(app).database
     engines = {database.engine, database.write_engine}  # SQLite's writer has an engine of its own
+    if database.loop_writes is not None:  # PostgreSQL: the list is a bounded read, on the event loop's engine
+        engines.add(database.loop_writes.sync_engine)
     begun: list[str] = []
 
     def count(_connection: object) -> None:

@@ -224,6 +224,21 @@ def test_measurements_list_in_time_order_and_filter(client: TestClient, clinic: 
     assert (len(first_page["items"]), first_page["has_more"]) == (2, True)
 
 
+def test_the_list_of_another_clinics_patient_or_of_no_patient_is_not_found(
+    client: TestClient, clinic: ClinicKeys, other_clinic: ClinicKeys, patient_id: str
+) -> None:
+    post_phq9(client, clinic, patient_id)
+    url = f"/v1/patients/{patient_id}/measurements"
+
+    another_clinics = client.get(url, headers=other_clinic.headers())
+    nobodys = client.get(f"/v1/patients/{uuid.uuid4()}/measurements", headers=clinic.headers())
+    past_the_end = client.get(url, params={"offset": 5}, headers=clinic.headers())
+
+    assert (another_clinics.status_code, nobodys.status_code) == (404, 404)
+    assert past_the_end.status_code == 200
+    assert past_the_end.json()["items"] == []
+
+
 def test_a_declared_total_is_stored_and_compared_never_trusted(
     client: TestClient, clinic: ClinicKeys, patient_id: str
 ) -> None:
