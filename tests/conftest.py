@@ -25,6 +25,7 @@ from app.core.config import Settings
 from app.core.db import transaction
 from app.core.migrations import upgrade_to_head
 from app.core.state import state_of
+from app.instruments.registry import InstrumentRegistry
 from app.main import create_app
 
 TEST_PEPPER = "test-pepper-not-secret"
@@ -158,3 +159,11 @@ def patient_id(client: TestClient, clinic: ClinicKeys) -> str:
 SCALES_DIR = Path(__file__).resolve().parents[1] / "scales"
 ISSUE_PHQ9 = {"1": 3, "2": 0, "3": 1, "4": 2, "5": 0, "6": 0, "7": 1, "8": 0, "9": 3}
 """The PHQ-9 of the foundation issue's acceptance test: total 10, moderate, item 9 positive."""
+
+
+def with_earlier_phq9(app: FastAPI) -> InstrumentRegistry:
+    """The app's instruments, but PHQ-9 as an earlier definition (version 0.9.0) had it: what measurements stored
+    before an upgrade were scored under."""
+    registry = state_of(app).part(InstrumentRegistry)
+    earlier = registry.get("phq9").model_copy(update={"version": "0.9.0"})
+    return InstrumentRegistry(definitions={**registry.definitions, "phq9": earlier})

@@ -22,12 +22,11 @@ from app.clinical import recording
 from app.clinical.models import RiskAlert
 from app.core.db import transaction
 from app.core.state import state_of
-from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
 from app.measurements.models import Measurement
 from app.measurements.schemas import Source
 from tests.clinical.conftest import new_patient, phq9
-from tests.conftest import ClinicKeys
+from tests.conftest import ClinicKeys, with_earlier_phq9
 from tests.fhir.conftest import SDC_QUESTIONNAIRE, US_CORE_QUESTIONNAIRE, about, fixture, register, send
 
 QR = "/fhir/QuestionnaireResponse"
@@ -99,9 +98,7 @@ def _research_import(app: FastAPI, client: TestClient, clinic: ClinicKeys, patie
 
 def _rescoring(app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str) -> None:
     """A flagged PHQ-9 stored under an earlier definition, then re-scored: a new version, its alert kept (one)."""
-    registry: InstrumentRegistry = state_of(app).part(InstrumentRegistry)
-    old = registry.get("phq9").model_copy(update={"version": "0.9.0"})
-    old_registry = InstrumentRegistry(definitions={**registry.definitions, "phq9": old})
+    old_registry = with_earlier_phq9(app)
     for db in transaction(state_of(app).write_sessions):
         new = measurements.new_measurement(
             old_registry,

@@ -13,10 +13,9 @@ from app.auth.permissions import Role
 from app.clinical import recording
 from app.core.db import transaction
 from app.core.state import state_of
-from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
 from app.measurements.schemas import Source
-from tests.conftest import ISSUE_PHQ9, ClinicKeys
+from tests.conftest import ISSUE_PHQ9, ClinicKeys, with_earlier_phq9
 
 NORWEGIAN: dict[str, Any] = {
     "licence_note": "Norwegian translation, phqscreeners.com (no permission required)",
@@ -90,9 +89,7 @@ def test_wording_can_be_replaced_and_removed(client: TestClient, clinic: ClinicK
 
 def store_under_old_version(app: FastAPI, clinic: ClinicKeys, patient_id: str) -> str:
     """A measurement scored under an earlier PHQ-9 definition (version 0.9.0), as if stored before an upgrade."""
-    registry: InstrumentRegistry = state_of(app).part(InstrumentRegistry)
-    old = registry.get("phq9").model_copy(update={"version": "0.9.0"})
-    old_registry = InstrumentRegistry(definitions={**registry.definitions, "phq9": old})
+    old_registry = with_earlier_phq9(app)
     for db in transaction(state_of(app).write_sessions):
         new = measurements.new_measurement(
             old_registry,
