@@ -3,7 +3,8 @@
 1. ``app.core.middleware`` counts a request without credentials against its address's rate limit, bounds the body
    and adds the security headers.
 2. ``AppRoute.handle`` watches the response start: an answer that no transaction recorded (a refusal, a rejected
-   body, a replay) is audited then, with the status it is sent with (``AppState.observe_answer``).
+   body, a replay) is audited then, with the status it is sent with (``AppState.observe_answer``). A public route's
+   request (no dependency authenticates its caller) is counted against its address's rate limit here.
 3. FastAPI solves the handler's dependencies: the caller is authenticated and authorised (``app.auth.dependencies``),
    the input is parsed and validated. ``Db`` (or ``ReadDb``, ``BoundedReadDb``, ``BoundedWriteDb``, ``RecordDb``: the
    handler's signature says which transaction it needs) only *plans* the request's transaction: a
