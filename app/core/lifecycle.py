@@ -32,6 +32,7 @@ Services only ``flush()``; nothing but step 4d commits a request's work.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import enum
 import inspect
@@ -65,11 +66,11 @@ BOUNDED = frozenset({Kind.BOUNDED_READ, Kind.BOUNDED_WRITE})
 """Small work that runs on the event loop rather than in a thread (step 4c)."""
 
 
-class JoinsTransaction:
+class JoinsTransaction(abc.ABC):
     """A dependency's value that acts in the request's write transaction before the handler runs (``join``)."""
 
-    def join(self, db: Session) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def join(self, db: Session) -> None: ...
 
 
 class RequestTransaction:
