@@ -260,7 +260,7 @@ def read_values(row: Sequence[Any], registry: InstrumentRegistry) -> dict[str, A
 
 
 def values_to_read(values: Mapping[str, Any], registry: InstrumentRegistry) -> MeasurementRead:
-    """``to_read`` of a row just stored (``create_values``), without building an entity for it."""
+    """``to_read`` of a row just stored (``recording.record_one``), without building an entity for it."""
     return _read(values.__getitem__, registry)
 
 
