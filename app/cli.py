@@ -11,15 +11,18 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 import app.models  # noqa: F401  (every table must be known before any is used)
 from app.auth import service as auth
 from app.auth.permissions import STAFF_ROLES, Role
 from app.core.config import get_settings
 from app.core.db import create_db_engine, make_sessionmaker, transaction, utcnow, writer
+from app.core.logging import configure_logging
 from app.core.migrations import upgrade_to_head
 from app.idempotency import service as idempotency
 from app.instruments.registry import load_registry, record_versions
+from app.jobs.worker import run_worker
 from app.research.cli import research_cli
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Compassion Outcomes administration.")
@@ -79,22 +82,33 @@ def record_scale_versions() -> None:
 
 @cli.command("purge-idempotency-records")
 def purge_idempotency_records() -> None:
-    """Delete Idempotency-Key records older than IDEMPOTENCY_TTL_HOURS (in batches; run it hourly or daily)."""
+    """Delete Idempotency-Key records older than IDEMPOTENCY_TTL_HOURS now (a periodic job does it every hour)."""
     settings = get_settings()
-    ttl = timedelta(hours=settings.idempotency_ttl_hours)
     engine = create_db_engine(settings)
-    purged = 0
     try:
-        while True:
-            deleted = 0
-            for db in transaction(make_sessionmaker(writer(engine))):
-                deleted = idempotency.purge_expired(db, now=utcnow(), ttl=ttl)
-            purged += deleted
-            if deleted < idempotency.PURGE_BATCH:
-                break
+        purged = idempotency.purge_all_expired(
+            writer(engine), now=utcnow(), ttl=timedelta(hours=settings.idempotency_ttl_hours)
+        )
     finally:
         engine.dispose()
     stderr.print(f"Deleted {purged} Idempotency-Key records older than {settings.idempotency_ttl_hours} h.")
+
+
+@cli.command("worker")
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs this worker runs at once (threads).")] = 4,
+    name: Annotated[str | None, typer.Option(help="The worker's name in logs and procrastinate's tables.")] = None,
+) -> None:
+    """Run background jobs (webhook deliveries and their retries, periodic expiry) on PostgreSQL until stopped
+    (SIGINT/SIGTERM let the running jobs finish). Run as many as you like, beside any number of app processes: each
+    job runs once. On SQLite the app runs them itself (JOBS_IN_PROCESS)."""
+    settings = get_settings()
+    if make_url(settings.database_url).get_backend_name() != "postgresql":
+        stderr.print("The worker runs on PostgreSQL; on SQLite the app runs its jobs in-process (JOBS_IN_PROCESS).")
+        raise typer.Exit(2)
+    configure_logging(settings.log_level)
+    stderr.print(f"Worker started (concurrency {concurrency}); stop it with Ctrl-C or SIGTERM.")
+    run_worker(settings, concurrency=concurrency, name=name)
 
 
 @cli.command("list-api-keys")

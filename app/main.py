@@ -14,7 +14,6 @@ from app.audit.router import router as audit_router
 from app.audit.service import AuditTrail, observe_answer
 from app.auth.router import router as auth_router
 from app.auth.verified_keys import VerifiedKeys
-from app.clinical import webhooks
 from app.clinical.router import router as clinical_router
 from app.core.config import Settings, get_settings
 from app.core.limits import Clock, GuessLimits, RateLimits
@@ -30,6 +29,7 @@ from app.health.router import router as health_router
 from app.idempotency.service import IdempotentReplay, replay_response
 from app.instruments.registry import InstrumentRegistry, load_registry
 from app.instruments.router import router as instruments_router
+from app.jobs.runner import InProcessRunner
 from app.measurements.router import me_router
 from app.measurements.router import router as measurements_router
 from app.patients.router import router as patients_router
@@ -73,7 +73,10 @@ def open_app_state(
     state.provide(VerifiedKeys(settings.api_key_cache_seconds))
     pool = ValidationPool(settings.fhir_validation_processes)
     state.provide(pool, close=pool.close)
-    webhooks.use_settings(settings, database.engine, database.write_engine)  # deliveries follow this app's settings
+    if settings.jobs_in_process and database.write_engine.dialect.name == "sqlite":
+        runner = InProcessRunner(database.write_engine, settings)
+        runner.start()
+        state.provide(runner, close=runner.stop)
     return state
 
 

@@ -6,6 +6,7 @@ import app.research.models  # noqa: F401  (each domain's tables register on Base
 from app.audit.models import AuditEvent
 from app.auth.models import ApiKey, Clinic, Enrolment
 from app.core.db import Base
+from app.core.job_models import BackgroundJob, PeriodicRun
 from app.idempotency.models import IdempotencyRecord
 from app.instruments.models import ClinicInstrumentText
 from app.measurements.models import Measurement
@@ -15,6 +16,7 @@ from app.therapy_sessions.models import TherapySession
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "BackgroundJob",
     "Base",
     "Clinic",
     "ClinicInstrumentText",
@@ -23,5 +25,6 @@ __all__ = [
     "Measurement",
     "Patient",
     "PatientIdentifier",
+    "PeriodicRun",
     "TherapySession",
 ]

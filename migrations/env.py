@@ -23,6 +23,15 @@ def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str |
     return False
 
 
+def _ours(name: str | None, type_: str, _parent_names: Any) -> bool:
+    """procrastinate's tables, indexes and constraints (its schema, applied by a migration from the pinned package,
+    on PostgreSQL) are not our models': ``alembic check`` and autogenerate leave them alone."""
+    return not (name or "").startswith(PROCRASTINATE_PREFIXES)
+
+
+PROCRASTINATE_PREFIXES = ("procrastinate_", "idx_procrastinate_")
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -30,6 +39,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=True,
         compare_type=True,
         render_item=_render_item,
+        include_name=_ours,
     )
     with context.begin_transaction():
         context.run_migrations()

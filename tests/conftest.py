@@ -6,9 +6,11 @@ Tests never share data: each one gets its own clinic (the tenancy boundary), wit
 from __future__ import annotations
 
 import os
+import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +19,18 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app.auth import service as auth
 from app.auth.permissions import STAFF_ROLES, Role
 from app.core.config import Settings
-from app.core.db import transaction
+from app.core.db import transaction, utcnow
 from app.core.migrations import upgrade_to_head
 from app.core.state import state_of
 from app.instruments.registry import InstrumentRegistry
+from app.jobs.runner import run_due_jobs
+from app.jobs.worker import build_app, worker_context
 from app.main import create_app
 
 TEST_PEPPER = "test-pepper-not-secret"
@@ -78,6 +83,30 @@ class FreshPostgresDatabase:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
+def run_jobs(app: FastAPI, *, now: datetime | None = None, rng: random.Random | None = None) -> None:
+    """Run every job due by ``now`` (the clock's now by default), as the app's database runs them: on SQLite the
+    in-process runner's ``run_due_jobs`` (periodic jobs left out); on PostgreSQL a real procrastinate worker that
+    stops once no job is due, after the jobs due by ``now`` were made due (procrastinate reads the server's clock).
+    ``rng``: the retries' jitter."""
+    state = state_of(app)
+    moment = now or utcnow()
+    engine = state.database.write_engine
+    if engine.dialect.name == "sqlite":
+        run_due_jobs(engine, state.settings, now=moment, rng=rng, periodic=())
+        return
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE procrastinate_jobs SET scheduled_at = NULL WHERE status = 'todo' AND scheduled_at <= :now"),
+            {"now": moment},
+        )
+    build_app(state.settings, periodic=False).run_worker(
+        wait=False,
+        install_signal_handlers=False,
+        listen_notify=False,
+        additional_context=worker_context(state.settings, engine, rng),
+    )
+
+
 UNLIMITED_ADDRESSES: dict[str, Any] = {
     "unverified_rate_limit_per_minute": 0,
     "enrolment_exchange_per_minute": 0,
@@ -92,7 +121,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         environment="test",
         api_key_pepper=SecretStr(TEST_PEPPER),
         log_level="WARNING",
-        **{**UNLIMITED_ADDRESSES, **overrides},
+        **{**UNLIMITED_ADDRESSES, "jobs_in_process": False, **overrides},
     )
 
 

@@ -71,8 +71,8 @@ def _alert(measurement: Mapping[str, Any], flag: str) -> dict[str, Any]:
 
 
 def _raise(db: Session, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Store the alerts (returned as their column values); write a webhook outbox row per alert when its clinic has
-    a webhook (sent after commit).
+    """Store the alerts (returned as their column values); write a webhook delivery (and its job) per alert when its
+    clinic has a webhook.
 
     One alert (an ingest) returns its clinic's URL from its own INSERT. Many (a Bundle, an import) are inserted
     plainly and their clinics' URLs read with one lookup: RETURNING for many rows makes SQLAlchemy send them as
@@ -88,7 +88,7 @@ def _raise(db: Session, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
         urls = [by_clinic[alert["clinic_id"]] for alert in values]
     for alert, url in zip(values, urls, strict=True):
         if url:
-            webhooks.enqueue(db, alert=RiskAlert(**alert), url=url)
+            webhooks.enqueue_alert(db, RiskAlert(**alert))
     return values
 
 

@@ -88,20 +88,32 @@ class RiskAlert(Base):
 
 
 class WebhookDelivery(Base):
-    """Outbox: one webhook call per raised alert, written in the alert's transaction and delivered after commit.
+    """Outbox: one webhook call per event (a raised risk alert, a reminder), written in the transaction that caused
+    it, with the job that delivers it (``app.clinical.webhooks``).
 
-    The payload holds ids and the flag only, never item content.
+    ``dedupe_key`` names the event (``risk_alert.raised:<alert id>``): unique per clinic, so an event is delivered
+    once however often it is caused. ``status``: ``pending`` (attempts left; the next at ``next_attempt_at``),
+    ``delivered`` (a 2xx answer) or ``failed`` (dead letter: no attempt left; an admin may retry it). The payload
+    holds ids and the event's name only, never item content.
     """
 
     __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "dedupe_key"),
+        Index("ix_webhook_delivery_clinic_status_created", "clinic_id", "status", "created_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_record_id)
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"))
-    alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("risk_alert.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(50))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    alert_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("risk_alert.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(200))

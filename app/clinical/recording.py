@@ -6,7 +6,7 @@ cohorts built on them) and re-scoring all store measurements here, never through
 and then, in the same transaction, does what a new measurement or version causes elsewhere:
 
 - ``app.clinical.alerts``: a risk alert per risk flag (one per measurement, kept across its versions), and a webhook
-  outbox row per alert when the clinic has a webhook (sent after the commit).
+  delivery per alert when the clinic has a webhook (with its job: sent by the job engine after the commit).
 
 Work that a new measurement must cause in another domain belongs in ``_after_new`` / ``_after_version`` below.
 The measurement itself is built, and scored once, by ``app.measurements.service.new_measurement`` / ``new_version``.

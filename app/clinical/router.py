@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission, allows
 from app.auth.service import Principal
-from app.clinical import alerts, clinic_settings, report, series, service
+from app.clinical import alerts, clinic_settings, report, series, service, webhooks
 from app.clinical import parameters as change_parameters
 from app.clinical.change import Method
 from app.clinical.destinations import policy_for
@@ -24,6 +24,7 @@ from app.clinical.schemas import (
     OutcomesRead,
     ParametersRead,
     TrajectoryRead,
+    WebhookDeliveryRead,
     WebhookSecretIssued,
 )
 from app.core.errors import InvalidInput
@@ -321,3 +322,34 @@ def delete_change_parameters(
 
 router.include_router(patient_router)
 router.include_router(clinic_router)
+
+
+DeliveryStatus = Annotated[
+    Literal["pending", "delivered", "failed"] | None, Query(description="Only deliveries in this state.")
+]
+
+
+@clinic_router.get("/webhook-deliveries")
+def list_webhook_deliveries(
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
+    page: PageDep,
+    status: DeliveryStatus = None,
+) -> Page[WebhookDeliveryRead]:
+    """The clinic's webhook deliveries, newest first: what each was for and how its attempts went."""
+    found = webhooks.list_deliveries(
+        db, clinic_id=principal.clinic_id, status=status, limit=page.limit + 1, offset=page.offset
+    )
+    return page.page(found, WebhookDeliveryRead.model_validate)
+
+
+@clinic_router.post("/webhook-deliveries/{delivery_id}/retry", response_model=WebhookDeliveryRead)
+def retry_webhook_delivery(
+    delivery_id: uuid.UUID,
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
+    guard: Idempotent,
+) -> Response:
+    """Give a failed delivery (no attempt left) a new round of attempts, the first at once (409 unless failed)."""
+    delivery = webhooks.retry(db, clinic_id=principal.clinic_id, delivery_id=delivery_id)
+    return guard.respond(WebhookDeliveryRead.model_validate(delivery))

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from app.clinical.change import Category, CutoffType, Method
 from app.core.schemas import SHOWN_ONCE, Schema, shown_once
@@ -193,6 +193,25 @@ class WebhookSecretIssued(BaseModel):
         description="Until then deliveries are also signed with the previous secret (a second signature in "
         "`webhook-signature`), so the receiver can switch without losing any."
     )
+
+
+class WebhookDeliveryRead(BaseModel):
+    """A webhook delivery as an admin sees it: what it is for and how it went; never the payload or a secret."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID = Field(description="Also the `webhook-id` header of each of its calls.")
+    event: str = Field(description="`risk_alert.raised`, `assessment.due`, …")
+    status: Literal["pending", "delivered", "failed"] = Field(
+        description="`failed`: no attempt left (the dead letter); `POST …/retry` gives it a new round."
+    )
+    attempts: int
+    last_status: int | None = Field(description="The receiver's HTTP status at the last attempt, if it answered.")
+    last_error: str | None = Field(description="Why the last attempt failed (no secret, no patient data).")
+    created_at: datetime
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="When the next attempt is due, while pending.")
+    delivered_at: datetime | None
 
 
 class AlertMeasurement(BaseModel):

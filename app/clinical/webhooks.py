@@ -1,15 +1,18 @@
-"""Alert webhooks through an outbox: the delivery row is written in the alert's transaction and sent after commit.
+"""Webhooks through an outbox: a delivery row and its job, written in the transaction of the event that causes them.
 
-After the transaction that raised alerts commits, a background thread POSTs each new delivery (JSON with ids and
-the flag only, never item content) with a short timeout and records the outcome. A failed delivery stays pending;
-``deliver_pending`` retries pending deliveries (from a scheduled job or the CLI). Receivers should de-duplicate on
-the ``webhook-id`` header: a delivery can arrive twice if recording its success fails.
+``enqueue`` writes the delivery (the clinic's URL, the payload: ids and the event's name only, never item content)
+and defers its job (``app.core.jobs.defer``): both are committed with the event, or neither. A delivery is made once
+per event: ``(clinic_id, dedupe_key)`` is unique. The job (``deliver``, task ``DELIVER_TASK``) makes one attempt per
+run: only a 2xx answer delivers; after a failed attempt the job runs again later (``BACKOFF``: exponential, with
+jitter) until the last attempt fails, which leaves the delivery ``failed`` (the dead letter), for an admin to look at
+(``list_deliveries``) and ``retry``. Receivers should de-duplicate on the ``webhook-id`` header (the delivery's id):
+an attempt whose success could not be recorded (a worker killed mid-call) is made again.
 
 Before every attempt the URL is checked again (``app.clinical.destinations``: its host resolved, every address
 vetted, the connection made to a vetted address) and the call is signed per Standard Webhooks
-(``app.clinical.webhook_signing``): nothing is sent unsigned. Only a 2xx answer is a delivery; a redirect is not
-followed (a failed attempt, recorded as such). The settings in force (``WEBHOOK_ALLOW_PRIVATE_NETWORKS``,
-``ENVIRONMENT``, ``WEBHOOK_SIGNING_KEY``) are those ``use_settings`` gave the engine, else ``get_settings()``.
+(``app.clinical.webhook_signing``): nothing is sent unsigned. A redirect is not followed (a failed attempt, recorded
+as such). The settings in force (``WEBHOOK_ALLOW_PRIVATE_NETWORKS``, ``ENVIRONMENT``, ``WEBHOOK_SIGNING_KEY``) are
+those of the job's run (``JobRun.settings``: the worker's or the app's).
 """
 
 from __future__ import annotations
@@ -17,41 +20,30 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import threading
 import uuid
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from weakref import WeakKeyDictionary
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Select, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.clinical import destinations, webhook_signing
 from app.clinical.models import ClinicSettings, RiskAlert, WebhookDelivery
-from app.core.config import Settings, get_settings
-from app.core.db import thread_engine, utcnow
+from app.core.db import new_record_id, utcnow
+from app.core.errors import Conflict, NotFound
+from app.core.jobs import Backoff, JobRun, TryAgain, defer
 
 logger = logging.getLogger(__name__)
 
 EVENT = "risk_alert.raised"
+DELIVER_TASK = "clinical.deliver_webhook"
 TIMEOUT_SECONDS = 5.0
-MAX_ATTEMPTS = 10
-_PENDING = "clinical.webhook_deliveries"
-
-_executor: ThreadPoolExecutor | None = None
-_futures: set[Future[None]] = set()
-_lock = threading.Lock()
-_settings: WeakKeyDictionary[Engine, Settings] = WeakKeyDictionary()
-
-
-def use_settings(settings: Settings, *engines: Engine) -> None:
-    """Deliveries made through ``engines`` follow ``settings`` (the app's own, so a change to them shows at once)."""
-    for engine in engines:
-        _settings[engine] = settings
-
-
-def settings_for(engine: Engine) -> Settings:
-    return _settings.get(engine) or get_settings()
+BACKOFF = Backoff(attempts=10, first=timedelta(seconds=30), factor=2.0, longest=timedelta(hours=4), jitter=0.25)
+"""Ten attempts over about four hours: 30 s, 1, 2, 4 … 128 min apart (each up to a quarter sooner, at random)."""
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+STATUSES = (PENDING, DELIVERED, FAILED)
 
 
 def payload(alert: RiskAlert) -> dict[str, str]:
@@ -66,91 +58,118 @@ def payload(alert: RiskAlert) -> dict[str, str]:
     }
 
 
-def enqueue(db: Session, *, alert: RiskAlert, url: str) -> WebhookDelivery:
-    """Write the outbox row; it is sent once the surrounding transaction commits (never if it rolls back)."""
-    delivery = WebhookDelivery(
-        clinic_id=alert.clinic_id, alert_id=alert.id, url=url, payload=payload(alert), attempts=0
+def enqueue_alert(db: Session, alert: RiskAlert) -> WebhookDelivery | None:
+    """The risk alert's delivery (``enqueue``), once per alert."""
+    return enqueue(db, clinic_id=alert.clinic_id, event=EVENT, payload=payload(alert), dedupe_key=f"{EVENT}:{alert.id}")
+
+
+def enqueue(
+    db: Session,
+    *,
+    clinic_id: uuid.UUID,
+    event: str,
+    payload: Mapping[str, str],
+    dedupe_key: str,
+    deliver_after: datetime | None = None,
+) -> WebhookDelivery | None:
+    """Write the delivery and defer its job (first attempt at ``deliver_after``, else at once), in ``db``'s
+    transaction. None if the clinic has no webhook, or this event (``dedupe_key``) has a delivery already."""
+    url = db.scalar(select(ClinicSettings.webhook_url).where(ClinicSettings.clinic_id == clinic_id))
+    if not url:
+        return None
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": new_record_id(),
+        "clinic_id": clinic_id,
+        "event": event,
+        "dedupe_key": dedupe_key,
+        "alert_id": uuid.UUID(payload["alert_id"]) if "alert_id" in payload else None,
+        "url": url,
+        "payload": dict(payload),
+        "status": PENDING,
+        "created_at": now,
+        "attempts": 0,
+        "next_attempt_at": deliver_after or now,
+    }
+    dialect = postgresql if db.connection().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(WebhookDelivery)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["clinic_id", "dedupe_key"])
+        .returning(WebhookDelivery)
     )
-    db.add(delivery)
-    db.flush()
-    db.info.setdefault(_PENDING, []).append(delivery.id)
-    if not event.contains(db, "after_commit", _after_commit):
-        event.listen(db, "after_commit", _after_commit)
+    delivery = db.scalars(statement).one_or_none()
+    if delivery is None:
+        return None
+    defer(db, DELIVER_TASK, args={"delivery_id": str(delivery.id)}, scheduled_at=deliver_after)
     return delivery
 
 
-def _after_commit(db: Session) -> None:
-    ids: list[uuid.UUID] = db.info.pop(_PENDING, [])
-    if ids:
-        _submit(thread_engine(db), ids)
-
-
-def _submit(engine: Engine, ids: list[uuid.UUID]) -> None:
-    global _executor
-    with _lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clinical-webhook")
-        future = _executor.submit(deliver, engine, ids)
-        _futures.add(future)
-    future.add_done_callback(_futures.discard)
-
-
-def wait_for_deliveries(timeout: float = 30.0) -> None:
-    """Block until the deliveries submitted so far have finished (tests; graceful shutdown)."""
-    with _lock:
-        pending = list(_futures)
-    wait(pending, timeout=timeout)
-
-
-def deliver_pending(engine: Engine, *, limit: int = 100) -> int:
-    """Retry undelivered webhooks (oldest first, up to MAX_ATTEMPTS each); returns how many were attempted."""
-    with Session(engine) as db:
-        ids = list(
-            db.scalars(
-                select(WebhookDelivery.id)
-                .where(WebhookDelivery.delivered_at.is_(None), WebhookDelivery.attempts < MAX_ATTEMPTS)
-                .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
-                .limit(limit)
-            )
-        )
-    deliver(engine, ids)
-    return len(ids)
-
-
-def deliver(engine: Engine, ids: Iterable[uuid.UUID]) -> None:
-    """POST each delivery outside any transaction, then record the outcome in a short transaction of its own."""
-    settings = settings_for(engine)
+def deliver(run: JobRun, *, delivery_id: str) -> None:
+    """One attempt at a pending delivery: POST it outside any transaction, then record the outcome in a short
+    transaction of its own. A failed attempt raises ``TryAgain`` unless it was the last, which fails the delivery."""
+    settings = run.settings
     policy = destinations.policy_for(settings)
     signing_key = settings.webhook_signing_key.get_secret_value()
-    for delivery_id in ids:
-        with Session(engine) as db:
-            delivery = db.get(WebhookDelivery, delivery_id)
-            if delivery is None or delivery.delivered_at is not None:
-                continue
-            url, body = delivery.url, json.dumps(delivery.payload).encode()
-            clinic = db.get(ClinicSettings, delivery.clinic_id)
-            salts = (
-                webhook_signing.signing_salts(
-                    clinic.webhook_secret_salt,
-                    clinic.webhook_previous_secret_salt,
-                    clinic.webhook_secret_issued_at,
-                    now=utcnow(),
-                )
-                if clinic is not None
-                else []
+    key = uuid.UUID(delivery_id)
+    with Session(run.engine) as db:
+        delivery = db.get(WebhookDelivery, key)
+        if delivery is None or delivery.status != PENDING:
+            return
+        url, body = delivery.url, json.dumps(delivery.payload).encode()
+        clinic = db.get(ClinicSettings, delivery.clinic_id)
+        salts = (
+            webhook_signing.signing_salts(
+                clinic.webhook_secret_salt,
+                clinic.webhook_previous_secret_salt,
+                clinic.webhook_secret_issued_at,
+                now=utcnow(),
             )
-            secrets = [webhook_signing.secret(signing_key, delivery.clinic_id, salt) for salt in salts]
-        status, error = _post(url, body, delivery_id, secrets=secrets, policy=policy)
-        with Session(engine) as db, db.begin():
-            delivery = db.get(WebhookDelivery, delivery_id)
-            if delivery is None:
-                continue
-            delivery.attempts += 1
-            delivery.last_attempt_at = utcnow()
-            delivery.last_status = status
-            delivery.last_error = error
-            if error is None:
-                delivery.delivered_at = delivery.last_attempt_at
+            if clinic is not None
+            else []
+        )
+        secrets = [webhook_signing.secret(signing_key, delivery.clinic_id, salt) for salt in salts]
+    status, error = _post(url, body, key, secrets=secrets, policy=policy)
+    with Session(run.engine) as db, db.begin():
+        delivery = db.get(WebhookDelivery, key)
+        if delivery is None:
+            return
+        delivery.attempts += 1
+        delivery.last_attempt_at = utcnow()
+        delivery.last_status = status
+        delivery.last_error = error
+        if error is None:
+            delivery.status, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, utcnow(), None
+        elif run.retry_at is None:
+            delivery.status, delivery.next_attempt_at = FAILED, None
+        else:
+            delivery.next_attempt_at = run.retry_at
+    if error is not None and run.retry_at is not None:
+        raise TryAgain(error, run.retry_at)
+
+
+def list_deliveries(
+    db: Session, *, clinic_id: uuid.UUID, status: str | None, limit: int, offset: int
+) -> list[WebhookDelivery]:
+    """The clinic's deliveries, newest first."""
+    query: Select[tuple[WebhookDelivery]] = select(WebhookDelivery).where(WebhookDelivery.clinic_id == clinic_id)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit).offset(offset)
+    return list(db.scalars(query))
+
+
+def retry(db: Session, *, clinic_id: uuid.UUID, delivery_id: uuid.UUID) -> WebhookDelivery:
+    """Give a failed delivery (a dead letter) a new round of attempts, the first at once."""
+    delivery = db.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if delivery is None or delivery.clinic_id != clinic_id:
+        raise NotFound(f"no webhook delivery {delivery_id}")
+    if delivery.status != FAILED:
+        raise Conflict(f"only a failed delivery is retried; this one is {delivery.status}")
+    delivery.status, delivery.next_attempt_at = PENDING, utcnow()
+    db.flush()
+    defer(db, DELIVER_TASK, args={"delivery_id": str(delivery.id)})
+    return delivery
 
 
 def _post(

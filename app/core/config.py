@@ -106,7 +106,32 @@ class Settings(BaseSettings):
         default=24,
         ge=1,
         description="How long a POST's Idempotency-Key replays its first response. An older record is not replayed "
-        "(the key may be used again as new) and is deleted by `python -m app purge-idempotency-records`.",
+        "(the key may be used again as new) and is deleted by an hourly job (or `python -m app "
+        "purge-idempotency-records`).",
+    )
+    jobs_in_process: bool = Field(
+        default=True,
+        description="On SQLite, run background jobs (webhook deliveries and their retries, periodic expiry) in a "
+        "thread of the app's process. Ignored on PostgreSQL, where `python -m app worker` runs them.",
+    )
+    jobs_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often the in-process runner (SQLite) looks for due jobs."
+    )
+    jobs_heartbeat_seconds: float = Field(
+        default=10.0, gt=0, description="How often a worker (PostgreSQL) tells the database it is alive."
+    )
+    jobs_stalled_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A worker silent this long is taken for dead (killed, its machine lost): the jobs it was running "
+        "are run again. Well above JOBS_HEARTBEAT_SECONDS.",
+    )
+    jobs_stalled_check_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="How often the workers look for the jobs of dead workers (a periodic job; a divisor of 60 below "
+        "a minute, else a whole number of minutes).",
     )
     page_size_max: int = 500
     log_level: str = "INFO"

@@ -7,8 +7,9 @@ unique constraint (PostgreSQL) or the write lock (SQLite) and then replays the c
 A replay repeats the status, the body and the headers that say where and which version (``REPLAYED_HEADERS``). A
 response holding a secret (a field marked ``app.core.schemas.shown_once``) is recorded without it, and its replay is
 refused with 409 ``secret-not-replayable`` naming what was issued: the secret was shown once and exists nowhere else.
-A record older than ``IDEMPOTENCY_TTL_HOURS`` is not replayed (its key starts afresh) and is deleted by
-``python -m app purge-idempotency-records``. "Now" is ``utcnow()`` (``app.core.datetimes.CLOCK``, which tests move).
+A record older than ``IDEMPOTENCY_TTL_HOURS`` is not replayed (its key starts afresh) and is deleted by a periodic
+job (``PURGE_TASK``; or ``python -m app purge-idempotency-records``). "Now" is ``utcnow()``
+(``app.core.datetimes.CLOCK``, which tests move).
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import authenticate, bearer
 from app.core.datetimes import utcnow
 from app.core.errors import IdempotencyKeyReused, IdempotentRequestInProgress, InvalidInput, SecretNotReplayable
+from app.core.jobs import JobRun
 from app.core.lifecycle import JoinsTransaction, open_write_db
 from app.core.schemas import shown_once_fields
 from app.core.state import state_of
@@ -222,6 +224,26 @@ def purge_expired(db: Session, *, now: datetime, ttl: timedelta, batch: int = PU
         .execution_options(synchronize_session=False)
     )
     return cast(CursorResult[Any], deleted).rowcount
+
+
+PURGE_TASK = "idempotency.purge_expired"
+
+
+def purge_all_expired(engine: Engine, *, now: datetime, ttl: timedelta) -> int:
+    """Delete every record older than ``ttl``, a batch per transaction (no long write holds SQLite's single
+    writer); the number deleted."""
+    purged = 0
+    while True:
+        with Session(engine) as db, db.begin():
+            deleted = purge_expired(db, now=now, ttl=ttl)
+        purged += deleted
+        if deleted < PURGE_BATCH:
+            return purged
+
+
+def purge_task(run: JobRun) -> None:
+    """The periodic job (``PURGE_TASK``): records expire after ``IDEMPOTENCY_TTL_HOURS``."""
+    purge_all_expired(run.engine, now=utcnow(), ttl=timedelta(hours=run.settings.idempotency_ttl_hours))
 
 
 def _find(db: Session, api_key_id: uuid.UUID, key: str) -> IdempotencyRecord | None:

@@ -1,4 +1,4 @@
-"""Fixtures of the clinical tests: answers that give a chosen score, and a seeding helper.
+"""Fixtures of the clinical tests: answers that give a chosen score, a seeding helper, and webhook receivers.
 
 ``seed`` records a measurement as every path in does (``app.clinical.recording``): stored, with its alerts, in one
 committed transaction.
@@ -6,18 +6,28 @@ committed transaction.
 
 from __future__ import annotations
 
+import json
 import socket
+import ssl
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from app.auth.permissions import Role
 from app.clinical import destinations, recording
+from app.clinical.models import WebhookDelivery
 from app.core.db import transaction
 from app.core.state import state_of
 from app.instruments.registry import InstrumentRegistry
@@ -148,3 +158,85 @@ def allow_private_networks(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Cal
         monkeypatch.setattr(state_of(app).settings, "webhook_allow_private_networks", allowed)
 
     return allow
+
+
+AllowPrivate = Callable[[bool], None]
+TLS = Path(__file__).parent / "tls"
+"""A test CA (``ca.pem``) and a certificate for hooks.clinic.example signed by it, with its key (``hooks.pem``):
+test-only, valid until 2126."""
+
+
+@dataclass
+class Receiver:
+    """What a test server saw (headers with lower-case names, the body as sent and as JSON), and how it answers."""
+
+    url: str
+    port: int
+    status: int = 204
+    location: str | None = None
+    calls: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    server_names: list[str | None] = field(default_factory=list)
+    """The TLS server names (SNI) clients asked for, when it serves https."""
+
+
+@contextmanager
+def running_receiver(host: str = "127.0.0.1", port: int = 0, *, tls: bool = False) -> Iterator[Receiver]:
+    state = Receiver(url="", port=0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.bodies.append(body)
+            state.calls.append(({name.lower(): value for name, value in self.headers.items()}, json.loads(body)))
+            self.send_response(state.status)
+            if state.location:
+                self.send_header("Location", state.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: the test reads ``state.calls`` instead."""
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(TLS / "hooks.pem")
+        context.sni_callback = lambda _socket, name, _context: state.server_names.append(name)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    state.port = server.server_address[1]
+    state.url = f"http://{host}:{state.port}/hooks/alerts"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def receiver(allow_private_networks: AllowPrivate) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1, reachable because the test allows private networks (as development does)."""
+    allow_private_networks(True)
+    with running_receiver() as state:
+        yield state
+
+
+def set_webhook(client: TestClient, clinic: ClinicKeys, url: str) -> dict[str, Any]:
+    response = client.put("/v1/clinic/settings", json={"webhook_url": url}, headers=clinic.headers(Role.ADMIN))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def deliveries(app: FastAPI, clinic: ClinicKeys) -> list[WebhookDelivery]:
+    with state_of(app).read_sessions() as db:
+        return list(
+            db.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.clinic_id == clinic.id)
+                .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+            )
+        )

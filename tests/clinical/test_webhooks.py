@@ -1,19 +1,13 @@
-"""The alert webhook, against real HTTP servers on 127.0.0.1: ids and the flag only, sent after commit, signed per
+"""The alert webhook, against real HTTP servers on 127.0.0.1: ids and the flag only, sent by its job after commit
+(``run_jobs``: the in-process runner on SQLite, a procrastinate worker on PostgreSQL), signed per
 Standard Webhooks (verified here with the specification's own Python library, as a receiver would), never to an
 internal address, never following a redirect."""
 
 from __future__ import annotations
 
-import json
 import ssl
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,94 +22,26 @@ from app.clinical import destinations, recording, webhooks
 from app.clinical.models import ClinicSettings, RiskAlert, WebhookDelivery
 from app.core.config import DEVELOPMENT_WEBHOOK_KEY, Settings
 from app.core.db import utcnow
+from app.core.jobs import defer
 from app.core.state import state_of
 from app.idempotency.models import IdempotencyRecord
 from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
 from app.measurements.schemas import Source
-from tests.clinical.conftest import PUBLIC_ADDRESS, FakeResolver, day, phq9, seed
-from tests.conftest import ClinicKeys
-
-AllowPrivate = Callable[[bool], None]
-TLS = Path(__file__).parent / "tls"
-"""A test CA (``ca.pem``) and a certificate for hooks.clinic.example signed by it, with its key (``hooks.pem``):
-test-only, valid until 2126."""
-
-
-@dataclass
-class Receiver:
-    """What a test server saw (headers with lower-case names, the body as sent and as JSON), and how it answers."""
-
-    url: str
-    port: int
-    status: int = 204
-    location: str | None = None
-    calls: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
-    bodies: list[bytes] = field(default_factory=list)
-    server_names: list[str | None] = field(default_factory=list)
-    """The TLS server names (SNI) clients asked for, when it serves https."""
-
-
-@contextmanager
-def running_receiver(host: str = "127.0.0.1", port: int = 0, *, tls: bool = False) -> Iterator[Receiver]:
-    state = Receiver(url="", port=0)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.bodies.append(body)
-            state.calls.append(({name.lower(): value for name, value in self.headers.items()}, json.loads(body)))
-            self.send_response(state.status)
-            if state.location:
-                self.send_header("Location", state.location)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the test reads ``state.calls`` instead."""
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    if tls:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(TLS / "hooks.pem")
-        context.sni_callback = lambda _socket, name, _context: state.server_names.append(name)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.port = server.server_address[1]
-    state.url = f"http://{host}:{state.port}/hooks/alerts"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-@pytest.fixture
-def receiver(allow_private_networks: AllowPrivate) -> Iterator[Receiver]:
-    """A receiver on 127.0.0.1, reachable because the test allows private networks (as development does)."""
-    allow_private_networks(True)
-    with running_receiver() as state:
-        yield state
-
-
-def set_webhook(client: TestClient, clinic: ClinicKeys, url: str) -> dict[str, Any]:
-    response = client.put("/v1/clinic/settings", json={"webhook_url": url}, headers=clinic.headers(Role.ADMIN))
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def deliveries(app: FastAPI, clinic: ClinicKeys) -> list[WebhookDelivery]:
-    with state_of(app).read_sessions() as db:
-        return list(
-            db.scalars(
-                select(WebhookDelivery)
-                .where(WebhookDelivery.clinic_id == clinic.id)
-                .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
-            )
-        )
+from tests.clinical.conftest import (
+    PUBLIC_ADDRESS,
+    TLS,
+    AllowPrivate,
+    FakeResolver,
+    Receiver,
+    day,
+    deliveries,
+    phq9,
+    running_receiver,
+    seed,
+    set_webhook,
+)
+from tests.conftest import ClinicKeys, run_jobs
 
 
 def verified(secret: str, receiver: Receiver, call: int = 0) -> Any:
@@ -129,7 +55,7 @@ def test_an_alert_calls_the_webhook_with_ids_and_the_flag_only(
     set_webhook(client, clinic, receiver.url)
 
     row = seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
-    webhooks.wait_for_deliveries()
+    run_jobs(app)
 
     [(headers, payload)] = receiver.calls
     with state_of(app).read_sessions() as db:
@@ -150,16 +76,16 @@ def test_an_alert_calls_the_webhook_with_ids_and_the_flag_only(
 
 
 def test_an_alert_raised_by_a_posted_measurement_is_delivered_after_its_commit(
-    client: TestClient, clinic: ClinicKeys, patient_id: str, receiver: Receiver
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, receiver: Receiver
 ) -> None:
-    """Through the API the ingest's transaction may be on the event loop (PostgreSQL): the delivery after the commit
-    still runs in its own thread, on a connection of its own."""
+    """Through the API the ingest's transaction may be on the event loop (PostgreSQL, asyncpg): its delivery job is
+    deferred in it all the same, and run after the commit."""
     set_webhook(client, clinic, receiver.url)
     body = {"instrument": "phq9", "items": phq9(14, item9=3), "measured_at": "2026-11-20T09:30:00+01:00"}
 
     response = client.post(f"/v1/patients/{patient_id}/measurements", json=body, headers=clinic.headers())
     assert response.status_code == 201, response.text
-    webhooks.wait_for_deliveries()
+    run_jobs(app)
 
     [(_headers, payload)] = receiver.calls
     assert payload["measurement_id"] == response.json()["id"]
@@ -179,7 +105,7 @@ def test_alerts_raised_together_by_a_bulk_import_are_each_delivered(
         "/v1/research/imports?create_patients=true", content="\n".join([header, *rows]) + "\n", headers=headers
     )
     assert response.status_code == 201, response.text
-    webhooks.wait_for_deliveries()
+    run_jobs(app)
 
     with state_of(app).read_sessions() as db:
         alerts = {str(alert.id) for alert in db.scalars(select(RiskAlert).where(RiskAlert.clinic_id == clinic.id))}
@@ -196,15 +122,18 @@ def test_a_failed_delivery_stays_pending_and_is_retried(
     receiver.status = 503
 
     seed(app, clinic, patient_id, "phq9", phq9(14, item9=1), day(0))
-    webhooks.wait_for_deliveries()
+    run_jobs(app)
     [failed] = deliveries(app, clinic)
     receiver.status = 200
-    webhooks.deliver_pending(state_of(app).engine)
+    assert failed.next_attempt_at is not None
+    run_jobs(app, now=failed.next_attempt_at)
     [delivered] = deliveries(app, clinic)
 
-    assert (failed.attempts, failed.last_status, failed.last_error, failed.delivered_at) == (1, 503, "HTTP 503", None)
-    assert (delivered.attempts, delivered.last_status) == (2, 200)
+    assert (failed.status, failed.attempts, failed.last_status, failed.last_error) == ("pending", 1, 503, "HTTP 503")
+    assert failed.delivered_at is None
+    assert (delivered.status, delivered.attempts, delivered.last_status) == ("delivered", 2, 200)
     assert delivered.delivered_at is not None
+    assert delivered.next_attempt_at is None
     assert len(receiver.calls) == 2
     assert receiver.calls[0][1] == receiver.calls[1][1]
     assert receiver.calls[0][0]["webhook-id"] == receiver.calls[1][0]["webhook-id"]
@@ -235,7 +164,7 @@ def test_nothing_is_sent_when_the_transaction_rolls_back(
 
     with pytest.raises(RuntimeError, match="abort"):
         store_flagged_then_fail(app, clinic, patient_id)
-    webhooks.wait_for_deliveries()
+    run_jobs(app)
 
     assert receiver.calls == []
     assert deliveries(app, clinic) == []
@@ -359,18 +288,21 @@ def test_a_webhook_host_is_looked_up_only_for_an_authorised_admin(
     assert resolver.lookups == ["lookup.clinic.example"]
 
 
-def outbox_rows(app: FastAPI, template: WebhookDelivery, urls: list[str]) -> list[uuid.UUID]:
-    """Outbox rows like ``template`` (same clinic, alert and payload) to other URLs, as if stored earlier."""
-    ids = []
+def outbox_rows(app: FastAPI, template: WebhookDelivery, urls: list[str]) -> None:
+    """Deliveries like ``template`` (same clinic and payload) to other URLs, as if stored earlier, with their jobs."""
     with state_of(app).write_sessions() as db, db.begin():
         for url in urls:
             row = WebhookDelivery(
-                clinic_id=template.clinic_id, alert_id=template.alert_id, url=url, payload=template.payload, attempts=0
+                clinic_id=template.clinic_id,
+                event=template.event,
+                dedupe_key=f"test:{uuid.uuid4()}",
+                url=url,
+                payload=template.payload,
+                attempts=0,
             )
             db.add(row)
             db.flush()
-            ids.append(row.id)
-    return ids
+            defer(db, webhooks.DELIVER_TASK, args={"delivery_id": str(row.id)})
 
 
 def forms_of_the_receiver(receiver: Receiver) -> list[str]:
@@ -395,16 +327,17 @@ def test_deliveries_never_reach_internal_addresses(
     set_webhook(client, clinic, receiver.url)
     allow_private_networks(False)
     seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
-    webhooks.wait_for_deliveries()
+    run_jobs(app)
     [first] = deliveries(app, clinic)
     urls = forms_of_the_receiver(receiver)
 
-    refused = outbox_rows(app, first, urls)
-    webhooks.deliver(state_of(app).engine, refused)
+    outbox_rows(app, first, urls)
+    run_jobs(app)
     refused_rows = deliveries(app, clinic)
     calls_while_refused = len(receiver.calls)
     allow_private_networks(True)
-    webhooks.deliver(state_of(app).engine, outbox_rows(app, first, urls))
+    outbox_rows(app, first, urls)
+    run_jobs(app)
 
     assert calls_while_refused == 0
     assert len(refused_rows) == 1 + len(urls)
@@ -431,7 +364,7 @@ def test_a_name_is_resolved_and_checked_again_at_delivery(
         resolver.answers["hooks.clinic.example"] = ["127.0.0.1"]
 
         seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
-        webhooks.wait_for_deliveries()
+        run_jobs(app)
 
         [delivery] = deliveries(app, clinic)
         assert internal.calls == []
@@ -461,7 +394,7 @@ def test_a_delivery_connects_to_the_address_it_vetted(
         lookups_before = len(resolver.lookups)
 
         seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
-        webhooks.wait_for_deliveries()
+        run_jobs(app)
 
         [(headers, _payload)] = vetted.calls
         assert headers["host"] == f"rebind.clinic.example:{vetted.port}"
@@ -477,7 +410,7 @@ def test_a_redirect_is_not_followed(
         receiver.status, receiver.location = 307, target.url
 
         seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
-        webhooks.wait_for_deliveries()
+        run_jobs(app)
 
         [delivery] = deliveries(app, clinic)
         assert len(receiver.calls) == 1
@@ -503,10 +436,10 @@ def test_https_deliveries_name_the_host_and_verify_its_certificate(
     with running_receiver(tls=True) as receiver:
         secret = set_webhook(client, clinic, f"https://hooks.clinic.example:{receiver.port}/a")["webhook_secret"]
         seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
-        webhooks.wait_for_deliveries()
+        run_jobs(app)
         set_webhook(client, clinic, f"https://other.clinic.example:{receiver.port}/a")
         seed(app, clinic, patient_id, "phq9", phq9(15, item9=3), day(7))
-        webhooks.wait_for_deliveries()
+        run_jobs(app)
 
         delivered, mismatched = deliveries(app, clinic)
         [(headers, payload)] = receiver.calls
@@ -534,7 +467,7 @@ def test_webhooks_are_https_only_in_production(
 
     plain = client.put("/v1/clinic/settings", json={"webhook_url": "http://hooks.clinic.example/a"}, headers=headers)
     seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
-    webhooks.wait_for_deliveries()
+    run_jobs(app)
     tls = client.put("/v1/clinic/settings", json={"webhook_url": "https://hooks.clinic.example/a"}, headers=headers)
 
     assert plain.status_code == 422
@@ -555,7 +488,7 @@ def test_every_delivery_is_signed_per_standard_webhooks(
     secret = set_webhook(client, clinic, receiver.url)["webhook_secret"]
 
     seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
-    webhooks.wait_for_deliveries()
+    run_jobs(app)
 
     [(headers, payload)] = receiver.calls
     [delivery] = deliveries(app, clinic)
@@ -626,7 +559,7 @@ def test_a_rotated_secret_signs_alongside_the_previous_one_for_a_day(
     new = rotated["secret"]
 
     seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
-    webhooks.wait_for_deliveries()
+    run_jobs(app)
     with state_of(app).write_sessions() as db, db.begin():
         db.execute(
             update(ClinicSettings)
@@ -634,7 +567,7 @@ def test_a_rotated_secret_signs_alongside_the_previous_one_for_a_day(
             .values(webhook_secret_issued_at=utcnow() - timedelta(hours=24, seconds=1))
         )
     seed(app, clinic, patient_id, "phq9", phq9(15, item9=3), day(7))
-    webhooks.wait_for_deliveries()
+    run_jobs(app)
 
     assert rotated["previous_valid_until"] is not None
     assert len(receiver.calls[0][0]["webhook-signature"].split(" ")) == 2
@@ -662,7 +595,7 @@ def test_nothing_is_sent_unsigned(
         db.execute(update(ClinicSettings).where(ClinicSettings.clinic_id == clinic.id).values(webhook_secret_salt=None))
 
     seed(app, clinic, patient_id, "phq9", phq9(14, item9=3), day(0))
-    webhooks.wait_for_deliveries()
+    run_jobs(app)
 
     [delivery] = deliveries(app, clinic)
     assert receiver.calls == []
