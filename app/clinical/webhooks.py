@@ -98,7 +98,7 @@ def enqueue(
         .on_conflict_do_nothing(index_elements=["clinic_id", "dedupe_key"])
         .returning(WebhookDelivery)
     )
-    delivery = db.scalars(statement).one_or_none()
+    delivery: WebhookDelivery | None = db.scalars(statement).one_or_none()
     if delivery is None:
         return None
     defer(db, DELIVER_TASK, args={"delivery_id": str(delivery.id)}, scheduled_at=deliver_after)
@@ -152,7 +152,7 @@ def list_deliveries(
     db: Session, *, clinic_id: uuid.UUID, status: str | None, limit: int, offset: int
 ) -> list[WebhookDelivery]:
     """The clinic's deliveries, newest first."""
-    query: Select[tuple[WebhookDelivery]] = select(WebhookDelivery).where(WebhookDelivery.clinic_id == clinic_id)
+    query: Select[WebhookDelivery] = select(WebhookDelivery).where(WebhookDelivery.clinic_id == clinic_id)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
     query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit).offset(offset)

@@ -9,6 +9,7 @@ is stopped, whatever happens.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -103,16 +104,24 @@ def free_port() -> int:
 class Processes:
     """The processes the test started; ``stop_all`` ends each (SIGTERM, then SIGKILL) and reaps it."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
         self.env = env
+        self.logs = logs
         self.started: list[subprocess.Popen[bytes]] = []
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, *args], cwd=PROJECT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        with open(self.logs / f"process-{len(self.started)}.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, *args], cwd=PROJECT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         self.started.append(process)
         return process
+
+    def output(self) -> str:
+        """The end of each process's output (for a failure's message)."""
+        return "\n".join(
+            f"--- {log.name}:\n{log.read_text(errors='replace')[-2000:]}" for log in sorted(self.logs.glob("*.log"))
+        )
 
     def stop_all(self) -> None:
         for process in self.started:
@@ -163,7 +172,7 @@ def owner_of_connection(port: int, pids: list[int]) -> int | None:
 
 
 def test_two_apps_and_two_workers_deliver_every_alert_once_even_when_a_worker_is_killed(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     if not os.path.exists("/proc/net/tcp"):
         pytest.skip("finding the worker mid-delivery reads Linux's /proc")
@@ -190,9 +199,11 @@ def test_two_apps_and_two_workers_deliver_every_alert_once_even_when_a_worker_is
                 "DB_POOL_SIZE": "4",
                 "LOG_LEVEL": "WARNING",
             }
-            processes = Processes(env)
+            processes = Processes(env, tmp_path)
             try:
-                caused, killed_pid = run_scenario(processes, keys, receiver)
+                caused, killed_pid, timings = run_scenario(processes, keys, receiver)
+            except AssertionError as failed:
+                raise AssertionError(f"{failed}\n{processes.output()}") from failed
             finally:
                 processes.stop_all()
             with engine.connect() as connection:
@@ -203,22 +214,28 @@ def test_two_apps_and_two_workers_deliver_every_alert_once_even_when_a_worker_is
     delivered = set(receiver.delivered)
     duplicated = sum(count - 1 for count in receiver.delivered.values() if count > 1)
     lost = len(caused - delivered)
-    with capsys.disabled():
-        pass
+    with capsys.disabled():  # the figures, shown even without -s
+        sys.stdout.write(
+            f"\nmulti-process: events caused {len(caused)}, delivered {len(delivered)}, duplicated {duplicated}, "
+            f"lost {lost} (a worker killed mid-delivery: pid {killed_pid}; {timings})\n"
+        )
     assert alerts == len(caused) == 2 * ALERTS_PER_APP + 1
     assert (duplicated, lost) == (0, 0)
     assert delivered == caused
 
 
-def run_scenario(processes: Processes, keys: dict[Role, str], receiver: Receiver) -> tuple[set[str], int]:
-    """Start everything, cause the alerts, kill the worker holding the last delivery; the webhook-ids caused."""
+def run_scenario(processes: Processes, keys: dict[Role, str], receiver: Receiver) -> tuple[set[str], int, str]:
+    """Start everything, cause the alerts, kill the worker holding the last delivery; the webhook-ids caused, the
+    killed worker's pid and when each phase ended."""
     ports = [free_port(), free_port()]
     for port in ports:
         processes.start("-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log")
     workers = [processes.start("-m", "app", "worker", "--concurrency", "2") for _ in range(2)]
     bases = [f"http://127.0.0.1:{port}" for port in ports]
+    started = time.monotonic()
     for base in bases:
-        wait_for(lambda base=base: answers(f"{base}/health"), f"the app at {base}")
+        wait_for(functools.partial(answers, f"{base}/health"), f"the app at {base}")
+    phases = {"started": time.monotonic() - started}
     admin, clinician = ({"Authorization": f"Bearer {keys[role]}"} for role in (Role.ADMIN, Role.CLINICIAN))
     hook = {"webhook_url": f"http://127.0.0.1:{receiver.port}/hooks"}
     assert httpx2.put(f"{bases[0]}/v1/clinic/settings", json=hook, headers=admin).status_code == 200
@@ -233,6 +250,7 @@ def run_scenario(processes: Processes, keys: dict[Role, str], receiver: Receiver
     for n in range(2 * ALERTS_PER_APP):
         cause_alert(bases[n % 2])
     wait_for(lambda: len(receiver.delivered) == 2 * ALERTS_PER_APP, "the first deliveries")
+    phases["delivered"] = time.monotonic() - started
 
     receiver.hold_next = True
     cause_alert(bases[0])
@@ -243,5 +261,7 @@ def run_scenario(processes: Processes, keys: dict[Role, str], receiver: Receiver
     os.kill(owner, signal.SIGKILL)
     processes.start("-m", "app", "worker", "--concurrency", "2")
     wait_for(lambda: len(receiver.delivered) == 2 * ALERTS_PER_APP + 1, "the delivery the killed worker held")
+    phases["recovered"] = time.monotonic() - started
     listed = httpx2.get(f"{bases[1]}/v1/clinic/webhook-deliveries?limit=500", headers=admin).json()["items"]
-    return {item["id"] for item in listed}, owner
+    timings = ", ".join(f"{name} after {seconds:.1f} s" for name, seconds in phases.items())
+    return {item["id"] for item in listed}, owner, timings

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,7 +47,7 @@ def seen() -> list[JobRun]:
 
 
 @pytest.fixture
-def tasks(seen: list[JobRun]) -> Iterator[dict[str, Task]]:
+def tasks(seen: list[JobRun]) -> dict[str, Task]:
     """A task that fails with ``TryAgain`` while its argument says so, and one that crashes."""
 
     def flaky(run: JobRun, *, fail: bool) -> None:
@@ -71,7 +70,7 @@ def start(engine: Engine, task: str, args: dict[str, Any], at: datetime) -> int:
         connection.execute(delete(BackgroundJob).where(BackgroundJob.task_name.in_(["tests.flaky", "tests.crashing"])))
     with Session(engine) as db, db.begin():
         defer(db, task, args=args, scheduled_at=at)
-        job_id = db.scalar(select(func.max(BackgroundJob.id)))
+        job_id: int | None = db.scalar(select(func.max(BackgroundJob.id)))
     assert job_id is not None
     return job_id
 
