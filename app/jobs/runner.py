@@ -51,11 +51,13 @@ def run_due_jobs(
     limit: int = 100,
     tasks: dict[str, Task] | None = None,
     periodic: tuple[Periodic, ...] = PERIODIC,
+    deferred: dict[str, datetime] | None = None,
 ) -> int:
-    """Defer the periodic jobs due by ``now``, then run up to ``limit`` jobs due by ``now``; how many ran."""
+    """Defer the periodic jobs due by ``now``, then run up to ``limit`` jobs due by ``now``; how many ran.
+    ``deferred``: the periods this caller already saw deferred (the runner's memory: no transaction until the next)."""
     tasks = TASKS if tasks is None else tasks
     rng = rng or random.SystemRandom()
-    defer_periodic(engine, now=now, periodic=periodic, tasks=tasks)
+    defer_periodic(engine, now=now, periodic=periodic, tasks=tasks, deferred=deferred)
     ran = 0
     while ran < limit:
         job = _take(engine, now)
@@ -66,19 +68,29 @@ def run_due_jobs(
     return ran
 
 
-def defer_periodic(engine: Engine, *, now: datetime, periodic: tuple[Periodic, ...], tasks: dict[str, Task]) -> None:
+def defer_periodic(
+    engine: Engine,
+    *,
+    now: datetime,
+    periodic: tuple[Periodic, ...],
+    tasks: dict[str, Task],
+    deferred: dict[str, datetime] | None = None,
+) -> None:
     """Defer each periodic task's job for its latest period by ``now``, unless that period's job was deferred."""
+    seen = {} if deferred is None else deferred
     for entry in periodic:
         tick: datetime = croniter(entry.cron, now).get_prev(datetime)
+        if entry.task in seen and seen[entry.task] >= tick:
+            continue
         with Session(engine) as db, db.begin():
             last = db.get(PeriodicRun, entry.task)
-            if last is not None and last.last_tick >= tick:
-                continue
-            if last is None:
-                db.add(PeriodicRun(task_name=entry.task, last_tick=tick))
-            else:
-                last.last_tick = tick
-            defer(db, entry.task, scheduled_at=tick, queueing_lock=tasks[entry.task].queueing_lock)
+            if last is None or last.last_tick < tick:
+                if last is None:
+                    db.add(PeriodicRun(task_name=entry.task, last_tick=tick))
+                else:
+                    last.last_tick = tick
+                defer(db, entry.task, scheduled_at=tick, queueing_lock=tasks[entry.task].queueing_lock)
+        seen[entry.task] = tick
 
 
 def requeue_interrupted(engine: Engine) -> int:
@@ -145,6 +157,7 @@ class InProcessRunner:
         self.engine = engine
         self.settings = settings
         self._stop = threading.Event()
+        self._deferred: dict[str, datetime] = {}
         self._thread = threading.Thread(target=self._loop, name="jobs-in-process", daemon=True)
 
     def start(self) -> None:
@@ -161,7 +174,7 @@ class InProcessRunner:
         while not self._stop.is_set():
             ran = 0
             try:
-                ran = run_due_jobs(self.engine, self.settings, now=utcnow(), limit=1)
+                ran = run_due_jobs(self.engine, self.settings, now=utcnow(), limit=1, deferred=self._deferred)
             except Exception:
                 logger.exception("the in-process job runner failed; it goes on")
             if not ran:
