@@ -78,3 +78,15 @@ def test_keys_are_listed_expired_and_revoked_from_the_command_line(tmp_path: Pat
     assert refused.status_code == 401
     admin = next(key for key in keys if key["role"] == "admin")
     assert admin["expires_at"] is not None
+
+
+def test_the_worker_is_for_postgresql_and_says_so_on_sqlite(tmp_path: Path) -> None:
+    """On SQLite the app runs its jobs in-process: a worker there would only compete with it."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "worker"], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+    )
+
+    assert result.returncode == 2
+    assert "JOBS_IN_PROCESS" in result.stderr
