@@ -442,13 +442,4 @@ def _insert_of(table: Table) -> Insert:
 
 
 THREAD_ENGINE = "thread_engine"
-"""``db.info`` key of the engine that work outliving a loop session uses from another thread."""
-
-
-def thread_engine(db: Session) -> Engine:
-    """An engine for work that outlives ``db`` in another thread (a webhook delivery after the commit): the
-    session's own, unless its connections belong to the event loop (a bounded write's on PostgreSQL)."""
-    engine = db.info.get(THREAD_ENGINE) or db.get_bind()
-    if not isinstance(engine, Engine):
-        raise TypeError(f"session bound to {engine!r}, not an engine")
-    return engine
+"""``db.info`` key of the engine that work outside a loop session (in a thread) uses: set on every loop session."""

@@ -91,7 +91,7 @@ class Database:
             self.loop_writes,
             expire_on_commit=False,
             autoflush=False,
-            info={THREAD_ENGINE: self.write_engine},  # work after the commit, in another thread (a webhook delivery)
+            info={THREAD_ENGINE: self.write_engine},  # the engine for work outside the loop, in a thread
         )
 
     def loop_sessions(self) -> async_sessionmaker[AsyncSession] | None:
