@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -72,6 +73,18 @@ class AssessmentOccurrence(Base):
         Index("ix_assessment_occurrence_patient_instrument_due", "patient_id", "instrument_id", "due_from"),
         Index("ix_assessment_occurrence_clinic_due", "clinic_id", "due_from"),
         Index("ix_assessment_occurrence_clinic_patient_due", "clinic_id", "patient_id", "due_from"),
+        Index(
+            "ix_assessment_occurrence_due_reminder_pending",
+            "due_from",
+            sqlite_where=text("state = 'open' AND due_reminded_at IS NULL"),
+            postgresql_where=text("state = 'open' AND due_reminded_at IS NULL"),
+        ),
+        Index(
+            "ix_assessment_occurrence_overdue_reminder_pending",
+            "due_by",
+            sqlite_where=text("state = 'open' AND overdue_reminded_at IS NULL"),
+            postgresql_where=text("state = 'open' AND overdue_reminded_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_record_id)
@@ -93,3 +106,8 @@ class AssessmentOccurrence(Base):
     """``patient`` (a patient token) or ``clinician`` (a staff key)."""
     declined_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("api_key.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    due_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When its ``assessment.due`` reminder was raised, or passed over (its window closed first); null: not yet.
+    ``app.clinical.reminders`` looks only at open occurrences still null here (a partial index keeps that cheap)."""
+    overdue_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """The same for its ``assessment.overdue`` reminder."""

@@ -22,6 +22,7 @@ from app.care.schemas import (
     Status,
 )
 from app.care.windows import DUE, MISSED
+from app.clinical import reminders
 from app.core.db import utcnow
 from app.core.errors import InvalidInput
 from app.core.lifecycle import AppRoute, Db
@@ -63,6 +64,7 @@ def create_schedule(
         key_id=principal.key_id,
         now=utcnow(),
     )
+    reminders.raise_soon(db)  # its first open window's assessment.due, without waiting for the next period
     location = f"/v1/patients/{patient_id}/schedules/{schedule.id}"
     return guard.respond(service.schedule_read(schedule), status_code=201, headers={"Location": location})
 

@@ -37,8 +37,9 @@ from app.care.windows import (
     time_zone,
     windows,
 )
-from app.core.db import insert_rows, new_record_id
+from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from app.core.jobs import JobRun
 from app.instruments.registry import InstrumentRegistry
 from app.therapy_sessions.models import TherapySession
 
@@ -277,6 +278,9 @@ def store_occurrences(
                 "declined_by": None,
                 "declined_by_key_id": None,
                 "created_at": now,
+                # A window closed before it was stored gets no reminder (app.clinical.reminders): passed over now.
+                "due_reminded_at": now if window.due_by <= now else None,
+                "overdue_reminded_at": now if window.due_by <= now else None,
             }
             for window in found
             for instrument in schedule.instruments
@@ -307,6 +311,12 @@ def extend_horizons(db: Session, now: datetime) -> int:
         added += _generate(db, schedule, zone, opening_from=opening_from, now=now)
     db.flush()
     return added
+
+
+def extend_horizons_task(run: JobRun) -> None:
+    """The task function of ``EXTEND_HORIZONS_TASK``: ``extend_horizons`` in a transaction of its own."""
+    with Session(run.engine) as db, db.begin():
+        extend_horizons(db, utcnow())
 
 
 def list_schedules(
