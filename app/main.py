@@ -14,6 +14,9 @@ from app.audit.router import router as audit_router
 from app.audit.service import AuditTrail, observe_answer
 from app.auth.router import router as auth_router
 from app.auth.verified_keys import VerifiedKeys
+from app.care.router import clinic_router as care_clinic_router
+from app.care.router import me_router as care_me_router
+from app.care.router import router as care_router
 from app.clinical.router import router as clinical_router
 from app.core.config import Settings, get_settings
 from app.core.limits import Clock, GuessLimits, RateLimits
@@ -117,10 +120,13 @@ def create_app(settings: Settings | None = None, *, monotonic: Clock = time.mono
         patients_router,
         sessions_router,
         clinical_router,
+        care_router,
+        care_clinic_router,
         research_router,
         audit_router,
         auth_router,
         me_router,
+        care_me_router,
     ):
         app.include_router(router, max_body_size=settings.max_body_bytes)
     return app

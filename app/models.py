@@ -1,5 +1,6 @@
 """Every table, imported in one place so Alembic's autogenerate and ``alembic check`` see the whole schema."""
 
+import app.care.models
 import app.clinical.models
 import app.fhir.models
 import app.research.models  # noqa: F401  (each domain's tables register on Base.metadata when imported)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
 from app.auth.service import Principal
+from app.care.models import AssessmentOccurrence, Schedule
 from app.clinical.models import RiskAlert
 from app.core.audit_notes import EntryNote, entry_notes
 from app.core.db import InsertedRow, insert_together, log_inserts, new_record_id, table_of, transaction, utcnow
@@ -140,6 +141,20 @@ def _by_alert(value: str) -> Select[Any] | None:
     return None if alert is None else select(RiskAlert.patient_id).where(RiskAlert.id == alert)
 
 
+def _by_assessment(value: str) -> Select[Any] | None:
+    occurrence = _uuid(value)
+    return (
+        None
+        if occurrence is None
+        else select(AssessmentOccurrence.patient_id).where(AssessmentOccurrence.id == occurrence)
+    )
+
+
+def _by_schedule(value: str) -> Select[Any] | None:
+    schedule = _uuid(value)
+    return None if schedule is None else select(Schedule.patient_id).where(Schedule.id == schedule)
+
+
 PATIENT_LOOKUPS = {
     "patient_id": (_by_patient, Patient.clinic_id),
     "subject": (_by_patient, Patient.clinic_id),
@@ -147,6 +162,8 @@ PATIENT_LOOKUPS = {
     "response_id": (_by_response, FhirResource.clinic_id),
     "observation_id": (_by_observation, Measurement.clinic_id),
     "alert_id": (_by_alert, RiskAlert.clinic_id),
+    "assessment_id": (_by_assessment, AssessmentOccurrence.clinic_id),
+    "schedule_id": (_by_schedule, Schedule.clinic_id),
 }
 """Path and query parameters that name a patient's record, and how to find its patient within one clinic."""
 LOCATIONS = {"/fhir/QuestionnaireResponse/": "response_id", "/fhir/Patient/": "patient_id"}

@@ -1,4 +1,4 @@
-"""A clinic's crisis text and alert webhook, set by its admin, and the webhook's signing secret."""
+"""A clinic's crisis text, webhook and reminders' quiet hours, set by its admin, and the webhook's signing secret."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from sqlalchemy.orm import Session
 
 from app.clinical import destinations, webhook_signing
 from app.clinical.models import ClinicSettings
-from app.clinical.schemas import ClinicSettingsRead, ClinicSettingsWrite, ClinicSettingsWritten, WebhookSecretIssued
+from app.clinical.schemas import (
+    ClinicSettingsRead,
+    ClinicSettingsWrite,
+    ClinicSettingsWritten,
+    QuietHours,
+    WebhookSecretIssued,
+)
 from app.core.db import utcnow
 from app.core.errors import Conflict, FieldError, InvalidInput
 
@@ -47,6 +53,9 @@ def put(
         db.add(row)
     row.crisis_text = data.crisis_text
     row.webhook_url = url
+    quiet = data.reminder_quiet_hours
+    row.reminder_quiet_hours_start = quiet.start if quiet else None
+    row.reminder_quiet_hours_end = quiet.end if quiet else None
     new_secret = None
     if url is None:
         row.webhook_secret_salt = row.webhook_previous_secret_salt = row.webhook_secret_issued_at = None
@@ -94,5 +103,12 @@ def to_read(row: ClinicSettings | None) -> ClinicSettingsRead:
         crisis_text=row.crisis_text,
         webhook_url=row.webhook_url,
         webhook_secret_issued_at=row.webhook_secret_issued_at,
+        reminder_quiet_hours=quiet_hours(row),
         updated_at=row.updated_at,
     )
+
+
+def quiet_hours(row: ClinicSettings) -> QuietHours | None:
+    if row.reminder_quiet_hours_start is None or row.reminder_quiet_hours_end is None:
+        return None
+    return QuietHours(start=row.reminder_quiet_hours_start, end=row.reminder_quiet_hours_end)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, Time, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, JSONType, UTCDateTime, new_id, new_record_id, utcnow
 
 
 class ClinicSettings(Base):
-    """A clinic's own crisis text (shown with every risk alert) and its optional alert webhook."""
+    """A clinic's own crisis text (shown with every risk alert), its optional webhook, and its reminders' quiet
+    hours."""
 
     __tablename__ = "clinic_settings"
 
@@ -25,6 +26,11 @@ class ClinicSettings(Base):
     webhook_previous_secret_salt: Mapped[str | None] = mapped_column(String(64))
     """The salt before the last rotation: its secret still signs for a while (``webhook_signing.OVERLAP``)."""
     webhook_secret_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminder_quiet_hours_start: Mapped[time | None] = mapped_column(Time)
+    """Quiet hours for assessment reminders, from this local time (in each schedule's time zone) ..."""
+    reminder_quiet_hours_end: Mapped[time | None] = mapped_column(Time)
+    """... to this one (the next day if it is earlier): a reminder falling in them is delivered at their end. Both
+    set or both null (no quiet hours)."""
     updated_by_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -7,6 +7,8 @@ and then, in the same transaction, does what a new measurement or version causes
 
 - ``app.clinical.alerts``: a risk alert per risk flag (one per measurement, kept across its versions), and a webhook
   delivery per alert when the clinic has a webhook (with its job: sent by the job engine after the commit).
+- ``app.care.completion``: the assessment occurrence whose window the measurement falls in is completed (whenever
+  it arrives); an amendment that moves ``measured_at`` out of the window it completed reopens that one.
 
 Work that a new measurement must cause in another domain belongs in ``_after_new`` / ``_after_version`` below.
 The measurement itself is built, and scored once, by ``app.measurements.service.new_measurement`` / ``new_version``.
@@ -20,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.care import completion
 from app.clinical import alerts
 from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
@@ -78,8 +81,11 @@ def rescore(
 def _after_new(db: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """What follows from measurements just stored (their column values): none can have alerts yet."""
     alerts.raise_alerts_for_new(db, rows)
+    completion.complete_for(db, rows)
 
 
 def _after_version(db: Session, row: Measurement) -> None:
-    """What follows from a new version: alerts for risk flags its measurement has none for yet."""
+    """What follows from a new version: alerts for risk flags its measurement has none for yet; the assessment it
+    completes follows its ``measured_at``."""
     alerts.raise_alerts_for(db, row)
+    completion.complete_version(db, row)

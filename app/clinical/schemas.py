@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.clinical.change import Category, CutoffType, Method
 from app.core.schemas import SHOWN_ONCE, Schema, shown_once
@@ -152,6 +152,26 @@ class ChangeParametersSet(Schema):
     )
 
 
+class QuietHours(Schema):
+    """Local times, read in each schedule's time zone; ``end`` before ``start`` spans midnight."""
+
+    start: time = Field(description="Local time the quiet hours begin, e.g. `22:00`.")
+    end: time = Field(description="Local time they end, e.g. `07:00` (the next morning when earlier than start).")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("a local time without an offset (read in each schedule's time zone), e.g. 22:00")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("start and end must differ (quiet hours of no length or of the whole day)")
+        return self
+
+
 class ClinicSettingsWrite(Schema):
     crisis_text: Annotated[str, Field(min_length=1, max_length=4000)] | None = Field(
         default=None, description="Shown with every risk alert, e.g. the clinic's crisis line and on-call procedure."
@@ -163,6 +183,12 @@ class ClinicSettingsWrite(Schema):
         "multicast or reserved address; WEBHOOK_ALLOW_PRIVATE_NETWORKS allows loopback and private ones); https in "
         "production; no credentials in the URL. Redirects are not followed.",
     )
+    reminder_quiet_hours: QuietHours | None = Field(
+        default=None,
+        description="Local times in which no assessment reminder (`assessment.due`, `assessment.overdue`) is "
+        "delivered, read in each schedule's time zone: one falling in them is delivered when they end (if the "
+        "window is still open then). Null: reminders go out when they fall.",
+    )
 
 
 class ClinicSettingsRead(BaseModel):
@@ -171,6 +197,7 @@ class ClinicSettingsRead(BaseModel):
     webhook_secret_issued_at: datetime | None = Field(
         default=None, description="When the webhook's current signing secret was issued (null: no webhook)."
     )
+    reminder_quiet_hours: QuietHours | None = None
     updated_at: datetime | None
 
 

@@ -133,6 +133,14 @@ class Settings(BaseSettings):
         description="How often the workers look for the jobs of dead workers (a periodic job; a divisor of 60 below "
         "a minute, else a whole number of minutes).",
     )
+    reminder_overdue_lead_hours: int = Field(
+        default=24,
+        ge=1,
+        le=366 * 24,
+        description="How long before an assessment's window closes its `assessment.overdue` reminder is raised "
+        "(if it is still neither completed, declined nor cancelled); never before the window's midpoint, so a short "
+        "window does not get both reminders at once.",
+    )
     page_size_max: int = 500
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=32 * 1024 * 1024, description="Largest request body accepted (FHIR Bundles).")

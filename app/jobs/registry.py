@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from app.clinical import webhooks
+from app.care import service as care
+from app.clinical import reminders, webhooks
 from app.core.jobs import Backoff
 from app.idempotency import service as idempotency
 
@@ -39,8 +40,16 @@ TASKS: dict[str, Task] = {
     for task in (
         Task(webhooks.DELIVER_TASK, webhooks.deliver, webhooks.BACKOFF),
         Task(idempotency.PURGE_TASK, idempotency.purge_task, ONCE_MORE, queueing_lock=idempotency.PURGE_TASK),
+        Task(reminders.RAISE_TASK, reminders.raise_reminders, ONCE_MORE, queueing_lock=reminders.RAISE_TASK),
+        Task(care.EXTEND_HORIZONS_TASK, care.extend_horizons_task, ONCE_MORE, queueing_lock=care.EXTEND_HORIZONS_TASK),
     )
 }
 
-PERIODIC: tuple[Periodic, ...] = (Periodic(idempotency.PURGE_TASK, cron="17 * * * *"),)
-"""Hourly, at 17 minutes past (not on the hour, when other systems' cron jobs crowd)."""
+PERIODIC: tuple[Periodic, ...] = (
+    Periodic(idempotency.PURGE_TASK, cron="17 * * * *"),
+    Periodic(reminders.RAISE_TASK, cron="* * * * *"),
+    Periodic(care.EXTEND_HORIZONS_TASK, cron="43 2 * * *"),
+)
+"""Idempotency records: hourly, at 17 minutes past (not on the hour, when other systems' cron jobs crowd).
+Reminders: every minute (a reminder goes out within a minute of its moment; a new schedule's at once).
+Occurrence horizons: daily at 02:43 UTC (a year ahead is kept; a day's lag is nothing)."""

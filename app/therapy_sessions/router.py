@@ -9,6 +9,8 @@ from fastapi.responses import Response
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.care import sessions as care_sessions
+from app.core.db import utcnow
 from app.core.lifecycle import AppRoute, Db
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
@@ -31,9 +33,12 @@ def create_session(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
     guard: Idempotent,
 ) -> Response:
-    """Record a therapy session; measurements can then name it."""
+    """Record a therapy session; measurements can then name it. Each running at-each-session schedule of the
+    patient's makes its instruments due from the session's start."""
     patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
-    created = service.create(db, clinic_id=principal.clinic_id, patient_id=patient_id, data=body)
+    created = care_sessions.create_session(
+        db, clinic_id=principal.clinic_id, patient_id=patient_id, data=body, now=utcnow()
+    )
     return guard.respond(TherapySessionRead.model_validate(created), status_code=201)
 
 

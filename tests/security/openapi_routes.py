@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -58,6 +59,13 @@ EXAMPLE_BODIES: dict[tuple[str, str], Any] = {
         "reason": "corrected after a call with the patient",
     },
     ("POST", "/v1/me/measurements"): {"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": MEASURED_AT},
+    ("POST", "/v1/patients/{patient_id}/schedules"): {
+        "instruments": ["phq9"],
+        "starts_on": datetime.now(UTC).date().isoformat(),
+        "every_days": 7,
+        "window_days": 3,
+        "timezone": "UTC",
+    },
     ("POST", "/v1/score/{instrument_id}"): {"items": ISSUE_PHQ9},
     ("PUT", "/v1/instruments/{instrument_id}/text"): {"licence_note": "test licence", "items": {"1": "wording"}},
     ("POST", "/v1/api-keys"): {"role": "clinician"},

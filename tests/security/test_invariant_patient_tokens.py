@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -179,8 +180,20 @@ def stocked_patient(client: TestClient, keys: ClinicKeys) -> Neighbour:
     observations = created(client.get("/fhir/Observation", params={"subject": f"Patient/{b}"}, headers=admin))
     alerts = client.get("/v1/clinic/alerts", params={"patient_id": b, "limit": 500}, headers=admin)
     alert_ids = [str(a["id"]) for a in alerts.json()["items"]] if alerts.status_code == 200 else []
+    schedule = created(
+        client.post(
+            f"/v1/patients/{b}/schedules",
+            json={"instruments": ["phq9"], "at_each_session": True, "window_days": 1},
+            headers=admin,
+        )
+    )
+    now = datetime.now(UTC).isoformat()
+    created(client.post(f"/v1/patients/{b}/sessions", json={"started_at": now}, headers=admin))  # makes phq9 due
+    b_assessments = client.get(f"/v1/patients/{b}/assessments", headers=admin).json()["items"]
     known = {
         "patient_id": [b],
+        "schedule_id": [schedule["id"]],
+        "assessment_id": [str(item["id"]) for item in b_assessments],
         "measurement_id": [measurement["id"], own["id"]],
         "session_id": [therapy_session["id"]],
         "enrolment_id": [unused["id"]],
