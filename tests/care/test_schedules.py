@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from app.audit.models import AuditEvent
 from app.auth.permissions import Role
+from app.core.state import state_of
 from tests.care.conftest import assessments, new_schedule, ok, patient_token
 from tests.conftest import ClinicKeys
 
@@ -167,3 +171,23 @@ def test_status_and_instrument_filters_and_pages(
     assert bad.status_code == 422
     ranged = assessments(client, clinic, patient_id, **{"from": "2026-11-13T00:00:00Z", "to": "2026-11-20T00:00:00Z"})
     assert [item["due_from"] for item in ranged] == ["2026-11-19T23:00:00Z"] * 2
+
+
+def test_the_clinics_adherence_and_unanswered_lists_are_audited(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, frozen: None
+) -> None:
+    new_schedule(client, clinic, patient_id, **WEEKLY)
+
+    ok(client.get("/v1/clinic/adherence", headers=clinic.headers()))
+    ok(client.get("/v1/clinic/assessments", params={"patient_id": patient_id}, headers=clinic.headers()))
+
+    with state_of(app).read_sessions() as db:
+        rows = db.execute(
+            select(AuditEvent.route, AuditEvent.patient_id).where(
+                AuditEvent.clinic_id == clinic.id, AuditEvent.route.like("/v1/clinic/%")
+            )
+        ).all()
+    assert sorted((route, str(patient)) for route, patient in rows) == [
+        ("/v1/clinic/adherence", "None"),
+        ("/v1/clinic/assessments", patient_id),
+    ]
