@@ -83,7 +83,9 @@ def test_a_schedule_is_listed_and_ended_once(
     created = new_schedule(client, clinic, patient_id, **WEEKLY)
 
     listed = ok(client.get(f"/v1/patients/{patient_id}/schedules", headers=clinic.headers()))["items"]
-    assert [item["id"] for item in listed] == [created["id"]]
+    location = client.post(f"/v1/patients/{patient_id}/schedules", json=WEEKLY, headers=clinic.headers()).headers
+    assert ok(client.get(location["location"], headers=clinic.headers()))["instruments"] == ["phq9"]
+    assert listed[0]["id"] == created["id"]
     assert (created["timezone"], created["every_days"], created["ended_at"]) == ("Europe/Oslo", 7, None)
     end = f"/v1/patients/{patient_id}/schedules/{created['id']}/end"
     assert ok(client.post(end, headers=clinic.headers()))["ended_at"] == "2026-11-20T10:00:00Z"
@@ -100,6 +102,7 @@ def test_another_clinic_sees_no_schedule_and_no_assessment(
 
     for method, path, body in [
         ("GET", f"{base}/schedules", None),
+        ("GET", f"{base}/schedules/{created['id']}", None),
         ("GET", f"{base}/assessments", None),
         ("POST", f"{base}/schedules", WEEKLY),
         ("POST", f"{base}/schedules/{created['id']}/end", None),
