@@ -50,6 +50,12 @@ _EARLIER = _OCCURRENCE.alias("earlier")
 _LINKED = _OCCURRENCE.alias("linked")
 
 
+def _uncompleted(state: ColumnElement[str]) -> ColumnElement[bool]:
+    """Open or declined. Not ``IN (...)``: SQLAlchemy renders an IN list anew at every execution, which cost an
+    ingest's completion statement more than running it (SQLite: about 160 microseconds with it, 75 without)."""
+    return or_(*(state == one for one in UNCOMPLETED))
+
+
 def _free_measurement() -> Select[tuple[uuid.UUID]]:
     """The occurrence's first measurement: current, in its window, completing no other occurrence, and in no earlier
     uncompleted window of the same patient and instrument (correlated with the occurrence being updated)."""
@@ -59,7 +65,7 @@ def _free_measurement() -> Select[tuple[uuid.UUID]]:
         .where(
             _EARLIER.c.patient_id == occurrence.patient_id,
             _EARLIER.c.instrument_id == occurrence.instrument_id,
-            _EARLIER.c.state.in_(UNCOMPLETED),
+            _uncompleted(_EARLIER.c.state),
             _EARLIER.c.due_from <= measurement.measured_at,
             _EARLIER.c.due_by > measurement.measured_at,
             or_(
@@ -92,7 +98,7 @@ def _complete(scope: ColumnElement[bool]) -> Update:
     first = _free_measurement()
     return (
         update(_OCCURRENCE)
-        .where(scope, _OCCURRENCE.c.state.in_(UNCOMPLETED), first.exists())
+        .where(scope, _uncompleted(_OCCURRENCE.c.state), first.exists())
         .values(
             state=COMPLETED,
             measurement_id=first.scalar_subquery(),
@@ -101,14 +107,13 @@ def _complete(scope: ColumnElement[bool]) -> Update:
     )
 
 
-_COMPLETE_ONE = _complete(
-    and_(
-        _OCCURRENCE.c.patient_id == bindparam("b_patient_id"),
-        _OCCURRENCE.c.instrument_id == bindparam("b_instrument_id"),
-        _OCCURRENCE.c.due_from <= bindparam("b_measured_at"),
-        _OCCURRENCE.c.due_by > bindparam("b_measured_at"),
-    )
+_IN_WINDOW = and_(
+    _OCCURRENCE.c.patient_id == bindparam("b_patient_id"),
+    _OCCURRENCE.c.instrument_id == bindparam("b_instrument_id"),
+    _OCCURRENCE.c.due_from <= bindparam("b_measured_at"),
+    _OCCURRENCE.c.due_by > bindparam("b_measured_at"),
 )
+_COMPLETE_ONE = _complete(_IN_WINDOW)
 """Built once: an ingest stores one measurement, and building a statement costs more than running it."""
 _COMPLETE_MANY = _complete(
     and_(
@@ -152,15 +157,12 @@ def complete_for(db: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     now = utcnow()
     if len(rows) == 1:
         row = rows[0]
-        connection.execute(
-            _COMPLETE_ONE,
-            {
-                "b_patient_id": row["patient_id"],
-                "b_instrument_id": row["instrument_id"],
-                "b_measured_at": row["measured_at"],
-                "b_now": now,
-            },
-        )
+        window = {
+            "b_patient_id": row["patient_id"],
+            "b_instrument_id": row["instrument_id"],
+            "b_measured_at": row["measured_at"],
+        }
+        connection.execute(_COMPLETE_ONE, {**window, "b_now": now})
         return
     patients = sorted({row["patient_id"] for row in rows})
     for start in range(0, len(patients), CHUNK):

@@ -84,6 +84,18 @@ def list_schedules(
     return page.page(rows, service.schedule_read)
 
 
+@router.get("/schedules/{schedule_id}")
+def get_schedule(
+    patient_id: uuid.UUID,
+    schedule_id: uuid.UUID,
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+) -> ScheduleRead:
+    """One schedule of the patient's."""
+    schedule = service.get_schedule(db, clinic_id=principal.clinic_id, patient_id=patient_id, schedule_id=schedule_id)
+    return service.schedule_read(schedule)
+
+
 @router.post("/schedules/{schedule_id}/end", response_model=ScheduleRead)
 def end_schedule(
     patient_id: uuid.UUID,

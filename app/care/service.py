@@ -333,11 +333,7 @@ def list_schedules(
     )
 
 
-def end_schedule(
-    db: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, schedule_id: uuid.UUID, now: datetime
-) -> Schedule:
-    """End a schedule today: no window opens after today (``ends_on``), and its occurrences not yet open are
-    cancelled. What was due, completed, declined or missed stays as it was. A schedule is ended once (409)."""
+def get_schedule(db: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, schedule_id: uuid.UUID) -> Schedule:
     schedule = db.scalar(
         select(Schedule).where(
             Schedule.id == schedule_id, Schedule.clinic_id == clinic_id, Schedule.patient_id == patient_id
@@ -345,6 +341,15 @@ def end_schedule(
     )
     if schedule is None:
         raise NotFound(f"no schedule {schedule_id} for this patient")
+    return schedule
+
+
+def end_schedule(
+    db: Session, *, clinic_id: uuid.UUID, patient_id: uuid.UUID, schedule_id: uuid.UUID, now: datetime
+) -> Schedule:
+    """End a schedule today: no window opens after today (``ends_on``), and its occurrences not yet open are
+    cancelled. What was due, completed, declined or missed stays as it was. A schedule is ended once (409)."""
+    schedule = get_schedule(db, clinic_id=clinic_id, patient_id=patient_id, schedule_id=schedule_id)
     if schedule.ended_at is not None:
         raise Conflict(f"schedule {schedule_id} was already ended")
     today = local_day(now, ZoneInfo(schedule.timezone))

@@ -19,6 +19,7 @@ from app.core.db import transaction
 from app.core.state import state_of
 from tests.care.conftest import NOW, assessments, measure, new_schedule, ok
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
+from tests.security.openapi_routes import PHQ9_RESPONSE
 
 WEEKLY = {
     "instruments": ["phq9"],
@@ -195,3 +196,21 @@ def test_extend_horizons_keeps_a_year_of_windows_stored_and_is_idempotent(
     assert stored() == after
     last = max(datetime.fromisoformat(i["due_from"]) for i in assessments(client, clinic, patient_id))
     assert last < later + HORIZON
+
+
+def test_a_fhir_bundle_entry_completes_the_window_it_falls_in(
+    client: TestClient, clinic: ClinicKeys, patient_id: str, frozen: None
+) -> None:
+    new_schedule(client, clinic, patient_id, **WEEKLY)
+    response = json.loads(json.dumps(PHQ9_RESPONSE).replace("{patient_id}", patient_id))
+    response["authored"] = "2026-11-14T09:00:00+01:00"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": response, "request": {"method": "POST", "url": "QuestionnaireResponse"}}],
+    }
+    headers = clinic.headers(Role.INTEGRATION, {"Content-Type": "application/fhir+json"})
+
+    ok(client.post("/fhir", content=json.dumps(bundle), headers=headers))
+
+    assert [item["status"] for item in assessments(client, clinic, patient_id)][:3] == ["missed", "missed", "completed"]

@@ -104,6 +104,11 @@ def test_a_schedule_begun_eight_weeks_ago_reads_back_completed_declined_missed_a
     assert phq9[4]["due_by"] == "2026-10-25T23:00:00Z"
     assert phq9[8]["due_by"] == "2026-11-22T23:00:00Z"
 
+    every = assessments(client, clinic, patient_id)
+    for status in ("scheduled", "due", "completed", "declined", "missed", "cancelled"):  # SQL filter = status_at
+        filtered = assessments(client, clinic, patient_id, status=status)
+        assert [item["id"] for item in filtered] == [item["id"] for item in every if item["status"] == status]
+
     adherence = ok(client.get("/v1/clinic/adherence", params=window, headers=clinic.headers()))
     # PHQ-9: 3 completed ÷ (3 + 1 declined + 4 missed); FCS: 1 ÷ (1 + 7 missed); overall 4 ÷ 16.
     assert adherence == {

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from app.audit.models import AuditEvent
 from app.auth.permissions import Role
+from app.core.state import state_of
 from tests.care.conftest import assessments, new_schedule, ok, patient_token
 from tests.conftest import ClinicKeys
 
@@ -79,7 +83,9 @@ def test_a_schedule_is_listed_and_ended_once(
     created = new_schedule(client, clinic, patient_id, **WEEKLY)
 
     listed = ok(client.get(f"/v1/patients/{patient_id}/schedules", headers=clinic.headers()))["items"]
-    assert [item["id"] for item in listed] == [created["id"]]
+    location = client.post(f"/v1/patients/{patient_id}/schedules", json=WEEKLY, headers=clinic.headers()).headers
+    assert ok(client.get(location["location"], headers=clinic.headers()))["instruments"] == ["phq9"]
+    assert listed[0]["id"] == created["id"]
     assert (created["timezone"], created["every_days"], created["ended_at"]) == ("Europe/Oslo", 7, None)
     end = f"/v1/patients/{patient_id}/schedules/{created['id']}/end"
     assert ok(client.post(end, headers=clinic.headers()))["ended_at"] == "2026-11-20T10:00:00Z"
@@ -96,6 +102,7 @@ def test_another_clinic_sees_no_schedule_and_no_assessment(
 
     for method, path, body in [
         ("GET", f"{base}/schedules", None),
+        ("GET", f"{base}/schedules/{created['id']}", None),
         ("GET", f"{base}/assessments", None),
         ("POST", f"{base}/schedules", WEEKLY),
         ("POST", f"{base}/schedules/{created['id']}/end", None),
@@ -167,3 +174,23 @@ def test_status_and_instrument_filters_and_pages(
     assert bad.status_code == 422
     ranged = assessments(client, clinic, patient_id, **{"from": "2026-11-13T00:00:00Z", "to": "2026-11-20T00:00:00Z"})
     assert [item["due_from"] for item in ranged] == ["2026-11-19T23:00:00Z"] * 2
+
+
+def test_the_clinics_adherence_and_unanswered_lists_are_audited(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, frozen: None
+) -> None:
+    new_schedule(client, clinic, patient_id, **WEEKLY)
+
+    ok(client.get("/v1/clinic/adherence", headers=clinic.headers()))
+    ok(client.get("/v1/clinic/assessments", params={"patient_id": patient_id}, headers=clinic.headers()))
+
+    with state_of(app).read_sessions() as db:
+        rows = db.execute(
+            select(AuditEvent.route, AuditEvent.patient_id).where(
+                AuditEvent.clinic_id == clinic.id, AuditEvent.route.like("/v1/clinic/%")
+            )
+        ).all()
+    assert sorted((route, str(patient)) for route, patient in rows) == [
+        ("/v1/clinic/adherence", "None"),
+        ("/v1/clinic/assessments", patient_id),
+    ]

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
 from tests.conftest import ISSUE_PHQ9, ClinicKeys, new_clinic
-from tests.security.openapi_routes import MEASURED_AT, Route, example_body, fill, fill_body
+from tests.security.openapi_routes import MEASURED_AT, Route, example_body, example_schedule, fill, fill_body
 
 STAFF = {
     "admin": Role.ADMIN,
@@ -81,6 +81,8 @@ class StockedClinic:
     def ids(self, name: str, route: Route) -> list[str]:
         if name == "key_id":
             return [self.known["token_key_id" if "/tokens/" in route.path else "key_id"]]
+        if name == "assessment_id" and route.path.startswith("/v1/me/"):
+            return [self.known["own_assessment_id"]]  # not the one the clinician's route declines first
         if name in self.known:
             return [self.known[name]]
         if name in self.discovered:
@@ -183,11 +185,16 @@ def stocked_clinic(app: FastAPI, client: TestClient) -> StockedClinic:
     extra = created(
         client.post("/v1/api-keys", json={"role": "integration", "label": f"key-foreign-{tag}"}, headers=admin)
     )
+    schedule = created(client.post(f"{patients}/schedules", json=example_schedule(["gad7", "phq9"]), headers=admin))
+    due = created(client.get(f"{patients}/assessments", params={"status": "due"}, headers=admin))["items"]
     known = {
         "patient_id": patient["id"],
         "measurement_id": measurement["id"],
         "session_id": therapy_session["id"],
         "enrolment_id": unused["id"],
+        "schedule_id": schedule["id"],
+        "assessment_id": due[0]["id"],
+        "own_assessment_id": due[1]["id"],
         "key_id": extra["id"],
         "token_key_id": token_key_id,
         "external_id": f"MRN-FOREIGN-{tag}",

@@ -46,6 +46,19 @@ PHQ9_RESPONSE = {
     "authored": MEASURED_AT,
     "item": [{"linkId": str(n), "answer": [{"valueCoding": NOT_AT_ALL}]} for n in range(1, 10)],
 }
+
+
+def example_schedule(instruments: list[str]) -> dict[str, Any]:
+    """A weekly schedule whose first window opened at midnight UTC today: its assessments are due now."""
+    return {
+        "instruments": instruments,
+        "starts_on": datetime.now(UTC).date().isoformat(),
+        "every_days": 7,
+        "window_days": 3,
+        "timezone": "UTC",
+    }
+
+
 EXAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/patients"): {},
     ("POST", "/v1/patients/{patient_id}/sessions"): {"started_at": MEASURED_AT},
@@ -59,13 +72,7 @@ EXAMPLE_BODIES: dict[tuple[str, str], Any] = {
         "reason": "corrected after a call with the patient",
     },
     ("POST", "/v1/me/measurements"): {"instrument": "phq9", "items": ISSUE_PHQ9, "measured_at": MEASURED_AT},
-    ("POST", "/v1/patients/{patient_id}/schedules"): {
-        "instruments": ["phq9"],
-        "starts_on": datetime.now(UTC).date().isoformat(),
-        "every_days": 7,
-        "window_days": 3,
-        "timezone": "UTC",
-    },
+    ("POST", "/v1/patients/{patient_id}/schedules"): example_schedule(["phq9"]),
     ("POST", "/v1/score/{instrument_id}"): {"items": ISSUE_PHQ9},
     ("PUT", "/v1/instruments/{instrument_id}/text"): {"licence_note": "test licence", "items": {"1": "wording"}},
     ("POST", "/v1/api-keys"): {"role": "clinician"},
