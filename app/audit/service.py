@@ -8,11 +8,12 @@ has to remember to audit. Every other answer of an audited route (401, 403, 404,
 response starts, before anything is sent. A Bundle's entries each get an event of their own (``EntryNote``).
 
 Which patient an event names: the ``patient_id`` of the route's path on success (the route found it in the caller's
-clinic), the patient of a record the request named (a response, an Observation, an alert, a query's ``patient_id``
-or ``subject``) looked up *in the caller's clinic*, the patient a row created by the request belongs to, or a patient
-token's own patient. Another clinic's patient is never named in the caller's trail (the event records the request,
-its route and the id as sent, with ``patient_id`` empty): the caller learns nothing from its own trail that a missing
-record would not also show. An unauthenticated request (no clinic) keeps the path's ``patient_id`` as sent.
+clinic), the patient of a record the request named (a response, an Observation, an alert, an assessment or its Task, a
+query's ``patient_id``, ``subject`` or ``patient``) looked up *in the caller's clinic*, the patient a row created by the
+request belongs to, or a patient token's own patient. Another clinic's patient is never named in the caller's trail (the
+event records the request, its route and the id as sent, with ``patient_id`` empty): the caller learns nothing from its
+own trail that a missing record would not also show. An unauthenticated request (no clinic) keeps the path's
+``patient_id`` as sent.
 """
 
 from __future__ import annotations
@@ -158,11 +159,13 @@ def _by_schedule(value: str) -> Select[Any] | None:
 PATIENT_LOOKUPS = {
     "patient_id": (_by_patient, Patient.clinic_id),
     "subject": (_by_patient, Patient.clinic_id),
+    "patient": (_by_patient, Patient.clinic_id),
     "measurement_id": (_by_measurement, Measurement.clinic_id),
     "response_id": (_by_response, FhirResource.clinic_id),
     "observation_id": (_by_observation, Measurement.clinic_id),
     "alert_id": (_by_alert, RiskAlert.clinic_id),
     "assessment_id": (_by_assessment, AssessmentOccurrence.clinic_id),
+    "task_id": (_by_assessment, AssessmentOccurrence.clinic_id),
     "schedule_id": (_by_schedule, Schedule.clinic_id),
 }
 """Path and query parameters that name a patient's record, and how to find its patient within one clinic."""

@@ -18,7 +18,9 @@ the resource's module):
 - ``known_forms``: hand-written item mappings of published forms that carry no codes.
 - ``form_resolution``: which form a response's ``questionnaire`` reference names (contained, ours, registered).
 - ``observations``: a measurement's scores as Observations (and the panel), with their ids.
-- ``search``: the searches (Questionnaire, Observation) and the read of one Observation.
+- ``search``: the searches (Questionnaire, Observation), the read of one Observation, the searchset Bundle.
+- ``tasks``: assessments (``app.care``) searched and read as Tasks, with the response and Observation they name.
+- ``task_mapping``: an assessment occurrence as an SDC Task; the ``status`` search's codes mapped back.
 - ``verbatim``: a kept resource served back under our id, version and update time.
 - ``validation``: structural validation with the R4B models, as OperationOutcome issues; an update's id rule.
 - ``validation_pool``: worker processes that validate a large Bundle's new responses ahead.

@@ -47,8 +47,30 @@ SUPPORTED: dict[str, Supported] = {
         search=(
             ("subject", "reference", "Patient/<id> (required)."),
             ("code", "token", "[system|]code: a score's LOINC or product code, or a panel's LOINC code."),
+            ("_count", "number", "Page size, 1 to 500 (default 100); the next page is the Bundle's next link."),
         ),
         documentation="Derived from stored measurements: one per score, plus the LOINC panel (PHQ-9, GAD-7).",
+    ),
+    "Task": Supported(
+        interactions=("read", "search-type"),
+        search=(
+            ("patient", "reference", "Patient/<id>, or the bare id (required)."),
+            (
+                "status",
+                "token",
+                "Task status codes, comma-separated (any of them): requested, ready, completed, "
+                "rejected, failed, cancelled.",
+            ),
+            ("_count", "number", "Page size, 1 to 500 (default 100); the next page is the Bundle's next link."),
+        ),
+        versioning="no-version",
+        documentation=(
+            "A patient's assessments (one instrument due in one window of a schedule) as SDC Tasks (sdc-task): code "
+            "complete-questionnaire, the instrument's Questionnaire as the questionnaire input, restriction.period "
+            "the window, output the QuestionnaireResponse and the score Observation once completed. Status: "
+            "scheduled requested, due ready, completed completed, declined rejected, missed failed, cancelled "
+            "cancelled. Read only: schedules are made with the JSON API."
+        ),
     ),
     "Patient": Supported(
         interactions=("read", "create", "update"),

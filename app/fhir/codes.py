@@ -36,6 +36,33 @@ ITEM_MAP_EXTENSION = f"{PRODUCT}:fhir:item-map"
 """Extension on a third-party Questionnaire item: ``valueCoding`` in ``ITEM_SYSTEM`` or ``SCORE_SYSTEM`` naming
 the instrument item (or total) the item asks. The explicit mapping for forms without usable item codes."""
 UNSCORED_ITEM = "unscored"
+CLINIC_SYSTEM = f"{PRODUCT}:clinic"
+"""Identifier system of a clinic (the value its id): a Task's requester, as a logical Organization reference (this
+server serves no Organization resources)."""
+
+SDC_TEMP = "http://hl7.org/fhir/uv/sdc/CodeSystem/temp"
+"""SDC's temporary codes (Structured Data Capture IG, CodeSystem ``temp``): ``complete-questionnaire`` (a Task's
+code), ``questionnaire`` (the input naming the form), ``questionnaire-response`` (the output naming the answer)."""
+COMPLETE_QUESTIONNAIRE = "complete-questionnaire"
+TASK_QUESTIONNAIRE_INPUT = "questionnaire"
+TASK_RESPONSE_OUTPUT = "questionnaire-response"
+SDC_TASK_PROFILE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-task"
+TASK_STATUSES = (
+    "draft",
+    "requested",
+    "received",
+    "accepted",
+    "rejected",
+    "ready",
+    "cancelled",
+    "in-progress",
+    "on-hold",
+    "failed",
+    "completed",
+    "entered-in-error",
+)
+"""R4's TaskStatus codes (http://hl7.org/fhir/task-status), the binding of ``Task.status`` and its search."""
+TASK_STATUS_SYSTEM = "http://hl7.org/fhir/task-status"
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 """FHIR's rule for a logical id (the ``id`` datatype); test a whole value with ``fullmatch``."""

@@ -151,3 +151,12 @@ class ReferenceNotFound(FhirError):
     title = "Not found"
     status = 404
     issue_code = "not-found"
+
+
+class InvalidSearch(FhirError):
+    """A search parameter's value this server cannot read (an unknown code): FHIR answers 400 rather than guess."""
+
+    slug = "fhir-invalid-search"
+    title = "Invalid search"
+    status = 400
+    issue_code = "invalid"

@@ -56,6 +56,20 @@ def observations(
     return members
 
 
+def headline_observation_id(
+    measurement_id: uuid.UUID, scores: dict[str, Any], definition: InstrumentDefinition
+) -> str | None:
+    """The id of a measurement's headline Observation, as ``observations`` makes them: its panel where the instrument
+    has one, else its primary score's (else its first score with a value); None if it has none."""
+    scored = [spec.key for spec in definition.scores if scores.get(spec.key, {}).get("value") is not None]
+    if not scored:
+        return None
+    if definition.loinc_panel:
+        return observation_id(measurement_id, PANEL)
+    primary = definition.primary_score
+    return observation_id(measurement_id, primary if primary in scored else scored[0])
+
+
 def code_targets(definition: InstrumentDefinition) -> dict[tuple[str, str], str]:
     """(system, code) → the part of a measurement it names, for ``Observation?code=``."""
     targets = {

@@ -1,5 +1,5 @@
 """FHIR R4 (4.0.1 semantics, ``application/fhir+json``) under ``/fhir``: instruments as Questionnaires, responses in,
-scores out as Observations, patients pushed by EHRs. Errors are OperationOutcomes."""
+scores out as Observations, assessments due as Tasks, patients pushed by EHRs. Errors are OperationOutcomes."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.core.db import utcnow
 from app.core.lifecycle import Db
 from app.core.state import state_of
-from app.fhir import bundles, questionnaire_responses, registered_questionnaires, search, writes
+from app.fhir import bundles, questionnaire_responses, registered_questionnaires, search, tasks, writes
 from app.fhir import patients as fhir_patients
 from app.fhir.capability import capability_statement
 from app.fhir.errors import MethodNotAllowed, UnknownInteraction
@@ -174,7 +175,10 @@ def search_observations(
     )
     next_url = str(request.url.include_query_params(_offset=offset + count)) if found.has_more else None
     base = str(request.url_for("search_observations"))
-    return fhir_response(search.searchset(found, base=base, self_url=str(request.url), next_url=next_url))
+    page = search.searchset(
+        found.observations, total=found.total, base=base, self_url=str(request.url), next_url=next_url
+    )
+    return fhir_response(page)
 
 
 @router.get("/Observation/{observation_id}", response_class=FHIRResponse)
@@ -187,6 +191,48 @@ def read_observation(
     """One score (or panel) Observation of a stored measurement."""
     observation = search.observation(db, registry, clinic_id=principal.clinic_id, observation_id=observation_id)
     return fhir_response(observation)
+
+
+@router.get("/Task", response_class=FHIRResponse)
+def search_tasks(
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    request: Request,
+    db: Db,
+    registry: RegistryDep,
+    patient: Annotated[str, Query(max_length=200, description="`Patient/<id>` (or the bare id).")],
+    status: Annotated[
+        str | None,
+        Query(max_length=300, description="Task status codes, comma-separated (any of them): requested, ready, …"),
+    ] = None,
+    count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(alias="_offset", ge=0, le=10_000_000)] = 0,
+) -> FHIRResponse:
+    """A patient's assessments as SDC Tasks (complete-questionnaire), oldest window first, with the status of now."""
+    found = tasks.search(
+        db,
+        registry,
+        clinic_id=principal.clinic_id,
+        patient=patient,
+        status=status,
+        count=count,
+        offset=offset,
+        now=utcnow(),
+    )
+    next_url = str(request.url.include_query_params(_offset=offset + count)) if found.has_more else None
+    base = str(request.url_for("search_tasks"))
+    page = search.searchset(found.tasks, total=found.total, base=base, self_url=str(request.url), next_url=next_url)
+    return fhir_response(page)
+
+
+@router.get("/Task/{task_id}", response_class=FHIRResponse)
+def read_task(
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    task_id: LogicalId,
+    db: Db,
+    registry: RegistryDep,
+) -> FHIRResponse:
+    """One assessment as an SDC Task (the id is the assessment's id)."""
+    return fhir_response(tasks.read(db, registry, clinic_id=principal.clinic_id, task_id=task_id, now=utcnow()))
 
 
 @router.get("/Patient/{patient_id}", response_class=FHIRResponse)

@@ -1,13 +1,15 @@
 """Searches: Questionnaires (ours and the clinic's) and Observations derived from the clinic's current
-measurements; and the read of one Observation."""
+measurements; the read of one Observation; and the searchset Bundle every paged search answers with (Tasks' too)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.observation import Observation
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -85,8 +87,10 @@ def observations(
     )
 
 
-def searchset(found: FoundObservations, *, base: str, self_url: str, next_url: str | None) -> Bundle:
-    """The searchset Bundle of a page of Observations, with self and next links."""
+def searchset(
+    resources: Sequence[FHIRResourceModel], *, total: int, base: str, self_url: str, next_url: str | None
+) -> Bundle:
+    """The searchset Bundle of a page of resources (Observations, Tasks), with self and next links."""
     links = [{"relation": "self", "url": self_url}]
     if next_url is not None:
         links.append({"relation": "next", "url": next_url})
@@ -94,15 +98,15 @@ def searchset(found: FoundObservations, *, base: str, self_url: str, next_url: s
         {
             "resourceType": "Bundle",
             "type": "searchset",
-            "total": found.total,
+            "total": total,
             "link": links,
             "entry": [
                 {
-                    "fullUrl": f"{base}/{observation.id}",
-                    "resource": observation.model_dump(mode="json", exclude_none=True),
+                    "fullUrl": f"{base}/{resource.id}",
+                    "resource": resource.model_dump(mode="json", exclude_none=True),
                     "search": {"mode": "match"},
                 }
-                for observation in found.observations
+                for resource in resources
             ],
         }
     )

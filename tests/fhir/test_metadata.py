@@ -64,8 +64,23 @@ def test_it_lists_exactly_the_search_parameters_the_router_takes(client: TestCli
             resource_type = route.path.split("/")[2]
             if resource_type == "metadata":
                 continue
-            taken = {param.alias or param.name for param in route.dependant.query_params} - GENERAL_PARAMETERS
-            assert listed[resource_type] == taken, resource_type
+            taken = {param.alias or param.name for param in route.dependant.query_params}
+            assert listed[resource_type] - GENERAL_PARAMETERS == taken - GENERAL_PARAMETERS, resource_type
+            assert listed[resource_type] & GENERAL_PARAMETERS <= taken, resource_type
+
+
+def test_tasks_are_read_and_searched_by_patient_status_and_count(client: TestClient) -> None:
+    [rest] = client.get("/fhir/metadata").json()["rest"]
+
+    [task] = [r for r in rest["resource"] if r["type"] == "Task"]
+
+    assert [i["code"] for i in task["interaction"]] == ["read", "search-type"]
+    assert [(p["name"], p["type"]) for p in task["searchParam"]] == [
+        ("patient", "reference"),
+        ("status", "token"),
+        ("_count", "number"),
+    ]
+    assert "complete-questionnaire" in task["documentation"]
 
 
 def test_conditional_create_is_claimed_where_it_is_honoured(client: TestClient) -> None:

@@ -26,6 +26,7 @@ from app.auth.permissions import Role, allows
 from app.core.state import state_of
 from tests.security.clinics import STAFF, StockedClinic, created, enrol, stocked_clinic
 from tests.security.openapi_routes import (
+    EXAMPLE_BODIES,
     PHQ9_RESPONSE,
     Route,
     body_arguments,
@@ -39,9 +40,9 @@ from tests.security.openapi_routes import (
 )
 
 PATIENT_PARAMETERS = frozenset(
-    {"patient_id", "measurement_id", "session_id", "response_id", "observation_id", "alert_id"}
+    {"patient_id", "measurement_id", "session_id", "response_id", "observation_id", "alert_id", "task_id"}
 )
-"""Path parameters that name a patient's record (a FHIR QuestionnaireResponse or Observation is a patient's)."""
+"""Path parameters that name a patient's record (a FHIR QuestionnaireResponse, Observation or Task is a patient's)."""
 PATIENT_FILTERS = frozenset({"patient", "subject", "patient_id"})
 """Query parameters that name a patient."""
 
@@ -68,7 +69,8 @@ def about_a_patient(route: Route, template: Any) -> bool:
 
 
 def stock_fhir(client: TestClient, clinic: StockedClinic) -> None:
-    """A QuestionnaireResponse and its Observations, whose ids the FHIR read routes name."""
+    """A QuestionnaireResponse and its Observations, and a schedule's first Task, whose ids the FHIR read routes
+    name."""
     body = json.loads(json.dumps(PHQ9_RESPONSE).replace("{patient_id}", clinic.known["patient_id"]))
     response = created(
         client.post(
@@ -84,6 +86,10 @@ def stock_fhir(client: TestClient, clinic: StockedClinic) -> None:
         )
     )
     clinic.discovered["observation_id"] = searched["entry"][0]["resource"]["id"]
+    schedule = dict(EXAMPLE_BODIES[("POST", "/v1/patients/{patient_id}/schedules")])
+    created(client.post(f"/v1/patients/{clinic.known['patient_id']}/schedules", json=schedule, headers=clinic.admin))
+    tasks = created(client.get("/fhir/Task", params={"patient": clinic.known["patient_id"]}, headers=clinic.admin))
+    clinic.discovered["task_id"] = tasks["entry"][0]["resource"]["id"]
 
 
 def seen(app: FastAPI, route: Route) -> dict[uuid.UUID, AuditEvent]:
