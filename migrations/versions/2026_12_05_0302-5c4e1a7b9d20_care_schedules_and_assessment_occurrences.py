@@ -6,7 +6,7 @@ session), in the patient's time zone. ``assessment_occurrence``: each instrument
 status (scheduled, due, missed...) is derived from that and the time when read. New tables only: nothing to migrate.
 
 Revision ID: 5c4e1a7b9d20
-Revises: ec0727bab888
+Revises: 7c4d2e8f1b36
 Create Date: 2026-12-05 02:40:00
 """
 
