@@ -99,7 +99,8 @@ class WebhookDelivery(Base):
 
     ``dedupe_key`` names the event (``risk_alert.raised:<alert id>``): unique per clinic, so an event is delivered
     once however often it is caused. ``status``: ``pending`` (attempts left; the next at ``next_attempt_at``),
-    ``delivered`` (a 2xx answer) or ``failed`` (dead letter: no attempt left; an admin may retry it). The payload
+    ``delivered`` (a 2xx answer), ``failed`` (dead letter: no attempt left; an admin may retry it) or ``withdrawn``
+    (a reminder whose assessment was no longer open when it was due to go: not sent). The payload
     holds ids and the event's name only, never item content.
     """
 

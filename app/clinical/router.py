@@ -325,7 +325,7 @@ router.include_router(clinic_router)
 
 
 DeliveryStatus = Annotated[
-    Literal["pending", "delivered", "failed"] | None, Query(description="Only deliveries in this state.")
+    Literal["pending", "delivered", "failed", "withdrawn"] | None, Query(description="Only deliveries in this state.")
 ]
 
 

@@ -229,8 +229,9 @@ class WebhookDeliveryRead(BaseModel):
 
     id: uuid.UUID = Field(description="Also the `webhook-id` header of each of its calls.")
     event: str = Field(description="`risk_alert.raised`, `assessment.due`, …")
-    status: Literal["pending", "delivered", "failed"] = Field(
-        description="`failed`: no attempt left (the dead letter); `POST …/retry` gives it a new round."
+    status: Literal["pending", "delivered", "failed", "withdrawn"] = Field(
+        description="`failed`: no attempt left (the dead letter); `POST …/retry` gives it a new round. `withdrawn`: a "
+        "reminder whose assessment was answered, declined, cancelled or closed before it could go (not sent)."
     )
     attempts: int
     last_status: int | None = Field(description="The receiver's HTTP status at the last attempt, if it answered.")

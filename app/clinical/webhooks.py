@@ -5,8 +5,9 @@ and defers its job (``app.core.jobs.defer``): both are committed with the event,
 per event: ``(clinic_id, dedupe_key)`` is unique. The job (``deliver``, task ``DELIVER_TASK``) makes one attempt per
 run: only a 2xx answer delivers; after a failed attempt the job runs again later (``BACKOFF``: exponential, with
 jitter) until the last attempt fails, which leaves the delivery ``failed`` (the dead letter), for an admin to look at
-(``list_deliveries``) and ``retry``. Receivers should de-duplicate on the ``webhook-id`` header (the delivery's id):
-an attempt whose success could not be recorded (a worker killed mid-call) is made again.
+(``list_deliveries``) and ``retry``. A reminder whose assessment was answered, declined or cancelled, or whose window
+closed, before an attempt is ``withdrawn`` instead (not sent). Receivers should de-duplicate on the ``webhook-id``
+header (the delivery's id): an attempt whose success could not be recorded (a worker killed mid-call) is made again.
 
 Before every attempt the URL is checked again (``app.clinical.destinations``: its host resolved, every address
 vetted, the connection made to a vetted address) and the call is signed per Standard Webhooks
@@ -29,6 +30,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.care.models import AssessmentOccurrence
+from app.care.windows import OPEN
 from app.clinical import destinations, webhook_signing
 from app.clinical.models import ClinicSettings, RiskAlert, WebhookDelivery
 from app.core.db import new_record_id, utcnow
@@ -42,8 +45,8 @@ DELIVER_TASK = "clinical.deliver_webhook"
 TIMEOUT_SECONDS = 5.0
 BACKOFF = Backoff(attempts=10, first=timedelta(seconds=30), factor=2.0, longest=timedelta(hours=4), jitter=0.25)
 """Ten attempts over about four hours: 30 s, 1, 2, 4 … 128 min apart (each up to a quarter sooner, at random)."""
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-STATUSES = (PENDING, DELIVERED, FAILED)
+PENDING, DELIVERED, FAILED, WITHDRAWN = "pending", "delivered", "failed", "withdrawn"
+STATUSES = (PENDING, DELIVERED, FAILED, WITHDRAWN)
 
 
 def payload(alert: RiskAlert) -> dict[str, str]:
@@ -116,6 +119,9 @@ def deliver(run: JobRun, *, delivery_id: str) -> None:
         delivery = db.get(WebhookDelivery, key)
         if delivery is None or delivery.status != PENDING:
             return
+        if not _still_wanted(db, delivery):
+            _withdraw(db, delivery)
+            return
         url, body = delivery.url, json.dumps(delivery.payload).encode()
         clinic = db.get(ClinicSettings, delivery.clinic_id)
         salts = (
@@ -146,6 +152,23 @@ def deliver(run: JobRun, *, delivery_id: str) -> None:
             delivery.next_attempt_at = run.retry_at
     if error is not None and run.retry_at is not None:
         raise TryAgain(error, run.retry_at)
+
+
+def _still_wanted(db: Session, delivery: WebhookDelivery) -> bool:
+    """A delivery about an assessment (a reminder: its payload names one) is wanted only while the assessment is
+    open and its window has not closed: one answered, declined or cancelled while its reminder waited (for quiet
+    hours' end, or for a receiver that was down) needs no nudge, nor does a closed window."""
+    assessment_id = delivery.payload.get("assessment_id")
+    if assessment_id is None:
+        return True
+    occurrence = db.get(AssessmentOccurrence, uuid.UUID(assessment_id))
+    return occurrence is not None and occurrence.state == OPEN and utcnow() < occurrence.due_by
+
+
+def _withdraw(db: Session, delivery: WebhookDelivery) -> None:
+    delivery.status, delivery.next_attempt_at = WITHDRAWN, None
+    delivery.last_error = "withdrawn: the assessment was no longer open when its reminder was due to go"
+    db.commit()
 
 
 def list_deliveries(

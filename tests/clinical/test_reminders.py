@@ -203,6 +203,34 @@ def test_quiet_hours_postpone_a_reminder_to_their_end_in_the_schedules_time_zone
     assert (payload["event"], payload["due_from"]) == ("assessment.due", "2031-03-29T23:00:00Z")
 
 
+def test_a_reminder_held_by_quiet_hours_is_withdrawn_when_the_patient_answers_meanwhile(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, receiver: Receiver, clock: datetime
+) -> None:
+    """The window opens at Oslo's midnight, in quiet hours until 07:00; the patient answers at 06:30 local: the
+    waiting reminder is not sent, and the delivery says why."""
+    ok(
+        client.put(
+            "/v1/clinic/settings",
+            json={"webhook_url": receiver.url, "reminder_quiet_hours": QUIET},
+            headers=clinic.headers(Role.ADMIN),
+        )
+    )
+    new_schedule(client, clinic, patient_id, **weekly(starts_on="2031-03-06"))
+    remind(app, datetime(2031, 3, 5, 23, 0, tzinfo=UTC))
+    [waiting] = deliveries(app, clinic)
+    CLOCK.move_to(datetime(2031, 3, 6, 5, 30, tzinfo=UTC))
+    measure(client, clinic, patient_id, "phq9", phq9(0), "2031-03-06T06:30:00+01:00")
+    CLOCK.move_to(datetime(2031, 3, 6, 6, 0, tzinfo=UTC))
+    run_jobs(app, now=CLOCK.now())
+
+    assert (waiting.event, waiting.status) == ("assessment.due", "pending")
+    [withdrawn] = deliveries(app, clinic)
+    assert (withdrawn.status, withdrawn.attempts, withdrawn.next_attempt_at) == ("withdrawn", 0, None)
+    assert receiver.calls == []
+    listed = ok(client.get("/v1/clinic/webhook-deliveries?status=withdrawn", headers=clinic.headers(Role.ADMIN)))
+    assert [item["id"] for item in listed["items"]] == [str(withdrawn.id)]
+
+
 def test_a_reminder_whose_quiet_hours_outlast_its_window_is_not_sent(
     app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str, receiver: Receiver, clock: datetime
 ) -> None:
