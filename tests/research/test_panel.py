@@ -25,9 +25,13 @@ def panel(app: FastAPI, clinic_id: uuid.UUID) -> pd.DataFrame:
 def rows(frame: pd.DataFrame, patient: str) -> list[tuple[int, float | None, float | None]]:
     mine = frame[frame["patient"] == patient]
     return [
-        (int(week), *(None if math.isnan(value) else value for value in (phq9, gad7)))
+        (int(week), _value(phq9), _value(gad7))
         for week, phq9, gad7 in zip(mine["week"], mine["phq9.total"], mine["gad7.total"], strict=True)
     ]
+
+
+def _value(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
 
 
 def test_each_week_keeps_its_last_value_of_each_instrument_a_null_score_included(
