@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -210,20 +210,37 @@ def find(db: Session, clinic_id: uuid.UUID, logical_id: str) -> FhirResource | N
     )
 
 
-def served(row: FhirResource, received: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The response as received, under its server id and version, its subject resolved to ``Patient/<id>``.
-
-    ``received``: the response as parsed, when the caller has it (a response just stored), to save parsing ``raw``.
-    """
-    data = as_served(
-        row.raw if received is None else received,
-        resource_type=RESOURCE_TYPE,
+def served(row: FhirResource) -> dict[str, Any]:
+    """The response as received, under its server id and version, its subject resolved to ``Patient/<id>``."""
+    return _served(
+        row.raw,
         logical_id=row.logical_id,
         version_id=row.version_id,
         updated_at=row.updated_at,
+        patient_id=row.patient_id,
+    )
+
+
+def served_new(row: Mapping[str, Any], received: dict[str, Any]) -> dict[str, Any]:
+    """``served`` of a response just stored by ``store_many``, from its column values (no entity is built) and
+    the response as parsed (not parsed again from ``raw``)."""
+    return _served(
+        received,
+        logical_id=row["logical_id"],
+        version_id=row["version_id"],
+        updated_at=row["updated_at"],
+        patient_id=row["patient_id"],
+    )
+
+
+def _served(
+    raw: str | dict[str, Any], *, logical_id: str, version_id: int, updated_at: datetime, patient_id: uuid.UUID | None
+) -> dict[str, Any]:
+    data = as_served(
+        raw, resource_type=RESOURCE_TYPE, logical_id=logical_id, version_id=version_id, updated_at=updated_at
     )
     subject = data.get("subject")
-    data["subject"] = {**(subject if isinstance(subject, dict) else {}), "reference": f"Patient/{row.patient_id}"}
+    data["subject"] = {**(subject if isinstance(subject, dict) else {}), "reference": f"Patient/{patient_id}"}
     return data
 
 

@@ -102,6 +102,18 @@ def _item_keys(items: object) -> list[bytes] | None:
         return None
 
 
+def distinct_content(elements: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The elements without repeats (equal JSON content, first of each kept, in order), or None when they cannot
+    be compared that way."""
+    keys = _item_keys(elements)
+    if keys is None:
+        return None
+    first: dict[bytes, dict[str, Any]] = {}
+    for key, element in zip(keys, elements, strict=True):
+        first.setdefault(key, element)
+    return list(first.values())
+
+
 def refuse_if_any(issues: list[Issue], resource_type: str) -> None:
     if issues:
         raise MalformedResource(f"{len(issues)} structural error(s) in the {resource_type}", issues=issues)

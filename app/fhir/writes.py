@@ -22,7 +22,6 @@ from app.fhir.codes import FHIR_MEDIA_TYPE
 from app.fhir.conditional_create import criteria
 from app.fhir.errors import Issue
 from app.fhir.http import FHIRResponse, ReturnPreference, fhir_response, operation_outcome
-from app.fhir.models import FhirResource
 from app.fhir.write_context import FhirWrite
 from app.idempotency.service import IdempotencyGuard
 
@@ -48,20 +47,23 @@ def put_response(write: FhirWrite, *, logical_id: str, data: dict[str, Any], tex
 
 
 def created_response(row: dict[str, Any], prepared: questionnaire_responses.PreparedResponse) -> Outcome:
-    """The outcome of a response stored in bulk (``questionnaire_responses.store_many``), from its column values."""
-    stored = questionnaire_responses.StoredResponse(
-        row=FhirResource(**row), created=True, warnings=prepared.scored.warnings
+    """The outcome of a response stored in bulk (``questionnaire_responses.store_many``), from its column values:
+    what ``_response_outcome`` answers for the stored row, without building an entity per entry."""
+    return Outcome(
+        status=201,
+        resource=questionnaire_responses.served_new(row, prepared.data),
+        location=f"QuestionnaireResponse/{row['logical_id']}",
+        version=str(row["version_id"]),
+        last_modified=row["updated_at"],
+        warnings=prepared.scored.warnings,
     )
-    return _response_outcome(stored, 201, received=prepared.data)
 
 
-def _response_outcome(
-    stored: questionnaire_responses.StoredResponse, status: int, received: dict[str, Any] | None = None
-) -> Outcome:
+def _response_outcome(stored: questionnaire_responses.StoredResponse, status: int) -> Outcome:
     row = stored.row
     return Outcome(
         status=status,
-        resource=questionnaire_responses.served(row, received),
+        resource=questionnaire_responses.served(row),
         location=f"QuestionnaireResponse/{row.logical_id}",
         version=str(row.version_id),
         last_modified=row.updated_at,

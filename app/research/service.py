@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import String, case, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
@@ -19,7 +20,7 @@ from app.research import analysis
 from app.research.export import ExportSpec, first_measurements
 from app.research.models import ResearchExport
 from app.research.schemas import ExportFormat, LaggedEffectsRequest, LaggedEffectsResponse
-from app.research.timeline import days_between, week_of
+from app.research.timeline import days_between_in_sql
 from app.scoring.definition import InstrumentDefinition
 
 PANEL_YIELD_PER = 5000
@@ -107,17 +108,27 @@ def _variable(registry: InstrumentRegistry, reference: str, field: str) -> tuple
 def load_panel(db: Session, *, clinic_id: uuid.UUID, variables: Sequence[tuple[str, str]]) -> pd.DataFrame:
     """One row per patient-week with a column ``<instrument>.<score>`` per variable (the week's last value).
 
-    Weeks are calendar weeks since each patient's first measurement of any instrument, as in the exports.
+    Weeks are calendar weeks since each patient's first measurement of any instrument, as in the exports. A week's
+    last measurement of an instrument gives its values, a null score included; a variable whose instrument was not
+    measured that week is missing. Rows come patient by patient, weeks in order.
+
+    The database reads the values out of the scores and counts the days, so no row's JSON is decoded in Python
+    (bench/README.md, issue 18's second pass). Rows come ordered by patient and time, so a patient-week's rows are
+    consecutive and the panel is built from their runs with numpy.
     """
     first = first_measurements(clinic_id)
     instruments = sorted({instrument for instrument, _key in variables})
     query = (
         select(
-            Measurement.patient_id,
+            # As stored (SQLite: hex text), made a UUID once per patient.
+            type_coerce(Measurement.patient_id, String()).label("patient_id"),
             Measurement.instrument_id,
-            Measurement.measured_at,
-            Measurement.scores,
-            first.c.first_at,
+            days_between_in_sql(first.c.first_at, Measurement.measured_at).label("days"),
+            # Only the row's own instrument's values: its other columns are never read.
+            *(
+                case((Measurement.instrument_id == instrument, Measurement.scores[(key, "value")].as_float()))
+                for instrument, key in variables
+            ),
         )
         .join(first, first.c.patient_id == Measurement.patient_id)
         .where(
@@ -127,20 +138,40 @@ def load_panel(db: Session, *, clinic_id: uuid.UUID, variables: Sequence[tuple[s
         )
         .order_by(Measurement.patient_id, Measurement.measured_at, Measurement.id)
     )
-    keys_by_instrument: dict[str, list[str]] = {}
-    for instrument, key in variables:
-        keys_by_instrument.setdefault(instrument, []).append(key)
-    cells: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}
-    for row in db.execute(query.execution_options(yield_per=PANEL_YIELD_PER)):
-        week = week_of(days_between(row.first_at, row.measured_at))
-        values = cells.setdefault((row.patient_id, week), {})
-        for key in keys_by_instrument[row.instrument_id]:
-            values[f"{row.instrument_id}.{key}"] = (row.scores.get(key) or {}).get("value")
+    patients: dict[str | uuid.UUID, int] = {}
+    codes: list[np.ndarray] = []
+    kinds: list[np.ndarray] = []
+    days: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    kind_of = {instrument: position for position, instrument in enumerate(instruments)}
+    # The session's Core connection: no ORM loading step per row.
+    for partition in db.connection().execute(query.execution_options(yield_per=PANEL_YIELD_PER)).partitions():
+        stored, instrument_ids, day_counts, *columns = zip(*partition, strict=True)
+        codes.append(np.fromiter((patients.setdefault(p, len(patients)) for p in stored), np.int64, len(stored)))
+        kinds.append(np.fromiter((kind_of[i] for i in instrument_ids), np.int64, len(stored)))
+        days.append(np.array(day_counts, dtype=np.int64))
+        values.append(np.array(columns, dtype=np.float64).reshape(len(variables), len(stored)))
+    code = np.concatenate(codes) if codes else np.empty(0, np.int64)
+    kind = np.concatenate(kinds) if kinds else np.empty(0, np.int64)
+    week = (np.concatenate(days) if days else np.empty(0, np.int64)) // 7
+    value = np.concatenate(values, axis=1) if values else np.empty((len(variables), 0))
+    # A patient-week's rows are consecutive: a new cell starts wherever the patient or the week changes.
+    starts = np.ones(len(code), dtype=bool)
+    starts[1:] = (code[1:] != code[:-1]) | (week[1:] != week[:-1])
+    cell = np.cumsum(starts) - 1
+    n_cells = int(starts.sum())
     names = [f"{instrument}.{key}" for instrument, key in variables]
-    frame = pd.DataFrame(
-        [{"patient": str(patient), "week": week, **values} for (patient, week), values in cells.items()],
-        columns=["patient", "week", *names],
-    )
+    columns_out: dict[str, Any] = {}
+    for position, (instrument, _key) in enumerate(variables):
+        rows = np.flatnonzero(kind == kind_of[instrument])
+        # The instrument's last row in each cell: the next row of the instrument is in a later cell, or none.
+        last = rows[np.append(cell[rows][1:] != cell[rows][:-1], True)] if len(rows) else rows
+        column = np.full(n_cells, np.nan)
+        column[cell[last]] = value[position, last]
+        columns_out[names[position]] = column
+    ids = [str(p if isinstance(p, uuid.UUID) else uuid.UUID(hex=p)) for p in patients]
+    data = {"patient": [ids[c] for c in code[starts]], "week": week[starts].tolist(), **columns_out}
+    frame = pd.DataFrame(data if n_cells else None, columns=["patient", "week", *names])
     return frame.astype(dict.fromkeys(names, "float64"))
 
 

@@ -44,6 +44,6 @@ def run(plan: Plan, workdir: Path) -> list[Row]:
 
     return [
         compare(
-            f"analysis lagged effects N={patients} × T={weeks}", "sqlite", "seconds", timings, unit="s", target="< 30 s"
+            f"analysis lagged effects N={patients} × T={weeks}", "sqlite", "seconds", timings, unit="s", target="< 5 s"
         )
     ]

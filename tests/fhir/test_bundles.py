@@ -175,6 +175,22 @@ def test_only_transaction_and_batch_bundles_are_processed(client: TestClient, cl
     assert issues(response)[0]["expression"] == ["Bundle.type"]
 
 
+@pytest.mark.parametrize("places", [(0,), (4,), (1, 3)])
+def test_malformed_entries_among_equal_ones_are_each_named_by_their_own_place(
+    client: TestClient, clinic: ClinicKeys, patient_id: str, places: tuple[int, ...]
+) -> None:
+    entry = response_entry(fixture("qr-phq9-uscore.json"), f"Patient/{patient_id}", "same")
+    malformed = {**entry, "request": {**entry["request"], "verb": "POST"}}
+    entries = [malformed if place in places else entry for place in range(5)]
+
+    response = send(client, "POST", "/fhir", clinic, bundle("batch", entries))
+
+    assert response.status_code == 400
+    assert [issue["expression"] for issue in issues(response)] == [
+        [f"Bundle.entry[{place}].request.verb"] for place in places
+    ]
+
+
 def test_entries_need_the_permission_of_what_they_write(client: TestClient, clinic: ClinicKeys) -> None:
     form = fixture(SDC_QUESTIONNAIRE)
     entry = {"resource": form, "request": {"method": "PUT", "url": f"Questionnaire/{form['id']}"}}
