@@ -5,15 +5,22 @@ create (fhirpy's ``get_or_create``)."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from app.audit.models import AuditEvent
 from app.auth.permissions import Role
+from app.core.state import state_of
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
 from tests.fhir.conftest import issues, send
 from tests.security.clinics import enrol
+from tests.security.openapi_routes import PHQ9_RESPONSE
 
 
 def measured(client: TestClient, clinic: ClinicKeys, patient_id: str, *days: str) -> None:
@@ -190,3 +197,24 @@ def test_a_patient_token_finds_no_patient(client: TestClient, clinic: ClinicKeys
 
     for path in ("/fhir/Patient?identifier=x", f"/fhir/QuestionnaireResponse?patient={patient_id}"):
         assert client.get(path, headers=bearer).status_code == 403
+
+
+def test_a_clinic_wide_response_search_audits_each_patient_it_shows(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys
+) -> None:
+    patients = [client.post("/v1/patients", json={}, headers=clinic.headers()).json()["id"] for _ in range(2)]
+    for patient in patients:
+        qr = json.loads(json.dumps(PHQ9_RESPONSE).replace("{patient_id}", patient))
+        assert send(client, "POST", "/fhir/QuestionnaireResponse", clinic, qr).status_code == 201
+
+    found = get(client, clinic, "/fhir/QuestionnaireResponse", {"questionnaire": PHQ9_RESPONSE["questionnaire"]})
+
+    query = select(AuditEvent.patient_id).where(
+        AuditEvent.clinic_id == clinic.id,
+        AuditEvent.route == "/fhir/QuestionnaireResponse",
+        AuditEvent.action == "read",
+    )
+    with state_of(app).read_sessions() as db:
+        named = set(db.scalars(query))
+    assert found["total"] == 2
+    assert {uuid.UUID(patient) for patient in patients} <= named
