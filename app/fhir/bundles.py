@@ -146,7 +146,7 @@ def _entry_note(run: _Run, index: int, entry: dict[str, Any], result: Outcome | 
             reference = result.location
         patient = _patient_of(reference)
         return EntryNote(index, result.status, method, resource_type, logical_id, patient)
-    url = str(request.get("url", "")) if isinstance(request, dict) else ""
+    url = _entry_url(str(request.get("url", "")), run.reads) if isinstance(request, dict) else ""
     resource_type, _, logical_id = url.split("?")[0].strip("/").partition("/")
     resource = entry.get("resource")
     subject = resource.get("subject") if isinstance(resource, dict) else None

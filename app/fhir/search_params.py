@@ -64,6 +64,8 @@ class Search:
     total_only: bool = False
     applied: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the search changed of what was asked (a capped ``_count``), reported as information."""
 
     def values(self, name: str) -> list[str]:
         return [value for key, value in self.applied if key.partition(":")[0] == name]
@@ -138,6 +140,8 @@ def _result_parameter(search: Search, name: str, value: str) -> None:
         return
     number = _integer(name, value)
     if name == "_count":
+        if number > MAX_COUNT:
+            search.notes.append(f"_count={number} was capped at {MAX_COUNT}")
         search.count = min(number, MAX_COUNT)
         search.total_only = search.total_only or number == 0
         search.applied.append((name, str(search.count)))
@@ -195,15 +199,17 @@ def searchset(
                     "search": {"mode": "match"},
                 }
             )
-    if search.ignored:
+    issues = [("warning", "not-supported", f"ignored: {why}") for why in search.ignored]
+    issues += [("information", "informational", note) for note in search.notes]
+    if issues:
         entries.append(
             {
                 "fullUrl": f"urn:uuid:{uuid.uuid4()}",
                 "resource": {
                     "resourceType": "OperationOutcome",
                     "issue": [
-                        {"severity": "warning", "code": "not-supported", "diagnostics": f"ignored: {why}"[:1000]}
-                        for why in search.ignored
+                        {"severity": severity, "code": code, "diagnostics": text[:1000]}
+                        for severity, code, text in issues
                     ],
                 },
                 "search": {"mode": "outcome"},

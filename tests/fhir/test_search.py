@@ -126,8 +126,13 @@ def test_count_zero_counts_and_a_large_count_is_capped(client: TestClient, clini
     capped = get(client, clinic, "/fhir/Observation", {**subject, "_count": "1000"})
 
     assert (counted["total"], "entry" in counted) == (4, False)
-    assert (capped["total"], len(capped["entry"])) == (4, 4)
+    matches = [entry for entry in capped["entry"] if entry["search"]["mode"] == "match"]
+    [outcome] = [entry["resource"] for entry in capped["entry"] if entry["search"]["mode"] == "outcome"]
+    assert (capped["total"], len(matches)) == (4, 4)
     assert capped["link"][0]["url"].endswith("_count=500")
+    assert outcome["issue"] == [
+        {"severity": "information", "code": "informational", "diagnostics": "_count=1000 was capped at 500"}
+    ]
 
 
 def test_paging_links_walk_every_page_of_questionnaires(client: TestClient, clinic: ClinicKeys) -> None:
