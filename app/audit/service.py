@@ -109,7 +109,8 @@ def _uuid(value: object) -> uuid.UUID | None:
 
 
 def _by_patient(value: str) -> Select[Any] | None:
-    patient = _uuid(value.removeprefix("Patient/"))
+    """``Patient/{id}``, ``{id}``, or an absolute ``…/Patient/{id}`` (FHIR searches take all three)."""
+    patient = _uuid(value.rpartition("Patient/")[2])
     return None if patient is None else select(Patient.id).where(Patient.id == patient)
 
 

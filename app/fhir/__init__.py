@@ -7,7 +7,8 @@ the resource's module):
 - ``write_context``: ``FhirWrite``, one write's context (db, registry, principal, Prefer, Idempotency-Key guard,
   validation pool, lookups), passed down instead of parameter lists.
 - ``writes``: the create/update interactions shared by routes and Bundles, their ``Outcome``, and the HTTP reply.
-- ``bundles``: ``POST /fhir``, transaction and batch Bundles, entry by entry, new responses stored together.
+- ``bundles``: ``POST /fhir``, transaction and batch Bundles, entry by entry, new responses stored together; GET
+  entries last.
 - ``questionnaire_responses``: QuestionnaireResponses scored, stored (with their measurements), read and served back.
 - ``response_answers``: a QuestionnaireResponse's answers read against its form (status, authored, subject).
 - ``conditional_create``: ``If-None-Exist`` criteria (``identifier=[system|]value``) and their match key.
@@ -18,7 +19,10 @@ the resource's module):
 - ``known_forms``: hand-written item mappings of published forms that carry no codes.
 - ``form_resolution``: which form a response's ``questionnaire`` reference names (contained, ours, registered).
 - ``observations``: a measurement's scores as Observations (and the panel), with their ids.
-- ``search``: the searches (Questionnaire, Observation), the read of one Observation, the searchset Bundle.
+- ``search``: the searches (Questionnaire, QuestionnaireResponse, Observation, Patient, Task), the read of one
+  Observation, and the reads of a Bundle's GET entries.
+- ``search_params``: the search rules every search follows (parameters applied or ignored, strict handling, paging,
+  dates with prefixes, patient references) and the searchset Bundle.
 - ``tasks``: assessments (``app.care``) searched and read as Tasks, with the response and Observation they name.
 - ``task_mapping``: an assessment occurrence as an SDC Task; the ``status`` search's codes mapped back.
 - ``verbatim``: a kept resource served back under our id, version and update time.

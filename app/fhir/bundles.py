@@ -6,15 +6,18 @@ request with one issue per problem of every failed entry, and the request's tran
 
 Entries run Patients first, then Questionnaires, then QuestionnaireResponses (responses keep their order), so a
 response may name a Patient of the same Bundle by its ``fullUrl`` (``urn:uuid:…``); the server rewrites that
-reference to ``Patient/<id>``.
+reference to ``Patient/<id>``. GET entries (a read ``Type/id`` or a search ``Type?…``, as the routes serve them) run
+last, so they see what the Bundle wrote; each answers with its resource or searchset Bundle.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -25,11 +28,12 @@ from app.auth.permissions import Permission
 from app.core.audit_notes import EntryNote, note_entry
 from app.core.errors import Conflict, DomainError
 from app.core.problems import echoed
-from app.fhir import questionnaire_responses, writes
+from app.fhir import questionnaire_responses, search, writes
 from app.fhir.codes import FHIR_ID
 from app.fhir.errors import FhirError, Issue, MalformedResource, MethodNotAllowed, UnprocessableResource
 from app.fhir.http import ReturnPreference, issues_of, operation_outcome
 from app.fhir.questionnaire_responses import PreparedResponse
+from app.fhir.search_params import SearchRequest
 from app.fhir.validation import distinct_content, require_type, structural_issues, validate
 from app.fhir.validation_pool import ValidationPool
 from app.fhir.write_context import FhirWrite
@@ -41,6 +45,7 @@ STORE_BATCH = 1_000
 change 16)."""
 BUNDLE_TYPES = ("transaction", "batch")
 ORDER = {"Patient": 0, "Questionnaire": 1}
+GET_ORDER = 3
 RESPONSE = "QuestionnaireResponse"
 
 
@@ -59,26 +64,44 @@ class TransactionFailed(UnprocessableResource):
         )
 
 
+@dataclass(frozen=True)
+class Reads:
+    """What GET entries need beyond the write: the server's base URL, ``Prefer: handling``, and now."""
+
+    base: str
+    strict: bool
+    now: datetime
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """A GET entry's answer: the resource read, or the searchset Bundle; the patient it is about, if one."""
+
+    resource: dict[str, Any]
+    patient_id: uuid.UUID | None
+
+
 @dataclass
 class _Run:
     write: FhirWrite
     """The Bundle's write, its lookups shared by the entries (``FhirWrite.in_bundle``)."""
     references: dict[str, str] = field(default_factory=dict)
     """A Patient entry's ``fullUrl`` → ``Patient/<id>``, for the responses that name it."""
-    results: dict[int, Outcome | EntryFailure] = field(default_factory=dict)
+    results: dict[int, Outcome | ReadResult | EntryFailure] = field(default_factory=dict)
     pending: dict[int, PreparedResponse] = field(default_factory=dict)
     """New QuestionnaireResponses validated and scored, waiting to be stored together."""
     verdicts: _Verdicts | None = None
+    reads: Reads | None = None
 
 
-def process(write: FhirWrite, bundle: dict[str, Any]) -> dict[str, Any]:
+def process(write: FhirWrite, bundle: dict[str, Any], *, reads: Reads | None = None) -> dict[str, Any]:
     """Run the Bundle; return the ``transaction-response`` / ``batch-response`` Bundle.
 
     New QuestionnaireResponses are validated ahead by ``write.validation`` (worker processes) when given.
     """
     entries = _check_shell(bundle)
-    run = _Run(write.in_bundle())
-    order = sorted(range(len(entries)), key=lambda i: ORDER.get(_resource_type(entries[i]), 2))
+    run = _Run(write.in_bundle(), reads=reads)
+    order = sorted(range(len(entries)), key=lambda i: _order(entries[i]))
     if write.validation is not None:
         run.verdicts = _Verdicts.ahead(write.validation, [(index, entries[index]) for index in order])
     for index in order:
@@ -99,11 +122,22 @@ def process(write: FhirWrite, bundle: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _entry_note(run: _Run, index: int, entry: dict[str, Any], result: Outcome | EntryFailure) -> EntryNote:
+def _order(entry: dict[str, Any]) -> int:
+    request = entry.get("request")
+    if isinstance(request, dict) and request.get("method") == "GET":
+        return GET_ORDER
+    return ORDER.get(_resource_type(entry), 2)
+
+
+def _entry_note(run: _Run, index: int, entry: dict[str, Any], result: Outcome | ReadResult | EntryFailure) -> EntryNote:
     """What the audit trail records of an entry: its status, what it addressed and whose it is (a patient the
     clinic's lookups found, never one the entry merely named)."""
     request = entry.get("request")
     method = str(request.get("method")) if isinstance(request, dict) else "POST"
+    if isinstance(result, ReadResult):
+        url = str(request.get("url", "")) if isinstance(request, dict) else ""
+        resource_type, _, logical_id = _entry_url(url, run.reads).split("?")[0].partition("/")
+        return EntryNote(index, 200, method, resource_type or None, logical_id or None, result.patient_id)
     if isinstance(result, Outcome):
         resource_type, _, logical_id = result.location.partition("/")
         subject = result.resource.get("subject") if isinstance(result.resource, dict) else None
@@ -112,7 +146,7 @@ def _entry_note(run: _Run, index: int, entry: dict[str, Any], result: Outcome | 
             reference = result.location
         patient = _patient_of(reference)
         return EntryNote(index, result.status, method, resource_type, logical_id, patient)
-    url = str(request.get("url", "")) if isinstance(request, dict) else ""
+    url = _entry_url(str(request.get("url", "")), run.reads) if isinstance(request, dict) else ""
     resource_type, _, logical_id = url.split("?")[0].strip("/").partition("/")
     resource = entry.get("resource")
     subject = resource.get("subject") if isinstance(resource, dict) else None
@@ -172,6 +206,14 @@ def _resource_type(entry: dict[str, Any]) -> str:
 def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> None:
     """Run one entry in its own savepoint; a new QuestionnaireResponse is only prepared, to be stored in bulk."""
     prefix = f"Bundle.entry[{index}]"
+    if _order(entry) == GET_ORDER:
+        _store_pending(run)  # a read sees what the Bundle wrote
+        try:
+            with run.write.db.begin_nested():
+                run.results[index] = _read_entry(run, entry)
+        except (DomainError, DataError) as exc:
+            run.results[index] = _failure(exc, prefix)
+        return
     try:
         request = _request_of(run, entry, prefix)
         deferred = request.handler is _post_response and request.if_none_exist is None
@@ -299,11 +341,11 @@ def _request_of(run: _Run, entry: dict[str, Any], prefix: str) -> _EntryRequest:
     resource = entry.get("resource")
     if method not in ("POST", "PUT") or not isinstance(resource, dict):
         raise MethodNotAllowed(
-            f"{method} {url}: Bundles here carry POST or PUT entries with a resource",
+            f"{method} {url}: Bundles here carry POST or PUT entries with a resource, or GET entries",
             issues=[
                 Issue(
                     "not-supported",
-                    f"{method} {url}: only POST Type or PUT Type/id with a resource",
+                    f"{method} {url}: only POST Type or PUT Type/id with a resource, or GET",
                     (f"{prefix}.request",),
                 )
             ],
@@ -389,7 +431,48 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 }
 
 
-def _response_entry(result: Outcome | EntryFailure, prefer: ReturnPreference | None) -> dict[str, Any]:
+def _read_entry(run: _Run, entry: dict[str, Any]) -> ReadResult:
+    """A GET entry: ``Type/id`` read, or ``Type?params`` searched, as the routes would answer them."""
+    reads = run.reads
+    if reads is None:
+        raise MethodNotAllowed("GET entries are not served here")
+    write = run.write
+    context = search.SearchContext(db=write.db, registry=write.registry, principal=write.principal, now=reads.now)
+    url = _entry_url(str(entry["request"].get("url", "")), reads)
+    path, _, query = url.partition("?")
+    resource_type, _, logical_id = path.strip("/").partition("/")
+    if resource_type not in search.SEARCHES or "/" in logical_id or (logical_id and query):
+        raise MethodNotAllowed(
+            f"GET {echoed(url)} is not supported",
+            issues=[Issue("not-supported", "GET entries read Type/id or search Type?params of a served type")],
+        )
+    if logical_id:
+        resource = search.read_resource(context, resource_type, logical_id)
+        return ReadResult(resource, _patient_in(resource))
+    params = tuple(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    searched = search.run(context, SearchRequest(resource_type, params, reads.base, reads.strict))
+    named = set(searched.patients)
+    return ReadResult(searched.bundle, named.pop() if len(named) == 1 else None)
+
+
+def _entry_url(url: str, reads: Reads | None) -> str:
+    """An entry's URL relative to the base (an absolute URL on this server's base is taken too)."""
+    if reads is not None and url.startswith(reads.base + "/"):
+        return url.removeprefix(reads.base + "/")
+    return url.lstrip("/")
+
+
+def _patient_in(resource: dict[str, Any]) -> uuid.UUID | None:
+    if resource.get("resourceType") == "Patient":
+        return _patient_of(f"Patient/{resource.get('id')}")
+    for key in ("subject", "for"):
+        reference = resource.get(key)
+        if isinstance(reference, dict):
+            return _patient_of(reference.get("reference"))
+    return None
+
+
+def _response_entry(result: Outcome | ReadResult | EntryFailure, prefer: ReturnPreference | None) -> dict[str, Any]:
     if isinstance(result, EntryFailure):
         return {
             "response": {
@@ -397,6 +480,8 @@ def _response_entry(result: Outcome | EntryFailure, prefer: ReturnPreference | N
                 "outcome": operation_outcome(result.issues).model_dump(mode="json", exclude_none=True),
             }
         }
+    if isinstance(result, ReadResult):
+        return {"resource": result.resource, "response": {"status": _status_line(200)}}
     response: dict[str, Any] = {"status": _status_line(result.status), "location": result.location}
     if result.version is not None:
         response["etag"] = f'W/"{result.version}"'

@@ -22,10 +22,31 @@ class Supported:
     documentation: str = ""
 
 
+DATES = (
+    "Prefixes eq, ne, gt, lt, ge, le, sa, eb (ap is refused); a year to fractions of a second; no zone means UTC; "
+    "repeat the parameter for a range (date=ge2026-11-01&date=lt2026-12-01)."
+)
+PATIENT_REFERENCE = "Patient/<id>, <id>, or <this server's base>/Patient/<id>; comma-separated: any of them."
+PAGING: tuple[tuple[str, str, str], ...] = (
+    ("_count", "number", "Page size, 0 (the total only) to 500; a larger count is capped at 500. Default 100."),
+    ("_offset", "number", "Results to skip; the next and previous links carry it."),
+    ("_summary", "token", "Only count: the total, no entries."),
+)
+SEARCH_RULES = (
+    "Searches list the parameters they applied in the self link. An unsupported parameter or modifier is ignored "
+    "and reported in an OperationOutcome entry (search.mode outcome), or refused with 400 under "
+    "Prefer: handling=strict."
+)
+
 SUPPORTED: dict[str, Supported] = {
     "Questionnaire": Supported(
         interactions=("read", "search-type", "create", "update"),
-        search=(("url", "uri", "Canonical URL, optionally url|version."),),
+        search=(
+            ("url", "uri", "Canonical URL, optionally url|version."),
+            ("version", "token", "The business version; comma-separated: any of them."),
+            ("code", "token", "[system|]code of the form (a LOINC panel code); comma-separated: any of them."),
+            *PAGING,
+        ),
         update_create=True,
         documentation=(
             "Every instrument as a Questionnaire (id = instrument id, '_' written '-'), plus the clinic's own forms. "
@@ -34,34 +55,51 @@ SUPPORTED: dict[str, Supported] = {
         ),
     ),
     "QuestionnaireResponse": Supported(
-        interactions=("read", "create", "update"),
+        interactions=("read", "search-type", "create", "update"),
+        search=(
+            ("subject", "reference", PATIENT_REFERENCE),
+            ("patient", "reference", PATIENT_REFERENCE),
+            (
+                "questionnaire",
+                "reference",
+                "The canonical the response names, as sent (url|version, or url: any version).",
+            ),
+            ("authored", "date", DATES),
+            ("identifier", "token", "[system|]value of the response's identifier."),
+            *PAGING,
+        ),
         conditional_create=True,
         update_create=True,
         documentation=(
-            "Scored on the server into a measurement (source fhir); kept verbatim. If-None-Exist: "
-            "identifier=[system|]value. A declared total is stored and compared, never used."
+            "Scored on the server into a measurement (source fhir); kept verbatim. If-None-Exist (or the search "
+            "parameters of a POST's URL): identifier=[system|]value. A declared total is stored and compared, never "
+            "used."
         ),
     ),
     "Observation": Supported(
         interactions=("read", "search-type"),
         search=(
-            ("subject", "reference", "Patient/<id> (required)."),
+            ("subject", "reference", f"{PATIENT_REFERENCE} subject or patient is required."),
+            ("patient", "reference", f"{PATIENT_REFERENCE} subject or patient is required."),
             ("code", "token", "[system|]code: a score's LOINC or product code, or a panel's LOINC code."),
-            ("_count", "number", "Page size, 1 to 500 (default 100); the next page is the Bundle's next link."),
+            ("date", "date", f"effectiveDateTime (when the instrument was answered). {DATES}"),
+            ("_lastUpdated", "date", f"meta.lastUpdated (when the score's version was stored). {DATES}"),
+            ("_sort", "special", "date (oldest first, the default) or -date (newest first)."),
+            *PAGING,
         ),
         documentation="Derived from stored measurements: one per score, plus the LOINC panel (PHQ-9, GAD-7).",
     ),
     "Task": Supported(
         interactions=("read", "search-type"),
         search=(
-            ("patient", "reference", "Patient/<id>, or the bare id (required)."),
+            ("patient", "reference", f"{PATIENT_REFERENCE} Required."),
             (
                 "status",
                 "token",
                 "Task status codes, comma-separated (any of them): requested, ready, completed, "
                 "rejected, failed, cancelled.",
             ),
-            ("_count", "number", "Page size, 1 to 500 (default 100); the next page is the Bundle's next link."),
+            *PAGING,
         ),
         versioning="no-version",
         documentation=(
@@ -73,16 +111,25 @@ SUPPORTED: dict[str, Supported] = {
         ),
     ),
     "Patient": Supported(
-        interactions=("read", "create", "update"),
+        interactions=("read", "search-type", "create", "update"),
+        search=(
+            ("identifier", "token", "system|value, or a bare value (any system); required."),
+            *PAGING,
+        ),
         conditional_create=True,
         update_create=True,
         versioning="no-version",
         documentation=(
-            "The id is the API patient id (UUID). Only identifiers are stored. If-None-Exist: identifier=system|value."
+            "The id is the API patient id (UUID). Only identifiers are stored. If-None-Exist (or the search "
+            "parameters of a POST's URL): identifier=system|value."
         ),
     ),
 }
 SYSTEM_INTERACTIONS = ("transaction", "batch")
+SYSTEM_DOCUMENTATION = (
+    "POST to the base (with or without a trailing slash). Entries: POST and PUT of Patient, Questionnaire and "
+    "QuestionnaireResponse; GET of the reads and searches this statement lists, each answered in its own entry."
+)
 
 
 @lru_cache
@@ -104,17 +151,35 @@ def capability_statement(software_version: str, base_url: str) -> CapabilityStat
                         "description": "Authorization: Bearer <API key>; every record belongs to the key's clinic."
                     },
                     "resource": [_resource(name, supported) for name, supported in SUPPORTED.items()],
-                    "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+                    "interaction": [
+                        {"code": code, "documentation": SYSTEM_DOCUMENTATION} for code in SYSTEM_INTERACTIONS
+                    ],
                 }
             ],
         }
     )
 
 
+def search_openapi(resource_type: str) -> dict[str, object]:
+    """The OpenAPI query parameters of a type's search, from the claims above (one source for both)."""
+    return {
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": documentation,
+                "schema": {"type": "integer", "minimum": 0} if kind == "number" else {"type": "string"},
+            }
+            for name, kind, documentation in SUPPORTED[resource_type].search
+        ]
+    }
+
+
 def _resource(name: str, supported: Supported) -> dict[str, object]:
     resource: dict[str, object] = {
         "type": name,
-        "documentation": supported.documentation,
+        "documentation": f"{supported.documentation} {SEARCH_RULES}" if supported.search else supported.documentation,
         "interaction": [{"code": code} for code in supported.interactions],
         "versioning": supported.versioning,
         "readHistory": False,

@@ -41,3 +41,10 @@ def parse_criteria(if_none_exist: str, *, where: str = "If-None-Exist") -> Crite
 def criteria(if_none_exist: str | None) -> Criteria | None:
     """The criteria of a conditional create, or None for a plain create."""
     return parse_criteria(if_none_exist) if if_none_exist else None
+
+
+def criteria_in_query(params: list[tuple[str, str]]) -> str | None:
+    """A POST's URL search parameters as conditional-create criteria (``POST Patient?identifier=…``, as fhirpy's
+    ``get_or_create`` sends them), or None when there are none (``_format`` is the format negotiation's)."""
+    criteria = [(name, value) for name, value in params if name != "_format"]
+    return urllib.parse.urlencode(criteria) if criteria else None

@@ -6,17 +6,19 @@ from __future__ import annotations
 import inspect
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Request
 
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.core.audit_notes import EntryNote, note_entry
 from app.core.db import utcnow
 from app.core.lifecycle import Db
 from app.core.state import state_of
 from app.fhir import bundles, questionnaire_responses, registered_questionnaires, search, tasks, writes
 from app.fhir import patients as fhir_patients
-from app.fhir.capability import capability_statement
+from app.fhir.capability import capability_statement, search_openapi
+from app.fhir.conditional_create import criteria_in_query
 from app.fhir.errors import MethodNotAllowed, UnknownInteraction
 from app.fhir.http import (
     FHIR_BODY_OPENAPI,
@@ -31,6 +33,7 @@ from app.fhir.http import (
 )
 from app.fhir.instrument_questionnaires import builtin_definition, questionnaire
 from app.fhir.request_body import FhirBody
+from app.fhir.search_params import fhir_base, handling_strict, search_request
 from app.fhir.validation_pool import ValidationPool
 from app.fhir.write_context import FhirWrite
 from app.fhir.writes import remembered, written
@@ -60,16 +63,15 @@ def metadata(request: Request) -> FHIRResponse:
     )
 
 
-@router.get("/Questionnaire", response_class=FHIRResponse)
+@router.get("/Questionnaire", response_class=FHIRResponse, openapi_extra=search_openapi("Questionnaire"))
 def search_questionnaires(
     principal: Annotated[Principal, requires(Permission.INSTRUMENTS_READ)],
+    request: Request,
     db: Db,
     registry: RegistryDep,
-    url: Annotated[str | None, Query(max_length=600, description="Canonical url, optionally `url|version`.")] = None,
 ) -> FHIRResponse:
     """Every instrument as a Questionnaire, and the clinic's registered forms (a searchset Bundle)."""
-    resources = search.questionnaires(db, registry, clinic_id=principal.clinic_id, url=url)
-    return fhir_response({"resourceType": "Bundle", "type": "searchset", "total": len(resources), "entry": resources})
+    return _searched(request, db, registry, principal, "Questionnaire")
 
 
 @router.get("/Questionnaire/{questionnaire_id}", response_class=FHIRResponse)
@@ -120,6 +122,7 @@ def put_questionnaire(
 @router.post("/QuestionnaireResponse", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
 def create_questionnaire_response(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
+    request: Request,
     body: FhirBody,
     db: Db,
     registry: RegistryDep,
@@ -129,6 +132,7 @@ def create_questionnaire_response(
 ) -> FHIRResponse:
     """Score a completed response on the server and store it as a measurement (200 if If-None-Exist matched)."""
     write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
+    if_none_exist = if_none_exist or criteria_in_query(request.query_params.multi_items())
     outcome = writes.create_response(write, data=body.data, text=body.text, if_none_exist=if_none_exist)
     return written(write, outcome)
 
@@ -158,27 +162,28 @@ def read_questionnaire_response(
     return fhir_response(questionnaire_responses.served(row), headers={"ETag": f'W/"{row.version_id}"'})
 
 
-@router.get("/Observation", response_class=FHIRResponse)
+@router.get(
+    "/QuestionnaireResponse", response_class=FHIRResponse, openapi_extra=search_openapi("QuestionnaireResponse")
+)
+def search_questionnaire_responses(
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    request: Request,
+    db: Db,
+    registry: RegistryDep,
+) -> FHIRResponse:
+    """The clinic's stored responses, oldest first, as received (a searchset Bundle)."""
+    return _searched(request, db, registry, principal, "QuestionnaireResponse")
+
+
+@router.get("/Observation", response_class=FHIRResponse, openapi_extra=search_openapi("Observation"))
 def search_observations(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     request: Request,
     db: Db,
     registry: RegistryDep,
-    subject: Annotated[str, Query(max_length=200, description="`Patient/<id>`.")],
-    code: Annotated[str | None, Query(max_length=1000, description="`[system|]code`, comma-separated.")] = None,
-    count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(alias="_offset", ge=0, le=10_000_000)] = 0,
 ) -> FHIRResponse:
     """Score Observations (and PHQ-9/GAD-7 panels) of a patient's current measurements, as a searchset Bundle."""
-    found = search.observations(
-        db, registry, clinic_id=principal.clinic_id, subject=subject, code=code, count=count, offset=offset
-    )
-    next_url = str(request.url.include_query_params(_offset=offset + count)) if found.has_more else None
-    base = str(request.url_for("search_observations"))
-    page = search.searchset(
-        found.observations, total=found.total, base=base, self_url=str(request.url), next_url=next_url
-    )
-    return fhir_response(page)
+    return _searched(request, db, registry, principal, "Observation")
 
 
 @router.get("/Observation/{observation_id}", response_class=FHIRResponse)
@@ -193,35 +198,15 @@ def read_observation(
     return fhir_response(observation)
 
 
-@router.get("/Task", response_class=FHIRResponse)
+@router.get("/Task", response_class=FHIRResponse, openapi_extra=search_openapi("Task"))
 def search_tasks(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     request: Request,
     db: Db,
     registry: RegistryDep,
-    patient: Annotated[str, Query(max_length=200, description="`Patient/<id>` (or the bare id).")],
-    status: Annotated[
-        str | None,
-        Query(max_length=300, description="Task status codes, comma-separated (any of them): requested, ready, …"),
-    ] = None,
-    count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(alias="_offset", ge=0, le=10_000_000)] = 0,
 ) -> FHIRResponse:
     """A patient's assessments as SDC Tasks (complete-questionnaire), oldest window first, with the status of now."""
-    found = tasks.search(
-        db,
-        registry,
-        clinic_id=principal.clinic_id,
-        patient=patient,
-        status=status,
-        count=count,
-        offset=offset,
-        now=utcnow(),
-    )
-    next_url = str(request.url.include_query_params(_offset=offset + count)) if found.has_more else None
-    base = str(request.url_for("search_tasks"))
-    page = search.searchset(found.tasks, total=found.total, base=base, self_url=str(request.url), next_url=next_url)
-    return fhir_response(page)
+    return _searched(request, db, registry, principal, "Task")
 
 
 @router.get("/Task/{task_id}", response_class=FHIRResponse)
@@ -233,6 +218,29 @@ def read_task(
 ) -> FHIRResponse:
     """One assessment as an SDC Task (the id is the assessment's id)."""
     return fhir_response(tasks.read(db, registry, clinic_id=principal.clinic_id, task_id=task_id, now=utcnow()))
+
+
+@router.get("/Patient", response_class=FHIRResponse, openapi_extra=search_openapi("Patient"))
+def search_patients(
+    principal: Annotated[Principal, requires(Permission.PATIENTS_READ)],
+    request: Request,
+    db: Db,
+    registry: RegistryDep,
+) -> FHIRResponse:
+    """The clinic's patients by identifier (`system|value`), as a searchset Bundle."""
+    return _searched(request, db, registry, principal, "Patient")
+
+
+def _searched(
+    request: Request, db: Db, registry: RegistryDep, principal: Principal, resource_type: str
+) -> FHIRResponse:
+    """Run a search; the patients a page shows beyond the one its query names are each audited (an entry note)."""
+    context = search.SearchContext(db=db, registry=registry, principal=principal, now=utcnow())
+    searched = search.run(context, search_request(request, resource_type, base=fhir_base(request)))
+    if resource_type in ("Patient", "QuestionnaireResponse"):
+        for index, patient_id in enumerate(dict.fromkeys(searched.patients)):
+            note_entry(db, EntryNote(index, 200, "GET", resource_type, None, patient_id))
+    return fhir_response(searched.bundle)
 
 
 @router.get("/Patient/{patient_id}", response_class=FHIRResponse)
@@ -248,6 +256,7 @@ def read_patient(
 @router.post("/Patient", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
 def create_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_WRITE)],
+    request: Request,
     body: FhirBody,
     db: Db,
     registry: RegistryDep,
@@ -257,6 +266,7 @@ def create_patient(
 ) -> FHIRResponse:
     """Register a patient from its identifiers (200 with the existing one if If-None-Exist matched)."""
     write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
+    if_none_exist = if_none_exist or criteria_in_query(request.query_params.multi_items())
     return written(write, writes.create_patient(write, data=body.data, if_none_exist=if_none_exist))
 
 
@@ -275,6 +285,7 @@ def put_patient(
 
 
 @router.post("", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
+@router.post("/", response_class=FHIRResponse, include_in_schema=False)
 def process_bundle(
     request: Request,
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
@@ -284,10 +295,12 @@ def process_bundle(
     guard: Idempotent,
     prefer: PreferDep,
 ) -> FHIRResponse:
-    """A `transaction` (all or nothing) or `batch` (each entry on its own) Bundle of POST/PUT entries."""
+    """A `transaction` (all or nothing) or `batch` (each entry on its own) Bundle of POST/PUT entries, and GET entries
+    (reads and searches, answered last). Posted to the base, with or without a trailing slash."""
     validation = state_of(request).part(ValidationPool)
     write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer, guard=guard, validation=validation)
-    return remembered(guard, bundles.process(write, body.data), 200, {})
+    reads = bundles.Reads(base=fhir_base(request), strict=handling_strict(request), now=utcnow())
+    return remembered(guard, bundles.process(write, body.data, reads=reads), 200, {})
 
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]

@@ -413,7 +413,8 @@ QR = "/fhir/QuestionnaireResponse"
 
 
 def not_offered(b: Neighbour) -> list[str]:
-    """Searches, history and operations naming B that the server does not offer (its catch-all answers them)."""
+    """Searches naming B (which a patient token may not make), and history and operations the server does not offer
+    (its catch-all answers them)."""
     response_id = b.known["response_id"][0]
     return [
         f"{QR}?subject=Patient/{b.patient_id}",
