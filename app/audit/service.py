@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -53,6 +54,8 @@ UNAUDITED_ROUTES = frozenset(
         "/fhir/metadata",
         "/fhir/Questionnaire",
         "/fhir/Questionnaire/{questionnaire_id}",
+        "/fhir/Questionnaire/{questionnaire_id}/_history",
+        "/fhir/Questionnaire/{questionnaire_id}/_history/{version_id}",
     }
 )
 """Routes that touch no patient data (instrument definitions, stateless scoring, health)."""
@@ -86,8 +89,9 @@ def outcome_of(status_code: int) -> str:
 
 
 def _resource(template: str, params: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The resource a route addresses: the last ``{param}`` of its template, named by the segment before it."""
-    segments = [segment for segment in template.split("/") if segment]
+    """The resource a route addresses: the last ``{param}`` of its template, named by the segment before it (a
+    version's route, ``…/{id}/_history/{vid}``, addresses the resource)."""
+    segments = [segment for segment in template.partition("/_history")[0].split("/") if segment]
     for index in range(len(segments) - 1, -1, -1):
         segment = segments[index]
         if segment.startswith("{") and index > 0:
@@ -213,9 +217,10 @@ def _patient_id(
     if single_created is not None:
         return single_created
     if succeeded and location:
+        path = urlsplit(location).path  # absolute, and naming the version: {base}/{type}/{id}/_history/{vid}
         for prefix, name in LOCATIONS.items():
-            if location.startswith(prefix):
-                found = _lookup(db, principal.clinic_id, name, location.removeprefix(prefix))
+            if prefix in path:
+                found = _lookup(db, principal.clinic_id, name, path.partition(prefix)[2].partition("/")[0])
                 if found is not None:
                     return found
     return principal.patient_id

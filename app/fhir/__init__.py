@@ -26,6 +26,9 @@ the resource's module):
 - ``tasks``: assessments (``app.care``) searched and read as Tasks, with the response and Observation they name.
 - ``task_mapping``: an assessment occurrence as an SDC Task; the ``status`` search's codes mapped back.
 - ``verbatim``: a kept resource served back under our id, version and update time.
+- ``versioning``: ETags, If-Match (412) and If-None-Match (304), the absolute ``Location``; ``content_version``: the
+  version of what is derived rather than stored.
+- ``history``: vread and ``_history`` (history Bundles); ``kept_versions``: the earlier versions updates replaced.
 - ``validation``: structural validation with the R4B models, as OperationOutcome issues; an update's id rule.
 - ``validation_pool``: worker processes that validate a large Bundle's new responses ahead.
 - ``request_body``: the request body read, parsed (duplicate keys refused) and bounded (``FhirBody``).

@@ -18,7 +18,10 @@ class Supported:
     conditional_create: bool = False
     update_create: bool = False
     versioning: str = "versioned"
-    """``versioned``: ``meta.versionId`` counts changes (an Observation's is its measurement's version)."""
+    """``versioned``: every read carries ``meta.versionId`` and the same ``ETag`` (``If-None-Match`` answers 304);
+    ``versioned-update``: updates also honour ``If-Match`` (412 on another version). See ``app.fhir.versioning``."""
+    read_history: bool = False
+    """vread can return past versions, not only the current one."""
     documentation: str = ""
 
 
@@ -40,7 +43,7 @@ SEARCH_RULES = (
 
 SUPPORTED: dict[str, Supported] = {
     "Questionnaire": Supported(
-        interactions=("read", "search-type", "create", "update"),
+        interactions=("read", "vread", "search-type", "create", "update", "history-instance"),
         search=(
             ("url", "uri", "Canonical URL, optionally url|version."),
             ("version", "token", "The business version; comma-separated: any of them."),
@@ -48,14 +51,18 @@ SUPPORTED: dict[str, Supported] = {
             *PAGING,
         ),
         update_create=True,
+        versioning="versioned-update",
+        read_history=True,
         documentation=(
             "Every instrument as a Questionnaire (id = instrument id, '_' written '-'), plus the clinic's own forms. "
             "A registered form's items must map onto one instrument by their LOINC item codes, the server's list of "
-            "known public forms, or the extension urn:compassion-outcomes:fhir:item-map."
+            "known public forms, or the extension urn:compassion-outcomes:fhir:item-map. Versions: a registered "
+            "form's count its updates and are kept for vread and _history; an instrument's Questionnaire has one "
+            "version, a digest of its content (it changes with the clinic's item text), and no history."
         ),
     ),
     "QuestionnaireResponse": Supported(
-        interactions=("read", "search-type", "create", "update"),
+        interactions=("read", "vread", "search-type", "create", "update", "history-instance"),
         search=(
             ("subject", "reference", PATIENT_REFERENCE),
             ("patient", "reference", PATIENT_REFERENCE),
@@ -70,14 +77,17 @@ SUPPORTED: dict[str, Supported] = {
         ),
         conditional_create=True,
         update_create=True,
+        versioning="versioned-update",
+        read_history=True,
         documentation=(
             "Scored on the server into a measurement (source fhir); kept verbatim. If-None-Exist (or the search "
             "parameters of a POST's URL): identifier=[system|]value. A declared total is stored and compared, never "
-            "used."
+            "used. An update amends the measurement; the version it replaced is kept for vread and _history."
         ),
     ),
     "Observation": Supported(
-        interactions=("read", "search-type"),
+        interactions=("read", "vread", "search-type", "history-instance"),
+        read_history=True,
         search=(
             ("subject", "reference", f"{PATIENT_REFERENCE} subject or patient is required."),
             ("patient", "reference", f"{PATIENT_REFERENCE} subject or patient is required."),
@@ -87,7 +97,10 @@ SUPPORTED: dict[str, Supported] = {
             ("_sort", "special", "date (oldest first, the default) or -date (newest first)."),
             *PAGING,
         ),
-        documentation="Derived from stored measurements: one per score, plus the LOINC panel (PHQ-9, GAD-7).",
+        documentation=(
+            "Derived from stored measurements: one per score, plus the LOINC panel (PHQ-9, GAD-7). The version is "
+            "the measurement's: every version of an amended measurement is kept, for vread and _history."
+        ),
     ),
     "Task": Supported(
         interactions=("read", "search-type"),
@@ -101,13 +114,13 @@ SUPPORTED: dict[str, Supported] = {
             ),
             *PAGING,
         ),
-        versioning="no-version",
         documentation=(
             "A patient's assessments (one instrument due in one window of a schedule) as SDC Tasks (sdc-task): code "
             "complete-questionnaire, the instrument's Questionnaire as the questionnaire input, restriction.period "
             "the window, output the QuestionnaireResponse and the score Observation once completed. Status: "
             "scheduled requested, due ready, completed completed, declined rejected, missed failed, cancelled "
-            "cancelled. Read only: schedules are made with the JSON API."
+            "cancelled. Read only: schedules are made with the JSON API. The version is a digest of the Task as of "
+            "now (its status changes with time); no history is kept."
         ),
     ),
     "Patient": Supported(
@@ -118,10 +131,11 @@ SUPPORTED: dict[str, Supported] = {
         ),
         conditional_create=True,
         update_create=True,
-        versioning="no-version",
+        versioning="versioned-update",
         documentation=(
             "The id is the API patient id (UUID). Only identifiers are stored. If-None-Exist (or the search "
-            "parameters of a POST's URL): identifier=system|value."
+            "parameters of a POST's URL): identifier=system|value. The version is a digest of the identifiers; no "
+            "history is kept."
         ),
     ),
 }
@@ -182,7 +196,7 @@ def _resource(name: str, supported: Supported) -> dict[str, object]:
         "documentation": f"{supported.documentation} {SEARCH_RULES}" if supported.search else supported.documentation,
         "interaction": [{"code": code} for code in supported.interactions],
         "versioning": supported.versioning,
-        "readHistory": False,
+        "readHistory": supported.read_history,
         "updateCreate": supported.update_create,
         "conditionalCreate": supported.conditional_create,
         "conditionalUpdate": False,

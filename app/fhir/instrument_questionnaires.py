@@ -2,7 +2,9 @@
 
 Each scored option carries its score as ``ordinalValue``; LOINC codes are used wherever the definition has them
 (panel, items, answers, total) and product codes otherwise. Item text and option labels come from the clinic's view
-of the definition, so licensed wording appears only where the licence or the clinic's own copy allows it.
+of the definition, so licensed wording appears only where the licence or the clinic's own copy allows it. Its
+``meta.versionId`` is a digest of its content (``versioning.content_version``): the definition's version is the
+Questionnaire's business ``version``, but the clinic's item text changes the resource too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from fhir.resources.R4B.questionnaire import Questionnaire
 
 from app.fhir import codes
+from app.fhir.content_version import with_content_version
 from app.fhir.schemas import AnswerKey, FormMap, MappedItem
 from app.instruments.registry import InstrumentRegistry
 from app.scoring.definition import InstrumentDefinition, ResponseOption
@@ -44,7 +47,7 @@ def questionnaire(definition: InstrumentDefinition, view: dict[str, Any]) -> Que
     }
     if definition.loinc_panel:
         resource["code"] = [{"system": codes.LOINC, "code": definition.loinc_panel}]
-    return Questionnaire.model_validate(resource)
+    return Questionnaire.model_validate(with_content_version(resource))
 
 
 def _item(definition: InstrumentDefinition, item: dict[str, Any], options: list[dict[str, Any]]) -> dict[str, Any]:

@@ -67,3 +67,29 @@ class RegisteredQuestionnaire(Base):
     recorded_by_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FhirResourceVersion(Base):
+    """An earlier version of a kept resource (a QuestionnaireResponse, a registered Questionnaire), saved as it was
+    when an update replaced it, so that vread and ``_history`` serve it (``history``). The current version is the
+    resource's own row; versions replaced before this table existed were not kept."""
+
+    __tablename__ = "fhir_resource_version"
+    __table_args__ = (
+        UniqueConstraint(
+            "clinic_id", "resource_type", "logical_id", "version_id", name="uq_fhir_resource_version_version_id"
+        ),
+    )
+    """Named by hand: the convention's name would pass PostgreSQL's 63 characters."""
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_record_id)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id", ondelete="RESTRICT"))
+    resource_type: Mapped[str] = mapped_column(String(40))
+    logical_id: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[int] = mapped_column(Integer)
+    patient_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("patient.id", ondelete="RESTRICT"))
+    raw: Mapped[str] = mapped_column(Text)
+    """The JSON of that version exactly as received."""
+    recorded_by_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """When that version was stored (its ``meta.lastUpdated``)."""

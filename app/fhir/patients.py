@@ -9,13 +9,16 @@ from typing import Any
 
 from fhir.resources.R4B.patient import Patient as FhirPatient
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.core.errors import Conflict, NotFound
 from app.fhir.conditional_create import Criteria
+from app.fhir.content_version import with_content_version
 from app.fhir.errors import InUse, Issue, MalformedResource, PreconditionFailed, UnprocessableResource
 from app.fhir.validation import check_put_id, validate
+from app.fhir.versioning import require_version, version_of
 from app.fhir.write_context import FhirWrite
 from app.patients import service as patients
 from app.patients.models import Patient
@@ -29,14 +32,21 @@ class StoredPatient:
 
 
 def to_fhir(patient: Patient) -> FhirPatient:
-    return FhirPatient.model_validate(
-        {
-            "resourceType": "Patient",
-            "id": str(patient.id),
-            "meta": {"lastUpdated": patient.created_at.isoformat()},
-            "identifier": [{"system": row.system, "value": row.value} for row in patient.identifiers] or None,
-        }
-    )
+    """The patient as a FHIR Patient; its ``meta.versionId`` is a digest of its identifiers (no versions are
+    stored: ``versioning.content_version``)."""
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": str(patient.id),
+        "meta": {"lastUpdated": patient.created_at.isoformat()},
+    }
+    identifiers = [{"system": system, "value": value} for system, value in sorted(_pairs(patient))]
+    if identifiers:
+        resource["identifier"] = identifiers
+    return FhirPatient.model_validate(with_content_version(resource))
+
+
+def _pairs(patient: Patient) -> list[tuple[str, str]]:
+    return [(row.system, row.value) for row in patient.identifiers]
 
 
 def create(write: FhirWrite, *, data: dict[str, Any], criteria: Criteria | None = None) -> StoredPatient:
@@ -71,17 +81,19 @@ def create(write: FhirWrite, *, data: dict[str, Any], criteria: Criteria | None 
     return StoredPatient(patient, created=True)
 
 
-def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any]) -> StoredPatient:
+def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any], if_match: str | None = None) -> StoredPatient:
     """PUT by id: create the patient under this id, or make these identifiers its complete set.
 
     A patient token (which its role keeps from this route anyway) reaches its own patient only: any other id is
-    answered as a missing one."""
+    answered as a missing one. ``If-Match``: only if the patient is at that version (412 otherwise), checked under
+    a lock on the patient's row, which every PUT of it takes (``versioning``)."""
     db, principal = write.db, write.principal
     validate(data, "Patient")
     check_put_id(data, logical_id, "Patient")
     patient_id = _uuid(logical_id)
     _require_own(principal, patient_id, logical_id)
     identifiers = _identifiers(data)
+    _lock(db, principal.clinic_id, patient_id)
     try:
         patient = patients.get(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     except NotFound:
@@ -91,6 +103,7 @@ def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any]) -> StoredPat
             raise NotFound(
                 f"no Patient/{logical_id} in this clinic, and the id cannot be used; POST for a new id"
             ) from None
+        require_version(if_match, None, f"Patient/{logical_id}")
         if holder is None:
             try:
                 created = patients.create(
@@ -111,7 +124,20 @@ def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any]) -> StoredPat
                 return StoredPatient(created, created=True)
         # This clinic's: a concurrent PUT of this id committed it between the two reads.
         patient = patients.get(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    else:
+        require_version(if_match, version_of(to_fhir(patient)), f"Patient/{logical_id}")
     return StoredPatient(patients.replace_identifiers(db, patient=patient, identifiers=identifiers), created=False)
+
+
+def _lock(db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> None:
+    """Lock the clinic's patient row until the transaction ends (PostgreSQL; SQLite's writers take turns anyway), so
+    that a PUT reads identifiers no other PUT is changing. ``FOR NO KEY UPDATE`` (SQLAlchemy's ``key_share``):
+    measurements being stored for the patient (their foreign key takes ``KEY SHARE``) are not held up."""
+    db.execute(
+        select(Patient.id)
+        .where(Patient.id == patient_id, Patient.clinic_id == clinic_id)
+        .with_for_update(key_share=True)
+    )
 
 
 def _committed_meanwhile(db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> Patient | None:

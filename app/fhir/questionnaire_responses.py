@@ -26,7 +26,7 @@ from app.auth.service import Principal
 from app.clinical import recording
 from app.core.db import insert_rows, new_record_id, utcnow
 from app.core.errors import Conflict, NotFound
-from app.fhir import form_resolution
+from app.fhir import form_resolution, kept_versions
 from app.fhir.conditional_create import Criteria
 from app.fhir.errors import (
     InUse,
@@ -40,6 +40,7 @@ from app.fhir.models import FhirResource
 from app.fhir.response_answers import ROOT, ResponseAnswers, authored, check_status, read_answers, subject_patient_id
 from app.fhir.validation import check_put_id, refuse_if_any, require_type, validate
 from app.fhir.verbatim import as_served
+from app.fhir.versioning import require_version
 from app.fhir.write_context import FhirWrite
 from app.instruments import service as scoring
 from app.measurements import service as measurements
@@ -167,18 +168,25 @@ def _resource_row(
     }
 
 
-def put(write: FhirWrite, *, logical_id: str, data: dict[str, Any], text: str) -> StoredResponse:
+def put(
+    write: FhirWrite, *, logical_id: str, data: dict[str, Any], text: str, if_match: str | None = None
+) -> StoredResponse:
     """PUT by id: create with the client's id, repeat (nothing new), or update (a new measurement version).
 
     A patient token may write only its own patient's responses: an id held by another patient's response is refused
     (``InUse``, 409) whatever the body, even one equal to what is stored, and the answer names nothing of it.
+    ``If-Match``: only if the response is at that version (412 otherwise), compared under a lock on its row, which
+    every PUT of it takes (``versioning``).
     """
     validate(data, RESOURCE_TYPE)
     check_put_id(data, logical_id, RESOURCE_TYPE)
-    existing = find(write.db, write.principal.clinic_id, logical_id)
+    what = f"{RESOURCE_TYPE}/{logical_id}"
+    existing = find(write.db, write.principal.clinic_id, logical_id, for_update=True)
     if existing is not None:
-        _require_reach(write.principal, existing, f"{RESOURCE_TYPE}/{logical_id}", "PUT to a new id, or POST")
+        _require_reach(write.principal, existing, what, "PUT to a new id, or POST")
+        require_version(if_match, str(existing.version_id), what)
         return _update(write, row=existing, data=data, text=text)
+    require_version(if_match, None, what)
     prepared = PreparedResponse(data, text, _score(write, data), logical_id)
     try:
         with write.db.begin_nested():
@@ -200,14 +208,17 @@ def get(db: Session, *, clinic_id: uuid.UUID, logical_id: str) -> FhirResource:
     return row
 
 
-def find(db: Session, clinic_id: uuid.UUID, logical_id: str) -> FhirResource | None:
-    return db.scalar(
-        select(FhirResource).where(
-            FhirResource.clinic_id == clinic_id,
-            FhirResource.resource_type == RESOURCE_TYPE,
-            FhirResource.logical_id == logical_id,
-        )
+def find(db: Session, clinic_id: uuid.UUID, logical_id: str, *, for_update: bool = False) -> FhirResource | None:
+    """The clinic's response; ``for_update``: its row locked until the transaction ends (PostgreSQL's
+    ``FOR NO KEY UPDATE``, which SQLAlchemy spells ``key_share``), and read afresh."""
+    query = select(FhirResource).where(
+        FhirResource.clinic_id == clinic_id,
+        FhirResource.resource_type == RESOURCE_TYPE,
+        FhirResource.logical_id == logical_id,
     )
+    if for_update:
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
+    return db.scalar(query)
 
 
 def served(row: FhirResource) -> dict[str, Any]:
@@ -391,6 +402,7 @@ def _update(write: FhirWrite, *, row: FhirResource, data: dict[str, Any], text: 
         scored=scored.result,
     )
     amended = recording.record_version(db, current, new, reason=f"FHIR update of {RESOURCE_TYPE}/{row.logical_id}")
+    kept_versions.keep(db, row, resource_type=RESOURCE_TYPE)
     row.measurement_id = amended.measurement_id
     row.identifier_system, row.identifier_value = _identifier(data)
     row.raw = text

@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound
-from app.fhir import codes
+from app.fhir import codes, kept_versions
 from app.fhir.errors import Issue, MalformedResource
 from app.fhir.form_mapping import compile_form
 from app.fhir.instrument_questionnaires import builtin_definition
 from app.fhir.models import RegisteredQuestionnaire
 from app.fhir.validation import check_put_id, validate_leniently
 from app.fhir.verbatim import as_served
+from app.fhir.versioning import require_version
 from app.fhir.write_context import FhirWrite
 
 QUESTIONNAIRE_STATUSES = ("draft", "active", "retired", "unknown")
@@ -32,8 +33,12 @@ class Registration:
     warnings: list[Issue]
 
 
-def register(write: FhirWrite, *, data: dict[str, Any], text: str, logical_id: str | None = None) -> Registration:
-    """Register (POST) or create-or-replace (PUT, ``logical_id`` from the URL) a clinic's Questionnaire."""
+def register(
+    write: FhirWrite, *, data: dict[str, Any], text: str, logical_id: str | None = None, if_match: str | None = None
+) -> Registration:
+    """Register (POST) or create-or-replace (PUT, ``logical_id`` from the URL) a clinic's Questionnaire.
+
+    ``If-Match`` (PUT): only if the form is at that version (412 otherwise), compared under a lock on its row."""
     db, registry, principal = write.db, write.registry, write.principal
     warnings = validate_leniently(data, "Questionnaire")
     if data.get("status") not in QUESTIONNAIRE_STATUSES:
@@ -56,12 +61,14 @@ def register(write: FhirWrite, *, data: dict[str, Any], text: str, logical_id: s
     compiled = compile_form(data, registry)
     url: str | None = data["url"] if isinstance(data.get("url"), str) else None
     version: str = data["version"] if isinstance(data.get("version"), str) else ""
-    row = find(db, principal.clinic_id, logical_id) if logical_id else None
+    row = find(db, principal.clinic_id, logical_id, for_update=True) if logical_id else None
+    require_version(if_match, str(row.version_id) if row else None, f"Questionnaire/{logical_id}")
     created = row is None
     if row is None:
         row = RegisteredQuestionnaire(clinic_id=principal.clinic_id, logical_id=logical_id or str(uuid.uuid4()))
         db.add(row)
     else:
+        kept_versions.keep(db, row, resource_type="Questionnaire")
         row.version_id += 1
         row.updated_at = utcnow()
     row.url, row.canonical_version, row.instrument_id = url, version, compiled.form.instrument
@@ -107,9 +114,14 @@ def served(row: RegisteredQuestionnaire) -> dict[str, Any]:
     )
 
 
-def find(db: Session, clinic_id: uuid.UUID, logical_id: str | None) -> RegisteredQuestionnaire | None:
-    return db.scalar(
-        select(RegisteredQuestionnaire).where(
-            RegisteredQuestionnaire.clinic_id == clinic_id, RegisteredQuestionnaire.logical_id == logical_id
-        )
+def find(
+    db: Session, clinic_id: uuid.UUID, logical_id: str | None, *, for_update: bool = False
+) -> RegisteredQuestionnaire | None:
+    """The clinic's form; ``for_update``: its row locked until the transaction ends (PostgreSQL's
+    ``FOR NO KEY UPDATE``, which SQLAlchemy spells ``key_share``), and read afresh."""
+    query = select(RegisteredQuestionnaire).where(
+        RegisteredQuestionnaire.clinic_id == clinic_id, RegisteredQuestionnaire.logical_id == logical_id
     )
+    if for_update:
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
+    return db.scalar(query)

@@ -15,7 +15,7 @@ from app.core.audit_notes import EntryNote, note_entry
 from app.core.db import utcnow
 from app.core.lifecycle import Db
 from app.core.state import state_of
-from app.fhir import bundles, questionnaire_responses, registered_questionnaires, search, tasks, writes
+from app.fhir import bundles, history, questionnaire_responses, registered_questionnaires, search, tasks, writes
 from app.fhir import patients as fhir_patients
 from app.fhir.capability import capability_statement, search_openapi
 from app.fhir.conditional_create import criteria_in_query
@@ -35,6 +35,7 @@ from app.fhir.instrument_questionnaires import builtin_definition, questionnaire
 from app.fhir.request_body import FhirBody
 from app.fhir.search_params import fhir_base, handling_strict, search_request
 from app.fhir.validation_pool import ValidationPool
+from app.fhir.versioning import IfMatch, IfNoneMatch, VersionId, read_answer, version_of
 from app.fhir.write_context import FhirWrite
 from app.fhir.writes import remembered, written
 from app.idempotency.service import Idempotent
@@ -80,19 +81,60 @@ def read_questionnaire(
     questionnaire_id: InstrumentOrLogicalId,
     db: Db,
     registry: RegistryDep,
+    if_none_match: IfNoneMatch = None,
 ) -> FHIRResponse:
     """An instrument's Questionnaire (id = instrument id, e.g. `phq9`, `scs-sf`) or a registered form."""
     definition = builtin_definition(registry, questionnaire_id)
     if definition is not None:
         view = text.clinic_view(db, clinic_id=principal.clinic_id, definition=definition)
-        return fhir_response(questionnaire(definition, view), headers={"ETag": f'W/"{definition.version}"'})
+        resource = questionnaire(definition, view)
+        return read_answer(resource, version_of(resource), if_none_match)
     row = registered_questionnaires.get(db, clinic_id=principal.clinic_id, logical_id=questionnaire_id)
-    return fhir_response(registered_questionnaires.served(row), headers={"ETag": f'W/"{row.version_id}"'})
+    return read_answer(registered_questionnaires.served(row), str(row.version_id), if_none_match)
+
+
+@router.get("/Questionnaire/{questionnaire_id}/_history/{version_id}", response_class=FHIRResponse)
+def vread_questionnaire(
+    principal: Annotated[Principal, requires(Permission.INSTRUMENTS_READ)],
+    questionnaire_id: InstrumentOrLogicalId,
+    version_id: VersionId,
+    db: Db,
+    registry: RegistryDep,
+    if_none_match: IfNoneMatch = None,
+) -> FHIRResponse:
+    """A version of a registered form (the current one, or one an update replaced); of our instruments' own
+    Questionnaires, the current version."""
+    versions = history.questionnaire_versions(db, registry, clinic_id=principal.clinic_id, logical_id=questionnaire_id)
+    found = history.version(versions, version_id, f"Questionnaire/{questionnaire_id}")
+    return read_answer(found.resource, found.number, if_none_match)
+
+
+@router.get("/Questionnaire/{questionnaire_id}/_history", response_class=FHIRResponse)
+def questionnaire_history(
+    principal: Annotated[Principal, requires(Permission.INSTRUMENTS_READ)],
+    request: Request,
+    questionnaire_id: InstrumentOrLogicalId,
+    db: Db,
+    registry: RegistryDep,
+) -> FHIRResponse:
+    """The versions of a Questionnaire, newest first (a history Bundle)."""
+    versions = history.questionnaire_versions(db, registry, clinic_id=principal.clinic_id, logical_id=questionnaire_id)
+    resource_id = str(versions[0].resource["id"])
+    return fhir_response(
+        history.bundle(
+            versions,
+            resource_type="Questionnaire",
+            logical_id=resource_id,
+            base=fhir_base(request),
+            self_url=str(request.url),
+        )
+    )
 
 
 @router.post("/Questionnaire", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
 def register_questionnaire(
     principal: Annotated[Principal, requires(Permission.QUESTIONNAIRES_MANAGE)],
+    request: Request,
     body: FhirBody,
     db: Db,
     registry: RegistryDep,
@@ -101,22 +143,27 @@ def register_questionnaire(
 ) -> FHIRResponse:
     """Register the clinic's own Questionnaire; its items must map onto one instrument (see CapabilityStatement)."""
     write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
-    return written(write, writes.register_questionnaire(write, data=body.data, text=body.text))
+    return written(write, writes.register_questionnaire(write, data=body.data, text=body.text), base=fhir_base(request))
 
 
 @router.put("/Questionnaire/{questionnaire_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
 def put_questionnaire(
     principal: Annotated[Principal, requires(Permission.QUESTIONNAIRES_MANAGE)],
+    request: Request,
     questionnaire_id: LogicalId,
     body: FhirBody,
     db: Db,
     registry: RegistryDep,
     prefer: PreferDep,
+    if_match: IfMatch = None,
 ) -> FHIRResponse:
-    """Create or replace a registered form under the client's id (the body's id must equal the URL's)."""
+    """Create or replace a registered form under the client's id (the body's id must equal the URL's); with
+    If-Match, only if it is at that version (412 otherwise)."""
     write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer)
-    outcome = writes.register_questionnaire(write, data=body.data, text=body.text, logical_id=questionnaire_id)
-    return written(write, outcome)
+    outcome = writes.register_questionnaire(
+        write, data=body.data, text=body.text, logical_id=questionnaire_id, if_match=if_match
+    )
+    return written(write, outcome, base=fhir_base(request))
 
 
 @router.post("/QuestionnaireResponse", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -134,21 +181,25 @@ def create_questionnaire_response(
     write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
     if_none_exist = if_none_exist or criteria_in_query(request.query_params.multi_items())
     outcome = writes.create_response(write, data=body.data, text=body.text, if_none_exist=if_none_exist)
-    return written(write, outcome)
+    return written(write, outcome, base=fhir_base(request))
 
 
 @router.put("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
 def put_questionnaire_response(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
+    request: Request,
     response_id: LogicalId,
     body: FhirBody,
     db: Db,
     registry: RegistryDep,
     prefer: PreferDep,
+    if_match: IfMatch = None,
 ) -> FHIRResponse:
-    """Store a response under the client's id; resending it stores nothing new, changing it amends the measurement."""
+    """Store a response under the client's id; resending it stores nothing new, changing it amends the measurement.
+    With If-Match, only if the response is at that version (412 otherwise)."""
     write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer)
-    return written(write, writes.put_response(write, logical_id=response_id, data=body.data, text=body.text))
+    outcome = writes.put_response(write, logical_id=response_id, data=body.data, text=body.text, if_match=if_match)
+    return written(write, outcome, base=fhir_base(request))
 
 
 @router.get("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse)
@@ -156,10 +207,45 @@ def read_questionnaire_response(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     response_id: LogicalId,
     db: Db,
+    if_none_match: IfNoneMatch = None,
 ) -> FHIRResponse:
     """A stored response as received, under its server id and version."""
     row = questionnaire_responses.get(db, clinic_id=principal.clinic_id, logical_id=response_id)
-    return fhir_response(questionnaire_responses.served(row), headers={"ETag": f'W/"{row.version_id}"'})
+    return read_answer(questionnaire_responses.served(row), str(row.version_id), if_none_match)
+
+
+@router.get("/QuestionnaireResponse/{response_id}/_history/{version_id}", response_class=FHIRResponse)
+def vread_questionnaire_response(
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    response_id: LogicalId,
+    version_id: VersionId,
+    db: Db,
+    if_none_match: IfNoneMatch = None,
+) -> FHIRResponse:
+    """A version of a response as received: the current one, or one an update replaced."""
+    versions = history.response_versions(db, clinic_id=principal.clinic_id, logical_id=response_id)
+    found = history.version(versions, version_id, f"QuestionnaireResponse/{response_id}")
+    return read_answer(found.resource, found.number, if_none_match)
+
+
+@router.get("/QuestionnaireResponse/{response_id}/_history", response_class=FHIRResponse)
+def questionnaire_response_history(
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    request: Request,
+    response_id: LogicalId,
+    db: Db,
+) -> FHIRResponse:
+    """The versions of a response, newest first (a history Bundle)."""
+    versions = history.response_versions(db, clinic_id=principal.clinic_id, logical_id=response_id)
+    return fhir_response(
+        history.bundle(
+            versions,
+            resource_type="QuestionnaireResponse",
+            logical_id=response_id,
+            base=fhir_base(request),
+            self_url=str(request.url),
+        )
+    )
 
 
 @router.get(
@@ -192,10 +278,47 @@ def read_observation(
     observation_id: LogicalId,
     db: Db,
     registry: RegistryDep,
+    if_none_match: IfNoneMatch = None,
 ) -> FHIRResponse:
-    """One score (or panel) Observation of a stored measurement."""
+    """One score (or panel) Observation of a stored measurement (its version is the measurement's)."""
     observation = search.observation(db, registry, clinic_id=principal.clinic_id, observation_id=observation_id)
-    return fhir_response(observation)
+    return read_answer(observation, version_of(observation), if_none_match)
+
+
+@router.get("/Observation/{observation_id}/_history/{version_id}", response_class=FHIRResponse)
+def vread_observation(
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    observation_id: LogicalId,
+    version_id: VersionId,
+    db: Db,
+    registry: RegistryDep,
+    if_none_match: IfNoneMatch = None,
+) -> FHIRResponse:
+    """The Observation as it was in a version of its measurement (amendments keep every version)."""
+    versions = history.observation_versions(db, registry, clinic_id=principal.clinic_id, observation_id=observation_id)
+    found = history.version(versions, version_id, f"Observation/{observation_id}")
+    return read_answer(found.resource, found.number, if_none_match)
+
+
+@router.get("/Observation/{observation_id}/_history", response_class=FHIRResponse)
+def observation_history(
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    request: Request,
+    observation_id: LogicalId,
+    db: Db,
+    registry: RegistryDep,
+) -> FHIRResponse:
+    """The Observation in each version of its measurement, newest first (a history Bundle)."""
+    versions = history.observation_versions(db, registry, clinic_id=principal.clinic_id, observation_id=observation_id)
+    return fhir_response(
+        history.bundle(
+            versions,
+            resource_type="Observation",
+            logical_id=observation_id,
+            base=fhir_base(request),
+            self_url=str(request.url),
+        )
+    )
 
 
 @router.get("/Task", response_class=FHIRResponse, openapi_extra=search_openapi("Task"))
@@ -215,9 +338,11 @@ def read_task(
     task_id: LogicalId,
     db: Db,
     registry: RegistryDep,
+    if_none_match: IfNoneMatch = None,
 ) -> FHIRResponse:
-    """One assessment as an SDC Task (the id is the assessment's id)."""
-    return fhir_response(tasks.read(db, registry, clinic_id=principal.clinic_id, task_id=task_id, now=utcnow()))
+    """One assessment as an SDC Task (the id is the assessment's id; its version a digest of the Task as of now)."""
+    task = tasks.read(db, registry, clinic_id=principal.clinic_id, task_id=task_id, now=utcnow())
+    return read_answer(task, version_of(task), if_none_match)
 
 
 @router.get("/Patient", response_class=FHIRResponse, openapi_extra=search_openapi("Patient"))
@@ -248,9 +373,12 @@ def read_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_READ)],
     patient_id: LogicalId,
     db: Db,
+    if_none_match: IfNoneMatch = None,
 ) -> FHIRResponse:
-    """A patient of the caller's clinic (the id is the API patient id), with its identifiers."""
-    return fhir_response(fhir_patients.to_fhir(fhir_patients.get(db, principal=principal, logical_id=patient_id)))
+    """A patient of the caller's clinic (the id is the API patient id), with its identifiers (its version a digest
+    of them)."""
+    patient = fhir_patients.to_fhir(fhir_patients.get(db, principal=principal, logical_id=patient_id))
+    return read_answer(patient, version_of(patient), if_none_match)
 
 
 @router.post("/Patient", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
@@ -267,21 +395,26 @@ def create_patient(
     """Register a patient from its identifiers (200 with the existing one if If-None-Exist matched)."""
     write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer, guard=guard)
     if_none_exist = if_none_exist or criteria_in_query(request.query_params.multi_items())
-    return written(write, writes.create_patient(write, data=body.data, if_none_exist=if_none_exist))
+    outcome = writes.create_patient(write, data=body.data, if_none_exist=if_none_exist)
+    return written(write, outcome, base=fhir_base(request))
 
 
 @router.put("/Patient/{patient_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
 def put_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_WRITE)],
+    request: Request,
     patient_id: LogicalId,
     body: FhirBody,
     db: Db,
     registry: RegistryDep,
     prefer: PreferDep,
+    if_match: IfMatch = None,
 ) -> FHIRResponse:
-    """Create the patient under this id, or make the body's identifiers its complete set."""
+    """Create the patient under this id, or make the body's identifiers its complete set; with If-Match, only if
+    it is at that version (412 otherwise)."""
     write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer)
-    return written(write, writes.put_patient(write, logical_id=patient_id, data=body.data))
+    outcome = writes.put_patient(write, logical_id=patient_id, data=body.data, if_match=if_match)
+    return written(write, outcome, base=fhir_base(request))
 
 
 @router.post("", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)

@@ -27,6 +27,7 @@ from fhir.resources.R4B.task import Task
 
 from app.care.windows import CANCELLED, COMPLETED, DECLINED, DUE, MISSED, SCHEDULED, status_at
 from app.fhir import codes
+from app.fhir.content_version import with_content_version
 from app.fhir.errors import InvalidSearch, Issue
 
 FHIR_STATUS = {
@@ -115,7 +116,7 @@ def task(occurrence: Occurrence, now: datetime, linked: Linked) -> Task:
         outputs = _outputs(linked)
         if outputs:
             resource["output"] = outputs
-    return Task.model_validate(resource)
+    return Task.model_validate(with_content_version(resource))
 
 
 def _outputs(linked: Linked) -> list[dict[str, object]]:

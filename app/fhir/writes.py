@@ -18,10 +18,12 @@ from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 
 from app.fhir import patients as fhir_patients
 from app.fhir import questionnaire_responses, registered_questionnaires
+from app.fhir.capability import SUPPORTED
 from app.fhir.codes import FHIR_MEDIA_TYPE
 from app.fhir.conditional_create import criteria
 from app.fhir.errors import Issue
 from app.fhir.http import FHIRResponse, ReturnPreference, fhir_response, operation_outcome
+from app.fhir.versioning import etag, version_of
 from app.fhir.write_context import FhirWrite
 from app.idempotency.service import IdempotencyGuard
 
@@ -41,8 +43,10 @@ def create_response(write: FhirWrite, *, data: dict[str, Any], text: str, if_non
     return _response_outcome(stored, 201 if stored.created else 200)
 
 
-def put_response(write: FhirWrite, *, logical_id: str, data: dict[str, Any], text: str) -> Outcome:
-    stored = questionnaire_responses.put(write, logical_id=logical_id, data=data, text=text)
+def put_response(
+    write: FhirWrite, *, logical_id: str, data: dict[str, Any], text: str, if_match: str | None = None
+) -> Outcome:
+    stored = questionnaire_responses.put(write, logical_id=logical_id, data=data, text=text, if_match=if_match)
     return _response_outcome(stored, 201 if stored.created else 200)
 
 
@@ -76,26 +80,29 @@ def create_patient(write: FhirWrite, *, data: dict[str, Any], if_none_exist: str
     return _patient_outcome(stored, 201 if stored.created else 200)
 
 
-def put_patient(write: FhirWrite, *, logical_id: str, data: dict[str, Any]) -> Outcome:
-    stored = fhir_patients.put(write, logical_id=logical_id, data=data)
+def put_patient(write: FhirWrite, *, logical_id: str, data: dict[str, Any], if_match: str | None = None) -> Outcome:
+    stored = fhir_patients.put(write, logical_id=logical_id, data=data, if_match=if_match)
     return _patient_outcome(stored, 201 if stored.created else 200)
 
 
 def _patient_outcome(stored: fhir_patients.StoredPatient, status: int) -> Outcome:
     patient = stored.patient
+    resource = fhir_patients.to_fhir(patient)
     return Outcome(
         status=status,
-        resource=fhir_patients.to_fhir(patient),
+        resource=resource,
         location=f"Patient/{patient.id}",
-        version=None,
+        version=version_of(resource),
         last_modified=patient.created_at,
     )
 
 
 def register_questionnaire(
-    write: FhirWrite, *, data: dict[str, Any], text: str, logical_id: str | None = None
+    write: FhirWrite, *, data: dict[str, Any], text: str, logical_id: str | None = None, if_match: str | None = None
 ) -> Outcome:
-    registration = registered_questionnaires.register(write, data=data, text=text, logical_id=logical_id)
+    registration = registered_questionnaires.register(
+        write, data=data, text=text, logical_id=logical_id, if_match=if_match
+    )
     row = registration.row
     return Outcome(
         status=201 if registration.created else 200,
@@ -107,12 +114,15 @@ def register_questionnaire(
     )
 
 
-def written(write: FhirWrite, outcome: Outcome) -> FHIRResponse:
+def written(write: FhirWrite, outcome: Outcome, *, base: str) -> FHIRResponse:
     """The reply to a create or update: the resource, nothing (``return=minimal``) or an OperationOutcome; kept under
-    the Idempotency-Key when the write has a guard (POST)."""
-    headers = {"Location": f"/fhir/{outcome.location}"}
+    the Idempotency-Key when the write has a guard (POST). ``base``: this server's FHIR base URL, for the absolute
+    ``Location``, naming the version written (``{base}/{type}/{id}/_history/{vid}``) where it can be read back."""
+    headers = {"Location": f"{base}/{outcome.location}"}
     if outcome.version is not None:
-        headers["ETag"] = f'W/"{outcome.version}"'
+        if "vread" in SUPPORTED[outcome.location.partition("/")[0]].interactions:
+            headers["Location"] += f"/_history/{outcome.version}"
+        headers["ETag"] = etag(outcome.version)
     if outcome.last_modified is not None:
         headers["Last-Modified"] = format_datetime(outcome.last_modified, usegmt=True)
     body: Any

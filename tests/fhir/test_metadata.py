@@ -23,6 +23,8 @@ def served_interactions() -> set[tuple[str, str]]:
                 continue
             elif len(parts) == 1:
                 found.add((parts[0], {"GET": "search-type", "POST": "create"}[method]))
+            elif "_history" in parts:
+                found.add((parts[0], "history-instance" if parts[-1] == "_history" else "vread"))
             else:
                 found.add((parts[0], {"GET": "read", "PUT": "update"}[method]))
     return found

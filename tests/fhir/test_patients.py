@@ -31,7 +31,7 @@ def test_a_posted_patient_gets_the_api_patient_id_and_keeps_its_identifiers(
 
     assert created.status_code == 201, created.text
     patient_id = created.json()["id"]
-    assert created.headers["location"] == f"/fhir/Patient/{patient_id}"
+    assert created.headers["location"] == f"http://testserver/fhir/Patient/{patient_id}"
     api = client.get(f"/v1/patients/{patient_id}", headers=clinic.headers()).json()
     assert api["identifiers"] == [{"system": MRN, "value": "MRN-7"}]
     read = client.get(f"/fhir/Patient/{patient_id}", headers=headers(clinic)).json()

@@ -95,7 +95,7 @@ def test_a_fhir_replay_repeats_location_version_and_media_type(
     assert again.headers["idempotent-replayed"] == "true"
     for name in ("location", "etag", "last-modified"):
         assert again.headers[name] == first.headers[name], name
-    assert first.headers["location"].startswith("/fhir/QuestionnaireResponse/")
+    assert first.headers["location"].startswith("http://testserver/fhir/QuestionnaireResponse/")
     assert again.headers["content-type"] == first.headers["content-type"] == FHIR_JSON
 
 

@@ -97,8 +97,15 @@ body is a record id filled in like a path parameter (a FHIR resource's subject, 
 simplest body the schema accepts. A ``str`` body is sent as is, with the route's first media type."""
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
-FIXED_VALUES = {"instrument_id": "phq9", "instrument": "phq9", "score": "total", "questionnaire_id": "phq9"}
-"""Path and query values that name shared definitions rather than a clinic's records."""
+FIXED_VALUES = {
+    "instrument_id": "phq9",
+    "instrument": "phq9",
+    "score": "total",
+    "questionnaire_id": "phq9",
+    "version_id": "1",
+}
+"""Path and query values that name shared definitions rather than a clinic's records (and a FHIR version: every
+stored record has a first)."""
 FILTERS = ("patient_id", "measurement_id", "session_id", "key_id", "external_id", "identifier")
 """Optional query parameters that are filled (with another clinic's values) to test that filters stay in the clinic."""
 
