@@ -12,7 +12,9 @@ from fastapi.responses import Response
 
 from app.audit.router import router as audit_router
 from app.audit.service import AuditTrail, observe_answer
+from app.auth.router import oauth_error_response, smart_router
 from app.auth.router import router as auth_router
+from app.auth.smart_tokens import OAuthError
 from app.auth.verified_keys import VerifiedKeys
 from app.care.router import clinic_router as care_clinic_router
 from app.care.router import me_router as care_me_router
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None, *, monotonic: Clock = time.mono
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_exception_handler(OAuthError, oauth_error_response)  # the token endpoint's errors (RFC 6749 §5.2)
 
     @app.exception_handler(IdempotentReplay)
     async def _replay(_request: Request, exc: IdempotentReplay) -> Response:
@@ -114,6 +117,7 @@ def create_app(settings: Settings | None = None, *, monotonic: Clock = time.mono
     install_middleware(app, settings, rate_limits, refusal_renderers={fhir_router.prefix: refusal_outcome})
     for router in (  # the busiest first: a request is matched against the routes in this order
         measurements_router,
+        smart_router,  # before fhir_router, whose catch-all would answer /fhir/.well-known/smart-configuration
         fhir_router,
         health_router,
         instruments_router,

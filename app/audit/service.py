@@ -52,6 +52,8 @@ UNAUDITED_ROUTES = frozenset(
         "/v1/instruments/{instrument_id}/text",
         "/v1/score/{instrument_id}",
         "/fhir/metadata",
+        "/.well-known/smart-configuration",
+        "/fhir/.well-known/smart-configuration",
         "/fhir/Questionnaire",
         "/fhir/Questionnaire/{questionnaire_id}",
         "/fhir/Questionnaire/{questionnaire_id}/_history",

@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
-from app.auth import service
+from app.auth import service, smart_tokens
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.auth.verified_keys import VerifiedKeys
@@ -22,7 +22,11 @@ from app.core.limits import GuessLimits, authenticates
 from app.core.security import hash_api_key
 from app.core.state import state_of
 
-bearer = HTTPBearer(auto_error=False, description="An API key created with `python -m app create-api-key`.")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key created with `python -m app create-api-key`, or on `/fhir` a SMART Backend Services "
+    "access token from the token endpoint (`/.well-known/smart-configuration`).",
+)
 
 
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -71,11 +75,16 @@ async def authenticate(request: Request, credentials: HTTPAuthorizationCredentia
         verified_keys.remember(key_hash, principal, authenticated.expires_at)
     request.state.principal = principal
     limits.count_key(request.scope, principal.key_id)
+    if principal.grants is not None:  # a SMART access token: /fhir only, the interactions its scopes grant
+        route = request.scope.get("route")
+        principal.grants.require_route(request.method, getattr(route, "path", request.url.path))
     return principal
 
 
 def _authenticate(lookups: Engine, presented: str | None, pepper: str) -> service.Authenticated:
     with lookups.connect() as connection:
+        if presented and smart_tokens.is_access_token(presented):
+            return smart_tokens.authenticate(connection, presented=presented, pepper=pepper)
         return service.authenticate(connection, presented=presented, pepper=pepper)
 
 

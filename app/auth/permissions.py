@@ -12,6 +12,8 @@ class Role(StrEnum):
     RESEARCHER = "researcher"
     PATIENT = "patient"
     """A patient token held by a mobile app: definitions in, that patient's responses out, nothing else."""
+    SMART_CLIENT = "smart_client"
+    """A SMART Backend Services client's access token: on ``/fhir`` only, what its scopes grant (``auth.scopes``)."""
 
 
 class Permission(StrEnum):
@@ -70,9 +72,21 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # by the clinic's identifiers, and its report would say which exist and when they were measured).
     Role.RESEARCHER: frozenset(_EVERYONE | {Permission.RESEARCH_EXPORT, Permission.RESEARCH_ANALYSE}),
     Role.PATIENT: frozenset({Permission.INSTRUMENTS_READ, Permission.SCORE, Permission.MEASUREMENTS_WRITE}),
+    # The most any SMART scope maps to (``app.auth.scopes.PERMISSIONS``); each token has only what its scopes grant.
+    Role.SMART_CLIENT: frozenset(
+        {
+            Permission.INSTRUMENTS_READ,
+            Permission.PATIENTS_READ,
+            Permission.PATIENTS_WRITE,
+            Permission.MEASUREMENTS_READ,
+            Permission.MEASUREMENTS_WRITE,
+            Permission.QUESTIONNAIRES_MANAGE,
+        }
+    ),
 }
 STAFF_ROLES = (Role.ADMIN, Role.CLINICIAN, Role.INTEGRATION, Role.RESEARCHER)
-"""Roles an API key may be issued for; patient tokens come only from an enrolment."""
+"""Roles an API key may be issued for; patient tokens come only from an enrolment, SMART tokens from the token
+endpoint."""
 
 
 def allows(role: Role, permission: Permission) -> bool:

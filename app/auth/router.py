@@ -3,12 +3,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 
-from app.auth import enrolment, service
+from app.auth import enrolment, scopes, service, smart_clients, smart_tokens
 from app.auth.dependencies import EnrolmentAttemptDep, forget_when_committed, requires
-from app.auth.models import ApiKey
+from app.auth.models import ApiKey, SmartClient
 from app.auth.permissions import STAFF_ROLES, Permission
 from app.auth.schemas import (
     ApiKeyCreate,
@@ -17,14 +18,21 @@ from app.auth.schemas import (
     EnrolmentCreate,
     EnrolmentExchange,
     EnrolmentIssued,
+    OAuthErrorBody,
     PatientToken,
+    SmartClientCreate,
+    SmartClientRead,
+    SmartConfiguration,
+    SmartToken,
 )
 from app.auth.service import Principal
+from app.core.config import Settings
 from app.core.errors import FieldError, InvalidInput, NotAuthenticated
 from app.core.lifecycle import AppRoute, Db, SettingsDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES
 from app.core.schemas import Page
+from app.core.state import state_of
 from app.idempotency.service import Idempotent
 from app.patients import service as patients
 
@@ -178,3 +186,160 @@ def exchange_enrolment_code(
         attempt.failed()
         raise
     return PatientToken(token=exchanged.token, patient_id=exchanged.patient_id, expires_at=exchanged.expires_at)
+
+
+def _client(client: SmartClient) -> SmartClientRead:
+    return SmartClientRead(
+        id=client.id,
+        key_id=client.key_id,
+        name=client.name,
+        scopes=client.scopes.split(),
+        jwks=client.jwks,
+        created_at=client.created_at,
+        revoked_at=client.revoked_at,
+    )
+
+
+@router.post("/smart-clients", status_code=201, response_model=SmartClientRead, tags=["smart"])
+def register_smart_client(
+    body: SmartClientCreate,
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.KEYS_MANAGE)],
+    guard: Idempotent,
+) -> Response:
+    """Register a SMART Backend Services client of the caller's clinic: its public keys (inline JWKS) and the system
+    scopes it may be granted. Its `id` is the client_id its assertions name."""
+    client = smart_clients.register(
+        db,
+        clinic_id=principal.clinic_id,
+        name=body.name,
+        jwks=body.jwks.model_dump(),
+        allowed_scopes=body.scopes,
+        created_by_key_id=principal.key_id,
+    )
+    return guard.respond(_client(client), status_code=201)
+
+
+@router.get("/smart-clients", tags=["smart"])
+def list_smart_clients(
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.KEYS_MANAGE)],
+    page: PageDep,
+) -> Page[SmartClientRead]:
+    """The clinic's SMART clients, revoked ones included."""
+    rows = smart_clients.listed(db, clinic_id=principal.clinic_id, limit=page.limit + 1, offset=page.offset)
+    return page.page(rows, _client)
+
+
+@router.get("/smart-clients/{client_id}", tags=["smart"])
+def read_smart_client(
+    client_id: uuid.UUID,
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.KEYS_MANAGE)],
+) -> SmartClientRead:
+    return _client(smart_clients.get(db, clinic_id=principal.clinic_id, client_id=client_id))
+
+
+@router.post("/smart-clients/{client_id}/revoke", response_model=SmartClientRead, tags=["smart"])
+def revoke_smart_client(
+    client_id: uuid.UUID,
+    request: Request,
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.KEYS_MANAGE)],
+    guard: Idempotent,
+) -> Response:
+    """Revoke a client at once: its access tokens stop working and the token endpoint refuses it."""
+    revoked = smart_clients.revoke(db, clinic_id=principal.clinic_id, client_id=client_id)
+    forget_when_committed(request, db, revoked.key_id)
+    return guard.respond(_client(revoked))
+
+
+smart_router = APIRouter(
+    route_class=AppRoute, tags=["smart"], responses={status: PROBLEM_RESPONSES[status] for status in (413, 429)}
+)
+"""SMART discovery and the token endpoint: public (the token endpoint authenticates the client by its assertion).
+Included before the FHIR router, whose catch-all would otherwise answer ``/fhir/.well-known/...``."""
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+TOKEN_BODY_OPENAPI: dict[str, object] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            smart_tokens.FORM_MEDIA_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type", "scope", "client_assertion_type", "client_assertion"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": [smart_tokens.GRANT_TYPE]},
+                        "scope": {"type": "string", "example": "system/QuestionnaireResponse.c system/Observation.rs"},
+                        "client_assertion_type": {"type": "string", "enum": [smart_tokens.ASSERTION_TYPE]},
+                        "client_assertion": {"type": "string", "description": "A JWT signed RS384 or ES384."},
+                        "client_id": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def smart_configuration_of(settings: Settings) -> SmartConfiguration:
+    return SmartConfiguration(
+        token_endpoint=f"{settings.public_base}{smart_tokens.TOKEN_PATH}",
+        grant_types_supported=[smart_tokens.GRANT_TYPE],
+        token_endpoint_auth_methods_supported=["private_key_jwt"],
+        token_endpoint_auth_signing_alg_values_supported=sorted(smart_clients.ALGORITHMS.values(), reverse=True),
+        scopes_supported=list(scopes.SUPPORTED_SCOPES),
+        capabilities=["client-confidential-asymmetric", "permission-v1", "permission-v2"],
+    )
+
+
+@smart_router.get("/.well-known/smart-configuration", name="smart_configuration")
+@smart_router.get("/fhir/.well-known/smart-configuration", name="fhir_smart_configuration")
+def smart_configuration(settings: SettingsDep) -> SmartConfiguration:
+    """SMART App Launch 2.2 discovery: Backend Services only (client_credentials with private_key_jwt)."""
+    return smart_configuration_of(settings)
+
+
+async def verified_token_request(request: Request) -> smart_tokens.VerifiedRequest:
+    """The token request, its client authenticated by its assertion and its scopes granted, before the handler (so a
+    refused request never waits for a writer); on a read connection of its own, like an API key's lookup. Refusals
+    are ``OAuthError``s, which the app renders as RFC 6749 errors (``oauth_error_response``)."""
+    form = smart_tokens.parse_form(request.headers.get("content-type"), await request.body())
+    state = state_of(request)
+    endpoint = smart_configuration_of(state.settings).token_endpoint
+    lookups = state.database.lookups
+
+    def verify() -> smart_tokens.VerifiedRequest:
+        with lookups.connect() as connection:
+            return smart_tokens.verify(connection, form, token_endpoint=endpoint)
+
+    return verify() if lookups.dialect.name == "sqlite" else await run_in_threadpool(verify)
+
+
+async def oauth_error_response(_request: Request, exc: Exception) -> Response:
+    """An ``OAuthError`` as RFC 6749 §5.2 has it: 400, ``application/json``, ``{"error", "error_description"}``."""
+    assert isinstance(exc, smart_tokens.OAuthError)
+    refused = OAuthErrorBody.model_validate({"error": exc.error, "error_description": exc.detail})
+    return JSONResponse(refused.model_dump(), status_code=400, headers=NO_STORE)
+
+
+@smart_router.post(
+    smart_tokens.TOKEN_PATH,
+    response_model=SmartToken,
+    responses={400: {"model": OAuthErrorBody, "description": "An OAuth 2.0 error (RFC 6749 §5.2)"}},
+    openapi_extra=TOKEN_BODY_OPENAPI,
+)
+def issue_smart_token(
+    verified: Annotated[smart_tokens.VerifiedRequest, Depends(verified_token_request)],
+    request: Request,
+    db: Db,
+    settings: SettingsDep,
+) -> Response:
+    """SMART Backend Services token endpoint: `client_credentials` with a `private_key_jwt` client assertion (RS384
+    or ES384, `aud` = this URL as discovery gives it, `exp` at most 5 minutes ahead, a `jti` never used before). The
+    access token works on `/fhir` only, for the scopes granted, for `expires_in` seconds."""
+    request.state.principal = verified.principal  # the audit trail names the client
+    issued = smart_tokens.issue(db, verified, pepper=settings.api_key_pepper.get_secret_value())
+    answer = SmartToken(access_token=issued.token, expires_in=issued.expires_in, scope=issued.scope)
+    return JSONResponse(answer.model_dump(), headers=NO_STORE)

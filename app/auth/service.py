@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import ApiKey, Clinic
 from app.auth.permissions import Permission, Role, allows
+from app.auth.scopes import SmartGrants
 from app.core.db import utcnow
 from app.core.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from app.core.security import generate_api_key, hash_api_key, key_matches, key_prefix
@@ -26,10 +27,20 @@ class Principal:
     role: Role
     patient_id: uuid.UUID | None = None
     """Set for a patient token (mobile app): it may act for this one patient only."""
+    grants: SmartGrants | None = None
+    """Set for a SMART access token (``key_id`` is then its client's id): the FHIR interactions its scopes grant."""
 
     def require(self, permission: Permission) -> None:
         if not allows(self.role, permission):
             raise PermissionDenied(f"the {self.role.value} role may not {permission.value}")
+        if self.grants is not None and permission not in self.grants.permissions:
+            raise PermissionDenied(f"the access token's scopes do not grant {permission.value}")
+
+    def require_entry(self, method: str, url: str) -> None:
+        """A FHIR Bundle entry's interaction is allowed: always for a key (its route checks its permissions), only if
+        its scopes grant it for a SMART access token."""
+        if self.grants is not None:
+            self.grants.require_entry(method, url)
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,7 @@ def authenticate(connection: Connection, *, presented: str | None, pepper: str) 
         raise NotAuthenticated("send Authorization: Bearer <api key>")
     prefix = key_prefix(presented)
     api_key = connection.execute(_KEY_BY_PREFIX, {"prefix": prefix}).first() if prefix else None
-    if api_key is None or not key_matches(presented, api_key.key_hash, pepper):
+    if api_key is None or api_key.role == Role.SMART_CLIENT or not key_matches(presented, api_key.key_hash, pepper):
         raise NotAuthenticated("the API key is not valid")
     now = utcnow()
     if api_key.revoked_at is not None or (api_key.expires_at is not None and api_key.expires_at <= now):
@@ -128,13 +139,15 @@ def get_clinic(db: Session, clinic_id: uuid.UUID) -> Clinic:
 def list_keys(
     db: Session, *, clinic_id: uuid.UUID, limit: int, offset: int, patient_id: uuid.UUID | None = None
 ) -> list[ApiKey]:
-    query = select(ApiKey).where(ApiKey.clinic_id == clinic_id)
+    query = select(ApiKey).where(ApiKey.clinic_id == clinic_id, ApiKey.role != Role.SMART_CLIENT.value)
     query = query.where(ApiKey.patient_id == patient_id) if patient_id else query.where(ApiKey.patient_id.is_(None))
     return list(db.scalars(query.order_by(ApiKey.created_at, ApiKey.id).limit(limit).offset(offset)))
 
 
 def revoke_key(db: Session, *, clinic_id: uuid.UUID, key_id: uuid.UUID, patient_id: uuid.UUID | None = None) -> ApiKey:
-    query = select(ApiKey).where(ApiKey.id == key_id, ApiKey.clinic_id == clinic_id)
+    query = select(ApiKey).where(
+        ApiKey.id == key_id, ApiKey.clinic_id == clinic_id, ApiKey.role != Role.SMART_CLIENT.value
+    )  # a SMART client's key is revoked with its client (/v1/smart-clients/{id}/revoke)
     query = query.where(ApiKey.patient_id == patient_id) if patient_id else query.where(ApiKey.patient_id.is_(None))
     api_key = db.scalar(query)
     if api_key is None:

@@ -74,6 +74,14 @@ class NotAuthenticated(DomainError):
     slug = "not-authenticated"
     title = "Missing or invalid credentials"
     status = 401
+    challenge: ClassVar[str] = "Bearer"
+    """The ``WWW-Authenticate`` header sent with it (RFC 6750)."""
+
+
+class InvalidToken(NotAuthenticated):
+    """An OAuth access token that is unknown, expired or whose client was revoked (RFC 6750 ``invalid_token``)."""
+
+    challenge: ClassVar[str] = 'Bearer error="invalid_token"'
 
 
 class PermissionDenied(DomainError):

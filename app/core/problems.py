@@ -157,7 +157,7 @@ def _safe(value: Any) -> Any:
 
 def domain_problem(request: Request, exc: DomainError) -> ProblemResponse:
     headers = (
-        {"WWW-Authenticate": "Bearer"}
+        {"WWW-Authenticate": getattr(exc, "challenge", "Bearer")}
         if exc.status == 401
         else {"Retry-After": str(exc.retry_after)}
         if isinstance(exc, RateLimited)

@@ -216,6 +216,7 @@ def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> None:
         return
     try:
         request = _request_of(run, entry, prefix)
+        run.write.principal.require_entry(entry["request"]["method"], entry["request"]["url"])
         deferred = request.handler is _post_response and request.if_none_exist is None
         if deferred:
             run.write.principal.require(Permission.MEASUREMENTS_WRITE)

@@ -9,6 +9,9 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from app.fhir.codes import FHIR_MEDIA_TYPE, FHIR_VERSION
 
+SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+SECURITY_SERVICE_SYSTEM = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
 
 @dataclass(frozen=True)
 class Supported:
@@ -147,7 +150,7 @@ SYSTEM_DOCUMENTATION = (
 
 
 @lru_cache
-def capability_statement(software_version: str, base_url: str) -> CapabilityStatement:
+def capability_statement(software_version: str, base_url: str, token_url: str | None = None) -> CapabilityStatement:
     return CapabilityStatement.model_validate(
         {
             "resourceType": "CapabilityStatement",
@@ -161,9 +164,7 @@ def capability_statement(software_version: str, base_url: str) -> CapabilityStat
             "rest": [
                 {
                     "mode": "server",
-                    "security": {
-                        "description": "Authorization: Bearer <API key>; every record belongs to the key's clinic."
-                    },
+                    "security": _security(token_url),
                     "resource": [_resource(name, supported) for name, supported in SUPPORTED.items()],
                     "interaction": [
                         {"code": code, "documentation": SYSTEM_DOCUMENTATION} for code in SYSTEM_INTERACTIONS
@@ -187,6 +188,23 @@ def search_openapi(resource_type: str) -> dict[str, object]:
             }
             for name, kind, documentation in SUPPORTED[resource_type].search
         ]
+    }
+
+
+def _security(token_url: str | None) -> dict[str, object]:
+    """API keys, and SMART Backend Services when the token endpoint is given (the ``oauth-uris`` extension)."""
+    if token_url is None:
+        return {"description": "Authorization: Bearer <API key>; every record belongs to the key's clinic."}
+    return {
+        "extension": [
+            {"url": SMART_OAUTH_URIS, "extension": [{"url": "token", "valueUri": token_url}]},
+        ],
+        "service": [{"coding": [{"system": SECURITY_SERVICE_SYSTEM, "code": "SMART-on-FHIR"}]}],
+        "description": (
+            "Authorization: Bearer <API key>, or a SMART Backend Services access token (client_credentials with a "
+            "private_key_jwt assertion, RS384 or ES384; see .well-known/smart-configuration) limited to its system "
+            "scopes; every record belongs to the key's or client's clinic."
+        ),
     }
 
 

@@ -124,7 +124,7 @@ async def _on_domain_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     headers = dict(exc.headers) if isinstance(exc, FhirError) else {}
     if exc.status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
+        headers["WWW-Authenticate"] = getattr(exc, "challenge", "Bearer")
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     status = exc.http_status if isinstance(exc, FhirError) else exc.status

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.auth.smart_tokens import TOKEN_PATH
 from app.core.audit_notes import EntryNote, note_entry
 from app.core.db import utcnow
 from app.core.lifecycle import Db
@@ -59,9 +60,9 @@ IfNoneExist = Annotated[
 @router.get("/metadata", response_class=FHIRResponse)
 def metadata(request: Request) -> FHIRResponse:
     """The CapabilityStatement: exactly the interactions this server supports (public, for discovery)."""
-    return fhir_response(
-        capability_statement(request.app.version, str(request.url_for("metadata")).removesuffix("/metadata"))
-    )
+    base_url = str(request.url_for("metadata")).removesuffix("/metadata")
+    token_url = f"{state_of(request).settings.public_base}{TOKEN_PATH}"
+    return fhir_response(capability_statement(request.app.version, base_url, token_url))
 
 
 @router.get("/Questionnaire", response_class=FHIRResponse, openapi_extra=search_openapi("Questionnaire"))

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
+from tests.auth import smart
 from tests.conftest import ISSUE_PHQ9, ClinicKeys, new_clinic
 from tests.security.openapi_routes import MEASURED_AT, Route, example_body, example_schedule, fill, fill_body
 
@@ -19,8 +20,9 @@ STAFF = {
     "integration": Role.INTEGRATION,
     "researcher": Role.RESEARCHER,
 }
-CALLERS: dict[str, Role | None] = {"anonymous": None, **STAFF, "patient": Role.PATIENT}
-"""Everyone the matrix calls as: no credentials, each staff role, and a patient token (a mobile app)."""
+CALLERS: dict[str, Role | None] = {"anonymous": None, **STAFF, "patient": Role.PATIENT, "smart": Role.SMART_CLIENT}
+"""Everyone the matrix calls as: no credentials, each staff role, a patient token (a mobile app) and a SMART Backend
+Services client's access token with every scope (``system/*.cruds``)."""
 
 
 def created(response: Any) -> Any:
@@ -44,6 +46,7 @@ class Callers:
     keys: ClinicKeys
     patient_id: str
     token: str
+    smart_token: str
 
     def headers(self, caller: str) -> dict[str, str]:
         role = CALLERS[caller]
@@ -51,6 +54,8 @@ class Callers:
             return {}
         if role is Role.PATIENT:
             return {"Authorization": f"Bearer {self.token}"}
+        if role is Role.SMART_CLIENT:
+            return {"Authorization": f"Bearer {self.smart_token}"}
         return self.keys.headers(role)
 
 
@@ -58,7 +63,9 @@ def callers_clinic(app: FastAPI, client: TestClient) -> Callers:
     keys = new_clinic(app)
     patient_id = created(client.post("/v1/patients", json={}, headers=keys.headers()))["id"]
     token, _ = enrol(client, keys, patient_id)
-    return Callers(keys=keys, patient_id=patient_id, token=token)
+    smart_client = smart.register(client, keys.headers(Role.ADMIN), ["system/*.cruds"])
+    smart_token = smart.access_token(client, smart_client, "system/*.cruds")
+    return Callers(keys=keys, patient_id=patient_id, token=token, smart_token=smart_token)
 
 
 @dataclass

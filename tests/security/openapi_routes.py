@@ -23,6 +23,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from hypothesis import HealthCheck, Phase, find, settings
 
 from app.auth.permissions import Permission
+from app.auth.smart_tokens import ASSERTION_TYPE, TOKEN_PATH
+from tests.auth.smart import public_jwks
 from tests.conftest import ISSUE_PHQ9
 
 PUBLIC_ROUTES = frozenset(
@@ -31,9 +33,21 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/livez"),
         ("POST", "/v1/enrolments/exchange"),
         ("GET", "/fhir/metadata"),
+        ("GET", "/.well-known/smart-configuration"),
+        ("GET", "/fhir/.well-known/smart-configuration"),
+        ("POST", TOKEN_PATH),
     }
 )
-"""Routes anyone may call without credentials (the docs pages are not in the schema)."""
+"""Routes anyone may call without credentials (the docs pages are not in the schema). The SMART token endpoint
+authenticates its caller by the client assertion in the body."""
+OAUTH_ROUTES = frozenset({("POST", TOKEN_PATH)})
+"""Routes whose errors are OAuth 2.0 errors (RFC 6749 §5.2: ``application/json`` with ``error``), not problems."""
+
+
+def is_oauth_error(method: str, path: str, content_type: str, body: str) -> bool:
+    """An OAuth error document from a route that answers with them."""
+    return (method, path) in OAUTH_ROUTES and content_type.startswith("application/json") and '"error"' in body
+
 
 MEASURED_AT = "2026-11-20T09:30:00+01:00"
 NOT_AT_ALL = {"system": "http://loinc.org", "code": "LA6568-5", "display": "Not at all"}
@@ -76,6 +90,9 @@ EXAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/score/{instrument_id}"): {"items": ISSUE_PHQ9},
     ("PUT", "/v1/instruments/{instrument_id}/text"): {"licence_note": "test licence", "items": {"1": "wording"}},
     ("POST", "/v1/api-keys"): {"role": "clinician"},
+    ("POST", "/v1/smart-clients"): {"name": "EHR engine", "jwks": public_jwks(), "scopes": ["system/Observation.rs"]},
+    ("POST", TOKEN_PATH): "grant_type=client_credentials&scope=system%2FObservation.rs"
+    f"&client_assertion_type={ASSERTION_TYPE}&client_assertion=e30.e30.c2ln",
     ("POST", "/v1/patients/{patient_id}/enrolments"): {},
     ("POST", "/v1/enrolments/exchange"): {"code": "AAAA-BBBB-CCCC"},
     ("POST", "/fhir/Patient"): {"resourceType": "Patient"},

@@ -25,6 +25,7 @@ from tests.security.openapi_routes import (
     example_body,
     fill,
     fill_body,
+    is_oauth_error,
     path_variants,
     query_values,
     routes,
@@ -42,6 +43,8 @@ def foreign(app: FastAPI, client: TestClient) -> StockedClinic:
 def is_error_document(route: Route, response: Response) -> bool:
     """Problem details, or under /fhir a FHIR OperationOutcome."""
     content_type = response.headers.get("content-type", "")
+    if is_oauth_error(route.method, route.path, content_type, response.text):
+        return True
     if route.path.startswith("/fhir"):
         return content_type.startswith(FHIR) and response.json().get("resourceType") == "OperationOutcome"
     return content_type.startswith(PROBLEM)
@@ -60,6 +63,8 @@ def verdict(route: Route, role: Role | None, response: Response, *, targets_reco
         return None if status == 401 else "answered without credentials (expected 401)"
     if status == 401:
         return "a valid key was refused as unauthenticated"
+    if role is Role.SMART_CLIENT and not route.path.startswith("/fhir"):
+        return None if status == 403 else "a SMART access token was let outside /fhir (expected 403)"
     if route.permission is not None and not allows(role, route.permission):
         return None if status == 403 else f"the role lacks {route.permission.value} (expected 403)"
     if not targets_records:

@@ -25,6 +25,7 @@ from tests.security.openapi_routes import (
     example_body,
     fill,
     fill_body,
+    is_oauth_error,
     path_variants,
     query_values,
     routes,
@@ -58,6 +59,8 @@ def caller(client: TestClient, own: StockedClinic, route: Route) -> dict[str, st
 def error_document(route: Route, response: Response) -> bool:
     """Problem details; under /fhir an OperationOutcome, as a FHIR client expects of every answer there."""
     content_type = response.headers.get("content-type", "")
+    if is_oauth_error(route.method, route.path, content_type, response.text):
+        return True
     if route.path.startswith("/fhir"):
         return content_type.startswith("application/fhir+json") and '"OperationOutcome"' in response.text
     return content_type.startswith("application/problem+json")

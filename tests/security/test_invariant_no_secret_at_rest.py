@@ -34,8 +34,10 @@ from httpx2 import Response
 from sqlalchemy import Engine, MetaData, select
 
 from app.auth.permissions import Role
+from app.auth.smart_tokens import TOKEN_PATH
 from app.core.schemas import SHOWN_ONCE
 from app.core.state import state_of
+from tests.auth import smart
 from tests.conftest import TEST_PEPPER, ClinicKeys, new_clinic
 from tests.security.openapi_routes import routes
 
@@ -52,10 +54,10 @@ class Issued:
     value: str
 
     def needles(self) -> set[str]:
-        """The secret and its secret part: without a public prefix (``co_<prefix>_``, ``whsec_``), without the
-        separators of an enrolment code, and the bytes of a base64 secret as hex."""
+        """The secret and its secret part: without a public prefix (``co_<prefix>_``, ``smart_<prefix>_``,
+        ``whsec_``), without the separators of an enrolment code, and the bytes of a base64 secret as hex."""
         found = {self.value}
-        if self.value.startswith("co_"):
+        if self.value.startswith(("co_", "smart_")):
             found.add(self.value.split("_", 2)[2])
         if self.value.startswith("whsec_"):
             raw = self.value.removeprefix("whsec_")
@@ -144,16 +146,24 @@ def rotated_webhook_secrets(flow: Flow) -> None:
     flow.idempotent("POST", "/v1/clinic/webhook-secret", kind="webhook signing secret", field_name="secret")
 
 
+def smart_access_tokens(flow: Flow) -> None:
+    """A SMART client registered with its public keys gets access tokens with assertions signed RS384 and ES384."""
+    client_id = smart.register(flow.client, flow.admin, ["system/Observation.rs"])
+    for alg in ("RS384", "ES384"):
+        flow.keep("SMART access token", smart.access_token(flow.client, client_id, "system/Observation.rs", alg=alg))
+
+
 ISSUERS: dict[tuple[str, str], Callable[[Flow], None]] = {
     ("POST", "/v1/api-keys"): staff_api_keys,
     ("POST", "/v1/patients/{patient_id}/enrolments"): enrolment_codes,
     ("POST", "/v1/enrolments/exchange"): patient_tokens,
     ("PUT", "/v1/clinic/settings"): first_webhook_secret,
     ("POST", "/v1/clinic/webhook-secret"): rotated_webhook_secrets,
+    ("POST", TOKEN_PATH): smart_access_tokens,
 }
 """Per route that hands out a secret, how the flow makes it do so (in this order: codes before their exchange). An
 issuer runs when its route's success response marks a field ``x-shown-once``."""
-EVERY_TIME = {"API key", "API key (CLI)", "enrolment code", "patient token"}
+EVERY_TIME = {"API key", "API key (CLI)", "enrolment code", "patient token", "SMART access token"}
 """Kinds of secret the flow must always have issued (so an issuer cannot drop out unnoticed)."""
 
 
@@ -179,6 +189,13 @@ def use_every_secret(flow: Flow) -> None:
             assert flow.client.get(path, headers={"Authorization": f"Bearer {issued.value}"}).status_code == 200
             wrong = issued.value[:-1] + ("A" if issued.value[-1] != "A" else "B")
             assert flow.client.get(path, headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
+        if issued.kind == "SMART access token":
+            path, search = "/fhir/Observation", {"subject": f"Patient/{flow.patient_id}"}
+            granted = flow.client.get(path, params=search, headers={"Authorization": f"Bearer {issued.value}"})
+            assert granted.status_code == 200, granted.text
+            wrong = issued.value[:-1] + ("A" if issued.value[-1] != "A" else "B")
+            refused = flow.client.get(path, params=search, headers={"Authorization": f"Bearer {wrong}"})
+            assert refused.status_code == 401
 
 
 def secret_routes(app: FastAPI) -> set[tuple[str, str]]:
