@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
-from app.fhir.codes import FHIR_MEDIA_TYPE, FHIR_VERSION
+from app.fhir.codes import EXTRACT_OPERATION, FHIR_MEDIA_TYPE, FHIR_VERSION
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,19 @@ SUPPORTED: dict[str, Supported] = {
     ),
 }
 SYSTEM_INTERACTIONS = ("transaction", "batch")
+OPERATIONS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "QuestionnaireResponse": (
+        (
+            "extract",
+            EXTRACT_OPERATION,
+            "POST [base]/QuestionnaireResponse/$extract (type level): the body is the QuestionnaireResponse, or "
+            "Parameters with one 'questionnaire-response'. Checked and scored as a create; answers a transaction "
+            "Bundle of the Observations the server would store (one per score, plus the LOINC panel), storing "
+            "nothing. The 'questionnaire' parameter is not taken (the form is resolved as for a create).",
+        ),
+    ),
+}
+"""(name, OperationDefinition, documentation) of each operation, by resource type."""
 
 
 @lru_cache
@@ -123,6 +136,11 @@ def _resource(name: str, supported: Supported) -> dict[str, object]:
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
     }
+    if name in OPERATIONS:
+        resource["operation"] = [
+            {"name": operation, "definition": definition, "documentation": documentation}
+            for operation, definition, documentation in OPERATIONS[name]
+        ]
     if supported.search:
         resource["searchParam"] = [
             {"name": search_name, "type": search_type, "documentation": documentation}

@@ -12,9 +12,9 @@ from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.core.db import utcnow
-from app.core.lifecycle import Db
+from app.core.lifecycle import Db, ReadDb
 from app.core.state import state_of
-from app.fhir import bundles, questionnaire_responses, registered_questionnaires, search, tasks, writes
+from app.fhir import bundles, extract, questionnaire_responses, registered_questionnaires, search, tasks, writes
 from app.fhir import patients as fhir_patients
 from app.fhir.capability import capability_statement
 from app.fhir.errors import MethodNotAllowed, UnknownInteraction
@@ -145,6 +145,19 @@ def put_questionnaire_response(
     """Store a response under the client's id; resending it stores nothing new, changing it amends the measurement."""
     write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer)
     return written(write, writes.put_response(write, logical_id=response_id, data=body.data, text=body.text))
+
+
+@router.post("/QuestionnaireResponse/$extract", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
+def extract_observations(
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    body: FhirBody,
+    db: ReadDb,
+    registry: RegistryDep,
+) -> FHIRResponse:
+    """SDC `$extract`: the Observations a response (or Parameters holding one) would yield, as a transaction Bundle;
+    checked and scored as a create, nothing stored."""
+    write = FhirWrite(db=db, registry=registry, principal=principal)
+    return fhir_response(extract.extract(write, body.data))
 
 
 @router.get("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse)
