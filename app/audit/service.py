@@ -10,10 +10,11 @@ response starts, before anything is sent. A Bundle's entries each get an event o
 Which patient an event names: the ``patient_id`` of the route's path on success (the route found it in the caller's
 clinic), the patient of a record the request named (a response, an Observation, an alert, an assessment or its Task, a
 query's ``patient_id``, ``subject`` or ``patient``) looked up *in the caller's clinic*, the patient a row created by the
-request belongs to, or a patient token's own patient. Another clinic's patient is never named in the caller's trail (the
-event records the request, its route and the id as sent, with ``patient_id`` empty): the caller learns nothing from its
-own trail that a missing record would not also show. An unauthenticated request (no clinic) keeps the path's
-``patient_id`` as sent.
+request belongs to, the patient the request noted it read (``$extract``'s response, found in the caller's clinic), or a
+patient token's own patient. Another clinic's patient is never named in the caller's trail (the event records the
+request, its route and the id as sent, with ``patient_id`` empty): the caller learns nothing from its own trail that a
+missing record would not also show. An unauthenticated request (no clinic) keeps the path's ``patient_id`` as sent.
+A POST that only reads (``READ_ROUTES``) is recorded as a read.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from app.audit.models import AuditEvent
 from app.auth.service import Principal
 from app.care.models import AssessmentOccurrence, Schedule
 from app.clinical.models import RiskAlert
-from app.core.audit_notes import EntryNote, entry_notes
+from app.core.audit_notes import EntryNote, entry_notes, patients_read
 from app.core.db import InsertedRow, insert_together, log_inserts, new_record_id, table_of, transaction, utcnow
 from app.core.state import state_of
 from app.fhir.codes import FHIR_ID
@@ -63,6 +64,8 @@ UNAUDITED_ROUTES = frozenset(
 """Routes that touch no patient data (instrument definitions, stateless scoring, health)."""
 UNAUDITED_ROUTE_NAMES = frozenset({"unsupported"})
 """Route handlers that touch no data: ``/fhir``'s answer to interactions it does not support (404 or 405)."""
+READ_ROUTES = frozenset({"/fhir/QuestionnaireResponse/$extract"})
+"""POST routes that only read: they answer from the body and store nothing, so their events are reads."""
 REFUSALS = {401: "unauthenticated", 403: "forbidden", 404: "not_found"}
 UNRECORDED_STATUSES = frozenset({429, 503})
 """Load shedding (rate limited, the database busy): nothing was looked at, and writing an event would add load."""
@@ -204,6 +207,7 @@ def _patient_id(
     succeeded: bool,
     created: list[uuid.UUID] | None = None,
     location: str | None = None,
+    read: list[uuid.UUID] | None = None,
 ) -> uuid.UUID | None:
     """The patient an event is about, never one of another clinic (see the module's docstring)."""
     params = request.path_params
@@ -225,6 +229,8 @@ def _patient_id(
                 found = _lookup(db, principal.clinic_id, name, path.partition(prefix)[2].partition("/")[0])
                 if found is not None:
                     return found
+    if read and len(set(read)) == 1:
+        return read[0]  # noted by the request only once found in the caller's clinic
     return principal.patient_id
 
 
@@ -239,10 +245,12 @@ class AuditTrail:
     request: Request
     inserted: list[InsertedRow] = field(default_factory=list)
     entries: list[EntryNote] = field(default_factory=list)
+    read: list[uuid.UUID] = field(default_factory=list)
 
     def watch(self, db: Session) -> None:
         self.inserted = log_inserts(db)
         self.entries = entry_notes(db)
+        self.read = patients_read(db)
         self.request.state.audit_trail = self
 
     @property
@@ -282,7 +290,7 @@ class AuditTrail:
                 "resource_type": resource_type,
                 "resource_id": resource_id,
                 "patient_id": _patient_id(
-                    db, self.request, principal, succeeded=True, created=patients, location=location
+                    db, self.request, principal, succeeded=True, created=patients, location=location, read=self.read
                 ),
                 "details": {"created": len(created)} if created else {},
             }
@@ -327,7 +335,7 @@ def _base(request: Request, principal: Principal | None, template: str, status_c
         "clinic_id": principal.clinic_id if principal else None,
         "key_id": principal.key_id if principal else None,
         "role": principal.role.value if principal else None,
-        "action": ACTIONS.get(request.method, request.method.lower()),
+        "action": "read" if template in READ_ROUTES else ACTIONS.get(request.method, request.method.lower()),
         "method": request.method,
         "route": template[:200],
         "client_address": _client(request),
@@ -365,7 +373,9 @@ def record_answer(request: Request, status_code: int) -> None:
                 "id": new_record_id(),
                 "resource_type": resource_type,
                 "resource_id": resource_id,
-                "patient_id": _patient_id(db, request, principal, succeeded=succeeded),
+                "patient_id": _patient_id(
+                    db, request, principal, succeeded=succeeded, read=trail.read if trail else None
+                ),
                 "details": {},
             }
         ]

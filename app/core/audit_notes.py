@@ -1,5 +1,6 @@
 """What a request's work tells the audit trail that its route, status and inserted rows cannot: the parts of one
-request that each have an outcome of their own (a Bundle's entries).
+request that each have an outcome of their own (a Bundle's entries), and the patient a request read when neither
+its path nor its query names one (``$extract``'s response).
 
 Services note them on the request's session (``db.info``), so they need neither the request nor the audit
 package; the audit trail (``app.audit.service``) writes one event per note, in the request's transaction when it
@@ -38,3 +39,19 @@ def entry_notes(db: Session) -> list[EntryNote]:
     """The live list of the session's notes (the audit trail takes it when the transaction opens)."""
     notes: list[EntryNote] = db.info.setdefault(_NOTES, [])
     return notes
+
+
+_READ = "audit.patients_read"
+
+
+def note_patient_read(db: Session, patient_id: uuid.UUID) -> None:
+    """A patient of the caller's clinic (verified) whose data a request read without naming it in its path or
+    query, nor storing anything of it: the patient a ``$extract`` response is about."""
+    db.info.setdefault(_READ, []).append(patient_id)
+
+
+def patients_read(db: Session) -> list[uuid.UUID]:
+    """The live list of the patients noted read on the session (the audit trail takes it when the transaction
+    opens)."""
+    read: list[uuid.UUID] = db.info.setdefault(_READ, [])
+    return read

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
-from app.fhir.codes import FHIR_MEDIA_TYPE, FHIR_VERSION
+from app.fhir.codes import EXTRACT_OPERATION, FHIR_MEDIA_TYPE, FHIR_VERSION
 
 SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SECURITY_SERVICE_SYSTEM = "http://terminology.hl7.org/CodeSystem/restful-security-service"
@@ -149,6 +149,21 @@ SYSTEM_DOCUMENTATION = (
 )
 
 
+OPERATIONS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "QuestionnaireResponse": (
+        (
+            "extract",
+            EXTRACT_OPERATION,
+            "POST [base]/QuestionnaireResponse/$extract (type level): the body is the QuestionnaireResponse, or "
+            "Parameters with one 'questionnaire-response'. Checked and scored as a create; answers a transaction "
+            "Bundle of the Observations the server would store (one per score, plus the LOINC panel), storing "
+            "nothing. The 'questionnaire' parameter is not taken (the form is resolved as for a create).",
+        ),
+    ),
+}
+"""(name, OperationDefinition, documentation) of each operation, by resource type."""
+
+
 @lru_cache
 def capability_statement(software_version: str, base_url: str, token_url: str | None = None) -> CapabilityStatement:
     return CapabilityStatement.model_validate(
@@ -220,6 +235,11 @@ def _resource(name: str, supported: Supported) -> dict[str, object]:
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
     }
+    if name in OPERATIONS:
+        resource["operation"] = [
+            {"name": operation, "definition": definition, "documentation": documentation}
+            for operation, definition, documentation in OPERATIONS[name]
+        ]
     if supported.search:
         resource["searchParam"] = [
             {"name": search_name, "type": search_type, "documentation": documentation}

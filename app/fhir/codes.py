@@ -21,6 +21,17 @@ ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
 """SDC 4 / R5 name of ``ordinalValue``; both are read."""
 WEIGHT_EXTENSIONS = (ORDINAL_VALUE, ITEM_WEIGHT)
 
+SDC = "http://hl7.org/fhir/uv/sdc"
+CALCULATED_EXPRESSION = f"{SDC}/StructureDefinition/sdc-questionnaire-calculatedExpression"
+"""SDC: a FHIRPath expression a form filler evaluates to fill a (read-only) item, here the instrument's total."""
+OBSERVATION_EXTRACT = f"{SDC}/StructureDefinition/sdc-questionnaire-observationExtract"
+"""SDC observation-based extraction: the item's answer becomes an Observation (coded with the item's code)."""
+EXTRACT_OPERATION = f"{SDC}/OperationDefinition/QuestionnaireResponse-extract"
+"""SDC's ``QuestionnaireResponse/$extract``, as the CapabilityStatement names it."""
+ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
+ITEM_CONTROL_SYSTEM = "http://hl7.org/fhir/questionnaire-item-control"
+FHIRPATH = "text/fhirpath"
+
 PRODUCT = "urn:compassion-outcomes"
 QUESTIONNAIRE_BASE = f"{PRODUCT}:questionnaire"
 """Canonical URL of an instrument's Questionnaire: ``urn:compassion-outcomes:questionnaire:<instrument id>``."""

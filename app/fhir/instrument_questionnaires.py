@@ -5,6 +5,11 @@ Each scored option carries its score as ``ordinalValue``; LOINC codes are used w
 of the definition, so licensed wording appears only where the licence or the clinic's own copy allows it. Its
 ``meta.versionId`` is a digest of its content (``versioning.content_version``): the definition's version is the
 Questionnaire's business ``version``, but the clinic's item text changes the resource too.
+
+What SDC form fillers (LHC-Forms, Smart Forms) need to render and score the form: each question is a radio-button
+choice (``questionnaire-itemControl``), and the read-only total item carries a FHIRPath ``calculatedExpression``
+giving the server's score (``calculated_totals``) and the ``observationExtract`` flag: the total is what this server
+makes an Observation of (``QuestionnaireResponse/$extract`` returns them; the items themselves are not extracted).
 """
 
 from __future__ import annotations
@@ -15,12 +20,19 @@ from typing import Any
 from fhir.resources.R4B.questionnaire import Questionnaire
 
 from app.fhir import codes
+from app.fhir.calculated_totals import total_expression
 from app.fhir.content_version import with_content_version
 from app.fhir.schemas import AnswerKey, FormMap, MappedItem
 from app.instruments.registry import InstrumentRegistry
 from app.scoring.definition import InstrumentDefinition, ResponseOption
 
 INSTRUCTIONS_LINK_ID = "instructions"
+RADIO_BUTTON = {
+    "url": codes.ITEM_CONTROL,
+    "valueCodeableConcept": {
+        "coding": [{"system": codes.ITEM_CONTROL_SYSTEM, "code": "radio-button", "display": "Radio Button"}]
+    },
+}
 
 
 def questionnaire(definition: InstrumentDefinition, view: dict[str, Any]) -> Questionnaire:
@@ -63,6 +75,7 @@ def _item(definition: InstrumentDefinition, item: dict[str, Any], options: list[
         "code": [coding],
         "type": "choice",
         "required": item["scored"],
+        "extension": [RADIO_BUTTON],
         "answerOption": [_option(definition.id, item, option) for option in options],
     }
     if item["text"] is not None:
@@ -96,7 +109,30 @@ def _total_item(definition: InstrumentDefinition) -> dict[str, Any]:
         if spec.loinc
         else {"system": codes.SCORE_SYSTEM, "code": codes.score_code(definition.id, spec.key)}
     )
-    return {"linkId": spec.key, "text": spec.label, "code": [coding], "type": "decimal", "readOnly": True}
+    extensions: list[dict[str, Any]] = []
+    expression = total_expression(
+        definition, lambda option_set, option: _answer_key(definition.id, option_set, option).code
+    )
+    if expression is not None:
+        extensions.append(
+            {
+                "url": codes.CALCULATED_EXPRESSION,
+                "valueExpression": {
+                    "description": f"{spec.label}, as the server scores it",
+                    "language": codes.FHIRPATH,
+                    "expression": expression,
+                },
+            }
+        )
+    extensions.append({"url": codes.OBSERVATION_EXTRACT, "valueBoolean": True})
+    return {
+        "linkId": spec.key,
+        "text": spec.label,
+        "code": [coding],
+        "type": "decimal",
+        "readOnly": True,
+        "extension": extensions,
+    }
 
 
 def builtin_definition(registry: InstrumentRegistry, questionnaire_id: str) -> InstrumentDefinition | None:

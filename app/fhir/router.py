@@ -14,9 +14,18 @@ from app.auth.service import Principal
 from app.auth.smart_tokens import TOKEN_PATH
 from app.core.audit_notes import EntryNote, note_entry
 from app.core.db import utcnow
-from app.core.lifecycle import Db
+from app.core.lifecycle import Db, ReadDb
 from app.core.state import state_of
-from app.fhir import bundles, history, questionnaire_responses, registered_questionnaires, search, tasks, writes
+from app.fhir import (
+    bundles,
+    extract,
+    history,
+    questionnaire_responses,
+    registered_questionnaires,
+    search,
+    tasks,
+    writes,
+)
 from app.fhir import patients as fhir_patients
 from app.fhir.capability import capability_statement, search_openapi
 from app.fhir.conditional_create import criteria_in_query
@@ -201,6 +210,19 @@ def put_questionnaire_response(
     write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer)
     outcome = writes.put_response(write, logical_id=response_id, data=body.data, text=body.text, if_match=if_match)
     return written(write, outcome, base=fhir_base(request))
+
+
+@router.post("/QuestionnaireResponse/$extract", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
+def extract_observations(
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    body: FhirBody,
+    db: ReadDb,
+    registry: RegistryDep,
+) -> FHIRResponse:
+    """SDC `$extract`: the Observations a response (or Parameters holding one) would yield, as a transaction Bundle;
+    checked and scored as a create, nothing stored."""
+    write = FhirWrite(db=db, registry=registry, principal=principal)
+    return fhir_response(extract.extract(write, body.data))
 
 
 @router.get("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse)

@@ -16,6 +16,8 @@ def served_interactions() -> set[tuple[str, str]]:
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         parts = route.path.removeprefix("/fhir").strip("/").split("/")
+        if parts[-1].startswith("$"):
+            continue  # an operation (served_operations)
         for method in route.methods or set():
             if parts == [""]:
                 found |= {("system", "transaction"), ("system", "batch")}
@@ -27,6 +29,17 @@ def served_interactions() -> set[tuple[str, str]]:
                 found.add((parts[0], "history-instance" if parts[-1] == "_history" else "vread"))
             else:
                 found.add((parts[0], {"GET": "read", "PUT": "update"}[method]))
+    return found
+
+
+def served_operations() -> set[tuple[str, str]]:
+    """(resource type, operation name) for every ``/fhir/<type>/$<name>`` route."""
+    found = set()
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            parts = route.path.removeprefix("/fhir").strip("/").split("/")
+            if parts[-1].startswith("$"):
+                found.add((parts[0], parts[-1].removeprefix("$")))
     return found
 
 
@@ -48,6 +61,17 @@ def test_it_lists_exactly_the_interactions_the_router_serves(client: TestClient)
     listed |= {("system", i["code"]) for i in rest["interaction"]}
 
     assert listed == served_interactions()
+
+
+def test_it_lists_exactly_the_operations_the_router_serves_by_their_sdc_definitions(client: TestClient) -> None:
+    [rest] = client.get("/fhir/metadata").json()["rest"]
+
+    listed = {(r["type"], o["name"]): o["definition"] for r in rest["resource"] for o in r.get("operation", [])}
+
+    assert set(listed) == served_operations() == {("QuestionnaireResponse", "extract")}
+    assert listed["QuestionnaireResponse", "extract"] == (
+        "http://hl7.org/fhir/uv/sdc/OperationDefinition/QuestionnaireResponse-extract"
+    )
 
 
 def test_each_search_documents_in_openapi_exactly_the_parameters_it_claims(client: TestClient) -> None:

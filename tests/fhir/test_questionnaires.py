@@ -84,6 +84,37 @@ def test_the_phq9_questionnaire_carries_loinc_codes_ordinal_values_canonical_url
     Questionnaire.model_validate(q)
 
 
+def test_form_fillers_get_radio_buttons_a_calculated_total_and_its_extraction_flag(
+    client: TestClient, clinic: ClinicKeys
+) -> None:
+    q = read(client, clinic, "phq9")
+
+    items = {item["linkId"]: item for item in q["item"]}
+    for number in range(1, 11):
+        assert items[str(number)]["extension"] == [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl",
+                "valueCodeableConcept": {
+                    "coding": [
+                        {
+                            "system": "http://hl7.org/fhir/questionnaire-item-control",
+                            "code": "radio-button",
+                            "display": "Radio Button",
+                        }
+                    ]
+                },
+            }
+        ]
+    calculated, extract = items["total"]["extension"]
+    assert calculated["url"] == "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression"
+    assert calculated["valueExpression"]["language"] == "text/fhirpath"
+    assert calculated["valueExpression"]["expression"].startswith("iif(%resource.item.where(linkId in ('1' | '2' |")
+    assert extract == {
+        "url": "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-observationExtract",
+        "valueBoolean": True,
+    }
+
+
 def test_the_gad7_questionnaire_uses_the_gad7_loinc_codes(client: TestClient, clinic: ClinicKeys) -> None:
     q = read(client, clinic, "gad7")
 

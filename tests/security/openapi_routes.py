@@ -99,6 +99,7 @@ EXAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/fhir/Patient/{patient_id}"): {"resourceType": "Patient", "id": "{patient_id}"},
     ("POST", "/fhir/QuestionnaireResponse"): PHQ9_RESPONSE,
     ("PUT", "/fhir/QuestionnaireResponse/{response_id}"): {**PHQ9_RESPONSE, "id": "{response_id}"},
+    ("POST", "/fhir/QuestionnaireResponse/$extract"): PHQ9_RESPONSE,
     ("POST", "/v1/research/imports"): json.dumps(
         {"external_id": "{external_id}", "instrument": "phq9", "measured_at": MEASURED_AT, "items": ISSUE_PHQ9}
     )
