@@ -74,7 +74,7 @@ def sent_on_success(app: FastAPI) -> dict[tuple[str, str], frozenset[str]]:
         for method in route.methods or ():
             media_type = response_class.media_type
             key = (method, str(route.path))
-            sent[key] = frozenset({media_type}) if media_type else SENT_BY_BARE_RESPONSES[key]
+            sent[key] = frozenset({media_type}) if media_type else SENT_BY_BARE_RESPONSES.get(key, frozenset())
     return sent
 
 
@@ -101,7 +101,9 @@ def test_every_declared_media_type_is_one_the_route_sends(app: FastAPI, document
         else:
             sendable = on_success[(method, path)]
         checked += len(declared)
-        if not declared <= sendable:
+        if declared and not sendable:
+            wrong.append(f"{method} {path}: a plain Response; list the media types it sets in SENT_BY_BARE_RESPONSES")
+        elif not declared <= sendable:
             wrong.append(f"{method} {path} {status}: declares {sorted(declared - sendable)}, sends {sorted(sendable)}")
     assert checked > 500  # every route declares its answers and its errors
     assert not wrong, "\n".join(wrong)
