@@ -4,13 +4,16 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+UV ?= $(BIN)/uv
+# Tools that cannot share the app's venv (requirements-tools.in says why): the generated-client test runs them.
+TOOLS := .venv-tools
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # The browser tests drive Debian's Chromium (tests/clinical/test_report_browser.py); `make test` installs it if missing.
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck pytest migrate lock clean help bench bench-smoke
+.PHONY: run test lint typecheck pytest tools migrate lock clean help bench bench-smoke
 
 help:
 	@echo "make run   - set up, migrate the SQLite database, serve on http://$(HOST):$(PORT)"
@@ -25,6 +28,13 @@ $(VENV)/.installed: $(BIN)/uv requirements.lock pyproject.toml
 	UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
 	UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
+
+$(TOOLS)/.installed: requirements-tools.lock | $(UV)
+	UV_PYTHON_DOWNLOADS=never $(UV) venv --quiet --allow-existing --python $(PYTHON) $(TOOLS)
+	UV_PYTHON_DOWNLOADS=never $(UV) pip install --quiet --python $(TOOLS)/bin/python -r requirements-tools.lock
+	touch $@
+
+tools: $(TOOLS)/.installed
 
 migrate: $(VENV)/.installed
 	$(BIN)/python -m app migrate
@@ -45,7 +55,7 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null
 
-pytest: $(VENV)/.installed $(CHROMIUM)
+pytest: $(VENV)/.installed $(CHROMIUM) $(TOOLS)/.installed
 	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 	$(BIN)/coverage report --include='app/scoring/*' --fail-under=100
 
@@ -59,6 +69,7 @@ bench-smoke: $(VENV)/.installed
 
 lock: $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.11 --universal --quiet -o requirements.lock
+	$(BIN)/uv pip compile requirements-tools.in --python-version 3.11 --universal --quiet -o requirements-tools.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .coverage htmlcov

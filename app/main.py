@@ -24,9 +24,10 @@ from app.core.config import Settings, get_settings
 from app.core.limits import Clock, GuessLimits, RateLimits
 from app.core.logging import configure_logging, install_request_logging
 from app.core.middleware import install_middleware
-from app.core.problems import install_problem_handlers
+from app.core.openapi import add_component_schemas
+from app.core.problems import install_problem_handlers, problem_schemas
 from app.core.state import AppState, Database, opened_state
-from app.fhir.http import refusal_outcome
+from app.fhir.http import OPERATION_OUTCOME_SCHEMA, refusal_outcome
 from app.fhir.router import router as fhir_router
 from app.fhir.validation import load_fhir_models
 from app.fhir.validation_pool import ValidationPool
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, monotonic: Clock = time.mono
     )
     install_problem_handlers(app)
     app.add_exception_handler(OAuthError, oauth_error_response)  # the token endpoint's errors (RFC 6749 §5.2)
+    add_component_schemas(app, {**problem_schemas(), "OperationOutcome": OPERATION_OUTCOME_SCHEMA})
 
     @app.exception_handler(IdempotentReplay)
     async def _replay(_request: Request, exc: IdempotentReplay) -> Response:

@@ -125,7 +125,12 @@ def get_report(
 @patient_router.get(
     "/chart.svg",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}}, "description": "The chart as a standalone SVG document."}},
+    responses={
+        200: {
+            "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+            "description": "The chart as a standalone SVG document.",
+        }
+    },
 )
 def get_chart(
     patient_id: uuid.UUID,

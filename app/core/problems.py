@@ -48,8 +48,10 @@ class Problem(BaseModel):
     errors: list[ProblemFieldError] = []
 
 
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": description}
+    status: {"content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}, "description": description}
     for status, description in {
         400: "Malformed request (the body is not JSON text)",
         401: "Missing or invalid API key",
@@ -61,6 +63,17 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         429: "Rate limit exceeded; retry after `Retry-After` seconds",
     }.items()
 }
+"""Declared by reference, not with FastAPI's ``model``: that would file the schema under the route's own media type
+(``application/json``, or ``text/html`` for the report), which a problem never has, so a generated client would look
+for a body that never comes. ``problem_schemas`` gives the components the references name."""
+
+
+def problem_schemas() -> dict[str, dict[str, Any]]:
+    """``Problem`` and ``ProblemFieldError`` as OpenAPI component schemas (no route names them as its model, so
+    FastAPI does not list them itself)."""
+    schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
+    nested: dict[str, dict[str, Any]] = schema.pop("$defs", {})
+    return {"Problem": schema, **nested}
 
 
 class ProblemResponse(JSONResponse):

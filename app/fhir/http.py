@@ -259,8 +259,39 @@ FHIR_BODY_OPENAPI: dict[str, Any] = {
         "content": {FHIR_MEDIA_TYPE: {"schema": {"type": "object", "required": ["resourceType"]}}},
     }
 }
+OPERATION_OUTCOME_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A FHIR R4 OperationOutcome (https://hl7.org/fhir/R4/operationoutcome.html): what went wrong.",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+        "issue": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["severity", "code"],
+                "properties": {
+                    "severity": {"type": "string", "enum": ["fatal", "error", "warning", "information"]},
+                    "code": {"type": "string", "description": "http://hl7.org/fhir/issue-type"},
+                    "diagnostics": {"type": "string"},
+                    "expression": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
+"""Listed under ``components/schemas`` by the app (``app.core.openapi``); every FHIR error response refers to it."""
+
 FHIR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": description, "content": {FHIR_MEDIA_TYPE: {"schema": {"type": "object"}}}}
+    status: {
+        "description": description,
+        "content": {
+            FHIR_MEDIA_TYPE: {
+                "schema": {"$ref": "#/components/schemas/OperationOutcome"} if status >= 400 else {"type": "object"}
+            }
+        },
+    }
     for status, description in {
         200: "The resource (or Bundle, or OperationOutcome when asked for with Prefer)",
         201: "Created: the resource as stored (or an OperationOutcome when asked for with Prefer)",

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -13,10 +15,24 @@ class HealthResponse(JSONResponse):
     media_type = "application/health+json"
 
 
+HEALTH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Health Check Response Format for HTTP APIs (draft-inadarei-api-health-check).",
+    "required": ["status"],
+    "properties": {
+        "status": {"type": "string", "enum": ["pass", "fail"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object"}}},
+    },
+}
+
+
 @router.get(
     "/health",
     response_class=HealthResponse,
-    responses={503: {"description": "The database does not answer", "content": {HealthResponse.media_type: {}}}},
+    responses={
+        status: {"description": description, "content": {HealthResponse.media_type: {"schema": HEALTH_SCHEMA}}}
+        for status, description in {200: "The database answers", 503: "The database does not answer"}.items()
+    },
 )
 def health(db: Db) -> JSONResponse:
     """Ready to serve: the database answers. 503 (``application/health+json``) when it does not."""

@@ -14,28 +14,38 @@ from app.core.state import state_of
 from app.idempotency.service import Idempotent
 from app.instruments.dependencies import RegistryDep
 from app.research import codebook, imports, service
-from app.research.dependencies import ExportParams, ExportParamsDep, ImportFormatDep, UploadDep
+from app.research.dependencies import NDJSON_TYPES, ExportParams, ExportParamsDep, ImportFormatDep, UploadDep
 from app.research.export import ExportSpec
 from app.research.pseudonyms import DEFAULT_PROJECT, Pseudonymiser
 from app.research.responses import export_response
 from app.research.schemas import (
     PROJECT_PATTERN,
+    ExportFormat,
     ExportRecord,
     ImportReport,
     LaggedEffectsRequest,
     LaggedEffectsResponse,
 )
+from app.research.writers import MEDIA_TYPES
 
 router = APIRouter(route_class=AppRoute, prefix="/v1/research", tags=["research"], responses=PROBLEM_RESPONSES)
 
+BINARY_FILE: dict[str, Any] = {"type": "string", "format": "binary"}
+BINARY_FORMATS = (ExportFormat.PARQUET, ExportFormat.SAV, ExportFormat.DTA)
+NDJSON = "application/x-ndjson"
 EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The export file (CSV and Parquet are streamed).",
+        "description": (
+            "The export file in the `format` asked for, under that format's own media type (CSV and Parquet are "
+            "streamed). Parquet, SPSS and Stata files are binary: read the body as bytes, never as text (a client "
+            "generated with openapi-python-client: `sync_detailed(...).content`). CSV is UTF-8 with a header row."
+        ),
+        # The binary formats first: a generator that maps their media types to bytes (openapi-python-client's
+        # `content_type_overrides`) takes the first one it knows. CSV has no schema, so that a generator that knows
+        # only `text/*` does not decode every format as text.
         "content": {
-            "text/csv": {"schema": {"type": "string"}},
-            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
-            "application/x-spss-sav": {"schema": {"type": "string", "format": "binary"}},
-            "application/x-stata-dta": {"schema": {"type": "string", "format": "binary"}},
+            **{MEDIA_TYPES[binary]: {"schema": BINARY_FILE} for binary in BINARY_FORMATS},
+            MEDIA_TYPES[ExportFormat.CSV].split(";")[0]: {},
         },
     }
 }
@@ -158,9 +168,16 @@ def lagged_effects(
     openapi_extra={
         "requestBody": {
             "required": True,
+            "description": (
+                "The file. CSV (`text/csv`): a header row naming `external_id`, `instrument`, `measured_at` (ISO 8601 "
+                "with a time zone), optionally `session_number` and `declared_total`, and the answers as `item_1`, "
+                "`item_2`, … (an empty cell is an unanswered item). NDJSON (`application/x-ndjson` or another of its "
+                "names): one JSON object per line with the same fields and the answers as an `items` object, as in "
+                "`POST /v1/patients/{patient_id}/measurements`. `?format=` overrides the Content-Type."
+            ),
             "content": {
-                "text/csv": {"schema": {"type": "string"}},
-                "application/x-ndjson": {"schema": {"type": "string"}},
+                media_type: {"schema": {"type": "string"}}
+                for media_type in ("text/csv", NDJSON, *sorted(NDJSON_TYPES - {NDJSON}))
             },
         }
     },

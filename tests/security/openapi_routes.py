@@ -166,6 +166,18 @@ class Route:
         """Path parameters that name a clinic's record (not a shared definition such as an instrument)."""
         return [p["name"] for p in self.parameters("path") if _value_kind(p) == "record"]
 
+    def undeclared(self, status: int, content_type: str) -> str | None:
+        """What the schema does not declare about an answer of this route: its status, or its media type."""
+        responses = self.operation["responses"]
+        declared = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX") or responses.get("default")
+        if declared is None:
+            return f"status {status} is not declared"
+        media_type = content_type.split(";")[0].strip()
+        content = declared.get("content")
+        if content is not None and media_type not in content:
+            return f"{media_type or 'no media type'} is not declared for {status} (declared: {', '.join(content)})"
+        return None
+
 
 def routes(app: FastAPI) -> list[Route]:
     """Every operation in the app's OpenAPI schema, in schema order."""

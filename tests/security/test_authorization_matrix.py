@@ -57,6 +57,8 @@ def verdict(route: Route, role: Role | None, response: Response, *, targets_reco
         return "server error"
     if status >= 400 and not is_error_document(route, response):
         return "an error that is neither problem details nor an OperationOutcome"
+    if undeclared := route.undeclared(status, response.headers.get("content-type", "")):
+        return f"an answer /openapi.json does not declare: {undeclared}"
     if route.public:
         return None
     if role is None:

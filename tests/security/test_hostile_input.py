@@ -72,6 +72,8 @@ def judge(route: Route, response: Response) -> str | None:
         return "server error"
     if status >= 400 and not error_document(route, response):
         return "refused without a problem document"
+    if undeclared := route.undeclared(status, response.headers.get("content-type", "")):
+        return f"an answer /openapi.json does not declare: {undeclared}"
     if status < 400 and route.takes_body:
         return "accepted"
     return None
