@@ -115,7 +115,7 @@ _IN_WINDOW = and_(
 )
 _COMPLETE_ONE = _complete(_IN_WINDOW)
 """Built once: an ingest stores one measurement, and building a statement costs more than running it."""
-_CANDIDATE = (
+_CANDIDATE: Select[tuple[Any]] = (
     select(literal_column("1"))
     .select_from(_OCCURRENCE)
     .where(

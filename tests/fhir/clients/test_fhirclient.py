@@ -7,12 +7,12 @@ import uuid
 from typing import Any
 
 import pytest
-from fhirclient.models.bundle import Bundle  # type: ignore[import-untyped]
-from fhirclient.models.fhirdatetime import FHIRDateTime  # type: ignore[import-untyped]
-from fhirclient.models.observation import Observation  # type: ignore[import-untyped]
-from fhirclient.models.patient import Patient  # type: ignore[import-untyped]
-from fhirclient.models.questionnaireresponse import QuestionnaireResponse  # type: ignore[import-untyped]
-from fhirclient.server import FHIRServer  # type: ignore[import-untyped]
+from fhirclient.models.bundle import Bundle
+from fhirclient.models.fhirdatetime import FHIRDateTime
+from fhirclient.models.observation import Observation
+from fhirclient.models.patient import Patient
+from fhirclient.models.questionnaireresponse import QuestionnaireResponse
+from fhirclient.server import FHIRServer
 
 from tests.fhir.clients.conftest import Live, phq9_response
 
