@@ -19,8 +19,11 @@ from fastapi.testclient import TestClient
 from httpx2 import Response
 
 from app.auth.permissions import Role
+from tests.auth.smart import access_token, bearer
+from tests.auth.smart import register as register_smart_client
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
 from tests.fhir.conftest import FHIR_JSON, SDC_QUESTIONNAIRE, fixture, send
+from tests.fhir.test_versioning import LA, phq9, put, read_ok
 from tests.security.openapi_routes import PHQ9_RESPONSE, example_schedule
 
 Claim = tuple[str, str, str]
@@ -205,10 +208,34 @@ def conditional_patient(stock: Stock) -> None:
 
 
 def versioned(resource_type: str, logical_id: Callable[[Stock], str]) -> Callable[[Stock], None]:
+    """Every read carries ``ETag: W/"<meta.versionId>"``, and ``If-None-Match`` with it answers 304."""
+
     def check(stock: Stock) -> None:
-        response = stock.get(f"/fhir/{resource_type}/{logical_id(stock)}")
-        assert response.status_code == 200, response.text
-        assert response.json()["meta"]["versionId"]
+        path = f"/fhir/{resource_type}/{logical_id(stock)}"
+        _body, tag = read_ok(stock.client, stock.clinic, path)
+        unchanged = stock.client.get(path, headers=stock.clinic.headers(Role.ADMIN, {"If-None-Match": tag}))
+        assert (unchanged.status_code, unchanged.content) == (304, b"")
+        assert stock.client.get(path, headers=stock.clinic.headers(Role.ADMIN, {"If-None-Match": 'W/"x"'})).is_success
+
+    return check
+
+
+def versioned_update(
+    resource_type: str, logical_id: Callable[[Stock], str], changed: Callable[[Stock, dict[str, Any]], dict[str, Any]]
+) -> Callable[[Stock], None]:
+    """Versioned reads, and an update with ``If-Match`` naming the current version is stored; naming the one it
+    replaced is a 412 that changes nothing."""
+
+    def check(stock: Stock) -> None:
+        versioned(resource_type, logical_id)(stock)
+        path = f"/fhir/{resource_type}/{logical_id(stock)}"
+        current, tag = read_ok(stock.client, stock.clinic, path)
+        updated = put(stock.client, stock.clinic, path, changed(stock, current), tag)
+        assert updated.status_code == 200, updated.text
+        assert updated.headers["etag"] != tag
+        stale = put(stock.client, stock.clinic, path, changed(stock, current), tag)
+        assert stale.status_code == 412, stale.text
+        assert read_ok(stock.client, stock.clinic, path) == (updated.json(), updated.headers["etag"])
 
     return check
 
@@ -217,6 +244,117 @@ def registered_form(stock: Stock) -> str:
     form = {**fixture(SDC_QUESTIONNAIRE), "id": "versioned-form"}
     assert stock.send("PUT", "/fhir/Questionnaire/versioned-form", form).status_code in (200, 201)
     return "versioned-form"
+
+
+def renamed(stock: Stock, form: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in form.items() if key != "meta"} | {"title": "Renamed"}
+
+
+def reanswered(stock: Stock, response: dict[str, Any]) -> dict[str, Any]:
+    return phq9(stock.patient, 2, response["id"])
+
+
+def reidentified(stock: Stock, patient: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": patient["id"], "identifier": [{"system": "urn:test:mrn", "value": "B"}]}
+
+
+def amended(stock: Stock) -> str:
+    """Amend the stock's FHIR response (every answer now 2, total 18); the id of its total score Observation."""
+    scores = stock.found(
+        "/fhir/Observation", subject=f"Patient/{stock.patient}", code=PHQ9_TOTAL, date="ge2026-11-20", _count="1"
+    )
+    [entry] = scores["entry"]
+    path = f"/fhir/QuestionnaireResponse/{stock.response}"
+    response = put(stock.client, stock.clinic, path, phq9(stock.patient, 2, stock.response), 'W/"1"')
+    assert response.status_code == 200, response.text
+    return str(entry["resource"]["id"])
+
+
+def vread_response(stock: Stock) -> None:
+    amended(stock)
+    first, tag = read_ok(stock.client, stock.clinic, f"/fhir/QuestionnaireResponse/{stock.response}/_history/1")
+    second, _ = read_ok(stock.client, stock.clinic, f"/fhir/QuestionnaireResponse/{stock.response}/_history/2")
+    assert (tag, first["id"], second["meta"]["versionId"]) == ('W/"1"', stock.response, "2")
+    assert first["item"] == PHQ9_RESPONSE["item"]
+    assert second["item"][0]["answer"][0]["valueCoding"]["code"] == LA[2]
+
+
+def vread_observation(stock: Stock) -> None:
+    observation = amended(stock)
+    old, _ = read_ok(stock.client, stock.clinic, f"/fhir/Observation/{observation}/_history/1")
+    new, _ = read_ok(stock.client, stock.clinic, f"/fhir/Observation/{observation}/_history/2")
+    assert (old["valueQuantity"]["value"], old["status"]) == (0, "final")
+    assert (new["valueQuantity"]["value"], new["status"]) == (18, "amended")
+
+
+def vread_questionnaire(stock: Stock) -> None:
+    builtin, tag = read_ok(stock.client, stock.clinic, "/fhir/Questionnaire/phq9")
+    path = f"/fhir/Questionnaire/phq9/_history/{builtin['meta']['versionId']}"
+    assert read_ok(stock.client, stock.clinic, path) == (builtin, tag)
+    form = registered_form(stock)
+    renaming = stock.send(
+        "PUT", f"/fhir/Questionnaire/{form}", {**fixture(SDC_QUESTIONNAIRE), "id": form, "title": "B"}
+    )
+    assert renaming.status_code == 200, renaming.text
+    first, _ = read_ok(stock.client, stock.clinic, f"/fhir/Questionnaire/{form}/_history/1")
+    assert first["title"] == fixture(SDC_QUESTIONNAIRE)["title"]
+
+
+def history(path: Callable[[Stock], str], versions: list[str]) -> Callable[[Stock], None]:
+    """``GET <path>/_history`` is a history Bundle of the versions kept, newest first."""
+
+    def check(stock: Stock) -> None:
+        resource = path(stock)
+        response = stock.get(f"{resource}/_history")
+        assert response.status_code == 200, response.text
+        bundle = response.json()
+        assert (bundle["type"], bundle["total"]) == ("history", len(versions))
+        assert [entry["resource"]["meta"]["versionId"] for entry in bundle["entry"]] == versions
+        assert all(entry["fullUrl"] == f"http://testserver{resource}" for entry in bundle["entry"])
+
+    return check
+
+
+def amended_response(stock: Stock) -> str:
+    amended(stock)
+    return f"/fhir/QuestionnaireResponse/{stock.response}"
+
+
+def amended_observation(stock: Stock) -> str:
+    return f"/fhir/Observation/{amended(stock)}"
+
+
+def renamed_form(stock: Stock) -> str:
+    form = registered_form(stock)
+    renaming = stock.send(
+        "PUT", f"/fhir/Questionnaire/{form}", {**fixture(SDC_QUESTIONNAIRE), "id": form, "title": "B"}
+    )
+    assert renaming.status_code == 200, renaming.text
+    return f"/fhir/Questionnaire/{form}"
+
+
+def extract(stock: Stock) -> None:
+    """``$extract`` answers the Observations a create would store (total 0 and the panel), and stores nothing."""
+    before = stock.found("/fhir/Observation", subject=f"Patient/{stock.patient}", _summary="count")["total"]
+    response = stock.send("POST", "/fhir/QuestionnaireResponse/$extract", new_response(stock))
+    assert response.status_code == 200, response.text
+    bundle = response.json()
+    assert (bundle["resourceType"], bundle["type"]) == ("Bundle", "transaction")
+    scores = {entry["resource"]["code"]["coding"][0]["code"]: entry["resource"] for entry in bundle["entry"]}
+    assert sorted(scores) == ["44249-1", "44261-6"]
+    assert scores["44261-6"]["valueQuantity"]["value"] == 0
+    after = stock.found("/fhir/Observation", subject=f"Patient/{stock.patient}", _summary="count")["total"]
+    assert after == before
+
+
+def smart_on_fhir(stock: Stock) -> None:
+    """A SMART Backend Services client gets a token at the advertised endpoint and reads with it what it may."""
+    client_id = register_smart_client(stock.client, stock.clinic.headers(Role.ADMIN), ["system/Observation.rs"])
+    token = access_token(stock.client, client_id, "system/Observation.rs")
+    found = stock.client.get("/fhir/Observation", params={"subject": f"Patient/{stock.patient}"}, headers=bearer(token))
+    assert found.status_code == 200, found.text
+    assert found.json()["total"] == stock.found("/fhir/Observation", subject=f"Patient/{stock.patient}")["total"] > 0
+    assert stock.client.get(f"/fhir/Patient/{stock.patient}", headers=bearer(token)).status_code == 403
 
 
 def transaction(stock: Stock) -> None:
@@ -344,13 +482,17 @@ def own_base_patient(stock: Stock) -> str:
 ROWS: dict[Claim, Callable[[Stock], None]] = {
     ("system", "interaction", "transaction"): transaction,
     ("system", "interaction", "batch"): batch,
+    ("system", "security", "SMART-on-FHIR"): smart_on_fhir,
     # Questionnaire
     ("Questionnaire", "interaction", "read"): read("Questionnaire", lambda s: "phq9"),
     ("Questionnaire", "interaction", "search-type"): search_type("Questionnaire"),
     ("Questionnaire", "interaction", "create"): create_questionnaire,
     ("Questionnaire", "interaction", "update"): update_questionnaire,
     ("Questionnaire", "updateCreate", "true"): update_questionnaire,
-    ("Questionnaire", "versioning", "versioned"): versioned("Questionnaire", registered_form),
+    ("Questionnaire", "versioning", "versioned-update"): versioned_update("Questionnaire", registered_form, renamed),
+    ("Questionnaire", "interaction", "vread"): vread_questionnaire,
+    ("Questionnaire", "interaction", "history-instance"): history(renamed_form, ["2", "1"]),
+    ("Questionnaire", "readHistory", "true"): vread_questionnaire,
     ("Questionnaire", "search", "url"): filters("Questionnaire", "url", lambda s: PHQ9_URL, lambda s: "urn:nothing"),
     ("Questionnaire", "search", "version"): filters("Questionnaire", "version", phq9_version, lambda s: "0.0.0-none"),
     ("Questionnaire", "search", "code"): filters("Questionnaire", "code", lambda s: PHQ9_PANEL, lambda s: "nothing|0"),
@@ -361,7 +503,13 @@ ROWS: dict[Claim, Callable[[Stock], None]] = {
     ("QuestionnaireResponse", "interaction", "update"): update_response,
     ("QuestionnaireResponse", "updateCreate", "true"): update_response,
     ("QuestionnaireResponse", "conditionalCreate", "true"): conditional_response,
-    ("QuestionnaireResponse", "versioning", "versioned"): versioned("QuestionnaireResponse", lambda s: s.response),
+    ("QuestionnaireResponse", "versioning", "versioned-update"): versioned_update(
+        "QuestionnaireResponse", lambda s: s.response, reanswered
+    ),
+    ("QuestionnaireResponse", "interaction", "vread"): vread_response,
+    ("QuestionnaireResponse", "interaction", "history-instance"): history(amended_response, ["2", "1"]),
+    ("QuestionnaireResponse", "readHistory", "true"): vread_response,
+    ("QuestionnaireResponse", "operation", "extract"): extract,
     ("QuestionnaireResponse", "search", "subject"): filters(
         "QuestionnaireResponse", "subject", lambda s: f"Patient/{s.patient}", lambda s: f"Patient/{s.other}"
     ),
@@ -384,6 +532,9 @@ ROWS: dict[Claim, Callable[[Stock], None]] = {
     ("Observation", "interaction", "read"): read("Observation", observation_id),
     ("Observation", "interaction", "search-type"): search_type("Observation"),
     ("Observation", "versioning", "versioned"): versioned("Observation", observation_id),
+    ("Observation", "interaction", "vread"): vread_observation,
+    ("Observation", "interaction", "history-instance"): history(amended_observation, ["2", "1"]),
+    ("Observation", "readHistory", "true"): vread_observation,
     ("Observation", "search", "subject"): filters(
         "Observation", "subject", lambda s: f"Patient/{s.patient}", lambda s: f"Patient/{s.other}"
     ),
@@ -397,7 +548,7 @@ ROWS: dict[Claim, Callable[[Stock], None]] = {
     # Task
     ("Task", "interaction", "read"): read("Task", task_id),
     ("Task", "interaction", "search-type"): search_type("Task"),
-    ("Task", "versioning", "no-version"): read("Task", task_id),
+    ("Task", "versioning", "versioned"): versioned("Task", task_id),
     ("Task", "search", "patient"): filters("Task", "patient", lambda s: f"Patient/{s.patient}", lambda s: s.other),
     ("Task", "search", "status"): filters("Task", "status", lambda s: "ready,requested", lambda s: "completed"),
     # Patient
@@ -407,7 +558,7 @@ ROWS: dict[Claim, Callable[[Stock], None]] = {
     ("Patient", "interaction", "update"): update_patient,
     ("Patient", "updateCreate", "true"): update_creates_patient,
     ("Patient", "conditionalCreate", "true"): conditional_patient,
-    ("Patient", "versioning", "no-version"): read("Patient", lambda s: s.patient),
+    ("Patient", "versioning", "versioned-update"): versioned_update("Patient", lambda s: s.patient, reidentified),
     ("Patient", "search", "identifier"): filters(
         "Patient", "identifier", lambda s: "|".join(PATIENT_IDENTIFIER), lambda s: "urn:test:mrn|none"
     ),
@@ -435,6 +586,8 @@ def claims(statement: dict[str, Any]) -> set[Claim]:
         if "versioning" in resource:
             found.add((kind, "versioning", resource["versioning"]))
     found |= {("system", "operation", o["name"]) for o in rest.get("operation", [])}
+    services = rest.get("security", {}).get("service", [])
+    found |= {("system", "security", coding["code"]) for service in services for coding in service["coding"]}
     return found
 
 
