@@ -294,8 +294,19 @@ def smart_configuration_of(settings: Settings) -> SmartConfiguration:
     )
 
 
+FHIR_REFUSALS: dict[int | str, dict[str, object]] = {
+    status: {
+        "description": PROBLEM_RESPONSES[status]["description"] + " (OperationOutcome)",
+        "content": {"application/fhir+json": {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}},
+    }
+    for status in (413, 429)
+}
+"""The middleware's refusals under ``/fhir`` are OperationOutcomes, the discovery document's there too (spelled out:
+``app.fhir``, which has them, is a layer above this one)."""
+
+
 @smart_router.get("/.well-known/smart-configuration", name="smart_configuration")
-@smart_router.get("/fhir/.well-known/smart-configuration", name="fhir_smart_configuration")
+@smart_router.get("/fhir/.well-known/smart-configuration", name="fhir_smart_configuration", responses=FHIR_REFUSALS)
 def smart_configuration(settings: SettingsDep) -> SmartConfiguration:
     """SMART App Launch 2.2 discovery: Backend Services only (client_credentials with private_key_jwt)."""
     return smart_configuration_of(settings)

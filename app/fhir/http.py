@@ -283,23 +283,60 @@ OPERATION_OUTCOME_SCHEMA: dict[str, Any] = {
 }
 """Listed under ``components/schemas`` by the app (``app.core.openapi``); every FHIR error response refers to it."""
 
-FHIR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": description,
-        "content": {
-            FHIR_MEDIA_TYPE: {
-                "schema": {"$ref": "#/components/schemas/OperationOutcome"} if status >= 400 else {"type": "object"}
-            }
-        },
+
+def _outcomes(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {
+            "description": description,
+            "content": {FHIR_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}},
+        }
+        for status, description in descriptions.items()
     }
-    for status, description in {
-        200: "The resource (or Bundle, or OperationOutcome when asked for with Prefer)",
-        201: "Created: the resource as stored (or an OperationOutcome when asked for with Prefer)",
-        400: "Malformed JSON or an invalid R4 resource (OperationOutcome)",
-        401: "Missing or invalid API key (OperationOutcome)",
-        403: "The key's role does not allow this (OperationOutcome)",
-        404: "Not found, or another clinic's record (OperationOutcome)",
-        406: "Only application/fhir+json is served (OperationOutcome)",
-        422: "A business rule failed; nothing was stored (OperationOutcome)",
-    }.items()
+
+
+FHIR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The resource (or Bundle, or OperationOutcome when asked for with Prefer)",
+        "content": {FHIR_MEDIA_TYPE: {"schema": {"type": "object"}}},
+    },
+    201: {
+        "description": "Created: the resource as stored (or an OperationOutcome when asked for with Prefer)",
+        "content": {FHIR_MEDIA_TYPE: {"schema": {"type": "object"}}},
+    },
+    **_outcomes(
+        {
+            400: "Malformed JSON or an invalid R4 resource (OperationOutcome)",
+            401: "Missing or invalid API key or access token (OperationOutcome; `WWW-Authenticate: Bearer`)",
+            403: "The key's role does not allow this (OperationOutcome)",
+            404: "Not found, or another clinic's record (OperationOutcome)",
+            406: "Only application/fhir+json is served (OperationOutcome)",
+            413: "Request body too large (OperationOutcome)",
+            422: "A business rule failed; nothing was stored (OperationOutcome)",
+            429: "Rate limit exceeded; retry after `Retry-After` seconds (OperationOutcome)",
+        }
+    ),
 }
+"""What every FHIR route may answer (the middleware's 413 and 429 too, which under ``/fhir`` are OperationOutcomes)."""
+
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not Modified: If-None-Match named the current version (no body; the ETag is sent)"}
+}
+"""Reads of one resource (and vreads) honour ``If-None-Match``."""
+
+FHIR_BODY_RESPONSES: dict[int | str, dict[str, Any]] = _outcomes(
+    {415: "The body is not application/fhir+json or application/json (OperationOutcome)"}
+)
+"""What a route taking a FHIR body may also answer."""
+
+FHIR_WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **FHIR_BODY_RESPONSES,
+    **_outcomes(
+        {409: "In use, or stored concurrently, or an Idempotency-Key resent with another request (OperationOutcome)"}
+    ),
+}
+"""What a route that stores may also answer."""
+
+PRECONDITION_FAILED: dict[int | str, dict[str, Any]] = _outcomes(
+    {412: "If-Match named another version, or If-None-Exist matched more than one resource (OperationOutcome)"}
+)
+"""Updates with ``If-Match`` and conditional creates with ``If-None-Exist``."""

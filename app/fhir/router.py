@@ -32,7 +32,11 @@ from app.fhir.conditional_create import criteria_in_query
 from app.fhir.errors import MethodNotAllowed, UnknownInteraction
 from app.fhir.http import (
     FHIR_BODY_OPENAPI,
+    FHIR_BODY_RESPONSES,
     FHIR_RESPONSES,
+    FHIR_WRITE_RESPONSES,
+    NOT_MODIFIED,
+    PRECONDITION_FAILED,
     FHIRResponse,
     FhirRoute,
     InstrumentOrLogicalId,
@@ -85,7 +89,7 @@ def search_questionnaires(
     return _searched(request, db, registry, principal, "Questionnaire")
 
 
-@router.get("/Questionnaire/{questionnaire_id}", response_class=FHIRResponse)
+@router.get("/Questionnaire/{questionnaire_id}", response_class=FHIRResponse, responses=NOT_MODIFIED)
 def read_questionnaire(
     principal: Annotated[Principal, requires(Permission.INSTRUMENTS_READ)],
     questionnaire_id: InstrumentOrLogicalId,
@@ -103,7 +107,9 @@ def read_questionnaire(
     return read_answer(registered_questionnaires.served(row), str(row.version_id), if_none_match)
 
 
-@router.get("/Questionnaire/{questionnaire_id}/_history/{version_id}", response_class=FHIRResponse)
+@router.get(
+    "/Questionnaire/{questionnaire_id}/_history/{version_id}", response_class=FHIRResponse, responses=NOT_MODIFIED
+)
 def vread_questionnaire(
     principal: Annotated[Principal, requires(Permission.INSTRUMENTS_READ)],
     questionnaire_id: InstrumentOrLogicalId,
@@ -141,7 +147,13 @@ def questionnaire_history(
     )
 
 
-@router.post("/Questionnaire", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
+@router.post(
+    "/Questionnaire",
+    status_code=201,
+    response_class=FHIRResponse,
+    openapi_extra=FHIR_BODY_OPENAPI,
+    responses=FHIR_WRITE_RESPONSES,
+)
 def register_questionnaire(
     principal: Annotated[Principal, requires(Permission.QUESTIONNAIRES_MANAGE)],
     request: Request,
@@ -156,7 +168,12 @@ def register_questionnaire(
     return written(write, writes.register_questionnaire(write, data=body.data, text=body.text), base=fhir_base(request))
 
 
-@router.put("/Questionnaire/{questionnaire_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
+@router.put(
+    "/Questionnaire/{questionnaire_id}",
+    response_class=FHIRResponse,
+    openapi_extra=FHIR_BODY_OPENAPI,
+    responses={**FHIR_WRITE_RESPONSES, **PRECONDITION_FAILED},
+)
 def put_questionnaire(
     principal: Annotated[Principal, requires(Permission.QUESTIONNAIRES_MANAGE)],
     request: Request,
@@ -176,7 +193,13 @@ def put_questionnaire(
     return written(write, outcome, base=fhir_base(request))
 
 
-@router.post("/QuestionnaireResponse", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
+@router.post(
+    "/QuestionnaireResponse",
+    status_code=201,
+    response_class=FHIRResponse,
+    openapi_extra=FHIR_BODY_OPENAPI,
+    responses={**FHIR_WRITE_RESPONSES, **PRECONDITION_FAILED},
+)
 def create_questionnaire_response(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
     request: Request,
@@ -194,7 +217,12 @@ def create_questionnaire_response(
     return written(write, outcome, base=fhir_base(request))
 
 
-@router.put("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
+@router.put(
+    "/QuestionnaireResponse/{response_id}",
+    response_class=FHIRResponse,
+    openapi_extra=FHIR_BODY_OPENAPI,
+    responses={**FHIR_WRITE_RESPONSES, **PRECONDITION_FAILED},
+)
 def put_questionnaire_response(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_WRITE)],
     request: Request,
@@ -212,7 +240,12 @@ def put_questionnaire_response(
     return written(write, outcome, base=fhir_base(request))
 
 
-@router.post("/QuestionnaireResponse/$extract", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
+@router.post(
+    "/QuestionnaireResponse/$extract",
+    response_class=FHIRResponse,
+    openapi_extra=FHIR_BODY_OPENAPI,
+    responses=FHIR_BODY_RESPONSES,
+)
 def extract_observations(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     body: FhirBody,
@@ -225,7 +258,7 @@ def extract_observations(
     return fhir_response(extract.extract(write, body.data))
 
 
-@router.get("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse)
+@router.get("/QuestionnaireResponse/{response_id}", response_class=FHIRResponse, responses=NOT_MODIFIED)
 def read_questionnaire_response(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     response_id: LogicalId,
@@ -237,7 +270,9 @@ def read_questionnaire_response(
     return read_answer(questionnaire_responses.served(row), str(row.version_id), if_none_match)
 
 
-@router.get("/QuestionnaireResponse/{response_id}/_history/{version_id}", response_class=FHIRResponse)
+@router.get(
+    "/QuestionnaireResponse/{response_id}/_history/{version_id}", response_class=FHIRResponse, responses=NOT_MODIFIED
+)
 def vread_questionnaire_response(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     response_id: LogicalId,
@@ -295,7 +330,7 @@ def search_observations(
     return _searched(request, db, registry, principal, "Observation")
 
 
-@router.get("/Observation/{observation_id}", response_class=FHIRResponse)
+@router.get("/Observation/{observation_id}", response_class=FHIRResponse, responses=NOT_MODIFIED)
 def read_observation(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     observation_id: LogicalId,
@@ -308,7 +343,7 @@ def read_observation(
     return read_answer(observation, version_of(observation), if_none_match)
 
 
-@router.get("/Observation/{observation_id}/_history/{version_id}", response_class=FHIRResponse)
+@router.get("/Observation/{observation_id}/_history/{version_id}", response_class=FHIRResponse, responses=NOT_MODIFIED)
 def vread_observation(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     observation_id: LogicalId,
@@ -355,7 +390,7 @@ def search_tasks(
     return _searched(request, db, registry, principal, "Task")
 
 
-@router.get("/Task/{task_id}", response_class=FHIRResponse)
+@router.get("/Task/{task_id}", response_class=FHIRResponse, responses=NOT_MODIFIED)
 def read_task(
     principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
     task_id: LogicalId,
@@ -391,7 +426,7 @@ def _searched(
     return fhir_response(searched.bundle)
 
 
-@router.get("/Patient/{patient_id}", response_class=FHIRResponse)
+@router.get("/Patient/{patient_id}", response_class=FHIRResponse, responses=NOT_MODIFIED)
 def read_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_READ)],
     patient_id: LogicalId,
@@ -404,7 +439,13 @@ def read_patient(
     return read_answer(patient, version_of(patient), if_none_match)
 
 
-@router.post("/Patient", status_code=201, response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
+@router.post(
+    "/Patient",
+    status_code=201,
+    response_class=FHIRResponse,
+    openapi_extra=FHIR_BODY_OPENAPI,
+    responses={**FHIR_WRITE_RESPONSES, **PRECONDITION_FAILED},
+)
 def create_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_WRITE)],
     request: Request,
@@ -422,7 +463,12 @@ def create_patient(
     return written(write, outcome, base=fhir_base(request))
 
 
-@router.put("/Patient/{patient_id}", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
+@router.put(
+    "/Patient/{patient_id}",
+    response_class=FHIRResponse,
+    openapi_extra=FHIR_BODY_OPENAPI,
+    responses={**FHIR_WRITE_RESPONSES, **PRECONDITION_FAILED},
+)
 def put_patient(
     principal: Annotated[Principal, requires(Permission.PATIENTS_WRITE)],
     request: Request,
@@ -440,7 +486,7 @@ def put_patient(
     return written(write, outcome, base=fhir_base(request))
 
 
-@router.post("", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI)
+@router.post("", response_class=FHIRResponse, openapi_extra=FHIR_BODY_OPENAPI, responses=FHIR_WRITE_RESPONSES)
 @router.post("/", response_class=FHIRResponse, include_in_schema=False)
 def process_bundle(
     request: Request,

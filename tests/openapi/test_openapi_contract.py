@@ -31,6 +31,7 @@ from app.fhir.codes import FHIR_MEDIA_TYPE
 from app.research.dependencies import NDJSON_TYPES
 from app.research.writers import MEDIA_TYPES
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
+from tests.security.openapi_routes import PHQ9_RESPONSE
 
 PROBLEM_REF = "#/components/schemas/Problem"
 OUTCOME_REF = "#/components/schemas/OperationOutcome"
@@ -49,6 +50,14 @@ UNTYPED = {
 }
 """CSV exports have no schema, on purpose: a generator that knows only ``text/*`` would otherwise read every export
 format, Parquet too, as text (the route's description says to read the body as bytes)."""
+
+OAUTH_ERRORS = {
+    ("POST", "/v1/smart/token", "400"): {
+        "application/json": {"schema": {"$ref": "#/components/schemas/OAuthErrorBody"}}
+    }
+}
+"""The token endpoint's refusals are OAuth 2.0 errors (RFC 6749 §5.2: ``application/json``, ``error`` and
+``error_description``), which is what an OAuth client reads: the one kind of error that is not problem details."""
 
 Operation = tuple[str, str, str, dict[str, Any]]
 Conforms = Callable[[str, str, Response], None]
@@ -96,7 +105,9 @@ def test_every_declared_media_type_is_one_the_route_sends(app: FastAPI, document
     checked = 0
     for method, path, status, response in responses(document):
         declared = set(response.get("content", {}))
-        if status.startswith(("4", "5")) and (method, path, status) != HEALTH_FAILURE:
+        if (method, path, status) in OAUTH_ERRORS:
+            sendable = frozenset(OAUTH_ERRORS[(method, path, status)])
+        elif status.startswith(("4", "5")) and (method, path, status) != HEALTH_FAILURE:
             sendable = frozenset({sent_on_error(path)})
         else:
             sendable = on_success[(method, path)]
@@ -116,10 +127,11 @@ def test_every_error_is_declared_as_problem_details_or_an_operation_outcome(docu
         if not status.startswith(("4", "5")) or (method, path, status) == HEALTH_FAILURE:
             continue
         errors += 1
-        expected = (
+        expected = OAUTH_ERRORS.get(
+            (method, path, status),
             {FHIR_MEDIA_TYPE: {"schema": {"$ref": OUTCOME_REF}}}
             if path.startswith("/fhir")
-            else {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}
+            else {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
         )
         if response.get("content") != expected:
             wrong.append(f"{method} {path} {status}: {json.dumps(response.get('content'))}")
@@ -308,3 +320,43 @@ def test_errors_are_sent_as_declared(client: TestClient, clinic: ClinicKeys, con
         expected = FHIR_MEDIA_TYPE if path.startswith("/fhir") else PROBLEM_MEDIA_TYPE
         assert response.headers["content-type"].split(";")[0] == expected
         conforms(method, path, response)
+
+
+def test_versioned_fhir_answers_extract_and_token_refusals_are_sent_as_declared(
+    client: TestClient, clinic: ClinicKeys, conforms: Conforms
+) -> None:
+    """The answers the versioning, ``$extract`` and SMART branches added: 304, 412, the extract Bundle, the token
+    endpoint's OAuth error and a 401 with its ``WWW-Authenticate`` challenge."""
+    patient_id = patient_with_a_measurement(client, clinic)
+    admin = clinic.headers(Role.ADMIN, {"Content-Type": FHIR_MEDIA_TYPE})
+    response = json.dumps(json.loads(json.dumps(PHQ9_RESPONSE).replace("{patient_id}", patient_id)))
+    created = client.post("/fhir/QuestionnaireResponse", content=response, headers=admin)
+    assert created.status_code == 201, created.text
+    response_id = created.json()["id"]
+    path = f"/fhir/QuestionnaireResponse/{response_id}"
+    read = client.get(path, headers=admin)
+    unchanged = client.get(path, headers={**admin, "If-None-Match": read.headers["etag"]})
+    stale = client.put(
+        path, content=json.dumps({**created.json(), "id": response_id}), headers={**admin, "If-Match": 'W/"7"'}
+    )
+    extracted = client.post("/fhir/QuestionnaireResponse/$extract", content=response, headers=admin)
+    refused_token = client.post("/v1/smart/token", data={"grant_type": "client_credentials"})
+    anonymous = client.get(path)
+
+    answers = [
+        ("GET", "/fhir/QuestionnaireResponse/{response_id}", unchanged, 304),
+        ("PUT", "/fhir/QuestionnaireResponse/{response_id}", stale, 412),
+        ("POST", "/fhir/QuestionnaireResponse/$extract", extracted, 200),
+        ("POST", "/v1/smart/token", refused_token, 400),
+        ("GET", "/fhir/QuestionnaireResponse/{response_id}", anonymous, 401),
+    ]
+    for method, template, answer, status in answers:
+        assert answer.status_code == status, (template, answer.text)
+        conforms(method, template, answer)
+    assert unchanged.content == b""
+    assert stale.headers["content-type"] == extracted.headers["content-type"] == FHIR_MEDIA_TYPE
+    assert (refused_token.headers["content-type"], refused_token.json()["error"]) == (
+        "application/json",
+        "invalid_request",
+    )
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
