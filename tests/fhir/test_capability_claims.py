@@ -250,6 +250,12 @@ def renamed(stock: Stock, form: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in form.items() if key != "meta"} | {"title": "Renamed"}
 
 
+def questionnaires_versioned(stock: Stock) -> None:
+    """A built-in's reads are versioned (by its content); a registered form's updates honour If-Match too."""
+    versioned("Questionnaire", lambda s: "phq9")(stock)
+    versioned_update("Questionnaire", registered_form, renamed)(stock)
+
+
 def reanswered(stock: Stock, response: dict[str, Any]) -> dict[str, Any]:
     return phq9(stock.patient, 2, response["id"])
 
@@ -489,7 +495,7 @@ ROWS: dict[Claim, Callable[[Stock], None]] = {
     ("Questionnaire", "interaction", "create"): create_questionnaire,
     ("Questionnaire", "interaction", "update"): update_questionnaire,
     ("Questionnaire", "updateCreate", "true"): update_questionnaire,
-    ("Questionnaire", "versioning", "versioned-update"): versioned_update("Questionnaire", registered_form, renamed),
+    ("Questionnaire", "versioning", "versioned-update"): questionnaires_versioned,
     ("Questionnaire", "interaction", "vread"): vread_questionnaire,
     ("Questionnaire", "interaction", "history-instance"): history(renamed_form, ["2", "1"]),
     ("Questionnaire", "readHistory", "true"): vread_questionnaire,
