@@ -239,7 +239,7 @@ def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> None:
     _store_pending(run)
     try:
         with run.write.db.begin_nested():
-            outcome = request.handler(run.write, request.data, request.logical_id, request.if_none_exist)
+            outcome = request.handler(run.write, request)
     except (DomainError, DataError) as exc:
         run.results[index] = _failure(exc, prefix)
         return
@@ -328,6 +328,8 @@ class _EntryRequest:
     data: dict[str, Any]
     logical_id: str | None
     if_none_exist: str | None
+    if_match: str | None
+    """``request.ifMatch`` (``W/"<vid>"``): a PUT of another version is refused with 412, as by the route."""
 
 
 def _request_of(run: _Run, entry: dict[str, Any], prefix: str) -> _EntryRequest:
@@ -375,7 +377,11 @@ def _request_of(run: _Run, entry: dict[str, Any], prefix: str) -> _EntryRequest:
             issues=[Issue("not-supported", f"{method} {resource_type} is not supported", (f"{prefix}.request",))],
         )
     return _EntryRequest(
-        handler, _resolve_references(resource, run.references), logical_id or None, request.get("ifNoneExist")
+        handler,
+        _resolve_references(resource, run.references),
+        logical_id or None,
+        request.get("ifNoneExist"),
+        request.get("ifMatch"),
     )
 
 
@@ -390,38 +396,44 @@ def _text(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def _post_response(write: FhirWrite, data: dict[str, Any], _id: str | None, if_none_exist: str | None) -> Outcome:
+def _post_response(write: FhirWrite, request: _EntryRequest) -> Outcome:
     write.principal.require(Permission.MEASUREMENTS_WRITE)
-    return writes.create_response(write, data=data, text=_text(data), if_none_exist=if_none_exist)
+    return writes.create_response(
+        write, data=request.data, text=_text(request.data), if_none_exist=request.if_none_exist
+    )
 
 
-def _put_response(
-    write: FhirWrite, data: dict[str, Any], logical_id: str | None, _if_none_exist: str | None
-) -> Outcome:
+def _put_response(write: FhirWrite, request: _EntryRequest) -> Outcome:
     write.principal.require(Permission.MEASUREMENTS_WRITE)
-    assert logical_id is not None
-    return writes.put_response(write, logical_id=logical_id, data=data, text=_text(data))
+    assert request.logical_id is not None
+    return writes.put_response(
+        write, logical_id=request.logical_id, data=request.data, text=_text(request.data), if_match=request.if_match
+    )
 
 
-def _post_patient(write: FhirWrite, data: dict[str, Any], _id: str | None, if_none_exist: str | None) -> Outcome:
+def _post_patient(write: FhirWrite, request: _EntryRequest) -> Outcome:
     write.principal.require(Permission.PATIENTS_WRITE)
-    return writes.create_patient(write, data=data, if_none_exist=if_none_exist)
+    return writes.create_patient(write, data=request.data, if_none_exist=request.if_none_exist)
 
 
-def _put_patient(write: FhirWrite, data: dict[str, Any], logical_id: str | None, _if_none_exist: str | None) -> Outcome:
+def _put_patient(write: FhirWrite, request: _EntryRequest) -> Outcome:
     write.principal.require(Permission.PATIENTS_WRITE)
-    assert logical_id is not None
-    return writes.put_patient(write, logical_id=logical_id, data=data)
+    assert request.logical_id is not None
+    return writes.put_patient(write, logical_id=request.logical_id, data=request.data, if_match=request.if_match)
 
 
-def _questionnaire(
-    write: FhirWrite, data: dict[str, Any], logical_id: str | None, _if_none_exist: str | None
-) -> Outcome:
+def _questionnaire(write: FhirWrite, request: _EntryRequest) -> Outcome:
     write.principal.require(Permission.QUESTIONNAIRES_MANAGE)
-    return writes.register_questionnaire(write, data=data, text=_text(data), logical_id=logical_id)
+    return writes.register_questionnaire(
+        write,
+        data=request.data,
+        text=_text(request.data),
+        logical_id=request.logical_id,
+        if_match=request.if_match,
+    )
 
 
-Handler = Callable[[FhirWrite, dict[str, Any], str | None, str | None], Outcome]
+Handler = Callable[[FhirWrite, "_EntryRequest"], Outcome]
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("POST", "QuestionnaireResponse"): _post_response,
     ("PUT", "QuestionnaireResponse"): _put_response,

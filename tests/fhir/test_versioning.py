@@ -345,3 +345,26 @@ def test_the_capability_statement_claims_exactly_the_versioning_these_tests_exer
     }
     assert not any(r["conditionalUpdate"] for r in resources.values())
     assert "history" not in {i["code"] for i in rest["interaction"]}
+
+
+def test_a_bundle_entrys_if_match_guards_its_put_as_the_header_does(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    """A batch entry's ``request.ifMatch`` naming a replaced version is that entry's 412 (nothing written); naming
+    the current one updates."""
+    path = f"{QR}/v-bundle"
+    assert put(client, clinic, path, phq9(patient_id, 1, "v-bundle")).status_code == 201
+    assert put(client, clinic, path, phq9(patient_id, 2, "v-bundle"), 'W/"1"').status_code == 200
+
+    def entry(answer: int, if_match: str) -> dict[str, Any]:
+        request = {"method": "PUT", "url": "QuestionnaireResponse/v-bundle", "ifMatch": if_match}
+        return {"resource": phq9(patient_id, answer, "v-bundle"), "request": request}
+
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [entry(3, 'W/"1"'), entry(3, 'W/"2"')]}
+    answer = client.post("/fhir", json=batch, headers=headers(clinic, Role.ADMIN))
+
+    assert answer.status_code == 200, answer.text
+    statuses = [item["response"]["status"] for item in answer.json()["entry"]]
+    assert [status.split(" ")[0] for status in statuses] == ["412", "200"]
+    assert read_ok(client, clinic, path)[0]["item"][0]["answer"][0]["valueCoding"]["code"] == LA[3]
+    assert sorted(row.version for row in measurements_of(app, patient_id)) == [1, 2, 3]
