@@ -29,9 +29,7 @@ from app.scoring.definition import InstrumentDefinition, ResponseOption
 INSTRUCTIONS_LINK_ID = "instructions"
 RADIO_BUTTON = {
     "url": codes.ITEM_CONTROL,
-    "valueCodeableConcept": {
-        "coding": [{"system": codes.ITEM_CONTROL_SYSTEM, "code": "radio-button", "display": "Radio Button"}]
-    },
+    "valueCodeableConcept": {"coding": [{"system": codes.ITEM_CONTROL_SYSTEM, "code": "radio-button"}]},
 }
 
 

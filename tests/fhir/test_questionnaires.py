@@ -99,7 +99,6 @@ def test_form_fillers_get_radio_buttons_a_calculated_total_and_its_extraction_fl
                         {
                             "system": "http://hl7.org/fhir/questionnaire-item-control",
                             "code": "radio-button",
-                            "display": "Radio Button",
                         }
                     ]
                 },
