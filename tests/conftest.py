@@ -40,6 +40,8 @@ POSTGRESQL_ONLY = pytest.mark.parametrize(
     "database_url", [backend for backend in BACKENDS if backend == "postgresql"], indirect=True
 )
 """For a test of PostgreSQL's own behaviour: run on PostgreSQL alone (CI always has it), never on SQLite."""
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+"""For a test of the embedded database's own machinery (the in-process job runner): run on SQLite alone."""
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

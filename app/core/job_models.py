@@ -14,7 +14,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, JSONType, UTCDateTime
 
-TODO, DOING, SUCCEEDED, FAILED = "todo", "doing", "succeeded", "failed"
+WAITING, DOING, SUCCEEDED, FAILED = "todo", "doing", "succeeded", "failed"
+"""A job's states, named as procrastinate names its own (a waiting job is "todo")."""
 
 
 class BackgroundJob(Base):
@@ -40,7 +41,7 @@ class BackgroundJob(Base):
     scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     """Runs started so far."""
-    status: Mapped[str] = mapped_column(String(20), default=TODO)
+    status: Mapped[str] = mapped_column(String(20), default=WAITING)
     queueing_lock: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

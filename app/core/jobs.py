@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.job_models import TODO, BackgroundJob
+from app.core.job_models import WAITING, BackgroundJob
 
 QUEUE = "default"
 
@@ -85,7 +85,7 @@ def defer(
         "args": values,
         "scheduled_at": scheduled_at or utcnow(),
         "attempts": 0,
-        "status": TODO,
+        "status": WAITING,
         "queueing_lock": queueing_lock,
     }
     if queueing_lock is None:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.job_models import DOING, FAILED, SUCCEEDED, TODO, BackgroundJob, PeriodicRun
+from app.core.job_models import DOING, FAILED, SUCCEEDED, WAITING, BackgroundJob, PeriodicRun
 from app.core.jobs import JobRun, TryAgain, defer
 from app.jobs.registry import PERIODIC, TASKS, Periodic, Task
 
@@ -96,7 +96,7 @@ def defer_periodic(
 def requeue_interrupted(engine: Engine) -> int:
     """Put back the jobs left ``doing`` by a process that stopped mid-job (kill -9): they run again."""
     with Session(engine) as db, db.begin():
-        result = db.execute(update(BackgroundJob).where(BackgroundJob.status == DOING).values(status=TODO))
+        result = db.execute(update(BackgroundJob).where(BackgroundJob.status == DOING).values(status=WAITING))
         return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -104,7 +104,7 @@ def _take(engine: Engine, now: datetime) -> _Taken | None:
     with Session(engine) as db, db.begin():
         job = db.scalars(
             select(BackgroundJob)
-            .where(BackgroundJob.status == TODO, BackgroundJob.scheduled_at <= now)
+            .where(BackgroundJob.status == WAITING, BackgroundJob.scheduled_at <= now)
             .order_by(BackgroundJob.scheduled_at, BackgroundJob.id)
             .limit(1)
         ).first()
@@ -126,14 +126,14 @@ def _run(
     try:
         task.function(JobRun(settings=settings, engine=engine, attempt=job.attempt, retry_at=retry_at), **job.args)
     except TryAgain as again:
-        _finish(engine, job.id, TODO, scheduled_at=again.retry_at, error=str(again))
+        _finish(engine, job.id, WAITING, scheduled_at=again.retry_at, error=str(again))
     except Exception as error:
         logger.exception("background job %s failed", job.task_name)
         name = type(error).__name__
         if retry_at is None:
             _finish(engine, job.id, FAILED, error=name)
         else:
-            _finish(engine, job.id, TODO, scheduled_at=retry_at, error=name)
+            _finish(engine, job.id, WAITING, scheduled_at=retry_at, error=name)
     else:
         _finish(engine, job.id, SUCCEEDED)
 

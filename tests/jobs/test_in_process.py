@@ -7,23 +7,20 @@ from __future__ import annotations
 import time
 from typing import cast
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
 from app.core.state import state_of
 from app.jobs.runner import InProcessRunner
 from app.main import create_app
 from tests.clinical.conftest import phq9, running_receiver, set_webhook
-from tests.conftest import make_settings, new_clinic
+from tests.conftest import SQLITE_ONLY, make_settings, new_clinic
 
 DEADLINE_SECONDS = 60.0
 
 
+@SQLITE_ONLY  # the in-process runner is SQLite's
 def test_the_app_on_sqlite_runs_its_jobs_in_process(database_url: str) -> None:
-    if make_url(database_url).get_backend_name() != "sqlite":
-        pytest.skip("the in-process runner is SQLite's")
     settings = make_settings(
         database_url, jobs_in_process=True, jobs_poll_seconds=0.05, webhook_allow_private_networks=True
     )

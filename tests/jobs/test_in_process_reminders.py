@@ -8,21 +8,18 @@ import time
 from datetime import UTC, datetime
 from typing import cast
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
 from app.main import create_app
 from tests.clinical.conftest import running_receiver, set_webhook
-from tests.conftest import make_settings, new_clinic
+from tests.conftest import SQLITE_ONLY, make_settings, new_clinic
 
 DEADLINE_SECONDS = 60.0
 
 
+@SQLITE_ONLY  # the in-process runner is SQLite's
 def test_a_new_schedule_raises_its_due_reminder_with_the_app_alone(database_url: str) -> None:
-    if make_url(database_url).get_backend_name() != "sqlite":
-        pytest.skip("the in-process runner is SQLite's")
     settings = make_settings(
         database_url, jobs_in_process=True, jobs_poll_seconds=0.05, webhook_allow_private_networks=True
     )

@@ -23,17 +23,14 @@ from app.idempotency import service as idempotency
 from app.idempotency.models import IdempotencyRecord
 from app.jobs.registry import PERIODIC, TASKS, Periodic, Task
 from app.jobs.runner import requeue_interrupted, run_due_jobs
-from tests.conftest import ClinicKeys
+from tests.conftest import SQLITE_ONLY, ClinicKeys
 
 BACKOFF = Backoff(attempts=3, first=timedelta(minutes=1), factor=2.0, jitter=0.25)
 
 
 @pytest.fixture
 def engine(app: FastAPI) -> Engine:
-    engine = state_of(app).database.write_engine
-    if engine.dialect.name != "sqlite":
-        pytest.skip("the in-process runner is SQLite's (PostgreSQL runs procrastinate's workers)")
-    return engine
+    return state_of(app).database.write_engine
 
 
 @pytest.fixture
@@ -86,6 +83,7 @@ def job(engine: Engine, job_id: int) -> BackgroundJob:
 T0 = datetime(2031, 3, 3, 12, 0, tzinfo=UTC)
 
 
+@SQLITE_ONLY  # the in-process runner is SQLite's (PostgreSQL runs procrastinate's workers)
 def test_a_job_that_tries_again_runs_again_later_with_growing_jittered_delays(
     engine: Engine, settings: Settings, tasks: dict[str, Task], seen: list[JobRun]
 ) -> None:
@@ -119,6 +117,7 @@ def test_the_jitter_comes_from_the_random_source() -> None:
     assert BACKOFF.delay(3, random.Random(7)) is None
 
 
+@SQLITE_ONLY  # the in-process runner is SQLite's (PostgreSQL runs procrastinate's workers)
 def test_a_job_that_crashes_is_retried_then_fails(
     engine: Engine, settings: Settings, tasks: dict[str, Task], seen: list[JobRun]
 ) -> None:
@@ -134,6 +133,7 @@ def test_a_job_that_crashes_is_retried_then_fails(
     assert failed.finished_at is not None
 
 
+@SQLITE_ONLY  # the in-process runner is SQLite's (PostgreSQL runs procrastinate's workers)
 def test_a_job_left_doing_by_a_killed_process_runs_again_at_start(
     engine: Engine, settings: Settings, tasks: dict[str, Task], seen: list[JobRun]
 ) -> None:
@@ -150,6 +150,7 @@ def test_a_job_left_doing_by_a_killed_process_runs_again_at_start(
     assert job(engine, job_id).status == "succeeded"
 
 
+@SQLITE_ONLY  # the in-process runner is SQLite's (PostgreSQL runs procrastinate's workers)
 def test_a_periodic_job_is_deferred_once_per_period(engine: Engine, settings: Settings) -> None:
     name = f"tests.periodic.{uuid.uuid4().hex}"
     runs: list[JobRun] = []
@@ -180,6 +181,7 @@ def record_made_at(engine: Engine, clinic: ClinicKeys, at: datetime) -> uuid.UUI
         return record.id
 
 
+@SQLITE_ONLY  # the in-process runner is SQLite's (PostgreSQL runs procrastinate's workers)
 def test_idempotency_records_expire_by_the_periodic_job(engine: Engine, settings: Settings, clinic: ClinicKeys) -> None:
     """The registered schedule: hourly, the records older than IDEMPOTENCY_TTL_HOURS are deleted."""
     at = datetime(2032, 1, 1, 9, 30, tzinfo=UTC)
