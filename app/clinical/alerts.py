@@ -88,7 +88,7 @@ def _raise(db: Session, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
         urls = [by_clinic[alert["clinic_id"]] for alert in values]
     for alert, url in zip(values, urls, strict=True):
         if url:
-            webhooks.enqueue_alert(db, RiskAlert(**alert))
+            webhooks.enqueue_alert(db, RiskAlert(**alert), url=url)
     return values
 
 

@@ -107,6 +107,7 @@ def _raise_batch(
             Schedule.timezone,
             ClinicSettings.reminder_quiet_hours_start,
             ClinicSettings.reminder_quiet_hours_end,
+            ClinicSettings.webhook_url,
         )
         .join(Schedule, Schedule.id == AssessmentOccurrence.schedule_id)
         .outerjoin(ClinicSettings, ClinicSettings.clinic_id == AssessmentOccurrence.clinic_id)
@@ -119,13 +120,13 @@ def _raise_batch(
         query = query.where(AssessmentOccurrence.id > after)
     rows = db.execute(query).all()
     done: list[uuid.UUID] = []
-    for occurrence, zone_name, quiet_start, quiet_end in rows:
+    for occurrence, zone_name, quiet_start, quiet_end, url in rows:
         quiet = QuietHours(quiet_start, quiet_end) if quiet_start is not None and quiet_end is not None else None
         moment = _moment(event, occurrence, lead)
         if moment > now:
             continue  # an overdue reminder before the window's midpoint: a later run raises it
         deliver_after = quiet.end_after(now, ZoneInfo(zone_name)) if quiet is not None else None
-        if (deliver_after or now) < occurrence.due_by:
+        if url and (deliver_after or now) < occurrence.due_by:  # a clinic without a webhook is reminded of nothing
             webhooks.enqueue(
                 db,
                 clinic_id=occurrence.clinic_id,
@@ -133,6 +134,7 @@ def _raise_batch(
                 payload=payload(event, occurrence),
                 dedupe_key=f"{event}:{occurrence.id}",
                 deliver_after=deliver_after,
+                url=url,
             )
         done.append(occurrence.id)
     if done:

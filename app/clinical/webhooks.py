@@ -61,9 +61,11 @@ def payload(alert: RiskAlert) -> dict[str, str]:
     }
 
 
-def enqueue_alert(db: Session, alert: RiskAlert) -> WebhookDelivery | None:
-    """The risk alert's delivery (``enqueue``), once per alert."""
-    return enqueue(db, clinic_id=alert.clinic_id, event=EVENT, payload=payload(alert), dedupe_key=f"{EVENT}:{alert.id}")
+def enqueue_alert(db: Session, alert: RiskAlert, *, url: str) -> WebhookDelivery | None:
+    """The risk alert's delivery (``enqueue``) to the clinic's ``url``, once per alert."""
+    return enqueue(
+        db, clinic_id=alert.clinic_id, event=EVENT, payload=payload(alert), dedupe_key=f"{EVENT}:{alert.id}", url=url
+    )
 
 
 def enqueue(
@@ -74,10 +76,14 @@ def enqueue(
     payload: Mapping[str, str],
     dedupe_key: str,
     deliver_after: datetime | None = None,
+    url: str | None = None,
 ) -> WebhookDelivery | None:
     """Write the delivery and defer its job (first attempt at ``deliver_after``, else at once), in ``db``'s
-    transaction. None if the clinic has no webhook, or this event (``dedupe_key``) has a delivery already."""
-    url = db.scalar(select(ClinicSettings.webhook_url).where(ClinicSettings.clinic_id == clinic_id))
+    transaction. None if the clinic has no webhook, or this event (``dedupe_key``) has a delivery already.
+    ``url``: the clinic's webhook URL when the caller read it with the event's rows (an alert's INSERT returns it,
+    reminders join it), so it is not looked up again for each delivery."""
+    if url is None:
+        url = db.scalar(select(ClinicSettings.webhook_url).where(ClinicSettings.clinic_id == clinic_id))
     if not url:
         return None
     now = utcnow()
