@@ -127,9 +127,9 @@ _CANDIDATE: Select[tuple[Any]] = (
     )
     .limit(literal_column("1"))
 )
-"""Whether an ingest's measurement falls in any uncompleted window: most fall in none (no schedule), and this probe
-costs a fifth of ``_COMPLETE_ONE``'s correlated UPDATE, which an ingest on SQLite runs inside the single writer's
-turn (states written as SQL literals: a bound list is rendered anew on every execution)."""
+"""Whether an ingest's measurement falls in any uncompleted window: most fall in none (no schedule), and this index
+probe costs almost nothing beside ``_COMPLETE_ONE``'s correlated UPDATE, which an ingest on SQLite runs inside the
+single writer's turn (states written as SQL literals: a bound list is rendered anew on every execution)."""
 _COMPLETE_MANY = _complete(
     and_(
         _OCCURRENCE.c.patient_id.in_(bindparam("b_patient_ids", expanding=True)),
@@ -177,7 +177,8 @@ def complete_for(db: Session, rows: Sequence[Mapping[str, Any]]) -> None:
             "b_instrument_id": row["instrument_id"],
             "b_measured_at": row["measured_at"],
         }
-        connection.execute(_COMPLETE_ONE, {**window, "b_now": now})
+        if connection.execute(_CANDIDATE, window).first() is not None:
+            connection.execute(_COMPLETE_ONE, {**window, "b_now": now})
         return
     patients = sorted({row["patient_id"] for row in rows})
     for start in range(0, len(patients), CHUNK):
