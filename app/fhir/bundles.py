@@ -21,6 +21,7 @@ from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from sqlalchemy.exc import DataError, IntegrityError
 
@@ -393,7 +394,13 @@ def _resolve_references(resource: dict[str, Any], references: dict[str, str]) ->
 
 
 def _text(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    """The entry's resource as stored: compact UTF-8 JSON, by orjson (a Bundle's 1,000 entries spent 4 % of their time
+    in ``json.dumps``). What orjson refuses (an integer beyond 64 bits) takes the long way; NaN never gets here (the
+    body parser refuses it)."""
+    try:
+        return orjson.dumps(data).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def _post_response(write: FhirWrite, request: _EntryRequest) -> Outcome:

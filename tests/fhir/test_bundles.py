@@ -337,3 +337,21 @@ def test_a_transaction_of_new_responses_with_one_failing_stores_none_of_them(
     assert measurements_of(app, patient_id) == []
     assert stored_logical_ids(app, clinic) == set()
     assert created_events(app, clinic) == []
+
+
+def test_a_decimal_beyond_64_bits_is_stored_as_sent(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str
+) -> None:
+    """Stored resources are written by orjson, which refuses integers beyond 64 bits: those take the long way."""
+    register(client, clinic, US_CORE_QUESTIONNAIRE)
+    qr = fixture("qr-phq9-uscore.json")
+    huge = 2**70
+    entry = new_response_entry(qr, f"Patient/{patient_id}", "huge")
+    entry["resource"]["extension"] = [{"url": "http://example.org/fhir/StructureDefinition/note", "valueDecimal": huge}]
+
+    response = send(client, "POST", "/fhir", clinic, bundle("batch", [entry]))
+
+    assert response.json()["entry"][0]["response"]["status"] == "201 Created"
+    location = response.json()["entry"][0]["response"]["location"]
+    stored = send(client, "GET", "/fhir/" + location.split("/_history")[0], clinic, None).json()
+    assert stored["extension"][0]["valueDecimal"] == huge
