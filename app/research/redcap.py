@@ -146,6 +146,9 @@ class Source:
     """``days``, ``week``, ``session``, ``version``, ``item``, ``score``, ``band`` or ``prorated``."""
     key: str = ""
     integer: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    """A score's range: a stored value outside it (an older definition's) is not written, as the import refuses it."""
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,7 @@ def _score_fields(definition: InstrumentDefinition) -> list[tuple[Field, Source]
                     minimum=_number(spec.minimum),
                     maximum=_number(spec.maximum),
                 ),
-                Source("score", key=spec.key, integer=integer),
+                Source("score", key=spec.key, integer=integer, minimum=spec.minimum, maximum=spec.maximum),
             )
         )
         if spec.bands:

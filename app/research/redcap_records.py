@@ -78,16 +78,22 @@ class _Layout:
             return code
         if source.kind == "prorated":
             return (1 if score.get("prorated") else 0) if score.get("value") is not None else None
-        return _score_value(score.get("value"), integer=source.integer)
+        return _score_value(score.get("value"), source)
 
 
-def _score_value(value: Any, *, integer: bool) -> Cell:
-    """A stored score as its field's validation reads it; anything else (an older definition's text) is left out."""
+def _score_value(value: Any, source: Source) -> Cell:
+    """A stored score as its field's validation reads it. Anything else, which only an older definition can have
+    left (text, a fraction in an integer score, a value outside the range), is not written: REDCap's import would
+    refuse the file."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if integer:
-        return int(value) if float(value).is_integer() else None
-    return int(value) if float(value).is_integer() else float(value)
+    if source.minimum is not None and value < source.minimum:
+        return None
+    if source.maximum is not None and value > source.maximum:
+        return None
+    if float(value).is_integer():
+        return int(value)
+    return None if source.integer else float(value)
 
 
 def record_rows(

@@ -231,7 +231,10 @@ def import_measurements(
 
 
 REDCAP_DICTIONARY: dict[int | str, dict[str, Any]] = {
-    200: {"description": "REDCap's data dictionary CSV (18 columns).", "content": {"text/csv": {}}}
+    200: {
+        "description": "REDCap's data dictionary CSV (18 columns).",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
 }
 
 

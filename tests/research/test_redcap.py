@@ -14,6 +14,7 @@ from tests.conftest import ISSUE_PHQ9, ClinicKeys, new_clinic
 from tests.research.conftest import all_items, measure, new_patient, new_session
 from tests.research.redcap_rules import HEADERS, check_dictionary, check_records
 from tests.research.test_export import expected_pseudonym
+from tests.security.test_invariant_csv_formulas import FORMULAS, dangerous_cells, stock_formulas
 
 DICTIONARY = "/v1/research/redcap/data-dictionary"
 SETUP = "/v1/research/redcap/setup"
@@ -204,3 +205,20 @@ def test_the_routes_are_for_researchers_and_scoped_to_the_clinic(client: TestCli
     assert client.get(DICTIONARY).status_code == 401
     export = get(client, "/v1/research/export", clinic.headers(Role.RESEARCHER), format="redcap")
     assert records(export.text) == []
+
+
+def test_records_of_hostile_text_start_no_formula_and_still_pass_the_rules(client: TestClient, app: Any) -> None:
+    """Patients whose external ids, stored score keys, bands and a value start spreadsheet formulas (as an older
+    definition could have left them): only the dictionary's fields are written, and nothing starts a formula."""
+    clinic = stock_formulas(app, client)
+    researcher = clinic.headers(Role.RESEARCHER)
+    dictionary = get(client, DICTIONARY, researcher).text
+    export = get(client, "/v1/research/export", researcher, format="redcap")
+
+    problems, fields = check_dictionary(dictionary)
+    assert check_records(export.text, fields, missing_codes(client, researcher)) == []
+    assert dangerous_cells(export.text)[1] == []
+    assert dangerous_cells(dictionary)[1] == []
+    rows = [row for row in records(export.text) if row["redcap_repeat_instrument"] == "scs_sf"]
+    # The stored SCS-SF "total" of -3 is outside the definition's 1-5 (REDCap's import would refuse it): left out.
+    assert [row["scs_sf_total"] for row in rows] == [""] * len(FORMULAS)
