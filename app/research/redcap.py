@@ -25,8 +25,8 @@ tool; none is REDCap's own manual, which is not public, so each rule is taken fr
   ``redcap_repeat_instance``, each form a ``<form>_complete`` status column; blank cells are ignored by an import
   (CCTS "Data Import Tool", https://ccts-bsc.netlify.app/redcap/data-import-tool/; REDCap KB RC-IMP-04, "Record Data
   CSV Import"); a flat row leaves empty every field outside its instrument (linkml-redcap ``record`` schema). The
-  status codes 0 (Incomplete), 1 (Unverified), 2 (Complete) are REDCap's form status values; the exact numbers were
-  not found stated in the pages read, only that the column exists: the records write 2 and say so.
+  status of ``<form>_complete``: 0 Incomplete, 1 Unverified, 2 Complete (linkml-redcap ``FormCompleteStatus``,
+  https://linkml.io/linkml-redcap/reference/record/FormCompleteStatus/; REDCapR ``constant("form_complete")``).
 - Missing-data codes are a project setting (Project Setup → Additional Customizations → Missing Data Codes), entered
   as ``code, label``; codes use letters, digits, dots, dashes and underscores, must never clash with a real value,
   are stored as the field's literal value and may be imported (University of Wisconsin KB 108107, "REDCap: Missing

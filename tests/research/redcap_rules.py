@@ -16,8 +16,9 @@ Independent of ``app.research.redcap``: every rule is restated here from its sou
   examples use negative codes): linkml-redcap ``choices_calculations_slider_labels``, ``raw_value``.
 - ``yesno`` stores 1 / 0: linkml-redcap ``record`` ``YesNo``.
 - Records: the record id first; ``redcap_repeat_instrument`` / ``redcap_repeat_instance`` for repeating instruments;
-  ``<form>_complete`` per form (CCTS "Data Import Tool", https://ccts-bsc.netlify.app/redcap/data-import-tool/); a
-  flat row leaves every field outside its instrument empty (linkml-redcap ``record``, FlatRecord).
+  ``<form>_complete`` per form (CCTS "Data Import Tool", https://ccts-bsc.netlify.app/redcap/data-import-tool/),
+  valued 0, 1 or 2 (linkml-redcap ``FormCompleteStatus``; REDCapR ``constant``); a flat row leaves every field
+  outside its instrument empty (linkml-redcap ``record``, FlatRecord).
 - Missing-data codes: letters, digits, dots, dashes, underscores; stored as the field's literal value (University
   of Wisconsin KB 108107 "REDCap: Missing Data Codes"; Utah CTSI "Missing Data Codes").
 """
