@@ -222,3 +222,18 @@ def test_records_of_hostile_text_start_no_formula_and_still_pass_the_rules(clien
     rows = [row for row in records(export.text) if row["redcap_repeat_instrument"] == "scs_sf"]
     # The stored SCS-SF "total" of -3 is outside the definition's 1-5 (REDCap's import would refuse it): left out.
     assert [row["scs_sf_total"] for row in rows] == [""] * len(FORMULAS)
+
+
+def test_letter_coded_answers_are_choices_of_the_dictionary(
+    client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
+) -> None:
+    patient = new_patient(client, clinic)
+    # BDI-II, every item 1 but item 16 "2a" (sleep, scored 2): total 20 × 1 + 2 = 22.
+    measure(client, clinic, patient, "bdi2", {**all_items(21, 1), "16": "2a"}, "2026-11-02T09:00:00Z")
+
+    problems, fields = check_dictionary(get(client, DICTIONARY, researcher, instruments="bdi2").text)
+    export = get(client, "/v1/research/export", researcher, format="redcap", instruments="bdi2")
+    assert problems == []
+    assert check_records(export.text, fields, missing_codes(client, researcher)) == []
+    (row,) = [row for row in records(export.text) if row["redcap_repeat_instrument"] == "bdi2"]
+    assert (row["bdi2_i16"], row["bdi2_i1"], row["bdi2_total"]) == ("2a", "1", "22")
