@@ -8,12 +8,13 @@ from fastapi.responses import Response
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
+from app.core.errors import FieldError, InvalidInput
 from app.core.lifecycle import AppRoute, Db, ReadDb, RecordDb, SettingsDep
 from app.core.problems import PROBLEM_RESPONSES
 from app.core.state import state_of
 from app.idempotency.service import Idempotent
 from app.instruments.dependencies import RegistryDep
-from app.research import codebook, imports, service
+from app.research import codebook, imports, redcap, redcap_records, service
 from app.research.dependencies import NDJSON_TYPES, ExportParams, ExportParamsDep, ImportFormatDep, UploadDep
 from app.research.export import ExportSpec
 from app.research.pseudonyms import DEFAULT_PROJECT, Pseudonymiser
@@ -25,6 +26,7 @@ from app.research.schemas import (
     ImportReport,
     LaggedEffectsRequest,
     LaggedEffectsResponse,
+    RedcapSetup,
 )
 from app.research.writers import MEDIA_TYPES
 
@@ -49,6 +51,14 @@ EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
         },
     }
 }
+
+
+def _not_redcap(export_format: ExportFormat, message: str) -> None:
+    if export_format is ExportFormat.REDCAP:
+        allowed = [value.value for value in ExportFormat if value is not ExportFormat.REDCAP]
+        raise InvalidInput(
+            message, errors=[FieldError(field="format", message=message, value=export_format.value, allowed=allowed)]
+        )
 
 
 def _spec(params: ExportParams, registry: RegistryDep, principal: Principal, *, identified: bool) -> ExportSpec:
@@ -85,13 +95,18 @@ def export(
     pseudonymise = Pseudonymiser(
         secret=settings.research_pseudonym_key.get_secret_value(), project=project, clinic_id=principal.clinic_id
     )
-    response = export_response(
-        db=db,
-        sessions=state_of(request).read_sessions,
-        spec=spec,
-        export_format=params.export_format,
-        pseudonymise=pseudonymise,
-    )
+    if params.export_format is ExportFormat.REDCAP:
+        response: Response = redcap_records.records_response(
+            sessions=state_of(request).read_sessions, spec=spec, pseudonymise=pseudonymise
+        )
+    else:
+        response = export_response(
+            db=db,
+            sessions=state_of(request).read_sessions,
+            spec=spec,
+            export_format=params.export_format,
+            pseudonymise=pseudonymise,
+        )
     service.record_export(
         record_db, principal=principal, spec=spec, export_format=params.export_format, project=project
     )
@@ -108,6 +123,7 @@ def export_identified(
     principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT_IDENTIFIED)],
 ) -> Response:
     """Identified export (internal and external ids, UTC times) for administrators; every one is recorded."""
+    _not_redcap(params.export_format, "REDCap records are de-identified: use GET /v1/research/export?format=redcap")
     spec = _spec(params, registry, principal, identified=True)
     response = export_response(
         db=db,
@@ -139,6 +155,7 @@ def get_codebook(
     identified: Annotated[bool, Query(description="Describe the identified export's columns.")] = False,
 ) -> dict[str, Any]:
     """The export's codebook as a Frictionless Data Package (`datapackage.json`)."""
+    _not_redcap(params.export_format, "the REDCap export's codebook is GET /v1/research/redcap/data-dictionary")
     if identified:
         principal.require(Permission.RESEARCH_EXPORT_IDENTIFIED)
     return codebook.datapackage(
@@ -211,3 +228,48 @@ def import_measurements(
         recorded_by_key_id=principal.key_id,
     )
     return guard.respond(report, status_code=201)
+
+
+REDCAP_DICTIONARY: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "REDCap's data dictionary CSV (18 columns).",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get("/redcap/data-dictionary", response_class=Response, responses=REDCAP_DICTIONARY)
+def redcap_data_dictionary(
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT)],
+    instruments: Annotated[
+        str | None, Query(max_length=500, description="Comma-separated instrument ids; every instrument if omitted.")
+    ] = None,
+) -> Response:
+    """REDCap's data dictionary for `format=redcap` records: a `participant` form holding the record id (the project
+    pseudonym), then one repeating form per instrument (time fields, items as radio fields, scores as validated
+    text fields). Item wording and option labels only where the instrument's licence lets them ship."""
+    definitions = service.select_definitions(
+        registry, [name.strip() for name in instruments.split(",")] if instruments else None
+    )
+    return Response(
+        content=redcap.dictionary_csv(definitions),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="redcap-data-dictionary.csv"'},
+    )
+
+
+@router.get("/redcap/setup")
+def redcap_setup(
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT)],
+    instruments: Annotated[
+        str | None, Query(max_length=500, description="Comma-separated instrument ids; every instrument if omitted.")
+    ] = None,
+) -> RedcapSetup:
+    """How to set up the REDCap project the data dictionary and records fit: repeating instruments, missing-data
+    codes, import steps."""
+    definitions = service.select_definitions(
+        registry, [name.strip() for name in instruments.split(",")] if instruments else None
+    )
+    return redcap.setup(definitions)

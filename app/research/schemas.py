@@ -17,6 +17,8 @@ class ExportFormat(StrEnum):
     PARQUET = "parquet"
     SAV = "sav"
     DTA = "dta"
+    REDCAP = "redcap"
+    """REDCap records for its Data Import Tool (de-identified exports only; see ``app/research/redcap.py``)."""
 
 
 class Layout(StrEnum):
@@ -136,3 +138,23 @@ class ImportReport(BaseModel):
     patients_created: int
     sessions_created: int
     by_instrument: dict[str, int]
+
+
+class RedcapMissingCode(BaseModel):
+    code: str
+    label: str
+    meaning: str
+
+
+class RedcapSetup(BaseModel):
+    """How to set up the REDCap project that the data dictionary and ``format=redcap`` records fit."""
+
+    project_type: Literal["classic"]
+    record_id_field: str
+    base_form: str = Field(description="The non-repeating form holding only the record id.")
+    repeating_instruments: list[str] = Field(description="Forms to make repeatable: one per instrument.")
+    missing_data_codes: list[RedcapMissingCode]
+    missing_data_codes_text: str = Field(
+        description="The codes as REDCap's Missing Data Codes box takes them: `code, label`, one per line."
+    )
+    steps: list[str]

@@ -36,6 +36,7 @@ MEDIA_TYPES = {
     ExportFormat.PARQUET: "application/vnd.apache.parquet",
     ExportFormat.SAV: "application/x-spss-sav",
     ExportFormat.DTA: "application/x-stata-dta",
+    ExportFormat.REDCAP: "text/csv; charset=utf-8",
 }
 
 

@@ -40,6 +40,7 @@ SENT_BY_BARE_RESPONSES = {
     ("GET", "/v1/research/export"): EXPORT_MEDIA_TYPES,
     ("GET", "/v1/research/export/identified"): EXPORT_MEDIA_TYPES,
     ("GET", "/v1/patients/{patient_id}/chart.svg"): frozenset({"image/svg+xml"}),
+    ("GET", "/v1/research/redcap/data-dictionary"): frozenset({"text/csv"}),
 }
 """Routes that return a plain ``Response``, whose class names no media type: what they set on it."""
 HEALTH_FAILURE = ("GET", "/health", "503")
