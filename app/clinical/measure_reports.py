@@ -63,11 +63,11 @@ def period(start: date, end: date, *, fields: tuple[str, str] = ("period_start",
     return Period(start, end)
 
 
-def phq9_totals(
-    db: Session, *, clinic_id: uuid.UUID, days: Period, patient_id: uuid.UUID | None = None
-) -> list[Total]:
+def phq9_totals(db: Session, *, clinic_id: uuid.UUID, days: Period, patient_id: uuid.UUID | None = None) -> list[Total]:
     """The clinic's current PHQ-9 totals measured on ``days`` (UTC), in storage order; unscored ones left out."""
-    query = select(Measurement.patient_id, Measurement.measurement_id, Measurement.measured_at, Measurement.scores).where(
+    query = select(
+        Measurement.patient_id, Measurement.measurement_id, Measurement.measured_at, Measurement.scores
+    ).where(
         Measurement.clinic_id == clinic_id,
         Measurement.instrument_id == INSTRUMENT,
         Measurement.is_current.is_(True),

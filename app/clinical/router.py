@@ -30,8 +30,8 @@ from app.clinical.schemas import (
     WebhookDeliveryRead,
     WebhookSecretIssued,
 )
-from app.core.errors import InvalidInput
 from app.core.db import utcnow
+from app.core.errors import InvalidInput
 from app.core.lifecycle import AppRoute, BoundedReadDb, Db, SettingsDep
 from app.core.pagination import PageDep
 from app.core.problems import PROBLEM_RESPONSES

@@ -104,6 +104,7 @@ def item_code(instrument: str, number: str) -> str:
 def score_code(instrument: str, key: str) -> str:
     return f"{instrument}.{key}"
 
+
 MEASURE_BASE = f"{PRODUCT}:measure"
 """Canonical URL of a quality measure's Measure: ``urn:compassion-outcomes:measure:<measure id>``."""
 EVALUATE_MEASURE_OPERATION = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"

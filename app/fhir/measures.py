@@ -40,7 +40,7 @@ from app.clinical.measures import (
 )
 from app.fhir.codes import MEASURE_BASE, MEASURE_IMPROVEMENT, MEASURE_POPULATION, MEASURE_SCORING
 from app.fhir.content_version import with_content_version
-from app.fhir.errors import Issue, InvalidParameter
+from app.fhir.errors import InvalidParameter, Issue
 
 MEASURE_DATE = "2026-12-05"
 """When the Measures' definitions were last changed (``Measure.date``)."""
@@ -100,11 +100,11 @@ def period_day(name: str, value: str, *, end: bool) -> date:
         raise _invalid(name, f"{value!r} is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)")
     year = int(match["year"])
     month = int(match["month"] or (12 if end else 1))
-    last = monthrange(year, month)[1]
-    day = int(match["day"]) if match["day"] else (last if end else 1)
-    if day > last:
-        raise _invalid(name, f"{value!r} is not a day of the calendar")
-    return date(year, month, day)
+    try:
+        last = monthrange(year, month)[1]
+        return date(year, month, int(match["day"]) if match["day"] else (last if end else 1))
+    except ValueError:
+        raise _invalid(name, f"{value!r} is not a day of the calendar") from None
 
 
 def _invalid(name: str, message: str) -> InvalidParameter:

@@ -12,6 +12,7 @@ from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.auth.smart_tokens import TOKEN_PATH
+from app.clinical import measure_reports
 from app.core.audit_notes import EntryNote, note_entry
 from app.core.db import utcnow
 from app.core.lifecycle import Db, ReadDb
@@ -26,7 +27,6 @@ from app.fhir import (
     tasks,
     writes,
 )
-from app.clinical import measure_reports
 from app.fhir import measures as fhir_measures
 from app.fhir import patients as fhir_patients
 from app.fhir.capability import capability_statement, search_openapi
@@ -508,6 +508,10 @@ def process_bundle(
     return remembered(guard, bundles.process(write, body.data, reads=reads), 200, {})
 
 
+FHIR_DATE = r"^[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?$"
+"""A FHIR ``date`` (YYYY, YYYY-MM or YYYY-MM-DD), as the OpenAPI document declares it."""
+
+
 @router.get("/Measure/{measure_id}", response_class=FHIRResponse, responses=NOT_MODIFIED)
 def read_measure(
     principal: Annotated[Principal, requires(Permission.OUTCOMES_READ)],
@@ -524,8 +528,12 @@ def evaluate_measure(
     principal: Annotated[Principal, requires(Permission.OUTCOMES_READ)],
     measure_id: LogicalId,
     db: Db,
-    period_start: Annotated[str, Query(alias="periodStart", max_length=10, description="A FHIR date: YYYY[-MM[-DD]].")],
-    period_end: Annotated[str, Query(alias="periodEnd", max_length=10, description="A FHIR date, its last day included.")],
+    period_start: Annotated[
+        str, Query(alias="periodStart", pattern=FHIR_DATE, description="A FHIR date: YYYY, YYYY-MM or YYYY-MM-DD.")
+    ],
+    period_end: Annotated[
+        str, Query(alias="periodEnd", pattern=FHIR_DATE, description="A FHIR date; its last day is included.")
+    ],
     report_type: Annotated[
         str | None,
         Query(

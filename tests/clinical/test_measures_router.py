@@ -45,6 +45,7 @@ from app.audit.models import AuditEvent
 from app.auth.permissions import Role
 from app.core.datetimes import CLOCK
 from app.core.state import state_of
+from app.scoring.engine import Answer
 from tests.clinical.conftest import new_patient, phq9, seed
 from tests.conftest import ClinicKeys
 
@@ -103,7 +104,7 @@ def twelve_months(app: FastAPI, client: TestClient, clinic: ClinicKeys) -> Stock
         headers=clinic.headers(),
     )
     assert amended.status_code in (200, 201), amended.text
-    unscored = {str(n): None if n in (1, 2, 3) else 0 for n in range(1, 10)}
+    unscored: dict[str, Answer] = {str(n): None if n in (1, 2, 3) else 0 for n in range(1, 10)}
     assert seed(app, clinic, f, "phq9", unscored, at("2026-03-20")).scores["total"]["value"] is None
     return stocked
 
@@ -201,7 +202,8 @@ def test_the_fhir_summary_agrees_with_the_api(client: TestClient, clinic: Clinic
     }
     scores = {group["id"]: group["measureScore"]["value"] for group in summary["group"]}
     assert scores == {"follow-up": 0.75, "remission": 0.25, "response": 0.5}
-    assert "subject" not in summary and "contained" not in summary
+    assert "subject" not in summary
+    assert "contained" not in summary
 
 
 def test_the_subject_list_names_each_populations_patients(
@@ -308,7 +310,9 @@ def test_an_unknown_measure_is_a_404_naming_the_measures(client: TestClient, cli
         ({"period_start": "2026-01-01"}, "period_end"),
     ],
 )
-def test_bad_periods_are_422_problems(client: TestClient, clinic: ClinicKeys, params: dict[str, str], field: str) -> None:
+def test_bad_periods_are_422_problems(
+    client: TestClient, clinic: ClinicKeys, params: dict[str, str], field: str
+) -> None:
     response = client.get("/v1/clinic/measures/depression-remission-12m", params=params, headers=clinic.headers())
 
     assert response.status_code == 422, response.text
