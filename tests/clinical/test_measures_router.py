@@ -28,7 +28,6 @@ Denominator 4; follow-up 3 (I, J, M); remission 1 (M); response 2 (I, M); care g
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -206,6 +205,18 @@ def test_the_fhir_summary_agrees_with_the_api(client: TestClient, clinic: Clinic
     assert "contained" not in summary
 
 
+def test_the_fhir_summary_of_the_12_month_measure_agrees_with_the_api(
+    client: TestClient, clinic: ClinicKeys, twelve_months: Stocked
+) -> None:
+    body = measure(client, clinic, "depression-remission-12m")
+    summary = report(client, clinic, "depression-remission-12m")
+
+    assert summary["type"] == "summary"
+    assert counts(summary) == {"remission": {"initial-population": 4, "denominator": 4, "numerator": 1}}
+    assert body["numerators"] == {"remission": 1}
+    assert summary["group"][0]["measureScore"]["value"] == body["rates"]["remission"] == 0.25
+
+
 def test_the_subject_list_names_each_populations_patients(
     client: TestClient, clinic: ClinicKeys, twelve_months: Stocked
 ) -> None:
@@ -359,7 +370,3 @@ def test_only_admins_and_clinicians_read_measures(client: TestClient, clinic: Cl
     assert client.get(
         "/v1/clinic/measures/depression-remission-12m", params=YEAR, headers=clinic.headers(Role.ADMIN)
     ).is_success
-
-
-def test_ids_are_uuids(twelve_months: Stocked) -> None:
-    assert all(uuid.UUID(patient) for patient in twelve_months.patients.values())
