@@ -1,18 +1,21 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse, Response
 
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission, allows
 from app.auth.service import Principal
-from app.clinical import alerts, clinic_settings, report, series, service, webhooks
+from app.clinical import alerts, clinic_settings, measure_reports, report, series, service, webhooks
 from app.clinical import parameters as change_parameters
 from app.clinical.change import Method
 from app.clinical.destinations import policy_for
+from app.clinical.measure_schemas import MeasureRead
+from app.clinical.measures import MEASURE_IDS
 from app.clinical.schemas import (
     AlertAcknowledge,
     AlertRead,
@@ -27,6 +30,7 @@ from app.clinical.schemas import (
     WebhookDeliveryRead,
     WebhookSecretIssued,
 )
+from app.core.db import utcnow
 from app.core.errors import InvalidInput
 from app.core.lifecycle import AppRoute, BoundedReadDb, Db, SettingsDep
 from app.core.pagination import PageDep
@@ -170,6 +174,23 @@ def get_outcomes(
         measured_from=measured_from,
         measured_to=measured_to,
     )
+
+
+@clinic_router.get("/measures/{measure_id}")
+def get_measure(
+    measure_id: Annotated[str, Path(max_length=100, description=f"One of: {', '.join(MEASURE_IDS)}.")],
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.OUTCOMES_READ)],
+    period_start: Annotated[date, Query(description="First day of the measurement period (YYYY-MM-DD).")],
+    period_end: Annotated[date, Query(description="Last day of the measurement period, included.")],
+) -> MeasureRead:
+    """A depression quality measure over the clinic's PHQ-9 totals: denominator, numerators, rates and the care gaps
+    (patients with an index and no PHQ-9 in their window yet), with what the measure's source requires and this
+    service does not store (diagnoses, encounters, age, exclusions)."""
+    measure = measure_reports.resolve(measure_id)
+    measured = measure_reports.period(period_start, period_end)
+    result = measure_reports.evaluate_for_clinic(db, clinic_id=principal.clinic_id, measure=measure, measured=measured)
+    return measure_reports.to_read(db, clinic_id=principal.clinic_id, result=result, now=utcnow())
 
 
 @clinic_router.get("/alerts")

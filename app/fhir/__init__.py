@@ -33,6 +33,8 @@ the resource's module):
 - ``validation_pool``: worker processes that validate a large Bundle's new responses ahead.
 - ``request_body``: the request body read, parsed (duplicate keys refused) and bounded (``FhirBody``).
 - ``http``: the FHIR response, OperationOutcome errors, ``FhirRoute``, format negotiation, route parameters.
+- ``measures``: the depression quality measures as Measures, and ``$evaluate-measure``'s MeasureReports (computed by
+  ``app.clinical.measure_reports``).
 - ``capability``: the CapabilityStatement (``/fhir/metadata``).
 - ``errors``: FHIR domain errors carrying OperationOutcome issues.
 - ``codes``: every URI and code the package emits or recognises.

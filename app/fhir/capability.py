@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
-from app.fhir.codes import EXTRACT_OPERATION, FHIR_MEDIA_TYPE, FHIR_VERSION
+from app.fhir.codes import EVALUATE_MEASURE_OPERATION, EXTRACT_OPERATION, FHIR_MEDIA_TYPE, FHIR_VERSION
 
 SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SECURITY_SERVICE_SYSTEM = "http://terminology.hl7.org/CodeSystem/restful-security-service"
@@ -141,6 +141,15 @@ SUPPORTED: dict[str, Supported] = {
             "history is kept."
         ),
     ),
+    "Measure": Supported(
+        interactions=("read",),
+        documentation=(
+            "The depression quality measures (ids depression-remission-12m: CMS159's logic; depression-response-6m: "
+            "in the style of HEDIS DRR-E), computed from stored PHQ-9 totals only: diagnoses, encounters, age and "
+            "exclusions are not applied (see each Measure's disclaimer). The version is a digest of the Measure; no "
+            "history is kept. Admin and clinician keys (outcomes:read)."
+        ),
+    ),
 }
 SYSTEM_INTERACTIONS = ("transaction", "batch")
 SYSTEM_DOCUMENTATION = (
@@ -158,6 +167,19 @@ OPERATIONS: dict[str, tuple[tuple[str, str, str], ...]] = {
             "Parameters with one 'questionnaire-response'. Checked and scored as a create; answers a transaction "
             "Bundle of the Observations the server would store (one per score, plus the LOINC panel), storing "
             "nothing. The 'questionnaire' parameter is not taken (the form is resolved as for a create).",
+        ),
+    ),
+    "Measure": (
+        (
+            "evaluate-measure",
+            EVALUATE_MEASURE_OPERATION,
+            "GET [base]/Measure/[id]/$evaluate-measure?periodStart=&periodEnd=&reportType= (instance level): "
+            "periodStart and periodEnd are FHIR dates (YYYY, YYYY-MM or YYYY-MM-DD; the end's last day included). "
+            "reportType population (or summary): a summary MeasureReport; subject-list: the same, each population's "
+            "patients as a contained List; subject (or individual) with subject=Patient/<id>: that patient's "
+            "individual report. One group per rate, each with initial-population, denominator and numerator counts "
+            "and measureScore. No DEQM profile is claimed. Other parameters (measure, url, practitioner, "
+            "lastReceivedOn) are not taken.",
         ),
     ),
 }

@@ -103,3 +103,12 @@ def item_code(instrument: str, number: str) -> str:
 
 def score_code(instrument: str, key: str) -> str:
     return f"{instrument}.{key}"
+
+
+MEASURE_BASE = f"{PRODUCT}:measure"
+"""Canonical URL of a quality measure's Measure: ``urn:compassion-outcomes:measure:<measure id>``."""
+EVALUATE_MEASURE_OPERATION = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"
+"""FHIR R4's ``Measure/[id]/$evaluate-measure``, as the CapabilityStatement names it."""
+MEASURE_POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
+MEASURE_SCORING = "http://terminology.hl7.org/CodeSystem/measure-scoring"
+MEASURE_IMPROVEMENT = "http://terminology.hl7.org/CodeSystem/measure-improvement-notation"

@@ -160,3 +160,12 @@ class InvalidSearch(FhirError):
     title = "Invalid search"
     status = 400
     issue_code = "invalid"
+
+
+class InvalidParameter(FhirError):
+    """An operation's parameter this server cannot read (a malformed date, an unknown report type): 400."""
+
+    slug = "fhir-invalid-parameter"
+    title = "Invalid operation parameter"
+    status = 400
+    issue_code = "invalid"

@@ -6,12 +6,13 @@ from __future__ import annotations
 import inspect
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.auth.smart_tokens import TOKEN_PATH
+from app.clinical import measure_reports
 from app.core.audit_notes import EntryNote, note_entry
 from app.core.db import utcnow
 from app.core.lifecycle import Db, ReadDb
@@ -26,6 +27,7 @@ from app.fhir import (
     tasks,
     writes,
 )
+from app.fhir import measures as fhir_measures
 from app.fhir import patients as fhir_patients
 from app.fhir.capability import capability_statement, search_openapi
 from app.fhir.conditional_create import criteria_in_query
@@ -55,6 +57,7 @@ from app.fhir.writes import remembered, written
 from app.idempotency.service import Idempotent
 from app.instruments import text
 from app.instruments.dependencies import RegistryDep
+from app.patients import service as patients
 
 router = APIRouter(
     prefix="/fhir",
@@ -503,6 +506,65 @@ def process_bundle(
     write = FhirWrite(db=db, registry=registry, principal=principal, prefer=prefer, guard=guard, validation=validation)
     reads = bundles.Reads(base=fhir_base(request), strict=handling_strict(request), now=utcnow())
     return remembered(guard, bundles.process(write, body.data, reads=reads), 200, {})
+
+
+FHIR_DATE = r"^[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?$"
+"""A FHIR ``date`` (YYYY, YYYY-MM or YYYY-MM-DD), as the OpenAPI document declares it."""
+
+
+@router.get("/Measure/{measure_id}", response_class=FHIRResponse, responses=NOT_MODIFIED)
+def read_measure(
+    principal: Annotated[Principal, requires(Permission.OUTCOMES_READ)],
+    measure_id: LogicalId,
+    if_none_match: IfNoneMatch = None,
+) -> FHIRResponse:
+    """A depression quality measure as a Measure: its populations, its source and what it leaves out."""
+    resource = fhir_measures.measure_resource(measure_reports.resolve(measure_id))
+    return read_answer(resource, version_of(resource), if_none_match)
+
+
+@router.get("/Measure/{measure_id}/$evaluate-measure", response_class=FHIRResponse)
+def evaluate_measure(
+    principal: Annotated[Principal, requires(Permission.OUTCOMES_READ)],
+    measure_id: LogicalId,
+    db: Db,
+    period_start: Annotated[
+        str, Query(alias="periodStart", pattern=FHIR_DATE, description="A FHIR date: YYYY, YYYY-MM or YYYY-MM-DD.")
+    ],
+    period_end: Annotated[
+        str, Query(alias="periodEnd", pattern=FHIR_DATE, description="A FHIR date; its last day is included.")
+    ],
+    report_type: Annotated[
+        str | None,
+        Query(
+            alias="reportType",
+            max_length=20,
+            description="`population` (or `summary`), `subject-list`, or `subject` (or `individual`) with `subject`.",
+        ),
+    ] = None,
+    subject: Annotated[
+        str | None, Query(max_length=100, description="Patient/<id>: the patient of a `subject` report.")
+    ] = None,
+) -> FHIRResponse:
+    """The measure over the clinic's PHQ-9 totals as a MeasureReport: summary, subject-list (the patients of each
+    population) or one patient's individual report."""
+    measure = measure_reports.resolve(measure_id)
+    kind = fhir_measures.report_type(report_type, subject=subject)
+    measured = measure_reports.period(
+        fhir_measures.period_day("periodStart", period_start, end=False),
+        fhir_measures.period_day("periodEnd", period_end, end=True),
+        fields=("periodStart", "periodEnd"),
+    )
+    patient_id = fhir_measures.subject_id(subject) if subject is not None else None
+    if patient_id is not None:
+        patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    result = measure_reports.evaluate_for_clinic(
+        db, clinic_id=principal.clinic_id, measure=measure, measured=measured, patient_id=patient_id
+    )
+    if kind is fhir_measures.ReportType.SUBJECT_LIST:
+        measure_reports.note_named(db, [outcome.patient_id for outcome in result.outcomes])
+    evaluation = fhir_measures.Evaluation(result=result, kind=kind, now=utcnow(), subject=patient_id)
+    return fhir_response(fhir_measures.measure_report(evaluation))
 
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]

@@ -476,6 +476,28 @@ def summary_count(resource_type: str) -> Callable[[Stock], None]:
     return check
 
 
+def evaluate_measure(stock: Stock) -> None:
+    """The stock's patient P: PHQ-9 total 10 on 10 April 2026 is the 6-month measure's index for the period December
+    2026 (index period 5 April to 5 May 2026); its window, 8 August to 6 December 2026, holds 10 (5 November) and,
+    most recent, 0 (20 November): follow-up, remission and response. The subject-list names P in every population."""
+    response = stock.get(
+        "/fhir/Measure/depression-response-6m/$evaluate-measure",
+        periodStart="2026-12-01",
+        periodEnd="2026-12-31",
+        reportType="subject-list",
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    lists = {item["id"]: item for item in report["contained"]}
+    assert report["type"] == "subject-list"
+    for group in report["group"]:
+        assert group["measureScore"]["value"] == 1
+        for population in group["population"]:
+            assert population["count"] == 1
+            named = lists[population["subjectResults"]["reference"].removeprefix("#")]
+            assert named["entry"] == [{"item": {"reference": f"Patient/{stock.patient}"}}]
+
+
 def phq9_version(stock: Stock) -> str:
     version: str = stock.get("/fhir/Questionnaire/phq9").json()["version"]
     return version
@@ -557,6 +579,10 @@ ROWS: dict[Claim, Callable[[Stock], None]] = {
     ("Task", "versioning", "versioned"): versioned("Task", task_id),
     ("Task", "search", "patient"): filters("Task", "patient", lambda s: f"Patient/{s.patient}", lambda s: s.other),
     ("Task", "search", "status"): filters("Task", "status", lambda s: "ready,requested", lambda s: "completed"),
+    # Measure
+    ("Measure", "interaction", "read"): read("Measure", lambda s: "depression-remission-12m"),
+    ("Measure", "versioning", "versioned"): versioned("Measure", lambda s: "depression-response-6m"),
+    ("Measure", "operation", "evaluate-measure"): evaluate_measure,
     # Patient
     ("Patient", "interaction", "read"): read("Patient", lambda s: s.patient),
     ("Patient", "interaction", "search-type"): search_type("Patient"),

@@ -63,15 +63,16 @@ def test_it_lists_exactly_the_interactions_the_router_serves(client: TestClient)
     assert listed == served_interactions()
 
 
-def test_it_lists_exactly_the_operations_the_router_serves_by_their_sdc_definitions(client: TestClient) -> None:
+def test_it_lists_exactly_the_operations_the_router_serves_by_their_definitions(client: TestClient) -> None:
     [rest] = client.get("/fhir/metadata").json()["rest"]
 
     listed = {(r["type"], o["name"]): o["definition"] for r in rest["resource"] for o in r.get("operation", [])}
 
-    assert set(listed) == served_operations() == {("QuestionnaireResponse", "extract")}
+    assert set(listed) == served_operations() == {("QuestionnaireResponse", "extract"), ("Measure", "evaluate-measure")}
     assert listed["QuestionnaireResponse", "extract"] == (
         "http://hl7.org/fhir/uv/sdc/OperationDefinition/QuestionnaireResponse-extract"
     )
+    assert listed["Measure", "evaluate-measure"] == "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"
 
 
 def test_each_search_documents_in_openapi_exactly_the_parameters_it_claims(client: TestClient) -> None:

@@ -121,9 +121,12 @@ FIXED_VALUES = {
     "score": "total",
     "questionnaire_id": "phq9",
     "version_id": "1",
+    "measure_id": "depression-remission-12m",
+    "periodStart": "2026-01-01",
+    "periodEnd": "2026-12-31",
 }
 """Path and query values that name shared definitions rather than a clinic's records (and a FHIR version: every
-stored record has a first)."""
+stored record has a first; a quality measure and its measurement period)."""
 FILTERS = ("patient_id", "measurement_id", "session_id", "key_id", "external_id", "identifier")
 """Optional query parameters that are filled (with another clinic's values) to test that filters stay in the clinic."""
 
