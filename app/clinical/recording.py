@@ -82,9 +82,7 @@ def rescore(
     return len(outdated), current - len(outdated)
 
 
-def _after_new(
-    db: Session, rows: Sequence[Mapping[str, Any]], definitions: Mapping[str, InstrumentDefinition]
-) -> None:
+def _after_new(db: Session, rows: Sequence[Mapping[str, Any]], definitions: Mapping[str, InstrumentDefinition]) -> None:
     """What follows from measurements just stored (their column values): none can have alerts yet."""
     alerts.raise_alerts_for_new(db, rows)
     progress_alerts.raise_for(db, rows, definitions)

@@ -126,7 +126,9 @@ def get_progress(
     patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
     definition, spec = series.resolve_score(registry, instrument, score)
     ctx = progress.context(db, clinic_id=principal.clinic_id, definition=definition, score=spec)
-    points = series.load_points(db, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec)
+    points = series.load_points(
+        db, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec
+    )
     return progress.to_read(patient_id, ctx.judge(points), ctx)
 
 

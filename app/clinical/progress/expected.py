@@ -179,8 +179,8 @@ def fit(courses: Sequence[Course], *, band_z: float = DEFAULT_BAND_Z) -> Fit:
     data = pd.DataFrame(rows, columns=["course", "y0", "lt", "y"])
     if data.empty or data["y"].std() == 0 or data["y0"].nunique() < 2 or data["lt"].nunique() < 2:
         raise FitFailed("the courses do not vary enough (in baseline, time or score) to fit the model")
-    import statsmodels.formula.api as smf  # noqa: PLC0415 (slow to import; only a fit needs it)
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning  # noqa: PLC0415
+    import statsmodels.formula.api as smf  # type: ignore[import-untyped]  # slow to import: only a fit needs it
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning  # type: ignore[import-untyped]
 
     notices: list[str] = []
     with warnings.catch_warnings(record=True) as caught:

@@ -54,10 +54,10 @@ def fit_for_clinic(
         .order_by(Measurement.patient_id, Measurement.measured_at, Measurement.created_at, Measurement.id)
     )
     series: defaultdict[uuid.UUID, list[tuple[datetime, float]]] = defaultdict(list)
-    for row in rows:
-        value = ((row.scores or {}).get(score.key) or {}).get("value")
-        if value is not None and version_family(row.definition_version) == family:
-            series[row.patient_id].append((row.measured_at, float(value)))
+    for measurement in rows:
+        value = ((measurement.scores or {}).get(score.key) or {}).get("value")
+        if value is not None and version_family(measurement.definition_version) == family:
+            series[measurement.patient_id].append((measurement.measured_at, float(value)))
     found = expected.completed_courses(series.values(), now=now)
     if len(found.courses) < expected.MIN_COURSES:
         raise Conflict(
@@ -113,7 +113,8 @@ def load_cited(
     if c.intercept_slope_covariance**2 > c.intercept_variance * c.slope_variance + 1e-12:
         message = "|Cov(u0, u1)| cannot exceed √(Var(u0)·Var(u1))"
         raise InvalidInput(
-            message, errors=[FieldError("coefficients.intercept_slope_covariance", message, c.intercept_slope_covariance)]
+            message,
+            errors=[FieldError("coefficients.intercept_slope_covariance", message, c.intercept_slope_covariance)],
         )
     table = expected.ExpectedResponse(
         coefficients=(c.b0, c.b1, c.b2, c.b3),
