@@ -98,6 +98,9 @@ class Rule:
 def judge(observations: Sequence[Observation], rule: Rule) -> Judgement:
     """The status after the latest measurement, with every point's band."""
     points = evaluate(observations, rule)
+    if not points:
+        method = MethodKind.EXPECTED_RESPONSE_TABLE if rule.table is not None else MethodKind.RELIABLE_CHANGE_RULE
+        return Judgement(Status.INSUFFICIENT_DATA, False, method, ("no scored measurement",), ())
     return _judge(points, len(points) - 1, rule)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import FastAPI
@@ -9,6 +10,9 @@ from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
 from app.clinical.progress.expected import MIN_COURSES
+from app.clinical.progress.service import progress_for_patients
+from app.core.state import state_of
+from app.instruments.registry import InstrumentRegistry
 from tests.auth.test_patient_tokens import enrol
 from tests.clinical.conftest import day, fcs_from_others, new_patient, phq9, seed
 from tests.conftest import ClinicKeys
@@ -175,3 +179,32 @@ def test_a_cited_table_with_an_impossible_covariance_is_refused(client: TestClie
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["field"] == "coefficients.intercept_slope_covariance"
     assert client.get("/v1/clinic/expected-response/phq9", headers=clinic.headers()).status_code == 404
+
+
+def test_progress_for_patients_judges_many_in_one_go(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, other_clinic: ClinicKeys
+) -> None:
+    off, on, unmeasured = new_patient(client, clinic), new_patient(client, clinic), new_patient(client, clinic)
+    elsewhere = new_patient(client, other_clinic)
+    course(app, clinic, off, [15, 14, 15, 14, 12, 10])
+    course(app, clinic, on, [22, 16])
+    course(app, other_clinic, elsewhere, [15, 22])
+    ids = [uuid.UUID(p) for p in (off, on, unmeasured, elsewhere)]
+
+    with state_of(app).read_sessions() as db:
+        found = progress_for_patients(
+            db,
+            clinic_id=clinic.id,
+            patient_ids=ids,
+            instrument_id="phq9",
+            score_key="total",
+            registry=state_of(app).part(InstrumentRegistry),
+        )
+
+    assert [(found[i].status.value, found[i].method.value) for i in ids] == [
+        ("not_on_track", "reliable_change_rule"),
+        ("on_track", "reliable_change_rule"),
+        ("insufficient_data", "reliable_change_rule"),
+        ("insufficient_data", "reliable_change_rule"),  # another clinic's patient: nothing is read
+    ]
+    assert found[ids[1]].provisional

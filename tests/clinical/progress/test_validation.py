@@ -113,5 +113,6 @@ def test_the_progress_endpoint_flags_deteriorating_courses_and_leaves_typical_on
         "recovered",
     }
     alerts = client.get("/v1/clinic/alerts", params={"limit": 200}, headers=clinic.headers()).json()["items"]
-    alerted = {alert["patient"]["id"] for alert in alerts if alert["flag"] == "not_on_track"}
+    held_out_ids = set(ids.values())  # the training courses were judged by the rule when imported, before the fit
+    alerted = {a["patient"]["id"] for a in alerts if a["flag"] == "not_on_track"} & held_out_ids
     assert alerted == {ids[c.external_id] for c in held_out if by_table[c.external_id] == "not_on_track"}
