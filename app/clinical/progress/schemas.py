@@ -13,8 +13,9 @@ from app.clinical.progress.expected import DEFAULT_BAND_Z
 from app.clinical.progress.status import MethodKind, Status
 from app.core.schemas import Schema
 
-Number = Annotated[float, Field(allow_inf_nan=False)]
-Variance = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Number = Annotated[float, Field(ge=-1000, le=1000, allow_inf_nan=False)]
+"""A coefficient: bounded so that a prediction on any score's range stays a finite, printable number."""
+Variance = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
 BandZ = Annotated[float, Field(ge=1, le=3, allow_inf_nan=False)]
 ScoreKey = Annotated[str, Field(min_length=1, max_length=50)]
 
@@ -39,8 +40,23 @@ class Coefficients(Schema):
     b3: Number
     intercept_variance: Variance = Field(description="Var(u0).")
     slope_variance: Variance = Field(description="Var(u1), the random slope on ln(t).")
-    intercept_slope_covariance: Number = Field(description="Cov(u0, u1).")
+    intercept_slope_covariance: Annotated[float, Field(ge=-1_000_000, le=1_000_000, allow_inf_nan=False)] = Field(
+        description="Cov(u0, u1)."
+    )
     residual_variance: Variance = Field(description="Var(e).")
+
+
+class CoefficientsRead(BaseModel):
+    """The stored table's coefficients (as ``Coefficients``, unbounded: a fit's own estimates)."""
+
+    b0: float
+    b1: float
+    b2: float
+    b3: float
+    intercept_variance: float
+    slope_variance: float
+    intercept_slope_covariance: float
+    residual_variance: float
 
 
 class ExpectedResponseCited(Schema):
@@ -67,7 +83,7 @@ class ExpectedResponseRead(BaseModel):
     citation: str | None
     model_form: str
     time_scale: str = Field(description="`weeks_since_baseline`: t = 1 + weeks since the course's first measurement.")
-    coefficients: Coefficients
+    coefficients: CoefficientsRead
     coefficients_covariance: list[list[float]] | None = Field(
         description="Cov(b0..b3) of a fit; part of the prediction's SD."
     )

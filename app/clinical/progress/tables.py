@@ -22,7 +22,7 @@ from app.clinical.points import version_family
 from app.clinical.progress import expected
 from app.clinical.progress.models import ExpectedResponseTable
 from app.clinical.progress.schemas import (
-    Coefficients,
+    CoefficientsRead,
     ExpectedResponseCited,
     ExpectedResponseFit,
     ExpectedResponseRead,
@@ -230,7 +230,7 @@ def to_read(row: ExpectedResponseTable) -> ExpectedResponseRead:
         citation=row.citation,
         model_form=row.model_form,
         time_scale=row.time_scale,
-        coefficients=Coefficients(**{name: c[name] for name in Coefficients.model_fields}),
+        coefficients=CoefficientsRead(**{name: c[name] for name in CoefficientsRead.model_fields}),
         coefficients_covariance=c.get("coefficients_covariance"),
         band_z=row.band_z,
         max_weeks=row.max_weeks,
