@@ -2,6 +2,7 @@
 
 import app.care.models
 import app.clinical.models
+import app.clinical.progress.models
 import app.fhir.models
 import app.research.models  # noqa: F401  (each domain's tables register on Base.metadata when imported)
 from app.audit.models import AuditEvent

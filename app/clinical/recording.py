@@ -7,6 +7,8 @@ and then, in the same transaction, does what a new measurement or version causes
 
 - ``app.clinical.alerts``: a risk alert per risk flag (one per measurement, kept across its versions), and a webhook
   delivery per alert when the clinic has a webhook (with its job: sent by the job engine after the commit).
+- ``app.clinical.progress.alerts``: a ``not_on_track`` alert when the new measurements turn a course not on track
+  (routine, no webhook; once per course until acknowledged).
 - ``app.care.completion``: the assessment occurrence whose window the measurement falls in is completed (whenever
   it arrives); an amendment that moves ``measured_at`` out of the window it completed reopens that one.
 
@@ -24,19 +26,21 @@ from sqlalchemy.orm import Session
 
 from app.care import completion
 from app.clinical import alerts
+from app.clinical.progress import alerts as progress_alerts
 from app.instruments.registry import InstrumentRegistry
 from app.measurements import service as measurements
 from app.measurements import store
 from app.measurements.models import Measurement
 from app.measurements.service import NewMeasurement
 from app.scoring import SCORER_VERSION
+from app.scoring.definition import InstrumentDefinition
 
 
 def record(db: Session, new: Sequence[NewMeasurement]) -> list[dict[str, Any]]:
     """Store new measurements (one statement for all), then what follows from them; returns each stored row's
     column values. All or nothing, in the caller's transaction."""
     rows = store.insert(db, new)
-    _after_new(db, rows)
+    _after_new(db, rows, {data.definition.id: data.definition for data in new})
     return rows
 
 
@@ -44,14 +48,14 @@ def record_one(db: Session, new: NewMeasurement) -> dict[str, Any]:
     """``record`` of one measurement, whose patient is not looked up first: NotFound when the database refuses it
     (another clinic's patient, or none)."""
     row = store.insert_one(db, new)
-    _after_new(db, [row])
+    _after_new(db, [row], {new.definition.id: new.definition})
     return row
 
 
 def record_version(db: Session, current: Measurement, new: NewMeasurement, *, reason: str) -> Measurement:
     """Supersede ``current`` with ``new`` (``measurements.new_version``), then what follows from the new version."""
     row = store.insert_version(db, current, new, reason=reason)
-    _after_version(db, row)
+    _after_version(db, row, new.definition)
     return row
 
 
@@ -78,14 +82,21 @@ def rescore(
     return len(outdated), current - len(outdated)
 
 
-def _after_new(db: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+def _after_new(db: Session, rows: Sequence[Mapping[str, Any]], definitions: Mapping[str, InstrumentDefinition]) -> None:
     """What follows from measurements just stored (their column values): none can have alerts yet."""
     alerts.raise_alerts_for_new(db, rows)
+    progress_alerts.raise_for(db, rows, definitions)
     completion.complete_for(db, rows)
 
 
-def _after_version(db: Session, row: Measurement) -> None:
-    """What follows from a new version: alerts for risk flags its measurement has none for yet; the assessment it
-    completes follows its ``measured_at``."""
+def _after_version(db: Session, row: Measurement, definition: InstrumentDefinition) -> None:
+    """What follows from a new version: alerts for risk flags its measurement has none for yet, a not-on-track alert
+    if it turned its course; the assessment it completes follows its ``measured_at``."""
     alerts.raise_alerts_for(db, row)
+    if row.id is None:
+        db.flush()
+    progress_alerts.raise_for(db, [{c: getattr(row, c) for c in _ALERT_SOURCE}], {definition.id: definition})
     completion.complete_version(db, row)
+
+
+_ALERT_SOURCE = ("id", "clinic_id", "patient_id", "measurement_id", "instrument_id", "measured_at")

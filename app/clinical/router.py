@@ -16,6 +16,14 @@ from app.clinical.change import Method
 from app.clinical.destinations import policy_for
 from app.clinical.measure_schemas import MeasureRead
 from app.clinical.measures import MEASURE_IDS
+from app.clinical.progress import service as progress
+from app.clinical.progress import tables as expected_response
+from app.clinical.progress.schemas import (
+    ExpectedResponseCited,
+    ExpectedResponseFit,
+    ExpectedResponseRead,
+    ProgressRead,
+)
 from app.clinical.schemas import (
     AlertAcknowledge,
     AlertRead,
@@ -105,6 +113,27 @@ def get_change(
         latest_id=latest_id,
     )
     return service.change_read(patient_id, change)
+
+
+@patient_router.get("/progress")
+def get_progress(
+    patient_id: uuid.UUID,
+    db: BoundedReadDb,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    instrument: Instrument,
+    score: ScoreKey = None,
+) -> ProgressRead:
+    """Is the patient on track? `status` (on_track, not_on_track, reliable_deterioration, recovered,
+    insufficient_data), the `method` (the clinic's expected-response table, or the reliable change rule labelled as
+    such), the expected band at each measurement and the reasons in words."""
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    definition, spec = series.resolve_score(registry, instrument, score)
+    ctx = progress.context(db, clinic_id=principal.clinic_id, definition=definition, score=spec)
+    points = series.load_points(
+        db, clinic_id=principal.clinic_id, patient_id=patient_id, definition=definition, score=spec
+    )
+    return progress.to_read(patient_id, ctx.judge(points), ctx)
 
 
 @patient_router.get("/report", response_class=HTMLResponse)
@@ -344,6 +373,65 @@ def delete_change_parameters(
         db, clinic_id=principal.clinic_id, instrument=definition.id, score=spec.key, method=method
     )
     return Response(status_code=204)
+
+
+@clinic_router.post("/expected-response/{instrument_id}", status_code=201, response_model=ExpectedResponseRead)
+def fit_expected_response(
+    instrument_id: str,
+    body: ExpectedResponseFit,
+    db: Db,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
+    guard: Idempotent,
+) -> Response:
+    """Fit an expected-response table from the clinic's own completed courses (a mixed model of the score on
+    ln(1 + weeks since baseline), conditioned on the baseline). 409 below the minimum number of courses."""
+    definition, spec = series.resolve_score(registry, instrument_id, body.score)
+    row = expected_response.fit_for_clinic(
+        db, clinic_id=principal.clinic_id, key_id=principal.key_id, definition=definition, score=spec, data=body
+    )
+    return guard.respond(expected_response.to_read(row), status_code=201)
+
+
+@clinic_router.post("/expected-response/{instrument_id}/cited", status_code=201, response_model=ExpectedResponseRead)
+def load_expected_response(
+    instrument_id: str,
+    body: ExpectedResponseCited,
+    db: Db,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
+    guard: Idempotent,
+) -> Response:
+    """Load a published expected-response table (the same model form's coefficients) with its citation."""
+    definition, spec = series.resolve_score(registry, instrument_id, body.score)
+    row = expected_response.load_cited(
+        db, clinic_id=principal.clinic_id, key_id=principal.key_id, definition=definition, score=spec, data=body
+    )
+    return guard.respond(expected_response.to_read(row), status_code=201)
+
+
+@clinic_router.get("/expected-response")
+def list_expected_response(
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.OUTCOMES_READ)],
+) -> list[ExpectedResponseRead]:
+    """The clinic's current expected-response table of each score it has one for."""
+    return [expected_response.to_read(row) for row in expected_response.list_current(db, clinic_id=principal.clinic_id)]
+
+
+@clinic_router.get("/expected-response/{instrument_id}")
+def get_expected_response(
+    instrument_id: str,
+    db: Db,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.OUTCOMES_READ)],
+    score: ScoreKey = None,
+) -> ExpectedResponseRead:
+    """The clinic's current expected-response table of one score (404 when it has none)."""
+    definition, spec = series.resolve_score(registry, instrument_id, score)
+    return expected_response.to_read(
+        expected_response.get_current(db, clinic_id=principal.clinic_id, instrument=definition.id, score=spec.key)
+    )
 
 
 router.include_router(patient_router)

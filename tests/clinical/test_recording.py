@@ -136,13 +136,13 @@ def test_every_path_that_stores_a_measurement_records_it_and_raises_its_alert_on
     recorded: list[uuid.UUID] = []
     after_new, after_version = recording._after_new, recording._after_version
 
-    def noting_new(db: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    def noting_new(db: Any, rows: Sequence[Mapping[str, Any]], definitions: Any) -> None:
         recorded.extend(row["measurement_id"] for row in rows)
-        after_new(db, rows)
+        after_new(db, rows, definitions)
 
-    def noting_version(db: Any, row: Measurement) -> None:
+    def noting_version(db: Any, row: Measurement, definition: Any) -> None:
         recorded.append(row.measurement_id)
-        after_version(db, row)
+        after_version(db, row, definition)
 
     monkeypatch.setattr(recording, "_after_new", noting_new)
     monkeypatch.setattr(recording, "_after_version", noting_version)
