@@ -7,8 +7,9 @@ and then, in the same transaction, does what a new measurement or version causes
 
 - ``app.clinical.alerts``: a risk alert per risk flag (one per measurement, kept across its versions), and a webhook
   delivery per alert when the clinic has a webhook (with its job: sent by the job engine after the commit).
-- ``app.clinical.progress.alerts``: a ``not_on_track`` alert when the new measurements turn a course not on track
-  (routine, no webhook; once per course until acknowledged).
+- ``app.clinical.progress.alerts``: a job that judges each course the measurements belong to a minute later (one per
+  patient and instrument however many arrive meanwhile) and raises a ``not_on_track`` alert if it turned not on
+  track (routine, no webhook; once per course until acknowledged).
 - ``app.care.completion``: the assessment occurrence whose window the measurement falls in is completed (whenever
   it arrives); an amendment that moves ``measured_at`` out of the window it completed reopens that one.
 
@@ -85,18 +86,17 @@ def rescore(
 def _after_new(db: Session, rows: Sequence[Mapping[str, Any]], definitions: Mapping[str, InstrumentDefinition]) -> None:
     """What follows from measurements just stored (their column values): none can have alerts yet."""
     alerts.raise_alerts_for_new(db, rows)
-    progress_alerts.raise_for(db, rows, definitions)
+    progress_alerts.defer_checks(db, rows, definitions)
     completion.complete_for(db, rows)
 
 
 def _after_version(db: Session, row: Measurement, definition: InstrumentDefinition) -> None:
-    """What follows from a new version: alerts for risk flags its measurement has none for yet, a not-on-track alert
-    if it turned its course; the assessment it completes follows its ``measured_at``."""
+    """What follows from a new version: alerts for risk flags its measurement has none for yet, its course judged
+    again; the assessment it completes follows its ``measured_at``."""
     alerts.raise_alerts_for(db, row)
-    if row.id is None:
-        db.flush()
-    progress_alerts.raise_for(db, [{c: getattr(row, c) for c in _ALERT_SOURCE}], {definition.id: definition})
+    progress_alerts.defer_checks(db, [_course_of(row)], {definition.id: definition})
     completion.complete_version(db, row)
 
 
-_ALERT_SOURCE = ("id", "clinic_id", "patient_id", "measurement_id", "instrument_id", "measured_at")
+def _course_of(row: Measurement) -> dict[str, Any]:
+    return {"clinic_id": row.clinic_id, "patient_id": row.patient_id, "instrument_id": row.instrument_id}

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from app.care import service as care
 from app.clinical import reminders, webhooks
+from app.clinical.progress import alerts as progress_alerts
 from app.core.jobs import Backoff
 from app.idempotency import service as idempotency
 
@@ -39,6 +40,7 @@ TASKS: dict[str, Task] = {
     task.name: task
     for task in (
         Task(webhooks.DELIVER_TASK, webhooks.deliver, webhooks.BACKOFF),
+        Task(progress_alerts.CHECK_TASK, progress_alerts.check, ONCE_MORE),
         Task(idempotency.PURGE_TASK, idempotency.purge_task, ONCE_MORE, queueing_lock=idempotency.PURGE_TASK),
         Task(reminders.RAISE_TASK, reminders.raise_reminders, ONCE_MORE, queueing_lock=reminders.RAISE_TASK),
         Task(care.EXTEND_HORIZONS_TASK, care.extend_horizons_task, ONCE_MORE, queueing_lock=care.EXTEND_HORIZONS_TASK),

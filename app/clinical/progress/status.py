@@ -105,9 +105,19 @@ def judge(observations: Sequence[Observation], rule: Rule) -> Judgement:
 
 
 def history(observations: Sequence[Observation], rule: Rule) -> list[Status]:
-    """The status after each measurement in turn (the alert hook looks for the measurement that turned a course)."""
+    """The status after each measurement in turn."""
     points = evaluate(observations, rule)
-    return [_judge(points, index, rule).status for index in range(len(points))]
+    return [_judge(points, index, rule, with_points=False).status for index in range(len(points))]
+
+
+def turned_not_on_track(observations: Sequence[Observation], rule: Rule) -> int | None:
+    """Where the course turned not on track: the index of the measurement from which its status stays
+    ``not_on_track`` through the latest one; None if the latest status is another."""
+    points = evaluate(observations, rule)
+    turned = len(points)
+    while turned > 0 and _judge(points, turned - 1, rule, with_points=False).status is Status.NOT_ON_TRACK:
+        turned -= 1
+    return turned if turned < len(points) else None
 
 
 def evaluate(observations: Sequence[Observation], rule: Rule) -> list[tuple[PointProgress, Assessment | None]]:
@@ -154,8 +164,12 @@ def evaluate(observations: Sequence[Observation], rule: Rule) -> list[tuple[Poin
     return result
 
 
-def _judge(evaluated: list[tuple[PointProgress, Assessment | None]], index: int, rule: Rule) -> Judgement:
-    points = tuple(point for point, _ in evaluated[: index + 1])
+def _judge(
+    evaluated: list[tuple[PointProgress, Assessment | None]], index: int, rule: Rule, *, with_points: bool = True
+) -> Judgement:
+    """The status after measurement ``index``; ``with_points=False`` leaves the points out of the judgement (judging
+    every measurement of a long course in turn would otherwise copy its points each time)."""
+    points = tuple(point for point, _ in evaluated[: index + 1]) if with_points else ()
     n = index + 1
     latest, assessment = evaluated[index]
     by_table = latest.band is not None
@@ -170,7 +184,7 @@ def _judge(evaluated: list[tuple[PointProgress, Assessment | None]], index: int,
 
     if assessment is None:
         return done(Status.INSUFFICIENT_DATA, "only the baseline is measured: progress needs a later measurement")
-    baseline = points[0].value
+    baseline = evaluated[0][0].value
     change = f"{latest.value:g} at {latest.weeks:.1f} weeks against a baseline of {baseline:g}"
     if assessment.reliably_deteriorated:
         threshold = assessment.reliable_change_threshold or 0.0

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from app.auth.permissions import Role
+from app.clinical.progress.alerts import CHECK_DELAY, CHECK_TASK
 from app.clinical.progress.expected import MIN_COURSES
 from app.clinical.progress.service import progress_for_patients
+from app.core.db import utcnow
 from app.core.state import state_of
 from app.instruments.registry import InstrumentRegistry
 from tests.auth.test_patient_tokens import enrol
 from tests.clinical.conftest import day, fcs_from_others, new_patient, phq9, seed
-from tests.conftest import ClinicKeys
+from tests.conftest import ClinicKeys, run_jobs
 
 CITED: dict[str, Any] = {
     "score": "total",
@@ -46,7 +50,9 @@ def course(app: FastAPI, clinic: ClinicKeys, patient: str, totals: list[int], fi
     ]
 
 
-def not_on_track_alerts(client: TestClient, clinic: ClinicKeys, patient: str) -> list[dict[str, Any]]:
+def not_on_track_alerts(app: FastAPI, client: TestClient, clinic: ClinicKeys, patient: str) -> list[dict[str, Any]]:
+    """The patient's not-on-track alerts once the course was judged (a job, a minute after a measurement)."""
+    run_jobs(app, now=utcnow() + CHECK_DELAY)
     listed = client.get("/v1/clinic/alerts", params={"patient_id": patient}, headers=clinic.headers()).json()
     return [alert for alert in listed["items"] if alert["flag"] == "not_on_track"]
 
@@ -78,11 +84,11 @@ def test_a_course_turning_not_on_track_raises_one_alert_until_acknowledged(
 ) -> None:
     patient = new_patient(client, clinic)
     ids = course(app, clinic, patient, [15, 14, 15, 14, 12, 10])
-    alerts = not_on_track_alerts(client, clinic, patient)
+    alerts = not_on_track_alerts(app, client, clinic, patient)
     assert [(a["measurement"]["id"], a["instrument"]) for a in alerts] == [(ids[5], "phq9")]
 
     course(app, clinic, patient, [12], first_week=6)  # still not on track: no second alert
-    assert len(not_on_track_alerts(client, clinic, patient)) == 1
+    assert len(not_on_track_alerts(app, client, clinic, patient)) == 1
     acknowledged = client.post(
         f"/v1/clinic/alerts/{alerts[0]['id']}/acknowledge",
         json={"note": "discussed in supervision"},
@@ -90,12 +96,12 @@ def test_a_course_turning_not_on_track_raises_one_alert_until_acknowledged(
     )
     assert acknowledged.status_code == 200, acknowledged.text
     course(app, clinic, patient, [13], first_week=7)  # still the same turn: nothing new
-    assert len(not_on_track_alerts(client, clinic, patient)) == 1
+    assert len(not_on_track_alerts(app, client, clinic, patient)) == 1
 
     course(app, clinic, patient, [9], first_week=8)  # recovered (−6, below 10)
     assert progress(client, clinic, patient).json()["status"] == "recovered"
     again = course(app, clinic, patient, [12], first_week=9)  # off track again: a new turn
-    alerts = not_on_track_alerts(client, clinic, patient)
+    alerts = not_on_track_alerts(app, client, clinic, patient)
     assert [a["measurement"]["id"] for a in alerts if not a["acknowledged"]] == again
 
 
@@ -105,7 +111,7 @@ def test_an_instrument_without_a_progress_definition_raises_nothing(
     patient = new_patient(client, clinic)
     for n in range(7):
         seed(app, clinic, patient, "fcs_from_others", fcs_from_others(30 + n), day(7 * n))
-    assert not_on_track_alerts(client, clinic, patient) == []
+    assert not_on_track_alerts(app, client, clinic, patient) == []
     body = client.get(
         f"/v1/patients/{patient}/progress", params={"instrument": "fcs_from_others"}, headers=clinic.headers()
     )
@@ -170,7 +176,9 @@ def test_a_cited_table_is_stored_read_and_used(app: FastAPI, client: TestClient,
     assert (body["status"], body["method"]) == ("not_on_track", "expected_response_table")
     assert (body["table"]["id"], body["table"]["citation"]) == (table["id"], CITED["citation"])
     assert [p["band"] for p in body["points"]] == [None, "high", "expected", "expected", "expected", "high"]
-    assert not_on_track_alerts(client, clinic, patient)[0]["measurement"]["id"] == body["points"][5]["measurement_id"]
+    assert (
+        not_on_track_alerts(app, client, clinic, patient)[0]["measurement"]["id"] == body["points"][5]["measurement_id"]
+    )
 
 
 def test_a_cited_table_with_an_impossible_covariance_is_refused(client: TestClient, clinic: ClinicKeys) -> None:
@@ -208,3 +216,22 @@ def test_progress_for_patients_judges_many_in_one_go(
         ("insufficient_data", "reliable_change_rule"),  # another clinic's patient: nothing is read
     ]
     assert found[ids[1]].provisional
+
+
+def test_a_course_is_judged_once_a_minute_after_its_measurements_however_many_arrive(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys
+) -> None:
+    patient = new_patient(client, clinic)
+    ids = course(app, clinic, patient, [15, 14, 15, 14, 12, 10])
+    jobs = "background_job" if state_of(app).engine.dialect.name == "sqlite" else "procrastinate_jobs"
+    with state_of(app).read_sessions() as db:
+        waiting = db.execute(
+            text(f"SELECT task_name FROM {jobs} WHERE status = 'todo' AND queueing_lock = :lock"),
+            {"lock": f"{CHECK_TASK}:{patient}:phq9"},
+        ).scalars()
+        assert list(waiting) == [CHECK_TASK]
+
+    run_jobs(app, now=utcnow() + CHECK_DELAY - timedelta(seconds=1))
+    listed = client.get("/v1/clinic/alerts", params={"patient_id": patient}, headers=clinic.headers()).json()
+    assert listed["items"] == []
+    assert [a["measurement"]["id"] for a in not_on_track_alerts(app, client, clinic, patient)] == [ids[5]]
