@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.clinical.change import Category, CutoffType, Method
+from app.clinical.risk import HISTORICAL_ALERT_DAYS, HISTORICAL_ALERT_DAYS_MAX, HISTORICAL_ALERT_DAYS_MIN
 from app.core.schemas import SHOWN_ONCE, Schema, shown_once
 from app.patients.schemas import Identifier
 
@@ -189,6 +190,18 @@ class ClinicSettingsWrite(Schema):
         "delivered, read in each schedule's time zone: one falling in them is delivered when they end (if the "
         "window is still open then). Null: reminders go out when they fall.",
     )
+    item9_missing_pages: bool = Field(
+        default=False,
+        description="Whether an `item9_missing` prompt (item 9 left unanswered; routine) calls the webhook. Urgent "
+        "item-9 alerts always do (unless historical).",
+    )
+    historical_alert_days: int = Field(
+        default=HISTORICAL_ALERT_DAYS,
+        ge=HISTORICAL_ALERT_DAYS_MIN,
+        le=HISTORICAL_ALERT_DAYS_MAX,
+        description="An alert whose measurement is older than this many days when it is recorded (imported "
+        "history) is marked `historical` and never paged.",
+    )
 
 
 class ClinicSettingsRead(BaseModel):
@@ -198,6 +211,13 @@ class ClinicSettingsRead(BaseModel):
         default=None, description="When the webhook's current signing secret was issued (null: no webhook)."
     )
     reminder_quiet_hours: QuietHours | None = None
+    item9_missing_pages: bool = False
+    historical_alert_days: int = HISTORICAL_ALERT_DAYS
+    synthetic: bool = Field(
+        default=False,
+        description="The clinic was made by the synthetic cohort generator: its patients and data are generated, "
+        "never real.",
+    )
     updated_at: datetime | None
 
 
@@ -256,9 +276,30 @@ class AlertPatient(BaseModel):
     identifiers: list[Identifier]
 
 
+AlertKind = Literal["item9_positive", "item9_endorsed", "item9_missing", "not_on_track"]
+"""The kinds of alert (``app.clinical.risk.KINDS``)."""
+AlertPriority = Literal["urgent", "routine"]
+
+
 class AlertRead(BaseModel):
     id: uuid.UUID
-    flag: str
+    flag: str = Field(description="The alert's kind (the same as `kind`; kept for existing clients).")
+    kind: str = Field(
+        description="`item9_positive` / `item9_endorsed` (item 9 answered above 0: urgent), `item9_missing` (item 9 "
+        "left unanswered: a routine prompt that someone should ask), `not_on_track` (routine)."
+    )
+    item_value: int | None = Field(
+        description="The item-9 answer that raised an item-9 alert (an amendment raising it higher raises a new "
+        "alert with the new value); null for other kinds."
+    )
+    priority: AlertPriority = Field(
+        description="`urgent`: risk flags, paged to the webhook unless historical. `routine`: `item9_missing` "
+        "(paged only when the clinic's `item9_missing_pages` is on) and `not_on_track` (never paged)."
+    )
+    historical: bool = Field(
+        description="Raised by a measurement older than the clinic's `historical_alert_days` when it was recorded "
+        "(imported history): shown, never paged."
+    )
     instrument: str
     raised_at: datetime
     patient: AlertPatient
