@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.models import Clinic
+from app.auth.service import clinic_is_synthetic
 from app.clinical import destinations, webhook_signing
 from app.clinical.models import ClinicSettings
 from app.clinical.schemas import (
@@ -26,13 +25,8 @@ def get(db: Session, *, clinic_id: uuid.UUID) -> ClinicSettings | None:
     return db.get(ClinicSettings, clinic_id)
 
 
-def is_synthetic(db: Session, *, clinic_id: uuid.UUID) -> bool:
-    """Whether the clinic was made by the synthetic cohort generator (shown wherever the clinic is)."""
-    return bool(db.scalar(select(Clinic.synthetic).where(Clinic.id == clinic_id)))
-
-
 def read(db: Session, *, clinic_id: uuid.UUID) -> ClinicSettingsRead:
-    return to_read(get(db, clinic_id=clinic_id), synthetic=is_synthetic(db, clinic_id=clinic_id))
+    return to_read(get(db, clinic_id=clinic_id), synthetic=clinic_is_synthetic(db, clinic_id=clinic_id))
 
 
 def vet(data: ClinicSettingsWrite, policy: destinations.Policy) -> None:
@@ -78,7 +72,7 @@ def put(
     row.updated_by_key_id = key_id
     row.updated_at = utcnow()
     db.flush()
-    read_back = to_read(row, synthetic=is_synthetic(db, clinic_id=clinic_id))
+    read_back = to_read(row, synthetic=clinic_is_synthetic(db, clinic_id=clinic_id))
     return ClinicSettingsWritten(**read_back.model_dump(), webhook_secret=new_secret)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.clinical.change import Category, CutoffType, Method
+from app.clinical.change import Category, CutoffType, Method, ReliabilityKind
 from app.clinical.risk import HISTORICAL_ALERT_DAYS, HISTORICAL_ALERT_DAYS_MAX, HISTORICAL_ALERT_DAYS_MIN
 from app.core.schemas import SHOWN_ONCE, Schema, shown_once
 from app.patients.schemas import Identifier
@@ -66,6 +66,20 @@ class MissingParameterRead(BaseModel):
     needed_for: list[str] = Field(description="The outputs that stay null until this parameter is set.")
 
 
+class EvidenceRead(BaseModel):
+    """How well a shipped default parameter is supported by the project's references."""
+
+    sources: int = Field(description="How many sources in the references give this value.")
+    source_names: list[str] = Field(description="Those sources, briefly.")
+    confirmed: bool = Field(description="Two or more sources agree (the references' CONFIRMED); false: one source.")
+    reliability_kind: ReliabilityKind | None = Field(
+        default=None,
+        description="For `reliability`: `internal_consistency` (Cronbach's α) or `test_retest` (what Jacobson & "
+        "Truax used).",
+    )
+    note: str | None = None
+
+
 class ParametersRead(BaseModel):
     """The parameters a result used, each with its citation, so the result can be audited."""
 
@@ -90,6 +104,12 @@ class ParametersRead(BaseModel):
     response_reduction: float | None
     remission_below: float | None
     citations: dict[str, str] = Field(description="Source of each parameter, by parameter name.")
+    evidence: dict[str, EvidenceRead] = Field(
+        default_factory=dict,
+        description="Shipped defaults only: the evidence for each parameter, by name (number of sources; for the "
+        "reliability, internal consistency or test–retest). Empty for a clinic's own parameters (their citation "
+        "is the evidence).",
+    )
     updated_at: datetime | None = None
 
 
@@ -107,8 +127,17 @@ class ChangeRead(BaseModel):
     caseness_baseline: bool | None
     caseness_latest: bool | None
     category: Category | None
-    response: bool | None = Field(description="A reduction of at least `response_reduction` (where defined).")
-    remission: bool | None = Field(description="Latest below `remission_below` (where defined).")
+    response: bool | None = Field(
+        description="A reduction of at least `response_reduction` of the baseline. Only for lower-is-better scores "
+        "of patients who were cases at baseline by a caseness cut-off (PHQ-9: baseline 10 or more); else null, "
+        "with `response_reason`."
+    )
+    response_reason: str | None = Field(default=None, description="Why `response` is null; null when it is not.")
+    remission: bool | None = Field(
+        description="Latest below `remission_below` (PHQ-9: below 5). Only for patients who were cases at baseline, "
+        "as `response`; else null, with `remission_reason`."
+    )
+    remission_reason: str | None = Field(default=None, description="Why `remission` is null; null when it is not.")
     parameters: ParametersRead | None
     missing_parameters: list[MissingParameterRead] = Field(
         description="Parameters with no value (neither shipped nor set by the clinic), and the outputs left null."
@@ -127,10 +156,16 @@ class OutcomesRead(BaseModel):
     rates: dict[Category, float] = Field(description="counts / patients_assessed.")
     cases_at_baseline: int | None = Field(description="Assessed patients in caseness at their first measurement.")
     recovery_rate_of_cases: float | None = Field(description="recovered / cases_at_baseline (NHS Talking Therapies).")
-    responses: int | None
-    remissions: int | None
+    responses: int | None = Field(
+        description="Responders among the cases at baseline (response is defined for them only; rate: responses / "
+        "cases_at_baseline)."
+    )
+    remissions: int | None = Field(description="Remissions among the cases at baseline.")
     parameters: ParametersRead | None
     missing_parameters: list[MissingParameterRead]
+    synthetic: bool = Field(
+        default=False, description="The clinic is a synthetic one (generated data, made by the cohort generator)."
+    )
 
 
 class ChangeParametersSet(Schema):

@@ -4,10 +4,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
-from app.auth.service import Principal
+from app.auth.service import Principal, clinic_is_synthetic
 from app.core.lifecycle import AppRoute, Db, ReadDb, RecordDb, SettingsDep
 from app.core.problems import PROBLEM_RESPONSES
 from app.core.state import state_of
@@ -51,7 +52,9 @@ EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _spec(params: ExportParams, registry: RegistryDep, principal: Principal, *, identified: bool) -> ExportSpec:
+def _spec(
+    db: Session, params: ExportParams, registry: RegistryDep, principal: Principal, *, identified: bool
+) -> ExportSpec:
     return ExportSpec(
         clinic_id=principal.clinic_id,
         definitions=service.select_definitions(registry, params.instruments),
@@ -60,6 +63,7 @@ def _spec(params: ExportParams, registry: RegistryDep, principal: Principal, *, 
         measured_from=params.measured_from,
         measured_to=params.measured_to,
         identified=identified,
+        synthetic=clinic_is_synthetic(db, clinic_id=principal.clinic_id),
     )
 
 
@@ -81,7 +85,7 @@ def export(
     ] = DEFAULT_PROJECT,
 ) -> Response:
     """De-identified export of the clinic's current measurements (pseudonymous ids, relative time only)."""
-    spec = _spec(params, registry, principal, identified=False)
+    spec = _spec(db, params, registry, principal, identified=False)
     pseudonymise = Pseudonymiser(
         secret=settings.research_pseudonym_key.get_secret_value(), project=project, clinic_id=principal.clinic_id
     )
@@ -108,7 +112,7 @@ def export_identified(
     principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT_IDENTIFIED)],
 ) -> Response:
     """Identified export (internal and external ids, UTC times) for administrators; every one is recorded."""
-    spec = _spec(params, registry, principal, identified=True)
+    spec = _spec(db, params, registry, principal, identified=True)
     response = export_response(
         db=db,
         sessions=state_of(request).read_sessions,
@@ -135,6 +139,7 @@ def list_exports(
 def get_codebook(
     params: ExportParamsDep,
     registry: RegistryDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT)],
     identified: Annotated[bool, Query(description="Describe the identified export's columns.")] = False,
 ) -> dict[str, Any]:
@@ -147,6 +152,7 @@ def get_codebook(
         export_format=params.export_format,
         definitions=service.select_definitions(registry, params.instruments),
         identified=identified,
+        synthetic=clinic_is_synthetic(db, clinic_id=principal.clinic_id),
     )
 
 

@@ -232,8 +232,8 @@ the default 14 days on a running clock, and would be historical (never paged).""
 def set_webhook(
     client: TestClient, clinic: ClinicKeys, url: str, *, historical_alert_days: int = LIVE_FOR_THE_FIXTURES
 ) -> dict[str, Any]:
-    body = {"webhook_url": url, "historical_alert_days": historical_alert_days}
-    response = client.put("/v1/clinic/settings", json=body, headers=clinic.headers(Role.ADMIN))
+    settings = {"webhook_url": url, "historical_alert_days": historical_alert_days}
+    response = client.put("/v1/clinic/settings", json=settings, headers=clinic.headers(Role.ADMIN))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
