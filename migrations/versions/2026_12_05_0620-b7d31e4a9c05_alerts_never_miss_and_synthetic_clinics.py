@@ -29,14 +29,19 @@ ITEM9_FLAGS = "('item9_positive', 'item9_endorsed')"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("risk_alert", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("item_value", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("priority", sa.String(length=20), server_default="urgent", nullable=False))
-        batch_op.add_column(sa.Column("historical", sa.Boolean(), server_default=sa.false(), nullable=False))
-        batch_op.drop_constraint("uq_risk_alert_measurement_id_flag", type_="unique")
-        batch_op.create_unique_constraint(
-            batch_op.f("uq_risk_alert_measurement_id_flag_item_value"), ["measurement_id", "flag", "item_value"]
-        )
+    # Columns are added in place (a constant default needs no table rebuild on SQLite): rebuilding ``clinic`` or
+    # ``clinic_settings`` would drop tables that others reference.
+    op.add_column("risk_alert", sa.Column("item_value", sa.Integer(), nullable=True))
+    op.add_column("risk_alert", sa.Column("priority", sa.String(length=20), server_default="urgent", nullable=False))
+    op.add_column("risk_alert", sa.Column("historical", sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.add_column("clinic_settings", sa.Column("item9_missing_pages", sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.add_column("clinic_settings", sa.Column("historical_alert_days", sa.Integer(), server_default="14", nullable=False))
+    op.add_column("clinic", sa.Column("synthetic", sa.Boolean(), server_default=sa.false(), nullable=False))
+    _replace_unique_key(
+        old="uq_risk_alert_measurement_id_flag",
+        new="uq_risk_alert_measurement_id_flag_item_value",
+        columns=["measurement_id", "flag", "item_value"],
+    )
     item9 = (
         "(measurement.items ->> '9')::integer"
         if op.get_bind().dialect.name == "postgresql"
@@ -46,26 +51,34 @@ def upgrade() -> None:
         f"UPDATE risk_alert SET item_value = (SELECT {item9} FROM measurement "
         f"WHERE measurement.id = risk_alert.measurement_row_id) WHERE flag IN {ITEM9_FLAGS}"
     )
-    with op.batch_alter_table("clinic_settings", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("item9_missing_pages", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch_op.add_column(sa.Column("historical_alert_days", sa.Integer(), server_default="14", nullable=False))
-    with op.batch_alter_table("clinic", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("synthetic", sa.Boolean(), server_default=sa.false(), nullable=False))
+
+
+def _replace_unique_key(*, old: str, new: str, columns: list[str]) -> None:
+    """Swap risk_alert's unique key. SQLite rebuilds the table for it, and dropping the old table deletes the webhook
+    deliveries that reference its alerts (ON DELETE CASCADE, foreign keys on): they are kept aside and put back."""
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        op.execute("CREATE TEMPORARY TABLE kept_alert_delivery AS SELECT * FROM webhook_delivery WHERE alert_id IS NOT NULL")
+    with op.batch_alter_table("risk_alert", schema=None) as batch_op:
+        batch_op.drop_constraint(old, type_="unique")
+        batch_op.create_unique_constraint(new, columns)
+    if sqlite:
+        op.execute("INSERT INTO webhook_delivery SELECT * FROM kept_alert_delivery WHERE id NOT IN (SELECT id FROM webhook_delivery)")
+        op.execute("DROP TABLE kept_alert_delivery")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("clinic", schema=None) as batch_op:
-        batch_op.drop_column("synthetic")
-    with op.batch_alter_table("clinic_settings", schema=None) as batch_op:
-        batch_op.drop_column("historical_alert_days")
-        batch_op.drop_column("item9_missing_pages")
     # Never deletes an alert: while a measurement has two alerts of one flag (an amendment raised item 9), the old
     # unique key cannot be restored and the downgrade fails.
-    with op.batch_alter_table("risk_alert", schema=None) as batch_op:
-        batch_op.drop_constraint("uq_risk_alert_measurement_id_flag_item_value", type_="unique")
-        batch_op.create_unique_constraint(batch_op.f("uq_risk_alert_measurement_id_flag"), ["measurement_id", "flag"])
-        batch_op.drop_column("historical")
-        batch_op.drop_column("priority")
-        batch_op.drop_column("item_value")
+    _replace_unique_key(
+        old="uq_risk_alert_measurement_id_flag_item_value",
+        new="uq_risk_alert_measurement_id_flag",
+        columns=["measurement_id", "flag"],
+    )
+    # Dropped in place (SQLite 3.35+), not by rebuilding tables that others reference.
+    op.drop_column("clinic", "synthetic")
+    op.drop_column("clinic_settings", "historical_alert_days")
+    op.drop_column("clinic_settings", "item9_missing_pages")
+    op.drop_column("risk_alert", "historical")
+    op.drop_column("risk_alert", "priority")
+    op.drop_column("risk_alert", "item_value")
