@@ -1,6 +1,7 @@
 """Alerts that never miss (issue 21): an amendment raising item 9 raises a new alert carrying the new answer and
 clears none; a missing item 9 raises a routine prompt, paged only where the clinic says so; alerts from history older
-than the clinic's ``historical_alert_days`` are marked historical and never paged, on every path in."""
+than the clinic's ``historical_alert_days`` are marked historical and never paged, on every path in (REST, bulk import,
+FHIR POST and Bundle)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from app.scoring.engine import Answer
 from tests.clinical.conftest import Receiver, deliveries, new_patient, phq9, set_webhook
 from tests.clinical.test_alerts import alerts_of
 from tests.conftest import ClinicKeys
+from tests.fhir.conftest import SDC_QUESTIONNAIRE, about, fixture, register, send
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 RECENT = NOW - timedelta(hours=1)
@@ -161,4 +163,33 @@ def test_the_clinics_historical_alert_days_decides_what_is_history(
 
     [alert] = alerts_of(client, clinic)
     assert alert["historical"] is False
+    assert len(deliveries(app, clinic)) == 1
+
+
+def test_alerts_from_fhir_history_are_historical_and_never_paged_by_post_or_bundle(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, receiver: Receiver
+) -> None:
+    set_webhook(client, clinic, receiver.url, historical_alert_days=14)
+    patient_id = new_patient(client, clinic)
+    register(client, clinic, SDC_QUESTIONNAIRE)
+    published = about(fixture("qr-phq9-sdc.json"), patient_id)  # item 9 answered 1 (tests/fhir/test_responses.py)
+
+    def authored(at: datetime) -> dict[str, Any]:
+        return {**published, "authored": at.isoformat()}
+
+    posted = send(client, "POST", "/fhir/QuestionnaireResponse", clinic, authored(OLD))
+    entries = [
+        {"resource": authored(at), "request": {"method": "POST", "url": "QuestionnaireResponse"}}
+        for at in (OLD, RECENT)
+    ]
+    bundle = send(client, "POST", "/fhir", clinic, {"resourceType": "Bundle", "type": "transaction", "entry": entries})
+
+    assert posted.status_code == 201, posted.text
+    assert bundle.status_code == 200, bundle.text
+    listed = alerts_of(client, clinic)
+    assert sorted((a["measurement"]["measured_at"], a["historical"], a["item_value"]) for a in listed) == [
+        (OLD.isoformat().replace("+00:00", "Z"), True, 1),
+        (OLD.isoformat().replace("+00:00", "Z"), True, 1),
+        (RECENT.isoformat().replace("+00:00", "Z"), False, 1),
+    ]
     assert len(deliveries(app, clinic)) == 1
