@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, JSONType, UTCDateTime, new_id, new_record_id, utcnow
@@ -18,6 +18,9 @@ class Clinic(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Made by the synthetic cohort generator: its patients are generated, never real (shown wherever the clinic
+    is)."""
 
 
 class ApiKey(Base):

@@ -59,6 +59,11 @@ def get_or_create_clinic(db: Session, *, name: str) -> Clinic:
     return clinic
 
 
+def clinic_is_synthetic(db: Session, *, clinic_id: uuid.UUID) -> bool:
+    """Whether the clinic was made by the synthetic cohort generator (``Clinic.synthetic``)."""
+    return bool(db.scalar(select(Clinic.synthetic).where(Clinic.id == clinic_id)))
+
+
 def issue_api_key(
     db: Session,
     *,

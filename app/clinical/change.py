@@ -13,6 +13,13 @@ reference implementation named in ``change-analytics.md`` §3 (R package clinica
 - Categories: recovered = clinical at baseline, functional at the latest and reliably improved; improved = reliably
   improved but not recovered; harmed = not clinical at baseline, not functional at the latest and reliably worse;
   deteriorated = reliably worse but not harmed; unchanged otherwise. Recovered and harmed need a cut-off.
+- Response (a reduction of at least ``response_reduction`` of the baseline) and remission (the latest below
+  ``remission_below``) are defined only for lower-is-better scores and only for patients who were cases at baseline
+  by a published caseness cut-off (``cutoff_type`` caseness): the PHQ-9 at 10 or more (NHS Talking Therapies;
+  Kroenke 2001; CMS159's index "PHQ-9 > 9"). The references give response and remission rules for the PHQ-9 only
+  (``change-analytics.md`` §3.2, ``clinical-feedback.md``); the GAD-7's caseness cut-off (8) has no response or
+  remission rule there, and no other instrument has a caseness cut-off in them. Otherwise both are null, and
+  ``response_reason`` / ``remission_reason`` say why.
 """
 
 from __future__ import annotations
@@ -70,6 +77,26 @@ class Parameters:
     remission_below: float | None = None
     """Remission = the latest score below this value; lower-is-better scores only."""
     citations: Mapping[str, str] = field(default_factory=dict)
+    evidence: Mapping[str, Evidence] = field(default_factory=dict)
+    """For shipped defaults: how well each parameter is supported (``defaults.py``); a clinic's own carry none."""
+
+
+class ReliabilityKind(StrEnum):
+    INTERNAL_CONSISTENCY = "internal_consistency"
+    """Cronbach's α: what many applications use (Wiger & Solberg variant, Evans et al.)."""
+    TEST_RETEST = "test_retest"
+    """What Jacobson & Truax (1991) used (``change-analytics.md`` §3.1, "Choice of reliability")."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The support a shipped parameter has in the references: the sources that give the value, whether
+    ``instruments-sources.md`` counts it confirmed (two or more sources agree), and for a reliability which kind."""
+
+    sources: tuple[str, ...]
+    confirmed: bool
+    reliability_kind: ReliabilityKind | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +122,23 @@ class Assessment:
     response: bool | None
     remission: bool | None
     missing: tuple[MissingParameter, ...]
+    response_reason: str | None = None
+    """Why ``response`` is null (None when it is not)."""
+    remission_reason: str | None = None
+    """Why ``remission`` is null (None when it is not)."""
+
+
+HIGHER_IS_BETTER = "defined only for scores where lower is better"
+NO_CASENESS_CUTOFF = (
+    "defined only for patients who were cases at baseline, and this score has no caseness cut-off (none in the "
+    "references for it, and none set by the clinic)"
+)
+NOT_A_CASE = "defined only for patients who were cases at baseline; the baseline score is below the caseness cut-off"
+ZERO_BASELINE = "a reduction is undefined from a baseline of 0"
+
+
+def _missing(name: str) -> str:
+    return f"parameter {name} is missing"
 
 
 def sign(direction: str) -> int:
@@ -168,6 +212,10 @@ def missing_parameters(parameters: Parameters | None, method: Method, direction:
     if sign(direction) == -1:
         need("response_reduction", ("response",))
         need("remission_below", ("remission",))
+        # Both are given only for cases at baseline: they need the caseness cut-off too.
+        need("cutoff_type", ("response", "remission"))
+        if p.cutoff_type is CutoffType.CASENESS:
+            need("caseness_cutoff", ("response", "remission"))
     return tuple(MissingParameter(name, outputs) for name, outputs in needed.items())
 
 
@@ -201,6 +249,11 @@ def assess(
         caseness_latest = is_clinical(latest, cutoff, p.cutoff_type, d)
         functional_latest = is_functional(latest, cutoff, p.cutoff_type, d)
 
+    case_at_baseline = caseness_baseline if p.cutoff_type is CutoffType.CASENESS else None
+    response_reason = _outcome_reason(d, case_at_baseline, "response_reduction", p.response_reduction)
+    if response_reason is None and baseline <= 0:
+        response_reason = ZERO_BASELINE
+    remission_reason = _outcome_reason(d, case_at_baseline, "remission_below", p.remission_below)
     return Assessment(
         difference=difference,
         standard_error_of_measurement=se,
@@ -213,10 +266,23 @@ def assess(
         caseness_baseline=caseness_baseline,
         caseness_latest=caseness_latest,
         category=_category(improved, deteriorated, caseness_baseline, functional_latest),
-        response=_response(baseline, latest, d, p.response_reduction),
-        remission=_remission(latest, d, p.remission_below),
+        response=None if response_reason else _response(baseline, latest, d, p.response_reduction),
+        remission=None if remission_reason else _remission(latest, d, p.remission_below),
         missing=missing,
+        response_reason=response_reason,
+        remission_reason=remission_reason,
     )
+
+
+def _outcome_reason(d: int, case_at_baseline: bool | None, name: str, value: float | None) -> str | None:
+    """Why response or remission cannot be given (None when it can): direction, parameter, then caseness."""
+    if d != -1:
+        return HIGHER_IS_BETTER
+    if value is None:
+        return _missing(name)
+    if case_at_baseline is None:
+        return NO_CASENESS_CUTOFF
+    return None if case_at_baseline else NOT_A_CASE
 
 
 def _category(

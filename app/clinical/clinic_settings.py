@@ -1,4 +1,5 @@
-"""A clinic's crisis text, webhook and reminders' quiet hours, set by its admin, and the webhook's signing secret."""
+"""A clinic's crisis text, webhook, reminders' quiet hours and alert paging, set by its admin, and the webhook's
+signing secret."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import uuid
 
 from sqlalchemy.orm import Session
 
+from app.auth.service import clinic_is_synthetic
 from app.clinical import destinations, webhook_signing
 from app.clinical.models import ClinicSettings
 from app.clinical.schemas import (
@@ -21,6 +23,10 @@ from app.core.errors import Conflict, FieldError, InvalidInput
 
 def get(db: Session, *, clinic_id: uuid.UUID) -> ClinicSettings | None:
     return db.get(ClinicSettings, clinic_id)
+
+
+def read(db: Session, *, clinic_id: uuid.UUID) -> ClinicSettingsRead:
+    return to_read(get(db, clinic_id=clinic_id), synthetic=clinic_is_synthetic(db, clinic_id=clinic_id))
 
 
 def vet(data: ClinicSettingsWrite, policy: destinations.Policy) -> None:
@@ -56,6 +62,8 @@ def put(
     quiet = data.reminder_quiet_hours
     row.reminder_quiet_hours_start = quiet.start if quiet else None
     row.reminder_quiet_hours_end = quiet.end if quiet else None
+    row.item9_missing_pages = data.item9_missing_pages
+    row.historical_alert_days = data.historical_alert_days
     new_secret = None
     if url is None:
         row.webhook_secret_salt = row.webhook_previous_secret_salt = row.webhook_secret_issued_at = None
@@ -64,7 +72,8 @@ def put(
     row.updated_by_key_id = key_id
     row.updated_at = utcnow()
     db.flush()
-    return ClinicSettingsWritten(**to_read(row).model_dump(), webhook_secret=new_secret)
+    read_back = to_read(row, synthetic=clinic_is_synthetic(db, clinic_id=clinic_id))
+    return ClinicSettingsWritten(**read_back.model_dump(), webhook_secret=new_secret)
 
 
 def rotate_webhook_secret(
@@ -96,14 +105,18 @@ def _issue(row: ClinicSettings, *, clinic_id: uuid.UUID, signing_key: str, keep_
     return webhook_signing.shown(webhook_signing.secret(signing_key, clinic_id, row.webhook_secret_salt))
 
 
-def to_read(row: ClinicSettings | None) -> ClinicSettingsRead:
+def to_read(row: ClinicSettings | None, *, synthetic: bool = False) -> ClinicSettingsRead:
+    """The settings as read back; ``synthetic``: the clinic's own mark (``Clinic.synthetic``), shown with them."""
     if row is None:
-        return ClinicSettingsRead(crisis_text=None, webhook_url=None, updated_at=None)
+        return ClinicSettingsRead(crisis_text=None, webhook_url=None, updated_at=None, synthetic=synthetic)
     return ClinicSettingsRead(
         crisis_text=row.crisis_text,
         webhook_url=row.webhook_url,
         webhook_secret_issued_at=row.webhook_secret_issued_at,
         reminder_quiet_hours=quiet_hours(row),
+        item9_missing_pages=row.item9_missing_pages,
+        historical_alert_days=row.historical_alert_days,
+        synthetic=synthetic,
         updated_at=row.updated_at,
     )
 

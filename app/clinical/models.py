@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, Time, UniqueConstraint, Uuid
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, Time, UniqueConstraint, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, JSONType, UTCDateTime, new_id, new_record_id, utcnow
@@ -31,6 +31,11 @@ class ClinicSettings(Base):
     reminder_quiet_hours_end: Mapped[time | None] = mapped_column(Time)
     """... to this one (the next day if it is earlier): a reminder falling in them is delivered at their end. Both
     set or both null (no quiet hours)."""
+    item9_missing_pages: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Whether an ``item9_missing`` prompt (routine) calls the webhook; urgent alerts always do."""
+    historical_alert_days: Mapped[int] = mapped_column(Integer, default=14, server_default="14")
+    """An alert whose measurement is older than this many days when it is recorded (imported history) is marked
+    ``historical`` and never paged."""
     updated_by_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -65,15 +70,17 @@ class ClinicChangeParameters(Base):
 
 
 class RiskAlert(Base):
-    """A risk flag (PHQ-9/BDI-II/FSCRS item 9) raised by a stored measurement, until a clinician acknowledges it.
+    """An alert raised by a stored measurement (``flag`` is its kind: a PHQ-9/BDI-II/FSCRS item-9 risk flag, an
+    ``item9_missing`` prompt, ``not_on_track``), until a clinician acknowledges it.
 
-    One alert per measurement and flag: an amendment that keeps the flag raises nothing new. The acknowledgement
-    (who, when, the note) is kept on the row itself.
+    An item-9 risk alert records the answer that raised it (``item_value``); an amendment raises a new one only when
+    it raises item 9 above every value already alerted for that measurement (``app.clinical.alerts``), and never
+    clears one. The acknowledgement (who, when, the note) is kept on the row itself.
     """
 
     __tablename__ = "risk_alert"
     __table_args__ = (
-        UniqueConstraint("measurement_id", "flag"),
+        UniqueConstraint("measurement_id", "flag", "item_value"),
         Index("ix_risk_alert_clinic_acknowledged_raised", "clinic_id", "acknowledged_at", "raised_at"),
     )
 
@@ -86,6 +93,13 @@ class RiskAlert(Base):
     """The stored version that raised the alert."""
     instrument_id: Mapped[str] = mapped_column(String(50))
     flag: Mapped[str] = mapped_column(String(50))
+    """The alert's kind (``kind`` in the API)."""
+    item_value: Mapped[int | None] = mapped_column(Integer)
+    """The item-9 answer that raised an item-9 risk alert; null for other kinds."""
+    priority: Mapped[str] = mapped_column(String(20), default="urgent", server_default="urgent")
+    """``urgent`` (risk flags: always paged unless historical) or ``routine`` (``item9_missing``, ``not_on_track``)."""
+    historical: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Raised by a measurement older than the clinic's ``historical_alert_days`` when recorded: never paged."""
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -22,7 +22,7 @@ from app.clinical.change import (
 )
 from app.clinical.defaults import DEFAULTS, JACOBSON_TRUAX_1991
 from app.clinical.models import ClinicChangeParameters
-from app.clinical.schemas import ChangeParametersSet, ParametersRead
+from app.clinical.schemas import ChangeParametersSet, EvidenceRead, ParametersRead
 from app.core.db import utcnow
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.scoring.definition import InstrumentDefinition, Score
@@ -104,6 +104,16 @@ def to_read(
         response_reduction=p.response_reduction,
         remission_below=p.remission_below,
         citations=citations,
+        evidence={
+            name: EvidenceRead(
+                sources=len(evidence.sources),
+                source_names=list(evidence.sources),
+                confirmed=evidence.confirmed,
+                reliability_kind=evidence.reliability_kind,
+                note=evidence.note,
+            )
+            for name, evidence in p.evidence.items()
+        },
         updated_at=updated_at,
     )
 

@@ -5,8 +5,10 @@ cohorts built on them) and re-scoring all store measurements here, never through
 (an import-linter contract allows only this module to import it). Each function stores in the caller's transaction
 and then, in the same transaction, does what a new measurement or version causes elsewhere:
 
-- ``app.clinical.alerts``: a risk alert per risk flag (one per measurement, kept across its versions), and a webhook
-  delivery per alert when the clinic has a webhook (with its job: sent by the job engine after the commit).
+- ``app.clinical.alerts``: an urgent alert per item-9 risk flag (a new version raises another only when it raises
+  item 9 above every value already alerted for the measurement; none is ever cleared), a routine ``item9_missing``
+  prompt for an unanswered item 9, and a webhook delivery per alert that pages (the clinic has a webhook; the alert
+  is not historical) with its job, sent by the job engine after the commit.
 - ``app.clinical.progress.alerts``: a job that judges each course the measurements belong to a minute later (one per
   patient and instrument however many arrive meanwhile) and raises a ``not_on_track`` alert if it turned not on
   track (routine, no webhook; once per course until acknowledged).
@@ -91,8 +93,8 @@ def _after_new(db: Session, rows: Sequence[Mapping[str, Any]], definitions: Mapp
 
 
 def _after_version(db: Session, row: Measurement, definition: InstrumentDefinition) -> None:
-    """What follows from a new version: alerts for risk flags its measurement has none for yet, its course judged
-    again; the assessment it completes follows its ``measured_at``."""
+    """What follows from a new version: alerts for what its measurement was not alerted for yet (a higher item 9, a
+    first ``item9_missing``), its course judged again; the assessment it completes follows its ``measured_at``."""
     alerts.raise_alerts_for(db, row)
     progress_alerts.defer_checks(db, [_course_of(row)], {definition.id: definition})
     completion.complete_version(db, row)

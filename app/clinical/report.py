@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth.service import clinic_is_synthetic
 from app.clinical import alerts, charts, clinic_settings, points, series
 from app.clinical.change import Method
 from app.clinical.charts import Chart, Line
@@ -73,6 +74,8 @@ class Report:
     alerts: list[AlertRead] | None = None
     crisis_text: str | None = None
     short_names: dict[str, str] = field(default_factory=dict)
+    synthetic: bool = False
+    """The clinic is a synthetic one (generated data): the report says so at its top."""
 
 
 def chart_keys(definition: InstrumentDefinition) -> tuple[Score, ...]:
@@ -204,7 +207,12 @@ def build(
     include_alerts: bool,
 ) -> Report:
     short_names = {key: definition.short_name for key, definition in registry.definitions.items()}
-    report = Report(patient=patient, generated_at=utcnow(), short_names=short_names)
+    report = Report(
+        patient=patient,
+        generated_at=utcnow(),
+        short_names=short_names,
+        synthetic=clinic_is_synthetic(db, clinic_id=clinic_id),
+    )
     for definition in instruments_of(db, registry, clinic_id=clinic_id, patient_id=patient.id):
         chart, rows = chart_for(
             db, clinic_id=clinic_id, patient_id=patient.id, definition=definition, scores=chart_keys(definition)

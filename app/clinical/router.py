@@ -26,6 +26,8 @@ from app.clinical.progress.schemas import (
 )
 from app.clinical.schemas import (
     AlertAcknowledge,
+    AlertKind,
+    AlertPriority,
     AlertRead,
     ChangeParametersSet,
     ChangeRead,
@@ -229,8 +231,12 @@ def list_alerts(
     page: PageDep,
     acknowledged: Annotated[bool | None, Query(description="Only (un)acknowledged alerts.")] = None,
     patient_id: uuid.UUID | None = None,
+    kind: Annotated[AlertKind | None, Query(description="Only alerts of this kind.")] = None,
+    priority: Annotated[AlertPriority | None, Query(description="Only `urgent` or only `routine` alerts.")] = None,
+    historical: Annotated[bool | None, Query(description="Only (non-)historical alerts.")] = None,
 ) -> Page[AlertRead]:
-    """Risk alerts (item 9), unacknowledged first, with the patient, the measurement and the clinic's crisis text."""
+    """Alerts (item-9 risk flags, `item9_missing` prompts, …), unacknowledged first, with the patient, the
+    measurement and the clinic's crisis text."""
     found = alerts.list_alerts(
         db,
         clinic_id=principal.clinic_id,
@@ -238,6 +244,9 @@ def list_alerts(
         offset=page.offset,
         acknowledged=acknowledged,
         patient_id=patient_id,
+        kind=kind,
+        priority=priority,
+        historical=historical,
     )
     reads = alerts.to_reads(db, clinic_id=principal.clinic_id, found=found)
     return page.page(reads, lambda read: read)
@@ -274,8 +283,8 @@ def get_settings(
     db: Db,
     principal: Annotated[Principal, requires(Permission.CLINIC_CONFIGURE)],
 ) -> ClinicSettingsRead:
-    """The clinic's crisis text and alert webhook."""
-    return clinic_settings.to_read(clinic_settings.get(db, clinic_id=principal.clinic_id))
+    """The clinic's crisis text, alert webhook and paging, and whether it is a synthetic clinic."""
+    return clinic_settings.read(db, clinic_id=principal.clinic_id)
 
 
 def vetted_settings(body: ClinicSettingsWrite, settings: SettingsDep) -> ClinicSettingsWrite:

@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.clinical.change import Category, CutoffType, Method
+from app.clinical.change import Category, CutoffType, Method, ReliabilityKind
+from app.clinical.risk import HISTORICAL_ALERT_DAYS, HISTORICAL_ALERT_DAYS_MAX, HISTORICAL_ALERT_DAYS_MIN
 from app.core.schemas import SHOWN_ONCE, Schema, shown_once
 from app.patients.schemas import Identifier
 
@@ -65,6 +66,20 @@ class MissingParameterRead(BaseModel):
     needed_for: list[str] = Field(description="The outputs that stay null until this parameter is set.")
 
 
+class EvidenceRead(BaseModel):
+    """How well a shipped default parameter is supported by the project's references."""
+
+    sources: int = Field(description="How many sources in the references give this value.")
+    source_names: list[str] = Field(description="Those sources, briefly.")
+    confirmed: bool = Field(description="Two or more sources agree (the references' CONFIRMED); false: one source.")
+    reliability_kind: ReliabilityKind | None = Field(
+        default=None,
+        description="For `reliability`: `internal_consistency` (Cronbach's α) or `test_retest` (what Jacobson & "
+        "Truax used).",
+    )
+    note: str | None = None
+
+
 class ParametersRead(BaseModel):
     """The parameters a result used, each with its citation, so the result can be audited."""
 
@@ -89,6 +104,12 @@ class ParametersRead(BaseModel):
     response_reduction: float | None
     remission_below: float | None
     citations: dict[str, str] = Field(description="Source of each parameter, by parameter name.")
+    evidence: dict[str, EvidenceRead] = Field(
+        default_factory=dict,
+        description="Shipped defaults only: the evidence for each parameter, by name (number of sources; for the "
+        "reliability, internal consistency or test–retest). Empty for a clinic's own parameters (their citation "
+        "is the evidence).",
+    )
     updated_at: datetime | None = None
 
 
@@ -106,8 +127,17 @@ class ChangeRead(BaseModel):
     caseness_baseline: bool | None
     caseness_latest: bool | None
     category: Category | None
-    response: bool | None = Field(description="A reduction of at least `response_reduction` (where defined).")
-    remission: bool | None = Field(description="Latest below `remission_below` (where defined).")
+    response: bool | None = Field(
+        description="A reduction of at least `response_reduction` of the baseline. Only for lower-is-better scores "
+        "of patients who were cases at baseline by a caseness cut-off (PHQ-9: baseline 10 or more); else null, "
+        "with `response_reason`."
+    )
+    response_reason: str | None = Field(default=None, description="Why `response` is null; null when it is not.")
+    remission: bool | None = Field(
+        description="Latest below `remission_below` (PHQ-9: below 5). Only for patients who were cases at baseline, "
+        "as `response`; else null, with `remission_reason`."
+    )
+    remission_reason: str | None = Field(default=None, description="Why `remission` is null; null when it is not.")
     parameters: ParametersRead | None
     missing_parameters: list[MissingParameterRead] = Field(
         description="Parameters with no value (neither shipped nor set by the clinic), and the outputs left null."
@@ -126,10 +156,16 @@ class OutcomesRead(BaseModel):
     rates: dict[Category, float] = Field(description="counts / patients_assessed.")
     cases_at_baseline: int | None = Field(description="Assessed patients in caseness at their first measurement.")
     recovery_rate_of_cases: float | None = Field(description="recovered / cases_at_baseline (NHS Talking Therapies).")
-    responses: int | None
-    remissions: int | None
+    responses: int | None = Field(
+        description="Responders among the cases at baseline (response is defined for them only; rate: responses / "
+        "cases_at_baseline)."
+    )
+    remissions: int | None = Field(description="Remissions among the cases at baseline.")
     parameters: ParametersRead | None
     missing_parameters: list[MissingParameterRead]
+    synthetic: bool = Field(
+        default=False, description="The clinic is a synthetic one (generated data, made by the cohort generator)."
+    )
 
 
 class ChangeParametersSet(Schema):
@@ -189,6 +225,18 @@ class ClinicSettingsWrite(Schema):
         "delivered, read in each schedule's time zone: one falling in them is delivered when they end (if the "
         "window is still open then). Null: reminders go out when they fall.",
     )
+    item9_missing_pages: bool = Field(
+        default=False,
+        description="Whether an `item9_missing` prompt (item 9 left unanswered; routine) calls the webhook. Urgent "
+        "item-9 alerts always do (unless historical).",
+    )
+    historical_alert_days: int = Field(
+        default=HISTORICAL_ALERT_DAYS,
+        ge=HISTORICAL_ALERT_DAYS_MIN,
+        le=HISTORICAL_ALERT_DAYS_MAX,
+        description="An alert whose measurement is older than this many days when it is recorded (imported "
+        "history) is marked `historical` and never paged.",
+    )
 
 
 class ClinicSettingsRead(BaseModel):
@@ -198,6 +246,13 @@ class ClinicSettingsRead(BaseModel):
         default=None, description="When the webhook's current signing secret was issued (null: no webhook)."
     )
     reminder_quiet_hours: QuietHours | None = None
+    item9_missing_pages: bool = False
+    historical_alert_days: int = HISTORICAL_ALERT_DAYS
+    synthetic: bool = Field(
+        default=False,
+        description="The clinic was made by the synthetic cohort generator: its patients and data are generated, "
+        "never real.",
+    )
     updated_at: datetime | None
 
 
@@ -256,9 +311,30 @@ class AlertPatient(BaseModel):
     identifiers: list[Identifier]
 
 
+AlertKind = Literal["item9_positive", "item9_endorsed", "item9_missing", "not_on_track"]
+"""The kinds of alert (``app.clinical.risk.KINDS``)."""
+AlertPriority = Literal["urgent", "routine"]
+
+
 class AlertRead(BaseModel):
     id: uuid.UUID
-    flag: str
+    flag: str = Field(description="The alert's kind (the same as `kind`; kept for existing clients).")
+    kind: str = Field(
+        description="`item9_positive` / `item9_endorsed` (item 9 answered above 0: urgent), `item9_missing` (item 9 "
+        "left unanswered: a routine prompt that someone should ask), `not_on_track` (routine)."
+    )
+    item_value: int | None = Field(
+        description="The item-9 answer that raised an item-9 alert (an amendment raising it higher raises a new "
+        "alert with the new value); null for other kinds."
+    )
+    priority: AlertPriority = Field(
+        description="`urgent`: risk flags, paged to the webhook unless historical. `routine`: `item9_missing` "
+        "(paged only when the clinic's `item9_missing_pages` is on) and `not_on_track` (never paged)."
+    )
+    historical: bool = Field(
+        description="Raised by a measurement older than the clinic's `historical_alert_days` when it was recorded "
+        "(imported history): shown, never paged."
+    )
     instrument: str
     raised_at: datetime
     patient: AlertPatient

@@ -11,9 +11,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth.service import clinic_is_synthetic
 from app.clinical import parameters as change_parameters
 from app.clinical import series
-from app.clinical.change import CATEGORY_ORDER, Assessment, Category, Method, Parameters, assess, missing_parameters
+from app.clinical.change import (
+    CATEGORY_ORDER,
+    Assessment,
+    Category,
+    CutoffType,
+    Method,
+    Parameters,
+    assess,
+    missing_parameters,
+)
 from app.clinical.points import Point, Series, in_family
 from app.clinical.schemas import (
     ChangePoint,
@@ -151,7 +161,9 @@ def change_read(patient_id: uuid.UUID, change: Change) -> ChangeRead:
         caseness_latest=a.caseness_latest,
         category=a.category,
         response=a.response,
+        response_reason=a.response_reason,
         remission=a.remission,
+        remission_reason=a.remission_reason,
         parameters=_parameters_read(change.parameters, data.definition, data.score, change.parameters_updated_at, a),
         missing_parameters=_missing_read(a),
     )
@@ -233,8 +245,9 @@ def clinic_outcomes(
     )
     assessed = len(assessments)
     cases = None if "caseness_baseline" in undefined else sum(bool(a.caseness_baseline) for a in assessments)
-    response_defined = score.direction.value == "lower_is_better" and "response" not in undefined
-    remission_defined = score.direction.value == "lower_is_better" and "remission" not in undefined
+    by_caseness = parameters is not None and parameters.cutoff_type is CutoffType.CASENESS
+    response_defined = score.direction.value == "lower_is_better" and "response" not in undefined and by_caseness
+    remission_defined = score.direction.value == "lower_is_better" and "remission" not in undefined and by_caseness
     return OutcomesRead(
         instrument=definition.id,
         score=score.key,
@@ -251,6 +264,7 @@ def clinic_outcomes(
         remissions=sum(bool(a.remission) for a in assessments) if remission_defined else None,
         parameters=_parameters_read(parameters, definition, score, updated_at, None),
         missing_parameters=[MissingParameterRead(name=m.name, needed_for=list(m.needed_for)) for m in missing],
+        synthetic=clinic_is_synthetic(db, clinic_id=clinic_id),
     )
 
 

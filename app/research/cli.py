@@ -21,13 +21,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth import service as auth
 from app.auth.models import Clinic
 from app.core.config import get_settings
 from app.core.db import create_db_engine, make_sessionmaker, utcnow, writer
 from app.core.errors import DomainError
 from app.instruments.registry import InstrumentRegistry, load_registry
-from app.research import analysis, imports, service, synthetic
+from app.research import analysis, cohort_clinic, imports, service, synthetic
 from app.research.generator import CohortConfig, generate_latent
 from app.research.schemas import ImportReport, LaggedEffectsRequest
 
@@ -59,9 +58,7 @@ def _session(*, write: bool = True) -> Iterator[tuple[Session, InstrumentRegistr
         engine.dispose()
 
 
-def _clinic(db: Session, name: str, *, create: bool) -> Clinic:
-    if create:
-        return auth.get_or_create_clinic(db, name=name)
+def _clinic(db: Session, name: str) -> Clinic:
     clinic = db.scalar(select(Clinic).where(Clinic.name == name))
     if clinic is None:
         stderr.print(f"No clinic named {name!r}.")
@@ -108,7 +105,7 @@ def import_command(
     bar, report = _import_with_progress()
     try:
         with _session() as (db, registry), bar:
-            clinic_row = _clinic(db, clinic, create=False)
+            clinic_row = _clinic(db, clinic)
             result = imports.import_file(
                 db,
                 registry,
@@ -152,7 +149,13 @@ def generate_command(
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Write import records here (.csv or .ndjson).")] = None,
     latent: Annotated[Path | None, typer.Option(help="Write the latent panel (patient, week, D, F, S) as CSV.")] = None,
-    clinic: Annotated[str | None, typer.Option(help="Store the cohort in this clinic (created if new).")] = None,
+    clinic: Annotated[
+        str | None,
+        typer.Option(
+            help="Store the cohort in this clinic: created if new, marked synthetic. A real clinic (not made by the "
+            "generator) or one with patients the generator did not make is refused."
+        ),
+    ] = None,
 ) -> None:
     """Generate a synthetic cohort with known effects (change-analytics §5); write it to files and/or the service."""
     if output is None and latent is None and clinic is None:
@@ -199,7 +202,7 @@ def generate_command(
         bar, report = _import_with_progress()
         try:
             with _session() as (db, db_registry), bar:
-                clinic_row = _clinic(db, clinic, create=True)
+                clinic_row = cohort_clinic.clinic_for_cohort(db, name=clinic)
                 result = imports.import_records(
                     db,
                     db_registry,
@@ -257,7 +260,7 @@ def lagged_effects_command(
                     {"outcome": outcome, "predictors": predictor, "lag": lag, "method": method}
                 )
                 with _session(write=False) as (db, registry):
-                    clinic_row = _clinic(db, clinic, create=False)
+                    clinic_row = _clinic(db, clinic)
                     result = service.lagged_effects(
                         db, registry, clinic_id=clinic_row.id, request=request, progress=report
                     )

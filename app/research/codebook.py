@@ -36,6 +36,13 @@ IDENTIFIED = (
     "and UTC times are included. Free text (amendment reasons) and clinic-loaded item wording are never exported."
 )
 
+SYNTHETIC = (
+    "SYNTHETIC DATA: the clinic was made by the synthetic cohort generator; every patient and measurement in it is "
+    "generated, none is real."
+)
+SYNTHETIC_PREFIX = "synthetic-"
+"""Starts the file name of a synthetic clinic's export (and the codebook's resource path)."""
+
 
 def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
@@ -156,18 +163,22 @@ def datapackage(
     export_format: ExportFormat,
     definitions: Sequence[InstrumentDefinition],
     identified: bool = False,
+    synthetic: bool = False,
 ) -> dict[str, Any]:
+    """``synthetic``: the clinic is a synthetic one; the package says so (``synthetic``, the description and the
+    file's name)."""
     columns = columns_for(layout, level, definitions, identified=identified)
     schema: dict[str, Any] = {"fields": [table_field(column) for column in columns], "missingValues": [""]}
     if layout is Layout.WIDE:
         schema["primaryKey"] = ["patient_id", "week"]
-    name = f"research-export-{layout.value}-{level.value}"
+    name = f"{SYNTHETIC_PREFIX if synthetic else ''}research-export-{layout.value}-{level.value}"
     variables = score_variables(definitions) if level is Level.SCORES else item_variables(definitions)
     return {
         "$schema": PROFILE,
         "name": "compassion-outcomes-research-export",
         "title": f"Compassion Outcomes research export ({layout.value} layout, {level.value})",
-        "description": IDENTIFIED if identified else DEIDENTIFICATION,
+        "description": (f"{SYNTHETIC} " if synthetic else "") + (IDENTIFIED if identified else DEIDENTIFICATION),
+        "synthetic": synthetic,
         "resources": [
             {
                 "name": "export",

@@ -44,6 +44,8 @@ class ExportSpec:
     measured_to: datetime | None = None
     """Inclusive. A de-identified export widens it to the end of its UTC month."""
     identified: bool = False
+    synthetic: bool = False
+    """The clinic is a synthetic one (generated data): said in the file's name (``responses.file_name``)."""
 
     @property
     def columns(self) -> list[Column]:

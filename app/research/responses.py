@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
 from app.research import postgres_export
+from app.research.codebook import SYNTHETIC_PREFIX
 from app.research.export import ExportSpec, export_rows
 from app.research.schemas import ExportFormat
 from app.research.writers import MEDIA_TYPES, csv_chunks, parquet_chunks, write_statistics_file
@@ -26,8 +27,10 @@ Pseudonymise = Callable[[uuid.UUID], str] | None
 
 
 def file_name(spec: ExportSpec, export_format: ExportFormat) -> str:
+    """E.g. ``research-export-long-scores.csv``; ``synthetic-…`` for a synthetic clinic's (generated) data."""
     kind = "identified" if spec.identified else "research"
-    return f"{kind}-export-{spec.layout.value}-{spec.level.value}.{export_format.value}"
+    synthetic = SYNTHETIC_PREFIX if spec.synthetic else ""
+    return f"{synthetic}{kind}-export-{spec.layout.value}-{spec.level.value}.{export_format.value}"
 
 
 def stream_chunks(

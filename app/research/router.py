@@ -4,10 +4,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission
-from app.auth.service import Principal
+from app.auth.service import Principal, clinic_is_synthetic
 from app.core.errors import FieldError, InvalidInput
 from app.core.lifecycle import AppRoute, Db, ReadDb, RecordDb, SettingsDep
 from app.core.problems import PROBLEM_RESPONSES
@@ -61,7 +62,9 @@ def _not_redcap(export_format: ExportFormat, message: str) -> None:
         )
 
 
-def _spec(params: ExportParams, registry: RegistryDep, principal: Principal, *, identified: bool) -> ExportSpec:
+def _spec(
+    db: Session, params: ExportParams, registry: RegistryDep, principal: Principal, *, identified: bool
+) -> ExportSpec:
     return ExportSpec(
         clinic_id=principal.clinic_id,
         definitions=service.select_definitions(registry, params.instruments),
@@ -70,6 +73,7 @@ def _spec(params: ExportParams, registry: RegistryDep, principal: Principal, *, 
         measured_from=params.measured_from,
         measured_to=params.measured_to,
         identified=identified,
+        synthetic=clinic_is_synthetic(db, clinic_id=principal.clinic_id),
     )
 
 
@@ -91,7 +95,7 @@ def export(
     ] = DEFAULT_PROJECT,
 ) -> Response:
     """De-identified export of the clinic's current measurements (pseudonymous ids, relative time only)."""
-    spec = _spec(params, registry, principal, identified=False)
+    spec = _spec(db, params, registry, principal, identified=False)
     pseudonymise = Pseudonymiser(
         secret=settings.research_pseudonym_key.get_secret_value(), project=project, clinic_id=principal.clinic_id
     )
@@ -124,7 +128,7 @@ def export_identified(
 ) -> Response:
     """Identified export (internal and external ids, UTC times) for administrators; every one is recorded."""
     _not_redcap(params.export_format, "REDCap records are de-identified: use GET /v1/research/export?format=redcap")
-    spec = _spec(params, registry, principal, identified=True)
+    spec = _spec(db, params, registry, principal, identified=True)
     response = export_response(
         db=db,
         sessions=state_of(request).read_sessions,
@@ -151,6 +155,7 @@ def list_exports(
 def get_codebook(
     params: ExportParamsDep,
     registry: RegistryDep,
+    db: Db,
     principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT)],
     identified: Annotated[bool, Query(description="Describe the identified export's columns.")] = False,
 ) -> dict[str, Any]:
@@ -164,6 +169,7 @@ def get_codebook(
         export_format=params.export_format,
         definitions=service.select_definitions(registry, params.instruments),
         identified=identified,
+        synthetic=clinic_is_synthetic(db, clinic_id=principal.clinic_id),
     )
 
 

@@ -33,8 +33,12 @@ def start_ending_before(now: datetime, weeks: int) -> datetime:
     return datetime.combine(this_monday - timedelta(weeks=weeks), time(9), tzinfo=UTC)
 
 
+EXTERNAL_ID_PREFIX = "synthetic-"
+"""Every generated patient's external id starts so (``cohort_clinic`` tells generated patients from real ones)."""
+
+
 def external_id(seed: int, patient: int) -> str:
-    return f"synthetic-{seed}-{patient:04d}"
+    return f"{EXTERNAL_ID_PREFIX}{seed}-{patient:04d}"
 
 
 def measurement_records(

@@ -224,8 +224,16 @@ def receiver(allow_private_networks: AllowPrivate) -> Iterator[Receiver]:
         yield state
 
 
-def set_webhook(client: TestClient, clinic: ClinicKeys, url: str) -> dict[str, Any]:
-    response = client.put("/v1/clinic/settings", json={"webhook_url": url}, headers=clinic.headers(Role.ADMIN))
+LIVE_FOR_THE_FIXTURES = 3650
+"""``historical_alert_days`` for tests of paging: the fixtures' measurements (January 2026, ``day``) are older than
+the default 14 days on a running clock, and would be historical (never paged)."""
+
+
+def set_webhook(
+    client: TestClient, clinic: ClinicKeys, url: str, *, historical_alert_days: int = LIVE_FOR_THE_FIXTURES
+) -> dict[str, Any]:
+    settings = {"webhook_url": url, "historical_alert_days": historical_alert_days}
+    response = client.put("/v1/clinic/settings", json=settings, headers=clinic.headers(Role.ADMIN))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

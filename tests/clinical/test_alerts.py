@@ -52,7 +52,7 @@ def test_a_phq9_posted_through_the_api_with_item9_endorsed_raises_an_alert(
     assert alert["measurement"]["id"] == posted.json()["id"]
 
 
-def test_phq9_bdi2_and_fscrs_item9_each_raise_one_alert_and_a_zero_or_missing_item9_raises_none(
+def test_phq9_bdi2_and_fscrs_item9_each_raise_one_alert_a_missing_one_a_routine_prompt_and_a_zero_none(
     app: FastAPI, client: TestClient, clinic: ClinicKeys, patient_id: str
 ) -> None:
     seed(app, clinic, patient_id, "phq9", phq9(12, item9=3), day(0))
@@ -64,12 +64,13 @@ def test_phq9_bdi2_and_fscrs_item9_each_raise_one_alert_and_a_zero_or_missing_it
 
     listed = alerts_of(client, clinic)
 
-    assert sorted((a["instrument"], a["flag"]) for a in listed) == [
-        ("bdi2", "item9_positive"),
-        ("fscrs", "item9_endorsed"),
-        ("phq9", "item9_positive"),
+    assert sorted((a["instrument"], a["kind"], a["priority"], a["item_value"]) for a in listed) == [
+        ("bdi2", "item9_positive", "urgent", 1),
+        ("fscrs", "item9_endorsed", "urgent", 1),
+        ("phq9", "item9_missing", "routine", None),
+        ("phq9", "item9_positive", "urgent", 3),
     ]
-    assert all(a["acknowledged"] is False for a in listed)
+    assert all(a["acknowledged"] is False and a["flag"] == a["kind"] for a in listed)
 
 
 def test_an_amendment_that_keeps_the_flag_raises_no_second_alert(

@@ -90,11 +90,12 @@ def test_phq9_jacobson_truax_category_boundaries(baseline: int, latest: int, cat
         (18, 10, False, False),
         (10, 5, True, False),  # 5 is not below 5
         (10, 4, True, True),
-        (0, 0, None, True),  # no reduction is possible from 0: response undefined
+        (9, 2, None, None),  # 9 is not a case (caseness is 10 or more): neither is defined
+        (0, 0, None, None),
     ],
 )
 def test_phq9_response_and_remission_boundaries(
-    baseline: int, latest: int, response: bool | None, remission: bool
+    baseline: int, latest: int, response: bool | None, remission: bool | None
 ) -> None:
     result = assess(baseline, latest, direction=LOWER, method=Method.JACOBSON_TRUAX, parameters=PHQ9_JT)
 
@@ -232,7 +233,7 @@ def test_without_parameters_every_derived_output_is_null_and_the_missing_ones_ar
     assert {m.name: m.needed_for for m in result.missing} == {
         "reliability": ("rci", "reliable_change_threshold", "category"),
         "clinical_sd": ("rci", "reliable_change_threshold", "category"),
-        "cutoff_type": ("caseness_baseline", "caseness_latest", "recovered", "harmed"),
+        "cutoff_type": ("caseness_baseline", "caseness_latest", "recovered", "harmed", "response", "remission"),
         "response_reduction": ("response",),
         "remission_below": ("remission",),
     }

@@ -163,7 +163,14 @@ def test_instruments_without_shipped_parameters_say_which_are_missing_and_invent
     missing = {item["name"]: item["needed_for"] for item in body["missing_parameters"]}
     assert missing["reliability"] == ["rci", "reliable_change_threshold", "category"]
     assert missing["clinical_sd"] == ["rci", "reliable_change_threshold", "category"]
-    assert missing["cutoff_type"] == ["caseness_baseline", "caseness_latest", "recovered", "harmed"]
+    assert missing["cutoff_type"] == [
+        "caseness_baseline",
+        "caseness_latest",
+        "recovered",
+        "harmed",
+        "response",
+        "remission",
+    ]
 
 
 def test_gad7_has_only_the_fixed_threshold_default(

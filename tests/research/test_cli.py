@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, func, select
 from typer.testing import CliRunner
 
 from app.auth import service as auth
+from app.auth.models import Clinic
 from app.core.config import get_settings
 from app.core.db import make_sessionmaker, transaction
 from app.core.migrations import upgrade_to_head
@@ -155,6 +156,27 @@ def test_generate_into_a_clinic_then_analyse_it(environment: str) -> None:
     assert (body["n_patients"], body["n_observations"]) == (6, 42)
     assert [e["predictor"] for e in body["effects"]][0] == "fcs_from_others.total (t−1)"
     assert "Done" in result.stderr
+
+
+def test_generate_refuses_a_real_clinic_and_marks_the_clinic_it_creates_synthetic(environment: str) -> None:
+    before = stored(environment)
+
+    refused = runner.invoke(
+        research_cli, ["generate", "--seed", "5", "--patients", "2", "--weeks", "2", "--clinic", "North Clinic"]
+    )
+    created = runner.invoke(
+        research_cli, ["generate", "--seed", "5", "--patients", "2", "--weeks", "2", "--clinic", "West Clinic"]
+    )
+
+    assert refused.exit_code == 1
+    assert "'North Clinic' is a real clinic" in refused.stderr
+    assert created.exit_code == 0, created.output
+    assert stored(environment) == before + 2 * 2 * 3
+    engine = create_engine(environment)
+    with engine.connect() as connection:
+        marks = {row.name: row.synthetic for row in connection.execute(select(Clinic.name, Clinic.synthetic))}
+    engine.dispose()
+    assert (marks["North Clinic"], marks["West Clinic"]) == (False, True)
 
 
 def test_lagged_effects_on_a_latent_panel_file(tmp_path: Path, environment: str) -> None:
