@@ -172,6 +172,16 @@ class QuietHours(Schema):
         return self
 
 
+FrameOrigin = Annotated[
+    str,
+    Field(
+        max_length=300,
+        pattern=r"^(https://[A-Za-z0-9.-]+|http://(localhost|127\.0\.0\.1))(:[0-9]{1,5})?$",
+        description="`https://host[:port]`; plain http only for localhost (development).",
+    ),
+]
+
+
 class ClinicSettingsWrite(Schema):
     crisis_text: Annotated[str, Field(min_length=1, max_length=4000)] | None = Field(
         default=None, description="Shown with every risk alert, e.g. the clinic's crisis line and on-call procedure."
@@ -189,6 +199,16 @@ class ClinicSettingsWrite(Schema):
         "delivered, read in each schedule's time zone: one falling in them is delivered when they end (if the "
         "window is still open then). Null: reminders go out when they fall.",
     )
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        default="UTC",
+        description="The IANA time zone (e.g. `Europe/Oslo`) in which the clinician report and the caseload show "
+        "times, each with its UTC offset. Default `UTC`.",
+    )
+    report_frame_origins: Annotated[list[FrameOrigin], Field(max_length=10)] | None = Field(
+        default=None,
+        description="Origins (`https://ehr.example.org`, no path) whose pages may show a report link's page in a "
+        "frame (its `Content-Security-Policy: frame-ancestors`). Null or empty: no site may frame it.",
+    )
 
 
 class ClinicSettingsRead(BaseModel):
@@ -198,6 +218,10 @@ class ClinicSettingsRead(BaseModel):
         default=None, description="When the webhook's current signing secret was issued (null: no webhook)."
     )
     reminder_quiet_hours: QuietHours | None = None
+    timezone: str = Field(default="UTC", description="The IANA time zone of the report and the caseload.")
+    report_frame_origins: list[str] | None = Field(
+        default=None, description="Origins allowed to frame a report link's page (null: none)."
+    )
     updated_at: datetime | None
 
 
