@@ -121,6 +121,11 @@ def zone_of(row: ClinicSettings | None) -> ZoneInfo:
     return (time_zone(row.timezone) if row is not None else None) or ZoneInfo("UTC")
 
 
+def frame_origins(row: ClinicSettings | None) -> list[str] | None:
+    """The origins allowed to frame a report link's page (checked on input: ``https://host[:port]`` only)."""
+    return row.report_frame_origins if row is not None and row.report_frame_origins else None
+
+
 def to_read(row: ClinicSettings | None) -> ClinicSettingsRead:
     if row is None:
         return ClinicSettingsRead(crisis_text=None, webhook_url=None, updated_at=None)

@@ -371,6 +371,11 @@ def render_html(report: Report, *, link: LinkNotice | None = None) -> str:
     )
 
 
+def render_refusal(title: str, detail: str) -> str:
+    """The page a refused report link gets (expired, revoked, unknown): says which, and nothing about the patient."""
+    return _environment().get_template("link_refused.html").render(title=title, detail=detail)
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     environment = Environment(

@@ -3,16 +3,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse, Response
 
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission, allows
 from app.auth.service import Principal
-from app.clinical import alerts, clinic_settings, report, series, service, webhooks
+from app.clinical import alerts, clinic_settings, report, report_links, series, service, webhooks
 from app.clinical import parameters as change_parameters
 from app.clinical.change import Method
 from app.clinical.destinations import policy_for
+from app.clinical.models import ReportLink
 from app.clinical.schemas import (
     AlertAcknowledge,
     AlertRead,
@@ -23,10 +24,14 @@ from app.clinical.schemas import (
     ClinicSettingsWritten,
     OutcomesRead,
     ParametersRead,
+    ReportLinkCreate,
+    ReportLinkIssued,
+    ReportLinkRead,
     TrajectoryRead,
     WebhookDeliveryRead,
     WebhookSecretIssued,
 )
+from app.core.db import utcnow
 from app.core.errors import InvalidInput
 from app.core.lifecycle import AppRoute, BoundedReadDb, Db, SettingsDep
 from app.core.pagination import PageDep
@@ -40,6 +45,7 @@ from app.patients import service as patients
 router = APIRouter(route_class=AppRoute, responses=PROBLEM_RESPONSES)
 patient_router = APIRouter(route_class=AppRoute, prefix="/v1/patients/{patient_id}", tags=["clinical change"])
 clinic_router = APIRouter(route_class=AppRoute, prefix="/v1/clinic", tags=["clinic outcomes and alerts"])
+link_router = APIRouter(route_class=AppRoute, prefix=report_links.PATH, tags=["report links"])
 
 Instrument = Annotated[str, Query(min_length=1, max_length=50, description="Instrument id, e.g. `phq9`.")]
 ScoreKey = Annotated[
@@ -120,6 +126,126 @@ def get_report(
         include_alerts=allows(principal.role, Permission.ALERTS_READ),
     )
     return HTMLResponse(report.render_html(built), headers={**NO_STORE, "Content-Security-Policy": REPORT_POLICY})
+
+
+@patient_router.post("/report-links", status_code=201, response_model=ReportLinkIssued, tags=["report links"])
+def create_report_link(
+    patient_id: uuid.UUID,
+    body: ReportLinkCreate,
+    db: Db,
+    settings: SettingsDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    guard: Idempotent,
+) -> Response:
+    """A link that opens this patient's report without an API key for `valid_minutes` (1 to 60): read-only, this
+    patient's report page only, revocable, every use audited. Its page shows the alerts only if your role may read
+    them. Frame it in an EHR page only from an origin in the clinic's `report_frame_origins`."""
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    issued = report_links.create(
+        db,
+        clinic_id=principal.clinic_id,
+        patient_id=patient_id,
+        created_by_key_id=principal.key_id,
+        valid_minutes=body.valid_minutes,
+        include_alerts=allows(principal.role, Permission.ALERTS_READ),
+        pepper=settings.api_key_pepper.get_secret_value(),
+    )
+    payload = ReportLinkIssued(
+        id=issued.link.id,
+        patient_id=patient_id,
+        url=report_links.url(settings.public_base, issued.token),
+        expires_at=issued.link.expires_at,
+    )
+    return guard.respond(payload, status_code=201)
+
+
+@patient_router.get("/report-links", tags=["report links"])
+def list_report_links(
+    patient_id: uuid.UUID,
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    page: PageDep,
+) -> Page[ReportLinkRead]:
+    """The report links made for this patient, newest first, with their status (active, expired, revoked)."""
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    found = report_links.list_links(
+        db, clinic_id=principal.clinic_id, patient_id=patient_id, limit=page.limit + 1, offset=page.offset
+    )
+    return page.page(found, _link_read)
+
+
+@patient_router.post("/report-links/{link_id}/revoke", response_model=ReportLinkRead, tags=["report links"])
+def revoke_report_link(
+    patient_id: uuid.UUID,
+    link_id: uuid.UUID,
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    guard: Idempotent,
+) -> Response:
+    """Revoke a report link: it opens nothing from now on (410)."""
+    link = report_links.revoke(
+        db, clinic_id=principal.clinic_id, patient_id=patient_id, link_id=link_id, key_id=principal.key_id
+    )
+    return guard.respond(_link_read(link))
+
+
+def _link_read(link: ReportLink) -> ReportLinkRead:
+    return ReportLinkRead(
+        id=link.id,
+        patient_id=link.patient_id,
+        created_at=link.created_at,
+        expires_at=link.expires_at,
+        revoked_at=link.revoked_at,
+        status=report_links.status_of(link, utcnow()),
+        include_alerts=link.include_alerts,
+    )
+
+
+LINK_PAGE = {"text/html": {"schema": {"type": "string"}}}
+
+
+@link_router.get(
+    "/{token}",
+    response_class=HTMLResponse,
+    responses={
+        404: {"description": "No such link (an HTML page says so).", "content": LINK_PAGE},
+        410: {"description": "The link expired or was revoked (an HTML page says which).", "content": LINK_PAGE},
+    },
+)
+def open_report_link(
+    token: Annotated[str, Path(pattern=report_links.TOKEN_PATTERN, description="The link's token (its URL).")],
+    db: Db,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> HTMLResponse:
+    """A report link's page: the patient's report, read-only, without an API key (the token in the path is the
+    credential). Refused once the link has expired or was revoked. Framed only by the clinic's
+    `report_frame_origins`."""
+    opened = report_links.open_link(db, token=token, pepper=settings.api_key_pepper.get_secret_value())
+    if isinstance(opened, report_links.Refused):
+        page = report.render_refusal(opened.title, opened.detail)
+        return HTMLResponse(page, status_code=opened.status, headers=link_headers(None))
+    patient = patients.get(db, clinic_id=opened.clinic_id, patient_id=opened.patient_id)
+    built = report.build(
+        db, registry, clinic_id=opened.clinic_id, patient=patient, include_alerts=opened.include_alerts
+    )
+    origins = clinic_settings.frame_origins(clinic_settings.get(db, clinic_id=opened.clinic_id))
+    notice = report.LinkNotice(expires_at=opened.expires_at)
+    return HTMLResponse(report.render_html(built, link=notice), headers=link_headers(origins))
+
+
+def link_headers(origins: list[str] | None) -> dict[str, str]:
+    """No caching, no Referer (the URL holds the token), framed only by the clinic's allowed origins."""
+    ancestors = " ".join(origins) if origins else "'none'"
+    headers = {
+        **NO_STORE,
+        "Referrer-Policy": "no-referrer",
+        "X-Robots-Tag": "noindex, nofollow",
+        "Content-Security-Policy": f"{REPORT_POLICY}; frame-ancestors {ancestors}",
+    }
+    if not origins:
+        headers["X-Frame-Options"] = "DENY"
+    return headers
 
 
 @patient_router.get(
@@ -327,6 +453,7 @@ def delete_change_parameters(
 
 router.include_router(patient_router)
 router.include_router(clinic_router)
+router.include_router(link_router)
 
 
 DeliveryStatus = Annotated[

@@ -298,3 +298,31 @@ class AlertAcknowledge(Schema):
     note: Annotated[str, Field(min_length=1, max_length=4000)] = Field(
         description="What was done (e.g. risk assessed in session, safety plan reviewed)."
     )
+
+
+class ReportLinkCreate(Schema):
+    valid_minutes: int = Field(
+        default=15, ge=1, le=60, description="How long the link opens the report: 1 to 60 minutes (default 15)."
+    )
+
+
+class ReportLinkRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    status: Literal["active", "expired", "revoked"]
+    include_alerts: bool = Field(description="Whether the page shows the alerts (the creator's role could read them).")
+
+
+class ReportLinkIssued(Schema):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    url: str = shown_once(
+        "Opens this patient's report (read-only, HTML) without an API key until `expires_at`, in a browser or an EHR "
+        "frame (`<PUBLIC_BASE_URL>/v1/report-links/<token>`). Shown once: only an HMAC of its token is stored."
+    )
+    expires_at: datetime
