@@ -6,10 +6,12 @@ No script and nothing external: charts are inline SVG, styles are inline, and th
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -29,6 +31,8 @@ from app.measurements.models import Measurement
 from app.patients.models import Patient
 from app.scoring.definition import InstrumentDefinition, Score
 
+CaseloadRowLike = Any
+"""A row of ``app.clinical.caseload`` (which imports this module, so it is not named here)."""
 REPORT_ORDER = ("phq9", "gad7", "bdi2", "fcs_from_others", "fcs_for_self", "fcs_for_others", "scs_sf", "scs", "fscrs")
 """Depression and anxiety first, then fears of compassion, self-compassion and self-criticism."""
 METHODS = (Method.JACOBSON_TRUAX, Method.FIXED_THRESHOLD)
@@ -368,6 +372,32 @@ def render_html(report: Report, *, link: LinkNotice | None = None) -> str:
         _environment()
         .get_template("report.html")
         .render(report=report, risk_flags=RISK_FLAGS, short_names=report.short_names, link=link)
+    )
+
+
+def render_caseload(
+    rows: Sequence[CaseloadRowLike],
+    *,
+    zone: ZoneInfo,
+    generated_at: datetime,
+    with_alerts: bool,
+    offset: int,
+    total: int,
+) -> str:
+    """The caseload page (``app.clinical.caseload``), in the report's style and the clinic's time zone."""
+    return (
+        _environment()
+        .get_template("caseload.html")
+        .render(
+            rows=rows,
+            zone=zone,
+            when=lambda moment: when(moment, zone),
+            day=lambda moment: day(moment, zone),
+            generated_at=generated_at,
+            with_alerts=with_alerts,
+            offset=offset,
+            total=total,
+        )
     )
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission, allows
 from app.auth.service import Principal
-from app.clinical import alerts, clinic_settings, report, report_links, series, service, webhooks
+from app.clinical import alerts, caseload, clinic_settings, report, report_links, series, service, webhooks
 from app.clinical import parameters as change_parameters
 from app.clinical.change import Method
 from app.clinical.destinations import policy_for
@@ -17,6 +17,9 @@ from app.clinical.models import ReportLink
 from app.clinical.schemas import (
     AlertAcknowledge,
     AlertRead,
+    CaseloadInstrument,
+    CaseloadOpenAlerts,
+    CaseloadRow,
     ChangeParametersSet,
     ChangeRead,
     ClinicSettingsRead,
@@ -295,6 +298,82 @@ def get_outcomes(
         method=method,
         measured_from=measured_from,
         measured_to=measured_to,
+    )
+
+
+@clinic_router.get("/caseload")
+def get_caseload(
+    db: Db,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    page: PageDep,
+) -> Page[CaseloadRow]:
+    """One row per active patient (an open alert, a running schedule, or a measurement in the last 90 days), most in
+    need first: open urgent alerts, then reliable deterioration, then missed assessments, then routine alerts, then
+    assessments due now. Latest score, band and change category per instrument."""
+    rows = _caseload(db, registry, principal)
+    return page.page(rows[page.offset : page.offset + page.limit + 1], _caseload_read)
+
+
+@clinic_router.get("/caseload.html", response_class=HTMLResponse)
+def get_caseload_page(
+    db: Db,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    page: PageDep,
+) -> HTMLResponse:
+    """The caseload as a page in the report's style (times in the clinic's zone), each row linking to the patient's
+    report."""
+    rows = _caseload(db, registry, principal)
+    zone = clinic_settings.zone_of(clinic_settings.get(db, clinic_id=principal.clinic_id))
+    shown = rows[page.offset : page.offset + page.limit]
+    page_html = report.render_caseload(
+        shown,
+        zone=zone,
+        generated_at=utcnow(),
+        with_alerts=allows(principal.role, Permission.ALERTS_READ),
+        offset=page.offset,
+        total=len(rows),
+    )
+    return HTMLResponse(page_html, headers={**NO_STORE, "Content-Security-Policy": REPORT_POLICY})
+
+
+def _caseload(db: Db, registry: RegistryDep, principal: Principal) -> list[caseload.Row]:
+    return caseload.build(
+        db,
+        registry,
+        clinic_id=principal.clinic_id,
+        now=utcnow(),
+        with_alerts=allows(principal.role, Permission.ALERTS_READ),
+    )
+
+
+def _caseload_read(row: caseload.Row) -> CaseloadRow:
+    return CaseloadRow(
+        patient_id=row.patient_id,
+        identifiers=row.identifiers,
+        instruments=[
+            CaseloadInstrument(
+                instrument=item.instrument,
+                score=item.score,
+                direction=item.direction,
+                value=item.value,
+                band=item.band,
+                measured_at=item.measured_at,
+                change_category=item.category,
+                method=item.method,
+            )
+            for item in row.latest
+        ],
+        last_measured_at=row.last_measured_at,
+        open_alerts=CaseloadOpenAlerts(urgent=row.urgent_alerts, routine=row.routine_alerts)
+        if row.with_alerts
+        else None,
+        assessments_missed=row.assessments_missed,
+        assessments_due=row.assessments_due,
+        deteriorated=row.deteriorated,
+        progress=row.progress,
+        report=f"/v1/patients/{row.patient_id}/report",
     )
 
 

@@ -326,3 +326,37 @@ class ReportLinkIssued(Schema):
         "frame (`<PUBLIC_BASE_URL>/v1/report-links/<token>`). Shown once: only an HMAC of its token is stored."
     )
     expires_at: datetime
+
+
+class CaseloadInstrument(BaseModel):
+    instrument: str
+    score: str = Field(description="The primary score (the first score of an instrument without one).")
+    direction: str = Field(description="`lower_is_better` or `higher_is_better`.")
+    value: float = Field(description="The latest scored value.")
+    band: str | None
+    measured_at: datetime
+    change_category: Category | None = Field(
+        description="First vs latest scored measurement (as in the report); null with fewer than two scores or "
+        "without change parameters."
+    )
+    method: Method | None = Field(description="The method that gave the category.")
+
+
+class CaseloadOpenAlerts(BaseModel):
+    urgent: int = Field(description="Unacknowledged risk alerts (item 9).")
+    routine: int = Field(description="Unacknowledged alerts of other kinds (a missing item 9, not on track).")
+
+
+class CaseloadRow(BaseModel):
+    patient_id: uuid.UUID
+    identifiers: list[str] = Field(description="The patient's external identifiers (values).")
+    instruments: list[CaseloadInstrument]
+    last_measured_at: datetime | None
+    open_alerts: CaseloadOpenAlerts | None = Field(description="Null when the caller's role may not read alerts.")
+    assessments_missed: int = Field(
+        description="Instruments whose most recent assessment window closed unanswered (schedules)."
+    )
+    assessments_due: int = Field(description="Instruments whose assessment window is open now.")
+    deteriorated: bool = Field(description="Reliable deterioration (deteriorated or harmed) on any instrument.")
+    progress: str | None = Field(description="The progress status, when known.")
+    report: str = Field(description="The patient's report (a path on this service).")
