@@ -401,11 +401,6 @@ def render_caseload(
     )
 
 
-def render_refusal(title: str, detail: str) -> str:
-    """The page a refused report link gets (expired, revoked, unknown): says which, and nothing about the patient."""
-    return _environment().get_template("link_refused.html").render(title=title, detail=detail)
-
-
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     environment = Environment(

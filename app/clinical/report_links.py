@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from app.clinical.models import ReportLink
 from app.core.audit_notes import LinkUse, note_link_use
 from app.core.db import utcnow
-from app.core.errors import NotFound
+from app.core.errors import Gone, NotFound
 from app.core.security import hash_api_key, key_matches
 
 MIN_MINUTES = 1
@@ -47,15 +47,6 @@ TOKEN_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # noqa: S105 - a pattern, not a secret
 class IssuedLink:
     link: ReportLink
     token: str
-
-
-@dataclass(frozen=True)
-class Refused:
-    """Why a presented token opens nothing: ``status`` 404 (unknown) or 410 (expired, revoked)."""
-
-    status: int
-    title: str
-    detail: str
 
 
 def url(public_base: str, token: str) -> str:
@@ -132,15 +123,16 @@ def status_of(link: ReportLink, now: datetime) -> LinkStatus:
     return "expired" if link.expires_at <= now else "active"
 
 
-def open_link(db: Session, *, token: str, pepper: str) -> ReportLink | Refused:
-    """The link a token opens, or why it opens nothing. A found link is noted for the audit trail either way."""
+def open_link(db: Session, *, token: str, pepper: str) -> ReportLink:
+    """The link a token opens; ``NotFound`` (unknown) or ``Gone`` (expired, revoked: the problem says which). A
+    found link is noted for the audit trail either way."""
     link = db.scalar(select(ReportLink).where(ReportLink.token_hash == hash_api_key(token, pepper)))
     if link is None or not key_matches(token, link.token_hash, pepper):
-        return Refused(404, "Report link not found", "This report link does not exist. Ask for a new link.")
+        raise NotFound("no such report link; ask for a new one")
     note_link_use(db, LinkUse(link_id=link.id, clinic_id=link.clinic_id, patient_id=link.patient_id))
     status = status_of(link, utcnow())
     if status == "revoked":
-        return Refused(410, "Report link revoked", "This report link was revoked. Ask for a new link.")
+        raise Gone("this report link was revoked; ask for a new one")
     if status == "expired":
-        return Refused(410, "Report link expired", "This report link has expired. Ask for a new link.")
+        raise Gone("this report link has expired; ask for a new one")
     return link

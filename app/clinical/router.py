@@ -204,15 +204,11 @@ def _link_read(link: ReportLink) -> ReportLinkRead:
     )
 
 
-LINK_PAGE = {"text/html": {"schema": {"type": "string"}}}
-
-
 @link_router.get(
     "/{token}",
     response_class=HTMLResponse,
     responses={
-        404: {"description": "No such link (an HTML page says so).", "content": LINK_PAGE},
-        410: {"description": "The link expired or was revoked (an HTML page says which).", "content": LINK_PAGE},
+        410: {**PROBLEM_RESPONSES[404], "description": "The link expired or was revoked (the detail says which)."}
     },
 )
 def open_report_link(
@@ -225,9 +221,6 @@ def open_report_link(
     credential). Refused once the link has expired or was revoked. Framed only by the clinic's
     `report_frame_origins`."""
     opened = report_links.open_link(db, token=token, pepper=settings.api_key_pepper.get_secret_value())
-    if isinstance(opened, report_links.Refused):
-        page = report.render_refusal(opened.title, opened.detail)
-        return HTMLResponse(page, status_code=opened.status, headers=link_headers(None))
     patient = patients.get(db, clinic_id=opened.clinic_id, patient_id=opened.patient_id)
     built = report.build(
         db, registry, clinic_id=opened.clinic_id, patient=patient, include_alerts=opened.include_alerts
