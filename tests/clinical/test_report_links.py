@@ -177,3 +177,12 @@ def test_the_clinic_chooses_which_origins_may_frame_a_link(
     refused = client.put("/v1/clinic/settings", json=bad, headers=clinic.headers(Role.ADMIN))
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["field"].startswith("report_frame_origins")
+
+
+def test_a_link_token_is_no_credential_anywhere_else(client: TestClient, clinic: ClinicKeys, patient_id: str) -> None:
+    token = make_link(client, clinic, patient_id)["url"].rsplit("/", 1)[1]
+    as_bearer = {"Authorization": f"Bearer {token}"}
+
+    for path in (f"/v1/patients/{patient_id}/report", f"/v1/patients/{patient_id}/report-links", "/v1/clinic/caseload"):
+        assert client.get(path, headers=as_bearer).status_code == 401, path
+    assert client.post(f"/v1/report-links/{token}").status_code == 405
