@@ -413,6 +413,7 @@ def _environment() -> Environment:
     environment.filters["num"] = _num
     environment.filters["direction"] = direction_words
     environment.filters["missing"] = missing_words
+    environment.filters["parameter"] = lambda name: PARAMETER_WORDS.get(name, name.replace("_", " "))
     environment.filters["signed"] = lambda value: f"{'+' if value > 0 else ''}{_num(value)}"
     return environment
 
