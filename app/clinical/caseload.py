@@ -26,8 +26,9 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, select, union
+from sqlalchemy import Select, Subquery, and_, func, select, union
 from sqlalchemy.orm import Session
 
 from app.care.models import AssessmentOccurrence, Schedule
@@ -152,7 +153,7 @@ def progress_statuses(db: Session, *, clinic_id: uuid.UUID, patient_ids: list[uu
     return {}
 
 
-def _active_patients(clinic_id: uuid.UUID, now: datetime):  # type: ignore[no-untyped-def]
+def _active_patients(clinic_id: uuid.UUID, now: datetime) -> Subquery:
     measured = select(Measurement.patient_id).where(
         Measurement.clinic_id == clinic_id,
         Measurement.is_current.is_(True),
@@ -164,7 +165,12 @@ def _active_patients(clinic_id: uuid.UUID, now: datetime):  # type: ignore[no-un
 
 
 def _latest_scores(
-    db: Session, registry: InstrumentRegistry, rows: dict[uuid.UUID, Row], *, clinic_id: uuid.UUID, in_caseload: object
+    db: Session,
+    registry: InstrumentRegistry,
+    rows: dict[uuid.UUID, Row],
+    *,
+    clinic_id: uuid.UUID,
+    in_caseload: Select[Any],
 ) -> None:
     own = {
         (row.instrument_id, row.score_key, row.method): from_row(row)
@@ -185,7 +191,7 @@ def _latest_scores(
         .where(
             Measurement.clinic_id == clinic_id,
             Measurement.is_current.is_(True),
-            Measurement.patient_id.in_(in_caseload),  # type: ignore[arg-type]
+            Measurement.patient_id.in_(in_caseload),
         )
         .order_by(Measurement.patient_id, Measurement.measured_at, Measurement.created_at, Measurement.id)
     )
@@ -284,7 +290,7 @@ def _with_value(point: Point, scores: dict[str, object], key: str) -> Point:
 
 
 def _assessments(
-    db: Session, rows: dict[uuid.UUID, Row], *, clinic_id: uuid.UUID, in_caseload: object, now: datetime
+    db: Session, rows: dict[uuid.UUID, Row], *, clinic_id: uuid.UUID, in_caseload: Select[Any], now: datetime
 ) -> None:
     """Per patient and instrument, the most recent window that has opened: missed if it closed unanswered, due if
     it is open now (a window function, one statement)."""
@@ -303,7 +309,7 @@ def _assessments(
         )
         .where(
             occurrence.clinic_id == clinic_id,
-            occurrence.patient_id.in_(in_caseload),  # type: ignore[arg-type]
+            occurrence.patient_id.in_(in_caseload),
             occurrence.due_from <= now,
             occurrence.state != CANCELLED,
         )
