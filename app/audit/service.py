@@ -13,7 +13,9 @@ query's ``patient_id``, ``subject`` or ``patient``) looked up *in the caller's c
 request belongs to, the patient the request noted it read (``$extract``'s response, found in the caller's clinic), or a
 patient token's own patient. Another clinic's patient is never named in the caller's trail (the event records the
 request, its route and the id as sent, with ``patient_id`` empty): the caller learns nothing from its own trail that a
-missing record would not also show. An unauthenticated request (no clinic) keeps the path's ``patient_id`` as sent.
+missing record would not also show. An unauthenticated request (no clinic) keeps the path's ``patient_id`` as sent;
+one that presented a report link (``app.clinical.report_links``) is recorded in the link's clinic, naming the link
+(``report_link`` and its id, never the token) and its patient.
 A POST that only reads (``READ_ROUTES``) is recorded as a read.
 """
 
@@ -34,7 +36,7 @@ from app.audit.models import AuditEvent
 from app.auth.service import Principal
 from app.care.models import AssessmentOccurrence, Schedule
 from app.clinical.models import RiskAlert
-from app.core.audit_notes import EntryNote, entry_notes, patients_read
+from app.core.audit_notes import EntryNote, LinkUse, entry_notes, links_used, patients_read
 from app.core.db import InsertedRow, insert_together, log_inserts, new_record_id, table_of, transaction, utcnow
 from app.core.state import state_of
 from app.fhir.codes import FHIR_ID
@@ -70,6 +72,8 @@ REFUSALS = {401: "unauthenticated", 403: "forbidden", 404: "not_found"}
 UNRECORDED_STATUSES = frozenset({429, 503})
 """Load shedding (rate limited, the database busy): nothing was looked at, and writing an event would add load."""
 SKIPPED_TABLES = frozenset({"audit_event", "idempotency_record", "patient_identifier"})
+SECRET_PATH_PARAMETERS = frozenset({"token"})
+"""Path parameters that carry a secret (a report link's token): never written to the trail."""
 RESOURCE_ID_LENGTH = 100
 """Width of ``audit_event.resource_id``; a path value the caller sent can be longer."""
 
@@ -100,7 +104,10 @@ def _resource(template: str, params: dict[str, Any]) -> tuple[str | None, str | 
     for index in range(len(segments) - 1, -1, -1):
         segment = segments[index]
         if segment.startswith("{") and index > 0:
-            return segments[index - 1], _stored_text(str(params.get(segment.strip("{}"))), RESOURCE_ID_LENGTH)
+            name = segment.strip("{}")
+            if name in SECRET_PATH_PARAMETERS:
+                return segments[index - 1], None
+            return segments[index - 1], _stored_text(str(params.get(name)), RESOURCE_ID_LENGTH)
     tail = next((s for s in reversed(segments) if not s.startswith("{")), None)
     return tail, None
 
@@ -246,11 +253,13 @@ class AuditTrail:
     inserted: list[InsertedRow] = field(default_factory=list)
     entries: list[EntryNote] = field(default_factory=list)
     read: list[uuid.UUID] = field(default_factory=list)
+    links: list[LinkUse] = field(default_factory=list)
 
     def watch(self, db: Session) -> None:
         self.inserted = log_inserts(db)
         self.entries = entry_notes(db)
         self.read = patients_read(db)
+        self.links = links_used(db)
         self.request.state.audit_trail = self
 
     @property
@@ -308,11 +317,26 @@ class AuditTrail:
             for table, created_id, patient, _clinic in created
         )
         rows.extend(_entry_row(base, entry) for entry in self.entries)
+        _by_link(rows, self.links)
         # Core, not the ORM's bulk insert: this runs in every audited request and nothing reads the rows back.
         insert_together(db.connection(), _EVENTS, rows)
 
 
 _EVENTS = table_of(AuditEvent)
+
+
+def _by_link(rows: list[dict[str, Any]], links: list[LinkUse]) -> None:
+    """A request made with a report link (no key): its event is the link's clinic's, about the link's patient."""
+    if not links:
+        return
+    link = links[-1]
+    rows[0].update(
+        clinic_id=link.clinic_id,
+        patient_id=link.patient_id,
+        resource_type="report_link",
+        resource_id=str(link.link_id),
+        details={**rows[0]["details"], "report_link": str(link.link_id)},
+    )
 
 
 def _entry_row(base: dict[str, Any], entry: EntryNote) -> dict[str, Any]:
@@ -380,6 +404,7 @@ def record_answer(request: Request, status_code: int) -> None:
             }
         ]
         rows.extend(_entry_row(base, entry) for entry in failed_entries)
+        _by_link(rows, trail.links if trail else [])
         insert_together(db.connection(), _EVENTS, rows)
 
 

@@ -11,9 +11,10 @@ import io
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from html import escape
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from app.clinical.points import Point
 from app.clinical.risk import RISK_FLAGS
@@ -26,6 +27,10 @@ HASH_SALT = "compassion-outcomes"
 BETTER_TO_WORSE = ("#e3f1e3", "#f1f1d6", "#fbe9d2", "#f7d9cf", "#efc6c6")
 LINE_COLOURS = ("#1f4e99", "#8a3b12", "#2d6a2d", "#6b2f7a")
 RISK_COLOUR = "#b00020"
+MAX_DATE_TICKS = 6
+TICK_STEPS_DAYS = (1, 2, 7, 14, 28, 56, 91, 182, 364)
+"""Steps between date ticks, in local days: the smallest that keeps at most ``MAX_DATE_TICKS`` ticks is used (for
+longer spans, whole multiples of 364 days)."""
 _render_lock = threading.Lock()
 _configured = False
 
@@ -55,6 +60,8 @@ class Chart:
     baseline: float | None = None
     reliable_change_threshold: float | None = None
     cutoff: float | None = None
+    zone: str = "UTC"
+    """The IANA time zone whose calendar days the date axis shows."""
 
 
 def render(chart: Chart, *, standalone: bool = False) -> str:
@@ -219,29 +226,58 @@ def _plot_flags(axes: Axes, chart: Chart) -> None:
 
 
 def _dates_axis(axes: Axes, chart: Chart) -> None:
-    """x is days since the first measurement; ticks are whole days, labelled with their date (UTC)."""
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    """x is days since the first measurement; ticks fall on local midnights of the clinic's zone, a whole number of
+    days apart (``date_ticks``), labelled with their local date."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator
 
     first = _first_moment(chart)
     days = [_days(chart, point) for line in chart.lines for point in line.points]
     last = max(days, default=0.0)
     pad = max(last * 0.04, 2.0)
     axes.set_xlim(-pad, last + pad)
-    axes.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
-    axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: _tick_label(first, x)))
-    axes.set_xlabel("Date (UTC)", fontsize=8)
+    ticks = date_ticks(first, -pad, last + pad, ZoneInfo(chart.zone)) if first is not None else []
+    axes.xaxis.set_major_locator(FixedLocator([x for x, _label in ticks]))
+    axes.xaxis.set_major_formatter(FixedFormatter([label for _x, label in ticks]))
+    axes.set_xlabel(f"Date ({chart.zone})", fontsize=8)
 
 
-def _tick_label(first: datetime | None, days: float) -> str:
-    """The date of a tick; none for a tick beyond the years a datetime holds (the padding around a stored year 1 or
-    9999 reaches past them)."""
-    if first is None:
-        return ""
+def date_ticks(first: datetime, low: float, high: float, zone: ZoneInfo) -> list[tuple[float, str]]:
+    """Ticks between ``low`` and ``high`` (days since ``first``): at the start of local calendar days, every ``step``
+    days counted from the first measurement's local day, at most ``MAX_DATE_TICKS``. Labels are local dates
+    (``20 Nov 2026``). Days a datetime cannot hold (next to a stored year 1 or 9999) get no tick."""
+    span = high - low
+    step = next((s for s in TICK_STEPS_DAYS if span / s <= MAX_DATE_TICKS - 1), None)
+    if step is None:
+        step = 364 * -(-int(span) // (364 * (MAX_DATE_TICKS - 1)))
     try:
-        moment = first + timedelta(days=days)
+        origin = first.astimezone(zone).date()
     except OverflowError:
-        return ""
-    return f"{moment.day:02d} {moment:%b} {moment.year:04d}"
+        return []
+    ticks: list[tuple[float, str]] = []
+    k = int(low // step) - 1
+    while len(ticks) < MAX_DATE_TICKS:
+        x = _local_midnight(origin, k * step, first, zone)
+        k += 1
+        if x is None:
+            if k * step > high + step:
+                break
+            continue
+        moment_day, offset = x
+        if offset > high:
+            break
+        if offset >= low:
+            ticks.append((offset, f"{moment_day.day:02d} {moment_day:%b} {moment_day.year:04d}"))
+    return ticks
+
+
+def _local_midnight(origin: date, days: int, first: datetime, zone: ZoneInfo) -> tuple[date, float] | None:
+    """The local day ``days`` after ``origin`` and its start as days since ``first``; None beyond the calendar."""
+    try:
+        moment_day = origin + timedelta(days=days)
+        start = datetime.combine(moment_day, time(0), tzinfo=zone)
+        return moment_day, (start - first).total_seconds() / 86400
+    except OverflowError:
+        return None
 
 
 def _first_moment(chart: Chart) -> datetime | None:

@@ -4,10 +4,12 @@ signing secret."""
 from __future__ import annotations
 
 import uuid
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from app.auth.service import clinic_is_synthetic
+from app.care.windows import time_zone
 from app.clinical import destinations, webhook_signing
 from app.clinical.models import ClinicSettings
 from app.clinical.schemas import (
@@ -53,6 +55,7 @@ def put(
     drops the secret. Deliveries check the URL again (``app.clinical.webhooks``).
     """
     url = str(data.webhook_url) if data.webhook_url else None
+    zone = check_timezone(data.timezone)
     row = get(db, clinic_id=clinic_id)
     if row is None:
         row = ClinicSettings(clinic_id=clinic_id)
@@ -64,6 +67,8 @@ def put(
     row.reminder_quiet_hours_end = quiet.end if quiet else None
     row.item9_missing_pages = data.item9_missing_pages
     row.historical_alert_days = data.historical_alert_days
+    row.timezone = zone.key
+    row.report_frame_origins = list(data.report_frame_origins) if data.report_frame_origins else None
     new_secret = None
     if url is None:
         row.webhook_secret_salt = row.webhook_previous_secret_salt = row.webhook_secret_issued_at = None
@@ -105,6 +110,31 @@ def _issue(row: ClinicSettings, *, clinic_id: uuid.UUID, signing_key: str, keep_
     return webhook_signing.shown(webhook_signing.secret(signing_key, clinic_id, row.webhook_secret_salt))
 
 
+def check_timezone(name: str) -> ZoneInfo:
+    """The named IANA zone, or a 422 naming ``timezone`` (nothing stored)."""
+    zone = time_zone(name)
+    if zone is None:
+        raise InvalidInput(
+            "timezone is not an IANA time zone; nothing was stored",
+            errors=[
+                FieldError(
+                    field="timezone", message="unknown IANA time zone; use a name such as Europe/Oslo", value=name
+                )
+            ],
+        )
+    return zone
+
+
+def zone_of(row: ClinicSettings | None) -> ZoneInfo:
+    """The clinic's time zone (UTC when it set none, or if its stored name is no longer known here)."""
+    return (time_zone(row.timezone) if row is not None else None) or ZoneInfo("UTC")
+
+
+def frame_origins(row: ClinicSettings | None) -> list[str] | None:
+    """The origins allowed to frame a report link's page (checked on input: ``https://host[:port]`` only)."""
+    return row.report_frame_origins if row is not None and row.report_frame_origins else None
+
+
 def to_read(row: ClinicSettings | None, *, synthetic: bool = False) -> ClinicSettingsRead:
     """The settings as read back; ``synthetic``: the clinic's own mark (``Clinic.synthetic``), shown with them."""
     if row is None:
@@ -117,6 +147,8 @@ def to_read(row: ClinicSettings | None, *, synthetic: bool = False) -> ClinicSet
         item9_missing_pages=row.item9_missing_pages,
         historical_alert_days=row.historical_alert_days,
         synthetic=synthetic,
+        timezone=row.timezone,
+        report_frame_origins=row.report_frame_origins,
         updated_at=row.updated_at,
     )
 

@@ -6,7 +6,20 @@ import uuid
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, Time, UniqueConstraint, Uuid, false
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    Uuid,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, JSONType, UTCDateTime, new_id, new_record_id, utcnow
@@ -36,8 +49,37 @@ class ClinicSettings(Base):
     historical_alert_days: Mapped[int] = mapped_column(Integer, default=14, server_default="14")
     """An alert whose measurement is older than this many days when it is recorded (imported history) is marked
     ``historical`` and never paged."""
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    """The IANA time zone the clinician report and the caseload show times in (with their UTC offset)."""
+    report_frame_origins: Mapped[list[str] | None] = mapped_column(JSONType)
+    """Origins (``https://ehr.example.org``) allowed to show a report link's page in a frame; null: none may."""
     updated_by_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReportLink(Base):
+    """A short-lived link that opens one patient's report without an API key (an EHR frame, a browser).
+
+    Only an HMAC of its token is stored (``token_hash``, as API keys are); the token itself is in the URL handed out
+    once. ``include_alerts`` is what the creator's role could see, so a link never shows more than its creator.
+    """
+
+    __tablename__ = "report_link"
+    __table_args__ = (
+        ForeignKeyConstraint(["patient_id", "clinic_id"], ["patient.id", "patient.clinic_id"], ondelete="CASCADE"),
+        Index("ix_report_link_clinic_patient", "clinic_id", "patient_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    clinic_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("clinic.id", ondelete="CASCADE"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    include_alerts: Mapped[bool] = mapped_column(Boolean)
+    created_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("api_key.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("api_key.id", ondelete="SET NULL"))
 
 
 class ClinicChangeParameters(Base):

@@ -10,12 +10,23 @@ from fastapi.responses import HTMLResponse, Response
 from app.auth.dependencies import requires
 from app.auth.permissions import Permission, allows
 from app.auth.service import Principal
-from app.clinical import alerts, clinic_settings, measure_reports, report, series, service, webhooks
+from app.clinical import (
+    alerts,
+    caseload,
+    clinic_settings,
+    measure_reports,
+    report,
+    report_links,
+    series,
+    service,
+    webhooks,
+)
 from app.clinical import parameters as change_parameters
 from app.clinical.change import Method
 from app.clinical.destinations import policy_for
 from app.clinical.measure_schemas import MeasureRead
 from app.clinical.measures import MEASURE_IDS
+from app.clinical.models import ReportLink
 from app.clinical.progress import service as progress
 from app.clinical.progress import tables as expected_response
 from app.clinical.progress.schemas import (
@@ -29,6 +40,9 @@ from app.clinical.schemas import (
     AlertKind,
     AlertPriority,
     AlertRead,
+    CaseloadInstrument,
+    CaseloadOpenAlerts,
+    CaseloadRow,
     ChangeParametersSet,
     ChangeRead,
     ClinicSettingsRead,
@@ -36,6 +50,9 @@ from app.clinical.schemas import (
     ClinicSettingsWritten,
     OutcomesRead,
     ParametersRead,
+    ReportLinkCreate,
+    ReportLinkIssued,
+    ReportLinkRead,
     TrajectoryRead,
     WebhookDeliveryRead,
     WebhookSecretIssued,
@@ -54,6 +71,7 @@ from app.patients import service as patients
 router = APIRouter(route_class=AppRoute, responses=PROBLEM_RESPONSES)
 patient_router = APIRouter(route_class=AppRoute, prefix="/v1/patients/{patient_id}", tags=["clinical change"])
 clinic_router = APIRouter(route_class=AppRoute, prefix="/v1/clinic", tags=["clinic outcomes and alerts"])
+link_router = APIRouter(route_class=AppRoute, prefix=report_links.PATH, tags=["report links"])
 
 Instrument = Annotated[str, Query(min_length=1, max_length=50, description="Instrument id, e.g. `phq9`.")]
 ScoreKey = Annotated[
@@ -157,6 +175,119 @@ def get_report(
     return HTMLResponse(report.render_html(built), headers={**NO_STORE, "Content-Security-Policy": REPORT_POLICY})
 
 
+@patient_router.post("/report-links", status_code=201, response_model=ReportLinkIssued, tags=["report links"])
+def create_report_link(
+    patient_id: uuid.UUID,
+    body: ReportLinkCreate,
+    db: Db,
+    settings: SettingsDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    guard: Idempotent,
+) -> Response:
+    """A link that opens this patient's report without an API key for `valid_minutes` (1 to 60): read-only, this
+    patient's report page only, revocable, every use audited. Its page shows the alerts only if your role may read
+    them. Frame it in an EHR page only from an origin in the clinic's `report_frame_origins`."""
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    issued = report_links.create(
+        db,
+        clinic_id=principal.clinic_id,
+        patient_id=patient_id,
+        created_by_key_id=principal.key_id,
+        valid_minutes=body.valid_minutes,
+        include_alerts=allows(principal.role, Permission.ALERTS_READ),
+        pepper=settings.api_key_pepper.get_secret_value(),
+    )
+    payload = ReportLinkIssued(
+        id=issued.link.id,
+        patient_id=patient_id,
+        url=report_links.url(settings.public_base, issued.token),
+        expires_at=issued.link.expires_at,
+    )
+    return guard.respond(payload, status_code=201)
+
+
+@patient_router.get("/report-links", tags=["report links"])
+def list_report_links(
+    patient_id: uuid.UUID,
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    page: PageDep,
+) -> Page[ReportLinkRead]:
+    """The report links made for this patient, newest first, with their status (active, expired, revoked)."""
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    found = report_links.list_links(
+        db, clinic_id=principal.clinic_id, patient_id=patient_id, limit=page.limit + 1, offset=page.offset
+    )
+    return page.page(found, _link_read)
+
+
+@patient_router.post("/report-links/{link_id}/revoke", response_model=ReportLinkRead, tags=["report links"])
+def revoke_report_link(
+    patient_id: uuid.UUID,
+    link_id: uuid.UUID,
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    guard: Idempotent,
+) -> Response:
+    """Revoke a report link: it opens nothing from now on (410)."""
+    link = report_links.revoke(
+        db, clinic_id=principal.clinic_id, patient_id=patient_id, link_id=link_id, key_id=principal.key_id
+    )
+    return guard.respond(_link_read(link))
+
+
+def _link_read(link: ReportLink) -> ReportLinkRead:
+    return ReportLinkRead(
+        id=link.id,
+        patient_id=link.patient_id,
+        created_at=link.created_at,
+        expires_at=link.expires_at,
+        revoked_at=link.revoked_at,
+        status=report_links.status_of(link, utcnow()),
+        include_alerts=link.include_alerts,
+    )
+
+
+@link_router.get(
+    "/{token}",
+    response_class=HTMLResponse,
+    responses={
+        410: {**PROBLEM_RESPONSES[404], "description": "The link expired or was revoked (the detail says which)."}
+    },
+)
+def open_report_link(
+    token: Annotated[str, Path(pattern=report_links.TOKEN_PATTERN, description="The link's token (its URL).")],
+    db: Db,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> HTMLResponse:
+    """A report link's page: the patient's report, read-only, without an API key (the token in the path is the
+    credential). Refused once the link has expired or was revoked. Framed only by the clinic's
+    `report_frame_origins`."""
+    opened = report_links.open_link(db, token=token, pepper=settings.api_key_pepper.get_secret_value())
+    patient = patients.get(db, clinic_id=opened.clinic_id, patient_id=opened.patient_id)
+    built = report.build(
+        db, registry, clinic_id=opened.clinic_id, patient=patient, include_alerts=opened.include_alerts
+    )
+    origins = clinic_settings.frame_origins(clinic_settings.get(db, clinic_id=opened.clinic_id))
+    notice = report.LinkNotice(expires_at=opened.expires_at)
+    return HTMLResponse(report.render_html(built, link=notice), headers=link_headers(origins))
+
+
+def link_headers(origins: list[str] | None) -> dict[str, str]:
+    """No caching, no Referer (the URL holds the token), framed only by the clinic's allowed origins."""
+    ancestors = " ".join(origins) if origins else "'none'"
+    headers = {
+        **NO_STORE,
+        "Referrer-Policy": "no-referrer",
+        "X-Robots-Tag": "noindex, nofollow",
+        "Content-Security-Policy": f"{REPORT_POLICY}; frame-ancestors {ancestors}",
+    }
+    if not origins:
+        headers["X-Frame-Options"] = "DENY"
+    return headers
+
+
 @patient_router.get(
     "/chart.svg",
     response_class=Response,
@@ -222,6 +353,82 @@ def get_measure(
     measured = measure_reports.period(period_start, period_end)
     result = measure_reports.evaluate_for_clinic(db, clinic_id=principal.clinic_id, measure=measure, measured=measured)
     return measure_reports.to_read(db, clinic_id=principal.clinic_id, result=result, now=utcnow())
+
+
+@clinic_router.get("/caseload")
+def get_caseload(
+    db: Db,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    page: PageDep,
+) -> Page[CaseloadRow]:
+    """One row per active patient (an open alert, a running schedule, or a measurement in the last 90 days), most in
+    need first: open urgent alerts, then reliable deterioration, then missed assessments, then routine alerts, then
+    assessments due now. Latest score, band and change category per instrument."""
+    rows = _caseload(db, registry, principal)
+    return page.page(rows[page.offset : page.offset + page.limit + 1], _caseload_read)
+
+
+@clinic_router.get("/caseload.html", response_class=HTMLResponse)
+def get_caseload_page(
+    db: Db,
+    registry: RegistryDep,
+    principal: Annotated[Principal, requires(Permission.MEASUREMENTS_READ)],
+    page: PageDep,
+) -> HTMLResponse:
+    """The caseload as a page in the report's style (times in the clinic's zone), each row linking to the patient's
+    report."""
+    rows = _caseload(db, registry, principal)
+    zone = clinic_settings.zone_of(clinic_settings.get(db, clinic_id=principal.clinic_id))
+    shown = rows[page.offset : page.offset + page.limit]
+    page_html = report.render_caseload(
+        shown,
+        zone=zone,
+        generated_at=utcnow(),
+        with_alerts=allows(principal.role, Permission.ALERTS_READ),
+        offset=page.offset,
+        total=len(rows),
+    )
+    return HTMLResponse(page_html, headers={**NO_STORE, "Content-Security-Policy": REPORT_POLICY})
+
+
+def _caseload(db: Db, registry: RegistryDep, principal: Principal) -> list[caseload.Row]:
+    return caseload.build(
+        db,
+        registry,
+        clinic_id=principal.clinic_id,
+        now=utcnow(),
+        with_alerts=allows(principal.role, Permission.ALERTS_READ),
+    )
+
+
+def _caseload_read(row: caseload.Row) -> CaseloadRow:
+    return CaseloadRow(
+        patient_id=row.patient_id,
+        identifiers=row.identifiers,
+        instruments=[
+            CaseloadInstrument(
+                instrument=item.instrument,
+                score=item.score,
+                direction=item.direction,
+                value=item.value,
+                band=item.band,
+                measured_at=item.measured_at,
+                change_category=item.category,
+                method=item.method,
+            )
+            for item in row.latest
+        ],
+        last_measured_at=row.last_measured_at,
+        open_alerts=CaseloadOpenAlerts(urgent=row.urgent_alerts, routine=row.routine_alerts)
+        if row.with_alerts
+        else None,
+        assessments_missed=row.assessments_missed,
+        assessments_due=row.assessments_due,
+        deteriorated=row.deteriorated,
+        progress=row.progress,
+        report=f"/v1/patients/{row.patient_id}/report",
+    )
 
 
 @clinic_router.get("/alerts")
@@ -445,6 +652,7 @@ def get_expected_response(
 
 router.include_router(patient_router)
 router.include_router(clinic_router)
+router.include_router(link_router)
 
 
 DeliveryStatus = Annotated[

@@ -208,6 +208,16 @@ class QuietHours(Schema):
         return self
 
 
+FrameOrigin = Annotated[
+    str,
+    Field(
+        max_length=300,
+        pattern=r"^(https://[A-Za-z0-9.-]+|http://(localhost|127\.0\.0\.1))(:[0-9]{1,5})?$",
+        description="`https://host[:port]`; plain http only for localhost (development).",
+    ),
+]
+
+
 class ClinicSettingsWrite(Schema):
     crisis_text: Annotated[str, Field(min_length=1, max_length=4000)] | None = Field(
         default=None, description="Shown with every risk alert, e.g. the clinic's crisis line and on-call procedure."
@@ -237,6 +247,16 @@ class ClinicSettingsWrite(Schema):
         description="An alert whose measurement is older than this many days when it is recorded (imported "
         "history) is marked `historical` and never paged.",
     )
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        default="UTC",
+        description="The IANA time zone (e.g. `Europe/Oslo`) in which the clinician report and the caseload show "
+        "times, each with its UTC offset. Default `UTC`.",
+    )
+    report_frame_origins: Annotated[list[FrameOrigin], Field(max_length=10)] | None = Field(
+        default=None,
+        description="Origins (`https://ehr.example.org`, no path) whose pages may show a report link's page in a "
+        "frame (its `Content-Security-Policy: frame-ancestors`). Null or empty: no site may frame it.",
+    )
 
 
 class ClinicSettingsRead(BaseModel):
@@ -252,6 +272,10 @@ class ClinicSettingsRead(BaseModel):
         default=False,
         description="The clinic was made by the synthetic cohort generator: its patients and data are generated, "
         "never real.",
+    )
+    timezone: str = Field(default="UTC", description="The IANA time zone of the report and the caseload.")
+    report_frame_origins: list[str] | None = Field(
+        default=None, description="Origins allowed to frame a report link's page (null: none)."
     )
     updated_at: datetime | None
 
@@ -350,3 +374,65 @@ class AlertAcknowledge(Schema):
     note: Annotated[str, Field(min_length=1, max_length=4000)] = Field(
         description="What was done (e.g. risk assessed in session, safety plan reviewed)."
     )
+
+
+class ReportLinkCreate(Schema):
+    valid_minutes: int = Field(
+        default=15, ge=1, le=60, description="How long the link opens the report: 1 to 60 minutes (default 15)."
+    )
+
+
+class ReportLinkRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    status: Literal["active", "expired", "revoked"]
+    include_alerts: bool = Field(description="Whether the page shows the alerts (the creator's role could read them).")
+
+
+class ReportLinkIssued(Schema):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    url: str = shown_once(
+        "Opens this patient's report (read-only, HTML) without an API key until `expires_at`, in a browser or an EHR "
+        "frame (`<PUBLIC_BASE_URL>/v1/report-links/<token>`). Shown once: only an HMAC of its token is stored."
+    )
+    expires_at: datetime
+
+
+class CaseloadInstrument(BaseModel):
+    instrument: str
+    score: str = Field(description="The primary score (the first score of an instrument without one).")
+    direction: str = Field(description="`lower_is_better` or `higher_is_better`.")
+    value: float = Field(description="The latest scored value.")
+    band: str | None
+    measured_at: datetime
+    change_category: Category | None = Field(
+        description="First vs latest scored measurement (as in the report); null with fewer than two scores or "
+        "without change parameters."
+    )
+    method: Method | None = Field(description="The method that gave the category.")
+
+
+class CaseloadOpenAlerts(BaseModel):
+    urgent: int = Field(description="Unacknowledged risk alerts (item 9).")
+    routine: int = Field(description="Unacknowledged alerts of other kinds (a missing item 9, not on track).")
+
+
+class CaseloadRow(BaseModel):
+    patient_id: uuid.UUID
+    identifiers: list[str] = Field(description="The patient's external identifiers (values).")
+    instruments: list[CaseloadInstrument]
+    last_measured_at: datetime | None
+    open_alerts: CaseloadOpenAlerts | None = Field(description="Null when the caller's role may not read alerts.")
+    assessments_missed: int = Field(
+        description="Instruments whose most recent assessment window closed unanswered (schedules)."
+    )
+    assessments_due: int = Field(description="Instruments whose assessment window is open now.")
+    deteriorated: bool = Field(description="Reliable deterioration (deteriorated or harmed) on any instrument.")
+    progress: str | None = Field(description="The progress status, when known.")
+    report: str = Field(description="The patient's report (a path on this service).")

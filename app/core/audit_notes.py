@@ -55,3 +55,28 @@ def patients_read(db: Session) -> list[uuid.UUID]:
     opens)."""
     read: list[uuid.UUID] = db.info.setdefault(_READ, [])
     return read
+
+
+_LINKS = "audit.report_links"
+
+
+@dataclass(frozen=True)
+class LinkUse:
+    """A report link presented to open its report (``app.clinical.report_links``): the link, its clinic and its
+    patient. The request has no key, so this is how its event names who the access was granted by and about whom,
+    whether the link was honoured or refused (expired, revoked). Never the token."""
+
+    link_id: uuid.UUID
+    clinic_id: uuid.UUID
+    patient_id: uuid.UUID
+
+
+def note_link_use(db: Session, use: LinkUse) -> None:
+    db.info.setdefault(_LINKS, []).append(use)
+
+
+def links_used(db: Session) -> list[LinkUse]:
+    """The live list of the report links noted on the session (the audit trail takes it when the transaction
+    opens)."""
+    used: list[LinkUse] = db.info.setdefault(_LINKS, [])
+    return used

@@ -44,6 +44,14 @@ class InvalidInput(DomainError):
     status = 422
 
 
+class Gone(DomainError):
+    """Existed, but no longer answers (an expired or revoked report link)."""
+
+    slug = "gone"
+    title = "Gone"
+    status = 410
+
+
 class Conflict(DomainError):
     slug = "conflict"
     title = "Conflict"

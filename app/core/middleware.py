@@ -136,7 +136,8 @@ def _secure(path: str, headers: MutableHeaders) -> None:
     if path.startswith(DOCS_PATHS):
         return
     content_type = headers.get("content-type", "")
-    headers.setdefault("X-Frame-Options", "SAMEORIGIN" if "html" in content_type else "DENY")
+    if "frame-ancestors" not in headers.get("content-security-policy", ""):  # else the route chose who may frame it
+        headers.setdefault("X-Frame-Options", "SAMEORIGIN" if "html" in content_type else "DENY")
     headers.setdefault(
         "Content-Security-Policy", HTML_CSP if "html" in content_type or "svg" in content_type else API_CSP
     )

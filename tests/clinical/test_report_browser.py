@@ -6,22 +6,28 @@ points, nothing is fetched from anywhere else, and screenshots (screen and print
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from playwright.sync_api import Request, Route, sync_playwright
 
 from app.auth.permissions import Role
+from app.core.datetimes import CLOCK
 from app.core.db import transaction
 from app.core.migrations import upgrade_to_head
 from app.core.state import state_of
@@ -187,3 +193,91 @@ def test_the_report_renders_every_chart_with_its_points_in_chromium(served: Serv
     assert blocked == []
     assert errors == []
     assert (ARTIFACTS / "clinical-report.png").stat().st_size > 10_000
+
+
+LINK_NOW = datetime(2026, 2, 2, 12, 0, tzinfo=UTC)
+"""The controlled clock of the report-link test: four weeks after the seeded course began."""
+
+
+@contextmanager
+def serving_in_process(database_url: str) -> Iterator[str]:
+    """The app served by uvicorn in a thread of this process, so the test's controlled clock (``CLOCK``) is the
+    server's."""
+    port = free_port()
+    app = create_app(make_settings(database_url, public_base_url=f"http://127.0.0.1:{port}"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start serving in time")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def call(base_url: str, method: str, path: str, key: str, body: dict[str, object]) -> dict[str, str]:
+    request = urllib.request.Request(  # noqa: S310 - the local test server
+        f"{base_url}{path}",
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the local test server
+        answer: dict[str, str] = json.loads(response.read())
+        return answer
+
+
+@pytest.mark.browser
+def test_a_report_link_opens_in_chromium_without_a_key_in_local_time_until_it_expires_or_is_revoked(
+    tmp_path: Path,
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'links.db'}"
+    upgrade_to_head(database_url)
+    clinic, patient_id = seed_patient(database_url)
+    admin, clinician = clinic.keys[Role.ADMIN], clinic.keys[Role.CLINICIAN]
+    with CLOCK.frozen_at(LINK_NOW), serving_in_process(database_url) as base_url:
+        call(base_url, "PUT", "/v1/clinic/settings", admin, {"timezone": "Europe/Oslo"})
+        links = f"/v1/patients/{patient_id}/report-links"
+        expiring = call(base_url, "POST", links, clinician, {"valid_minutes": 10})
+        revoked = call(base_url, "POST", links, clinician, {"valid_minutes": 60})
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()  # no key at all
+
+            opened = page.goto(expiring["url"], wait_until="load")
+
+            assert opened is not None
+            assert opened.status == 200
+            assert page.locator(".identifier").inner_text() == "MRN-BROWSER"
+            assert patient_id not in page.content()
+            # The first PHQ-9 was measured at 09:00 UTC on 5 January: 10:00 in Oslo (CET, UTC+1).
+            assert (
+                page.locator("#figure-phq9 table.chart-data tbody tr")
+                .first.inner_text()
+                .startswith("2026-01-05 10:00 +01:00")
+            )
+            assert "Times are in Europe/Oslo" in page.locator("#patient").inner_text()
+            assert "2026-02-02 13:10 +01:00" in page.locator("#link-notice").inner_text()
+            assert page.locator("figure.chart").count() == 3
+            page.screenshot(path=str(ARTIFACTS / "report-link.png"), full_page=True)
+
+            call(base_url, "POST", f"{links}/{revoked['id']}/revoke", clinician, {})
+            refused = page.goto(revoked["url"])
+            assert refused is not None
+            assert refused.status == 410
+            assert "revoked" in page.content()
+
+            CLOCK.move_to(LINK_NOW + timedelta(minutes=10))
+            expired = page.goto(expiring["url"])
+            assert expired is not None
+            assert expired.status == 410
+            assert "expired" in page.content()
+            assert "MRN-BROWSER" not in page.content()
+            browser.close()

@@ -57,7 +57,10 @@ def test_the_report_has_a_chart_with_every_point_a_change_table_and_the_alerts(
     # The change table: PHQ-9 18 → 4 recovered (Jacobson–Truax); the FCS has no parameters and says so.
     assert re.search(r'data-instrument="phq9" data-score="total">.*?<strong>recovered</strong>', html, re.S)
     assert re.search(r'data-instrument="fcs_from_others".*?parameters missing', html, re.S)
-    assert "reliability (for rci, reliable_change_threshold, category)" in html
+    assert (
+        "a reliability coefficient (without it, the reliable change index, the reliable change threshold, "
+        "the change category cannot be given)" in html
+    )
     # The alert, with the clinic's crisis text.
     assert 'data-flag="item9_positive"' in html
     assert "Crisis line 555-0100" in html
@@ -103,7 +106,7 @@ def test_the_chart_svg_is_a_standalone_deterministic_document_with_a_text_altern
     # 18 → 4: first 18 (moderately severe), latest 4 (minimal), recovered, item 9 once.
     assert "first 18 (moderately severe), latest 4 (minimal)" in svg
     assert "Change: recovered (jacobson_truax)." in svg
-    assert "Item 9 endorsed at 1 measurement(s)." in svg
+    assert "Item 9 positive (item score 1 or more) at 1 measurement(s)." in svg
     assert points_in(svg, "chart-phq9-points-total") == 4
     assert "<script" not in svg
 

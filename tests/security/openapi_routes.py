@@ -32,6 +32,7 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/health"),
         ("GET", "/livez"),
         ("POST", "/v1/enrolments/exchange"),
+        ("GET", "/v1/report-links/{token}"),
         ("GET", "/fhir/metadata"),
         ("GET", "/.well-known/smart-configuration"),
         ("GET", "/fhir/.well-known/smart-configuration"),
@@ -39,7 +40,8 @@ PUBLIC_ROUTES = frozenset(
     }
 )
 """Routes anyone may call without credentials (the docs pages are not in the schema). The SMART token endpoint
-authenticates its caller by the client assertion in the body."""
+authenticates its caller by the client assertion in the body. A report link's page: the token in its path is the
+credential (``app.clinical.report_links``)."""
 OAUTH_ROUTES = frozenset({("POST", TOKEN_PATH)})
 """Routes whose errors are OAuth 2.0 errors (RFC 6749 §5.2: ``application/json`` with ``error``), not problems."""
 

@@ -66,6 +66,8 @@ class Issued:
                 found.add(base64.b64decode(raw, validate=True).hex())
         if self.kind == "enrolment code":
             found.add(self.value.replace("-", ""))
+        if self.kind == "report link":
+            found.add(self.value.rsplit("/", 1)[1])
         return found
 
 
@@ -146,6 +148,20 @@ def rotated_webhook_secrets(flow: Flow) -> None:
     flow.idempotent("POST", "/v1/clinic/webhook-secret", kind="webhook signing secret", field_name="secret")
 
 
+def report_links(flow: Flow) -> None:
+    """A report link's URL holds its token; it is used once (its page) so that whatever that path logs is captured."""
+    path = f"/v1/patients/{flow.patient_id}/report-links"
+    url = flow.keep("report link", created(flow.client.post(path, json={}, headers=flow.admin))["url"])
+    client_log = logging.getLogger("httpx2")  # the test client's own log names each URL it fetches: not the service's
+    level = client_log.level
+    client_log.setLevel(logging.WARNING)
+    try:
+        assert flow.client.get("/v1/report-links/" + url.rsplit("/", 1)[1]).status_code == 200
+    finally:
+        client_log.setLevel(level)
+    flow.idempotent("POST", path, json_body={}, kind="report link", field_name="url")
+
+
 def smart_access_tokens(flow: Flow) -> None:
     """A SMART client registered with its public keys gets access tokens with assertions signed RS384 and ES384."""
     client_id = smart.register(flow.client, flow.admin, ["system/Observation.rs"])
@@ -156,6 +172,7 @@ def smart_access_tokens(flow: Flow) -> None:
 ISSUERS: dict[tuple[str, str], Callable[[Flow], None]] = {
     ("POST", "/v1/api-keys"): staff_api_keys,
     ("POST", "/v1/patients/{patient_id}/enrolments"): enrolment_codes,
+    ("POST", "/v1/patients/{patient_id}/report-links"): report_links,
     ("POST", "/v1/enrolments/exchange"): patient_tokens,
     ("PUT", "/v1/clinic/settings"): first_webhook_secret,
     ("POST", "/v1/clinic/webhook-secret"): rotated_webhook_secrets,
@@ -163,7 +180,7 @@ ISSUERS: dict[tuple[str, str], Callable[[Flow], None]] = {
 }
 """Per route that hands out a secret, how the flow makes it do so (in this order: codes before their exchange). An
 issuer runs when its route's success response marks a field ``x-shown-once``."""
-EVERY_TIME = {"API key", "API key (CLI)", "enrolment code", "patient token", "SMART access token"}
+EVERY_TIME = {"API key", "API key (CLI)", "enrolment code", "patient token", "SMART access token", "report link"}
 """Kinds of secret the flow must always have issued (so an issuer cannot drop out unnoticed)."""
 
 
