@@ -37,7 +37,9 @@ BLOCKING = (ConsentStatus.REFUSED.value, ConsentStatus.WITHDRAWN.value)
 """Statuses that exclude a patient under either model."""
 
 
-def create(db: Session, *, clinic_id: uuid.UUID, body: ProjectCreate, created_by_key_id: uuid.UUID) -> ResearchProject:
+def create(
+    db: Session, *, clinic_id: uuid.UUID, body: ProjectCreate, created_by_key_id: uuid.UUID | None
+) -> ResearchProject:
     named = ResearchProject.name == body.name
     if db.scalar(select(ResearchProject.id).where(ResearchProject.clinic_id == clinic_id, named)):
         raise Conflict(f"the clinic already has a research project named {body.name!r}")
