@@ -185,12 +185,12 @@ def get_codebook(
     project: ProjectName = None,
 ) -> dict[str, Any]:
     """The export's codebook as a Frictionless Data Package (`datapackage.json`), of the caller's research project
-    (named in `researchProject`) unless `identified`."""
+    (named in `researchProject`; an administrator may leave `project` out) unless `identified`."""
     if identified:
         principal.require(Permission.RESEARCH_EXPORT_IDENTIFIED)
-        of = None
-    else:
-        of = _project(db, principal, project)
+    # An administrator's key (no project) may read the codebook without naming one: it holds no patient data.
+    keyless_admin = principal.role is not Role.RESEARCHER and principal.research_project_id is None
+    of = None if identified or (keyless_admin and project is None) else _project(db, principal, project)
     package = codebook.datapackage(
         layout=params.layout,
         level=params.level,

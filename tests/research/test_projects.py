@@ -211,6 +211,11 @@ def test_an_admin_names_the_project_of_a_de_identified_export(
     assert unnamed.json()["errors"][0]["field"] == "project"
     assert named == {expected_pseudonym(app, project, three.c)}
     assert client.get("/v1/research/export", params={"project": "nothing-here"}, headers=admin).status_code == 404
+    codebook = client.get("/v1/research/codebook", headers=admin)
+    assert codebook.status_code == 200  # no data in it: an administrator need not name a project
+    assert "researchProject" not in codebook.json()
+    named_codebook = client.get("/v1/research/codebook", params={"project": project.name}, headers=admin)
+    assert named_codebook.json()["researchProject"]["consentModel"] == "opt_in"
 
 
 def test_a_researcher_key_reaches_its_own_project_only(client: TestClient, clinic: ClinicKeys) -> None:
