@@ -18,11 +18,13 @@ from app.auth import service as auth
 from app.auth.permissions import STAFF_ROLES, Role
 from app.core.config import get_settings
 from app.core.db import create_db_engine, make_sessionmaker, transaction, utcnow, writer
+from app.core.errors import NotFound
 from app.core.logging import configure_logging
 from app.core.migrations import upgrade_to_head
 from app.idempotency import service as idempotency
 from app.instruments.registry import load_registry, record_versions
 from app.jobs.worker import run_worker
+from app.research import projects as research_projects
 from app.research.cli import research_cli
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Compassion Outcomes administration.")
@@ -36,6 +38,10 @@ def create_api_key(
     role: Annotated[Role, typer.Option(help="Role of the key.")],
     label: Annotated[str | None, typer.Option(help="A note on what the key is for.")] = None,
     expires_in_days: Annotated[int | None, typer.Option(min=1, help="Days until the key stops working.")] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(help="For a researcher key: the clinic's research project (by name) its exports are of."),
+    ] = None,
 ) -> None:
     """Create an API key (and the clinic, if new). The key is printed once, on stdout; only its hash is stored."""
     if role not in STAFF_ROLES:
@@ -43,11 +49,22 @@ def create_api_key(
             "Patient tokens come from an enrolment code (POST /v1/patients/{id}/enrolments), not this command."
         )
         raise typer.Exit(2)
+    if project is not None and role is not Role.RESEARCHER:
+        stderr.print("Only a researcher key is issued for a research project.")
+        raise typer.Exit(2)
+    if project is None and role is Role.RESEARCHER:
+        stderr.print("Give --project: a researcher key without a research project cannot export or analyse.")
+        raise typer.Exit(2)
     settings = get_settings()
     engine = create_db_engine(settings)
     try:
         for db in transaction(make_sessionmaker(writer(engine))):
             clinic_row = auth.get_or_create_clinic(db, name=clinic)
+            try:
+                project_row = research_projects.by_name(db, clinic_id=clinic_row.id, name=project) if project else None
+            except NotFound as missing:
+                stderr.print(f"{missing.detail} in clinic {clinic!r} (POST /v1/research/projects makes one).")
+                raise typer.Exit(2) from None
             issued = auth.issue_api_key(
                 db,
                 clinic=clinic_row,
@@ -55,6 +72,7 @@ def create_api_key(
                 label=label,
                 pepper=settings.api_key_pepper.get_secret_value(),
                 expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
+                research_project_id=project_row.id if project_row is not None else None,
             )
             key = issued.key
     finally:

@@ -39,6 +39,8 @@ from app.jobs.runner import InProcessRunner
 from app.measurements.router import me_router
 from app.measurements.router import router as measurements_router
 from app.patients.router import router as patients_router
+from app.research.router import me_router as research_me_router
+from app.research.router import patient_router as research_patient_router
 from app.research.router import router as research_router
 from app.therapy_sessions.router import router as sessions_router
 
@@ -129,10 +131,12 @@ def create_app(settings: Settings | None = None, *, monotonic: Clock = time.mono
         care_router,
         care_clinic_router,
         research_router,
+        research_patient_router,
         audit_router,
         auth_router,
         me_router,
         care_me_router,
+        research_me_router,
     ):
         app.include_router(router, max_body_size=settings.max_body_bytes)
     return app

@@ -101,6 +101,8 @@ def prepare_product(database_url: str) -> Product:
     from app.core.migrations import upgrade_to_head
     from app.patients import service as patients
     from app.patients.schemas import PatientCreate
+    from app.research import projects as research_projects
+    from app.research.schemas import ConsentModel, ProjectCreate
 
     upgrade_to_head(database_url)
     engine = create_db_engine(Settings(database_url=database_url, api_key_pepper=SecretStr(PEPPER)))
@@ -109,8 +111,20 @@ def prepare_product(database_url: str) -> Product:
             clinic = auth.get_or_create_clinic(db, name="Bench Clinic")
             keys = {
                 role.value: auth.issue_api_key(db, clinic=clinic, role=role, pepper=PEPPER).key
-                for role in (Role.CLINICIAN, Role.INTEGRATION, Role.RESEARCHER)
+                for role in (Role.CLINICIAN, Role.INTEGRATION)
             }
+            # An opt-out project without objections: its exports hold every patient, as the bare app's do.
+            project = research_projects.create(
+                db,
+                clinic_id=clinic.id,
+                body=ProjectCreate(
+                    name="bench", purpose="Benchmark.", ethics_reference="none", consent_model=ConsentModel.OPT_OUT
+                ),
+                created_by_key_id=None,
+            )
+            keys[Role.RESEARCHER.value] = auth.issue_api_key(
+                db, clinic=clinic, role=Role.RESEARCHER, pepper=PEPPER, research_project_id=project.id
+            ).key
             patient = patients.create(db, clinic_id=clinic.id, data=PatientCreate())
             product = Product(database_url, clinic.id, keys, str(patient.id))
     finally:

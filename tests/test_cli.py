@@ -90,3 +90,34 @@ def test_the_worker_is_for_postgresql_and_says_so_on_sqlite(tmp_path: Path) -> N
 
     assert result.returncode == 2
     assert "JOBS_IN_PROCESS" in result.stderr
+
+
+def test_a_researcher_key_is_created_for_a_research_project(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade_to_head(url)
+    env = {**os.environ, "DATABASE_URL": url, "API_KEY_PEPPER": TEST_PEPPER}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app", *args], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+        )
+
+    admin = run("create-api-key", "--clinic", "R", "--role", "admin").stdout.strip()
+    with TestClient(create_app(make_settings(url))) as client:
+        body = {"name": "cft", "purpose": "A study.", "ethics_reference": "REK 1", "consent_model": "opt_in"}
+        project = client.post("/v1/research/projects", json=body, headers={"Authorization": f"Bearer {admin}"})
+        assert project.status_code == 201, project.text
+    without = run("create-api-key", "--clinic", "R", "--role", "researcher")
+    unknown = run("create-api-key", "--clinic", "R", "--role", "researcher", "--project", "nothing")
+    researcher = run("create-api-key", "--clinic", "R", "--role", "researcher", "--project", "cft")
+
+    assert (without.returncode, without.stdout) == (2, "")
+    assert "--project" in without.stderr
+    assert (unknown.returncode, unknown.stdout) == (2, "")
+    assert researcher.returncode == 0, researcher.stderr
+    key = researcher.stdout.strip()
+    with TestClient(create_app(make_settings(url))) as client:
+        listed = client.get("/v1/research/projects", headers={"Authorization": f"Bearer {key}"}).json()
+        exported = client.get("/v1/research/export", headers={"Authorization": f"Bearer {key}"})
+    assert [entry["id"] for entry in listed] == [project.json()["id"]]
+    assert exported.status_code == 200

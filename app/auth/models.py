@@ -38,6 +38,10 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    research_project_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("research_project.id", ondelete="RESTRICT"), index=True
+    )
+    """Set for a researcher key: the one research project its exports and analyses are of (none: it cannot export)."""
 
 
 class Enrolment(Base):

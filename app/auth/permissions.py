@@ -34,6 +34,10 @@ class Permission(StrEnum):
     RESEARCH_EXPORT = "research:export"
     RESEARCH_ANALYSE = "research:analyse"
     RESEARCH_EXPORT_IDENTIFIED = "research:export-identified"
+    RESEARCH_PROJECTS_MANAGE = "research:projects"
+    RESEARCH_PROJECTS_READ = "research:projects-read"
+    CONSENTS_MANAGE = "consents:manage"
+    CONSENTS_OWN = "consents:own"
     KEYS_MANAGE = "keys:manage"
     AUDIT_READ = "audit:read"
     ENROLMENTS_MANAGE = "enrolments:manage"
@@ -55,6 +59,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ALERTS_ACKNOWLEDGE,
             Permission.OUTCOMES_READ,
             Permission.ENROLMENTS_MANAGE,
+            Permission.RESEARCH_PROJECTS_READ,
+            Permission.CONSENTS_MANAGE,
         }
     ),
     Role.INTEGRATION: frozenset(
@@ -70,8 +76,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     # De-identified data only: a researcher never names a patient, so never imports (an import resolves patients
     # by the clinic's identifiers, and its report would say which exist and when they were measured).
-    Role.RESEARCHER: frozenset(_EVERYONE | {Permission.RESEARCH_EXPORT, Permission.RESEARCH_ANALYSE}),
-    Role.PATIENT: frozenset({Permission.INSTRUMENTS_READ, Permission.SCORE, Permission.MEASUREMENTS_WRITE}),
+    # A researcher key reaches one project's data (its key's project): ``research.projects.of_key``.
+    Role.RESEARCHER: frozenset(
+        _EVERYONE | {Permission.RESEARCH_EXPORT, Permission.RESEARCH_ANALYSE, Permission.RESEARCH_PROJECTS_READ}
+    ),
+    Role.PATIENT: frozenset(
+        {Permission.INSTRUMENTS_READ, Permission.SCORE, Permission.MEASUREMENTS_WRITE, Permission.CONSENTS_OWN}
+    ),
     # The most any SMART scope maps to (``app.auth.scopes.PERMISSIONS``); each token has only what its scopes grant.
     Role.SMART_CLIENT: frozenset(
         {

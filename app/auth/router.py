@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from app.auth import enrolment, scopes, service, smart_clients, smart_tokens
 from app.auth.dependencies import EnrolmentAttemptDep, forget_when_committed, requires
 from app.auth.models import ApiKey, SmartClient
-from app.auth.permissions import STAFF_ROLES, Permission
+from app.auth.permissions import STAFF_ROLES, Permission, Role
 from app.auth.schemas import (
     ApiKeyCreate,
     ApiKeyIssued,
@@ -35,6 +35,7 @@ from app.core.schemas import Page
 from app.core.state import state_of
 from app.idempotency.service import Idempotent
 from app.patients import service as patients
+from app.research import projects as research_projects
 
 router = APIRouter(route_class=AppRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -59,6 +60,13 @@ def create_api_key(
                 FieldError(field="role", message="not a staff role", value=body.role.value, allowed=list(STAFF_ROLES))
             ],
         )
+    if body.role is Role.RESEARCHER and body.research_project_id is None:
+        raise InvalidInput(
+            "a researcher key is issued for one research project",
+            errors=[FieldError(field="research_project_id", message="required for role researcher")],
+        )
+    if body.research_project_id is not None:
+        research_projects.get(db, clinic_id=principal.clinic_id, project_id=body.research_project_id)
     issued = service.issue_api_key(
         db,
         clinic=service.get_clinic(db, principal.clinic_id),
@@ -67,6 +75,7 @@ def create_api_key(
         label=body.label,
         expires_at=body.expires_at,
         created_by_key_id=principal.key_id,
+        research_project_id=body.research_project_id,
     )
     payload = ApiKeyIssued(**_read(issued.api_key).model_dump(), key=issued.key)
     return guard.respond(payload, status_code=201)

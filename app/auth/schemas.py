@@ -16,6 +16,11 @@ class ApiKeyCreate(Schema):
     expires_at: ExpiryTime | None = Field(
         default=None, description="When the key stops working: after now, at most 3653 days ahead; none if omitted."
     )
+    research_project_id: uuid.UUID | None = Field(
+        default=None,
+        description="For a researcher key: the research project its exports and analyses are of (a researcher key "
+        "without one cannot export).",
+    )
 
 
 class ApiKeyRead(Schema):
@@ -24,6 +29,7 @@ class ApiKeyRead(Schema):
     role: str
     label: str | None
     patient_id: uuid.UUID | None
+    research_project_id: uuid.UUID | None = None
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None

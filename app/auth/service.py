@@ -14,7 +14,7 @@ from app.auth.models import ApiKey, Clinic
 from app.auth.permissions import Permission, Role, allows
 from app.auth.scopes import SmartGrants
 from app.core.db import utcnow
-from app.core.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+from app.core.errors import FieldError, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from app.core.security import generate_api_key, hash_api_key, key_matches, key_prefix
 
 
@@ -29,6 +29,8 @@ class Principal:
     """Set for a patient token (mobile app): it may act for this one patient only."""
     grants: SmartGrants | None = None
     """Set for a SMART access token (``key_id`` is then its client's id): the FHIR interactions its scopes grant."""
+    research_project_id: uuid.UUID | None = None
+    """Set for a researcher key issued for a research project: its exports and analyses are of that project only."""
 
     def require(self, permission: Permission) -> None:
         if not allows(self.role, permission):
@@ -74,9 +76,22 @@ def issue_api_key(
     expires_at: datetime | None = None,
     patient_id: uuid.UUID | None = None,
     created_by_key_id: uuid.UUID | None = None,
+    research_project_id: uuid.UUID | None = None,
 ) -> IssuedKey:
+    """A new key; ``research_project_id`` (a project of the clinic, checked by the caller) for a researcher key."""
     if (role is Role.PATIENT) != (patient_id is not None):
         raise InvalidInput("a patient token needs a patient, and only a patient token has one")
+    if research_project_id is not None and role is not Role.RESEARCHER:
+        raise InvalidInput(
+            "only a researcher key is issued for a research project",
+            errors=[
+                FieldError(
+                    field="research_project_id",
+                    message="only for role researcher",
+                    value=str(research_project_id),
+                )
+            ],
+        )
     generated = generate_api_key()
     api_key = ApiKey(
         clinic_id=clinic.id,
@@ -87,6 +102,7 @@ def issue_api_key(
         expires_at=expires_at,
         patient_id=patient_id,
         created_by_key_id=created_by_key_id,
+        research_project_id=research_project_id,
     )
     db.add(api_key)
     db.flush()
@@ -101,6 +117,7 @@ _KEY_BY_PREFIX = select(
     ApiKey.key_hash,
     ApiKey.revoked_at,
     ApiKey.expires_at,
+    ApiKey.research_project_id,
 ).where(ApiKey.prefix == bindparam("prefix"))
 """Columns, not the entity, and built once: this runs on every request (bench/README.md, change 2)."""
 
@@ -122,7 +139,11 @@ def authenticate(connection: Connection, *, presented: str | None, pepper: str) 
     if api_key.revoked_at is not None or (api_key.expires_at is not None and api_key.expires_at <= now):
         raise NotAuthenticated("the API key has been revoked or has expired")
     principal = Principal(
-        key_id=api_key.id, clinic_id=api_key.clinic_id, role=Role(api_key.role), patient_id=api_key.patient_id
+        key_id=api_key.id,
+        clinic_id=api_key.clinic_id,
+        role=Role(api_key.role),
+        patient_id=api_key.patient_id,
+        research_project_id=api_key.research_project_id,
     )
     return Authenticated(principal, api_key.expires_at)
 

@@ -26,7 +26,7 @@ from app.core.config import get_settings
 from app.core.db import create_db_engine, make_sessionmaker, utcnow, writer
 from app.core.errors import DomainError
 from app.instruments.registry import InstrumentRegistry, load_registry
-from app.research import analysis, cohort_clinic, imports, service, synthetic
+from app.research import analysis, cohort_clinic, imports, projects, service, synthetic
 from app.research.generator import CohortConfig, generate_latent
 from app.research.schemas import ImportReport, LaggedEffectsRequest
 
@@ -226,10 +226,20 @@ def lagged_effects_command(
     panel: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="Or a CSV panel: patient, week, variables.")
     ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(help="With --clinic: only this research project's consenting patients (else every patient)."),
+    ] = None,
 ) -> None:
-    """Within-person lagged effects (change-analytics §4.2) with the naive estimates beside them; JSON on stdout."""
+    """Within-person lagged effects (change-analytics §4.2) with the naive estimates beside them; JSON on stdout.
+
+    Run by the operator on the database itself, so every patient of the clinic unless ``--project`` names one; a
+    researcher's analyses go through the API, which is always of the key's project."""
     if (clinic is None) == (panel is None):
         stderr.print("Give exactly one of --clinic and --panel.")
+        raise typer.Exit(code=2)
+    if project is not None and clinic is None:
+        stderr.print("--project goes with --clinic.")
         raise typer.Exit(code=2)
     if method not in ("mixedlm", "within"):
         stderr.print("--method must be mixedlm or within")
@@ -261,8 +271,13 @@ def lagged_effects_command(
                 )
                 with _session(write=False) as (db, registry):
                     clinic_row = _clinic(db, clinic)
+                    patients = (
+                        projects.consenting_patient_ids(projects.by_name(db, clinic_id=clinic_row.id, name=project))
+                        if project is not None
+                        else None
+                    )
                     result = service.lagged_effects(
-                        db, registry, clinic_id=clinic_row.id, request=request, progress=report
+                        db, registry, clinic_id=clinic_row.id, request=request, progress=report, patients=patients
                     )
             bar.update(task, description="Done", completed=len(analysis.STEPS))
     except (DomainError, analysis.InsufficientData, ValueError, KeyError) as error:

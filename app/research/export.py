@@ -44,8 +44,17 @@ class ExportSpec:
     measured_to: datetime | None = None
     """Inclusive. A de-identified export widens it to the end of its UTC month."""
     identified: bool = False
+    patients: Select[Any] | None = None
+    """The ids of the patients the export may include: a research project's consenting patients
+    (``projects.consenting_patient_ids``), read when the rows are. Required unless the export is identified (an
+    identified export without it includes every patient of the clinic)."""
+
     synthetic: bool = False
     """The clinic is a synthetic one (generated data): said in the file's name (``responses.file_name``)."""
+
+    def __post_init__(self) -> None:
+        if not self.identified and self.patients is None:
+            raise ValueError("a de-identified export is of a research project: give its consenting patients")
 
     @property
     def columns(self) -> list[Column]:
@@ -102,6 +111,8 @@ def measurement_query(spec: ExportSpec) -> Select[Any]:
             Measurement.instrument_id.in_([definition.id for definition in spec.definitions]),
         )
     )
+    if spec.patients is not None:
+        query = query.where(Measurement.patient_id.in_(spec.patients))
     if spec.measured_from is not None:
         start = spec.measured_from if spec.identified else month_start(spec.measured_from)
         query = query.where(Measurement.measured_at >= start)

@@ -168,7 +168,7 @@ def _copy(db: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str
     # client encoding, and the export is UTF-8. Both until the transaction ends.
     db.execute(text("SET LOCAL jit = off"))
     db.execute(text("SET LOCAL client_encoding = 'UTF8'"))
-    _load_pseudonyms(db, driver, spec.clinic_id, pseudonymise)
+    _load_pseudonyms(db, driver, spec, pseudonymise)
     statement, params = _rows_statement(db, spec, for_csv=for_csv)
     with driver.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
         for data in copy:
@@ -176,9 +176,10 @@ def _copy(db: Session, spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str
 
 
 def _load_pseudonyms(
-    db: Session, driver: psycopg.Connection[Any], clinic_id: uuid.UUID, pseudonymise: Callable[[uuid.UUID], str]
+    db: Session, driver: psycopg.Connection[Any], spec: ExportSpec, pseudonymise: Callable[[uuid.UUID], str]
 ) -> None:
-    """The clinic's patients and their pseudonyms, in a temporary table dropped with the transaction.
+    """The export's patients (the project's consenting ones) and their pseudonyms, in a temporary table dropped with
+    the transaction. The rows' query filters on the same patients (``measurement_query``), in the same snapshot.
 
     Sent as COPY data, never as statement text: a server that logs slow statements (or ``pg_stat_statements``) would
     otherwise keep the export's key from pseudonym to patient. One HMAC per patient, not per row.
@@ -186,7 +187,10 @@ def _load_pseudonyms(
     db.execute(
         text(f"CREATE TEMPORARY TABLE {_PSEUDONYMS} (patient_id uuid NOT NULL, pseudonym text NOT NULL) ON COMMIT DROP")
     )
-    patients = db.scalars(select(Patient.id).where(Patient.clinic_id == clinic_id))
+    query = select(Patient.id).where(Patient.clinic_id == spec.clinic_id)
+    if spec.patients is not None:
+        query = query.where(Patient.id.in_(spec.patients))
+    patients = db.scalars(query)
     with driver.cursor() as cursor, cursor.copy(f"COPY {_PSEUDONYMS} (patient_id, pseudonym) FROM STDIN") as copy:
         for patient in patients:
             copy.write_row((patient, pseudonymise(patient)))

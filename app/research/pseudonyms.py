@@ -1,8 +1,9 @@
 """Pseudonymous patient ids for research exports (``ecosystem.md`` §3, "Pseudonymisation").
 
 ``patient_id = base32(HMAC-SHA256(project key, "<clinic id>:<patient id>"))[:16]``, lower case. The project key is
-itself ``HMAC-SHA256(RESEARCH_PSEUDONYM_KEY, "project:<name>")``: one server secret, one key per export project, so
-two projects' exports cannot be joined on the pseudonym, and neither can be reversed without the server secret.
+itself ``HMAC-SHA256(RESEARCH_PSEUDONYM_KEY, "project:salt:<salt>")``, the salt being random and stored with the
+research project (``research.projects.pseudonymiser``): one server secret, one key per project and no key at rest,
+so two projects' exports cannot be joined on the pseudonym, and neither can be reversed without the server secret.
 80 bits of output make an accidental collision negligible (≈ 10⁻¹⁴ for 100,000 patients).
 """
 
@@ -14,7 +15,6 @@ import hmac
 import uuid
 
 PSEUDONYM_LENGTH = 16
-DEFAULT_PROJECT = "default"
 
 
 def project_key(secret: str, project: str) -> bytes:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -7,31 +8,62 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import requires
-from app.auth.permissions import Permission
+from app.auth.permissions import Permission, Role
 from app.auth.service import Principal, clinic_is_synthetic
-from app.core.errors import FieldError, InvalidInput
+from app.core.errors import FieldError, InvalidInput, NotFound
 from app.core.lifecycle import AppRoute, Db, ReadDb, RecordDb, SettingsDep
 from app.core.problems import PROBLEM_RESPONSES
 from app.core.state import state_of
 from app.idempotency.service import Idempotent
 from app.instruments.dependencies import RegistryDep
-from app.research import codebook, imports, redcap, redcap_records, service
+from app.patients import service as patients
+from app.research import codebook, imports, projects, redcap, redcap_records, service
 from app.research.dependencies import NDJSON_TYPES, ExportParams, ExportParamsDep, ImportFormatDep, UploadDep
 from app.research.export import ExportSpec
-from app.research.pseudonyms import DEFAULT_PROJECT, Pseudonymiser
+from app.research.models import ResearchConsent, ResearchProject
 from app.research.responses import export_response
 from app.research.schemas import (
     PROJECT_PATTERN,
+    ConsentChange,
+    ConsentRead,
+    ConsentStatus,
     ExportFormat,
     ExportRecord,
     ImportReport,
     LaggedEffectsRequest,
     LaggedEffectsResponse,
+    PatientConsents,
+    ProjectConsent,
+    ProjectCreate,
+    ProjectRead,
     RedcapSetup,
+    Withdrawal,
 )
 from app.research.writers import MEDIA_TYPES
 
 router = APIRouter(route_class=AppRoute, prefix="/v1/research", tags=["research"], responses=PROBLEM_RESPONSES)
+patient_router = APIRouter(
+    route_class=AppRoute, prefix="/v1/patients/{patient_id}", tags=["research consent"], responses=PROBLEM_RESPONSES
+)
+me_router = APIRouter(route_class=AppRoute, prefix="/v1/me", tags=["patient tokens"], responses=PROBLEM_RESPONSES)
+
+ProjectName = Annotated[
+    str | None,
+    Query(
+        pattern=PROJECT_PATTERN,
+        description=(
+            "The research project's name. A key issued for a project works on that project only (leave it out); "
+            "an administrator's key names the project."
+        ),
+    ),
+]
+IdentifiedProject = Annotated[
+    str | None,
+    Query(
+        pattern=PROJECT_PATTERN,
+        description="Only this research project's consenting patients (by default every patient of the clinic).",
+    ),
+]
 
 BINARY_FILE: dict[str, Any] = {"type": "string", "format": "binary"}
 BINARY_FORMATS = (ExportFormat.PARQUET, ExportFormat.SAV, ExportFormat.DTA)
@@ -63,7 +95,13 @@ def _not_redcap(export_format: ExportFormat, message: str) -> None:
 
 
 def _spec(
-    db: Session, params: ExportParams, registry: RegistryDep, principal: Principal, *, identified: bool
+    db: Session,
+    params: ExportParams,
+    registry: RegistryDep,
+    principal: Principal,
+    *,
+    identified: bool,
+    project: ResearchProject | None,
 ) -> ExportSpec:
     return ExportSpec(
         clinic_id=principal.clinic_id,
@@ -74,7 +112,14 @@ def _spec(
         measured_to=params.measured_to,
         identified=identified,
         synthetic=clinic_is_synthetic(db, clinic_id=principal.clinic_id),
+        patients=projects.consenting_patient_ids(project) if project is not None else None,
     )
+
+
+def _project(db: Db | ReadDb, principal: Principal, asked: str | None) -> ResearchProject:
+    """The project the caller's de-identified export or analysis is of (``projects.of_key``)."""
+    projects.require_researcher_project(principal.role is Role.RESEARCHER, principal.research_project_id)
+    return projects.of_key(db, clinic_id=principal.clinic_id, key_project_id=principal.research_project_id, asked=asked)
 
 
 @router.get("/export", response_class=Response, responses=EXPORT_CONTENT)
@@ -86,19 +131,13 @@ def export(
     settings: SettingsDep,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT)],
-    project: Annotated[
-        str,
-        Query(
-            pattern=PROJECT_PATTERN,
-            description="Research project: pseudonyms are stable within a project and differ between projects.",
-        ),
-    ] = DEFAULT_PROJECT,
+    project: ProjectName = None,
 ) -> Response:
-    """De-identified export of the clinic's current measurements (pseudonymous ids, relative time only)."""
-    spec = _spec(db, params, registry, principal, identified=False)
-    pseudonymise = Pseudonymiser(
-        secret=settings.research_pseudonym_key.get_secret_value(), project=project, clinic_id=principal.clinic_id
-    )
+    """De-identified export of one research project: its consenting patients only (their status when the rows are
+    read), under its own pseudonyms, with relative time only."""
+    of = _project(db, principal, project)
+    spec = _spec(db, params, registry, principal, identified=False, project=of)
+    pseudonymise = projects.pseudonymiser(of, secret=settings.research_pseudonym_key.get_secret_value())
     if params.export_format is ExportFormat.REDCAP:
         response: Response = redcap_records.records_response(
             sessions=state_of(request).read_sessions, spec=spec, pseudonymise=pseudonymise
@@ -111,9 +150,7 @@ def export(
             export_format=params.export_format,
             pseudonymise=pseudonymise,
         )
-    service.record_export(
-        record_db, principal=principal, spec=spec, export_format=params.export_format, project=project
-    )
+    service.record_export(record_db, principal=principal, spec=spec, export_format=params.export_format, project=of)
     return response
 
 
@@ -125,10 +162,15 @@ def export_identified(
     record_db: RecordDb,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT_IDENTIFIED)],
+    project: IdentifiedProject = None,
 ) -> Response:
-    """Identified export (internal and external ids, UTC times) for administrators; every one is recorded."""
+    """Identified export (internal and external ids, UTC times) for administrators; every one is recorded.
+
+    It is the clinic's own record, not a research project's: every patient, unless `project` names a project, when
+    only its consenting patients are included."""
     _not_redcap(params.export_format, "REDCap records are de-identified: use GET /v1/research/export?format=redcap")
-    spec = _spec(db, params, registry, principal, identified=True)
+    of = projects.by_name(db, clinic_id=principal.clinic_id, name=project) if project is not None else None
+    spec = _spec(db, params, registry, principal, identified=True, project=of)
     response = export_response(
         db=db,
         sessions=state_of(request).read_sessions,
@@ -136,7 +178,7 @@ def export_identified(
         export_format=params.export_format,
         pseudonymise=None,
     )
-    service.record_export(record_db, principal=principal, spec=spec, export_format=params.export_format, project=None)
+    service.record_export(record_db, principal=principal, spec=spec, export_format=params.export_format, project=of)
     return response
 
 
@@ -154,16 +196,21 @@ def list_exports(
 @router.get("/codebook")
 def get_codebook(
     params: ExportParamsDep,
-    registry: RegistryDep,
     db: Db,
+    registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT)],
     identified: Annotated[bool, Query(description="Describe the identified export's columns.")] = False,
+    project: ProjectName = None,
 ) -> dict[str, Any]:
-    """The export's codebook as a Frictionless Data Package (`datapackage.json`)."""
+    """The export's codebook as a Frictionless Data Package (`datapackage.json`), of the caller's research project
+    (named in `researchProject`; an administrator may leave `project` out) unless `identified`."""
     _not_redcap(params.export_format, "the REDCap export's codebook is GET /v1/research/redcap/data-dictionary")
     if identified:
         principal.require(Permission.RESEARCH_EXPORT_IDENTIFIED)
-    return codebook.datapackage(
+    # An administrator's key (no project) may read the codebook without naming one: it holds no patient data.
+    keyless_admin = principal.role is not Role.RESEARCHER and principal.research_project_id is None
+    of = None if identified or (keyless_admin and project is None) else _project(db, principal, project)
+    package = codebook.datapackage(
         layout=params.layout,
         level=params.level,
         export_format=params.export_format,
@@ -171,6 +218,13 @@ def get_codebook(
         identified=identified,
         synthetic=clinic_is_synthetic(db, clinic_id=principal.clinic_id),
     )
+    if of is not None:
+        package["researchProject"] = {
+            "name": of.name,
+            "ethicsReference": of.ethics_reference,
+            "consentModel": of.consent_model,
+        }
+    return package
 
 
 @router.post("/lagged-effects")
@@ -179,9 +233,18 @@ def lagged_effects(
     db: ReadDb,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.RESEARCH_ANALYSE)],
+    project: ProjectName = None,
 ) -> LaggedEffectsResponse:
-    """Within-person lagged effects on the clinic's data (change-analytics §4.2), beside the naive pooled ones."""
-    return service.lagged_effects(db, registry, clinic_id=principal.clinic_id, request=body)
+    """Within-person lagged effects (change-analytics §4.2), beside the naive pooled ones, on one research
+    project's consenting patients."""
+    of = _project(db, principal, project)
+    return service.lagged_effects(
+        db,
+        registry,
+        clinic_id=principal.clinic_id,
+        request=body,
+        patients=projects.consenting_patient_ids(of),
+    )
 
 
 @router.post(
@@ -279,3 +342,149 @@ def redcap_setup(
         registry, [name.strip() for name in instruments.split(",")] if instruments else None
     )
     return redcap.setup(definitions)
+
+
+def _project_read(project: ResearchProject) -> ProjectRead:
+    return ProjectRead.model_validate(project)
+
+
+@router.post("/projects", status_code=201, response_model=ProjectRead)
+def create_project(
+    body: ProjectCreate,
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.RESEARCH_PROJECTS_MANAGE)],
+    guard: Idempotent,
+) -> Response:
+    """A research project an ethics board approved, with its consent model and pseudonyms of its own."""
+    project = projects.create(db, clinic_id=principal.clinic_id, body=body, created_by_key_id=principal.key_id)
+    return guard.respond(_project_read(project), status_code=201)
+
+
+@router.get("/projects")
+def list_projects(
+    db: Db, principal: Annotated[Principal, requires(Permission.RESEARCH_PROJECTS_READ)]
+) -> list[ProjectRead]:
+    """The clinic's research projects (for a researcher key, its own project only)."""
+    rows = projects.list_projects(db, clinic_id=principal.clinic_id)
+    if principal.role is Role.RESEARCHER:
+        rows = [row for row in rows if row.id == principal.research_project_id]
+    return [_project_read(row) for row in rows]
+
+
+def _visible_project(db: Db, principal: Principal, project_id: uuid.UUID) -> ResearchProject:
+    """The clinic's project; for a researcher key, only its own (any other is a 404)."""
+    if principal.role is Role.RESEARCHER and project_id != principal.research_project_id:
+        raise NotFound(f"no research project {project_id}")
+    return projects.get(db, clinic_id=principal.clinic_id, project_id=project_id)
+
+
+@router.get("/projects/{project_id}")
+def get_project(
+    project_id: uuid.UUID, db: Db, principal: Annotated[Principal, requires(Permission.RESEARCH_PROJECTS_READ)]
+) -> ProjectRead:
+    return _project_read(_visible_project(db, principal, project_id))
+
+
+@router.get("/projects/{project_id}/withdrawals")
+def list_withdrawals(
+    project_id: uuid.UUID,
+    db: Db,
+    settings: SettingsDep,
+    principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT)],
+) -> list[Withdrawal]:
+    """Patients who withdrew (or, under opt-out, objected) after an export of the project could have included them:
+    their pseudonym in this project and the date, so that the researcher deletes their rows. Listed while their
+    status excludes them; a patient who later consents again leaves the list (and is in the next export)."""
+    projects.require_researcher_project(principal.role is Role.RESEARCHER, principal.research_project_id)
+    project = _visible_project(db, principal, project_id)
+    pseudonymise = projects.pseudonymiser(project, secret=settings.research_pseudonym_key.get_secret_value())
+    return [
+        Withdrawal(
+            pseudonym=pseudonymise(patient_id),
+            status=ConsentStatus(row.status),
+            recorded_at=row.recorded_at,
+            last_export_at=last_export_at,
+        )
+        for patient_id, row, last_export_at in projects.withdrawals(db, project)
+    ]
+
+
+def _consent_read(row: ResearchConsent) -> ConsentRead:
+    return ConsentRead.model_validate(row)
+
+
+def _patient_consents(db: Db, *, clinic_id: uuid.UUID, patient_id: uuid.UUID) -> PatientConsents:
+    rows = projects.history(db, clinic_id=clinic_id, patient_id=patient_id)
+    states = []
+    for project in projects.list_projects(db, clinic_id=clinic_id):
+        status = projects.current_status(rows, project.id)
+        states.append(
+            ProjectConsent(
+                project=_project_read(project),
+                status=status,
+                included=projects.allows(project.consent_model, status),
+            )
+        )
+    return PatientConsents(projects=states, history=[_consent_read(row) for row in rows])
+
+
+@patient_router.get("/consents")
+def list_consents(
+    patient_id: uuid.UUID, db: Db, principal: Annotated[Principal, requires(Permission.CONSENTS_MANAGE)]
+) -> PatientConsents:
+    """The patient's status for every research project of the clinic, and the full history of their decisions."""
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    return _patient_consents(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+
+
+@patient_router.put("/consents/{project_id}")
+def record_consent(
+    patient_id: uuid.UUID,
+    project_id: uuid.UUID,
+    body: ConsentChange,
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.CONSENTS_MANAGE)],
+) -> ConsentRead:
+    """Record the patient's decision for a project (a new history row: earlier ones are kept)."""
+    patients.ensure_exists(db, clinic_id=principal.clinic_id, patient_id=patient_id)
+    row = projects.change_consent(
+        db,
+        clinic_id=principal.clinic_id,
+        patient_id=patient_id,
+        project_id=project_id,
+        change=body,
+        recorded_by_key_id=principal.key_id,
+    )
+    return _consent_read(row)
+
+
+def _own_patient(principal: Principal) -> uuid.UUID:
+    if principal.patient_id is None:
+        raise InvalidInput("only a patient token has consents of its own; use /v1/patients/{patient_id}/consents")
+    return principal.patient_id
+
+
+@me_router.get("/consents")
+def list_own_consents(db: Db, principal: Annotated[Principal, requires(Permission.CONSENTS_OWN)]) -> PatientConsents:
+    """For a patient token: its patient's status for every research project of the clinic (with each project's
+    purpose and ethics reference), and the history of their decisions."""
+    return _patient_consents(db, clinic_id=principal.clinic_id, patient_id=_own_patient(principal))
+
+
+@me_router.put("/consents/{project_id}")
+def record_own_consent(
+    project_id: uuid.UUID,
+    body: ConsentChange,
+    db: Db,
+    principal: Annotated[Principal, requires(Permission.CONSENTS_OWN)],
+) -> ConsentRead:
+    """For a patient token: its patient grants, refuses or withdraws consent for a project."""
+    row = projects.change_consent(
+        db,
+        clinic_id=principal.clinic_id,
+        patient_id=_own_patient(principal),
+        project_id=project_id,
+        change=body,
+        recorded_by_key_id=principal.key_id,
+    )
+    return _consent_read(row)

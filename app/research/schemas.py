@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from app.core.datetimes import ClinicalTime
 from app.core.schemas import Schema
 
 
@@ -158,3 +159,69 @@ class RedcapSetup(BaseModel):
         description="The codes as REDCap's Missing Data Codes box takes them: `code, label`, one per line."
     )
     steps: list[str]
+
+
+class ConsentModel(StrEnum):
+    OPT_IN = "opt_in"
+    """Only patients whose latest consent is ``granted`` are exported."""
+    OPT_OUT = "opt_out"
+    """Every patient is exported unless their latest consent is ``refused`` or ``withdrawn``."""
+
+
+class ConsentStatus(StrEnum):
+    GRANTED = "granted"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+
+
+class ProjectCreate(Schema):
+    name: str = Field(pattern=PROJECT_PATTERN, description="Unique in the clinic; lower case, digits, `_` and `-`.")
+    purpose: str = Field(min_length=1, max_length=2000)
+    ethics_reference: str = Field(min_length=1, max_length=200, description="The ethics board's approval reference.")
+    consent_model: ConsentModel
+
+
+class ProjectRead(Schema):
+    id: uuid.UUID
+    name: str
+    purpose: str
+    ethics_reference: str
+    consent_model: ConsentModel
+    created_at: datetime
+
+
+class ConsentChange(Schema):
+    status: ConsentStatus
+    recorded_at: ClinicalTime | None = Field(
+        default=None, description="When the patient decided (not in the future); now if omitted."
+    )
+    note: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
+class ConsentRead(Schema):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    patient_id: uuid.UUID
+    status: ConsentStatus
+    recorded_at: datetime
+    note: str | None
+    recorded_by_key_id: uuid.UUID | None
+    created_at: datetime
+
+
+class Withdrawal(BaseModel):
+    pseudonym: str = Field(description="The patient's pseudonym in this project's exports: delete their rows.")
+    status: ConsentStatus = Field(description="`withdrawn`, or `refused` (an objection under an opt-out project).")
+    recorded_at: datetime = Field(description="When the patient withdrew or objected.")
+    last_export_at: datetime = Field(description="The last export of the project that could have included them.")
+
+
+class ProjectConsent(BaseModel):
+    project: ProjectRead
+    status: ConsentStatus | None = Field(description="The latest decision; null if the patient was never asked.")
+    included: bool = Field(description="Whether the project's exports include the patient now (its consent model).")
+
+
+class PatientConsents(BaseModel):
+    projects: list[ProjectConsent]
+    history: list[ConsentRead] = Field(description="Every decision, every project, in the order recorded.")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import String, case, select, type_coerce
+from sqlalchemy import Select, String, case, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
@@ -18,7 +18,7 @@ from app.instruments.registry import InstrumentRegistry
 from app.measurements.models import Measurement
 from app.research import analysis
 from app.research.export import ExportSpec, first_measurements
-from app.research.models import ResearchExport
+from app.research.models import ResearchExport, ResearchProject
 from app.research.schemas import ExportFormat, LaggedEffectsRequest, LaggedEffectsResponse
 from app.research.timeline import days_between_in_sql
 from app.scoring.definition import InstrumentDefinition
@@ -46,7 +46,12 @@ def select_definitions(
 
 
 def record_export(
-    db: Session, *, principal: Principal, spec: ExportSpec, export_format: ExportFormat, project: str | None
+    db: Session,
+    *,
+    principal: Principal,
+    spec: ExportSpec,
+    export_format: ExportFormat,
+    project: ResearchProject | None,
 ) -> ResearchExport:
     """Record who exported what, and when, in a write transaction that commits before any data is sent.
 
@@ -66,8 +71,9 @@ def record_export(
             "instruments": [definition.id for definition in spec.definitions],
             "from": spec.measured_from.isoformat() if spec.measured_from else None,
             "to": spec.measured_to.isoformat() if spec.measured_to else None,
-            "project": project,
+            "project": project.name if project is not None else None,
         },
+        research_project_id=project.id if project is not None else None,
     )
     db.add(entry)
     db.flush()
@@ -105,8 +111,17 @@ def _variable(registry: InstrumentRegistry, reference: str, field: str) -> tuple
     return instrument, key
 
 
-def load_panel(db: Session, *, clinic_id: uuid.UUID, variables: Sequence[tuple[str, str]]) -> pd.DataFrame:
+def load_panel(
+    db: Session,
+    *,
+    clinic_id: uuid.UUID,
+    variables: Sequence[tuple[str, str]],
+    patients: Select[Any] | None = None,
+) -> pd.DataFrame:
     """One row per patient-week with a column ``<instrument>.<score>`` per variable (the week's last value).
+
+    ``patients``: only these (a research project's consenting patients); every patient of the clinic if None (the
+    operator's command line).
 
     Weeks are calendar weeks since each patient's first measurement of any instrument, as in the exports. A week's
     last measurement of an instrument gives its values, a null score included; a variable whose instrument was not
@@ -138,7 +153,9 @@ def load_panel(db: Session, *, clinic_id: uuid.UUID, variables: Sequence[tuple[s
         )
         .order_by(Measurement.patient_id, Measurement.measured_at, Measurement.id)
     )
-    patients: dict[str | uuid.UUID, int] = {}
+    if patients is not None:
+        query = query.where(Measurement.patient_id.in_(patients))
+    codes_of: dict[str | uuid.UUID, int] = {}
     codes: list[np.ndarray] = []
     kinds: list[np.ndarray] = []
     days: list[np.ndarray] = []
@@ -147,7 +164,7 @@ def load_panel(db: Session, *, clinic_id: uuid.UUID, variables: Sequence[tuple[s
     # The session's Core connection: no ORM loading step per row.
     for partition in db.connection().execute(query.execution_options(yield_per=PANEL_YIELD_PER)).partitions():
         stored, instrument_ids, day_counts, *columns = zip(*partition, strict=True)
-        codes.append(np.fromiter((patients.setdefault(p, len(patients)) for p in stored), np.int64, len(stored)))
+        codes.append(np.fromiter((codes_of.setdefault(p, len(codes_of)) for p in stored), np.int64, len(stored)))
         kinds.append(np.fromiter((kind_of[i] for i in instrument_ids), np.int64, len(stored)))
         days.append(np.array(day_counts, dtype=np.int64))
         values.append(np.array(columns, dtype=np.float64).reshape(len(variables), len(stored)))
@@ -169,7 +186,7 @@ def load_panel(db: Session, *, clinic_id: uuid.UUID, variables: Sequence[tuple[s
         column = np.full(n_cells, np.nan)
         column[cell[last]] = value[position, last]
         columns_out[names[position]] = column
-    ids = [str(p if isinstance(p, uuid.UUID) else uuid.UUID(hex=p)) for p in patients]
+    ids = [str(p if isinstance(p, uuid.UUID) else uuid.UUID(hex=p)) for p in codes_of]
     data = {"patient": [ids[c] for c in code[starts]], "week": week[starts].tolist(), **columns_out}
     frame = pd.DataFrame(data if n_cells else None, columns=["patient", "week", *names])
     return frame.astype(dict.fromkeys(names, "float64"))
@@ -182,10 +199,11 @@ def lagged_effects(
     clinic_id: uuid.UUID,
     request: LaggedEffectsRequest,
     progress: analysis.Progress | None = None,
+    patients: Select[Any] | None = None,
 ) -> LaggedEffectsResponse:
     variables = [_variable(registry, request.outcome, "outcome")]
     variables += [_variable(registry, name, f"predictors.{i}") for i, name in enumerate(request.predictors)]
-    panel = load_panel(db, clinic_id=clinic_id, variables=variables)
+    panel = load_panel(db, clinic_id=clinic_id, variables=variables, patients=patients)
     return analyse(panel, request, progress=progress)
 
 

@@ -86,6 +86,18 @@ def measured_course(server: LiveServer, clinic: ClinicKeys) -> None:
             assert measured.status_code == 201, measured.text
 
 
+def project_researcher_key(server: LiveServer, clinic: ClinicKeys) -> str:
+    """A researcher key issued for an opt-out project of the clinic (every patient in its exports)."""
+    project = {"name": "generated", "purpose": "A study.", "ethics_reference": "REK 1", "consent_model": "opt_out"}
+    with httpx2.Client(base_url=server.base_url, headers=clinic.headers(Role.ADMIN), timeout=30) as http:
+        made = http.post("/v1/research/projects", json=project)
+        assert made.status_code == 201, made.text
+        issued = http.post("/v1/api-keys", json={"role": "researcher", "research_project_id": made.json()["id"]})
+        assert issued.status_code == 201, issued.text
+        key: str = issued.json()["key"]
+        return key
+
+
 def generated_client(tools: Path, server: LiveServer, directory: Path) -> Path:
     spec = directory / "openapi.json"
     spec.write_bytes(httpx2.get(f"{server.base_url}/openapi.json", timeout=30).content)
@@ -136,6 +148,7 @@ def test_a_generated_client_downloads_exports_that_read_back_and_parses_a_confli
     tools: Path, live: LiveServer, tmp_path: Path
 ) -> None:
     clinic = clinic_with_keys(live.database_url, "generated client clinic")
+    clinic.keys[Role.RESEARCHER] = project_researcher_key(live, clinic)
     measured_course(live, clinic)
     csv_export = httpx2.get(
         f"{live.base_url}/v1/research/export",

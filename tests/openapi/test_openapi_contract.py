@@ -31,6 +31,7 @@ from app.fhir.codes import FHIR_MEDIA_TYPE
 from app.research.dependencies import NDJSON_TYPES
 from app.research.writers import MEDIA_TYPES
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
+from tests.research.conftest import new_project
 from tests.security.openapi_routes import PHQ9_RESPONSE
 
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -244,8 +245,12 @@ def test_every_export_format_is_sent_as_declared(
     client: TestClient, clinic: ClinicKeys, conforms: Conforms, export_format: str
 ) -> None:
     patient_with_a_measurement(client, clinic)
-    for path, role in (("/v1/research/export", Role.RESEARCHER), ("/v1/research/export/identified", Role.ADMIN)):
-        response = client.get(path, params={"format": export_format}, headers=clinic.headers(role))
+    researcher = new_project(client, clinic).headers
+    for path, headers in (
+        ("/v1/research/export", researcher),
+        ("/v1/research/export/identified", clinic.headers(Role.ADMIN)),
+    ):
+        response = client.get(path, params={"format": export_format}, headers=headers)
 
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].split(";")[0] in EXPORT_MEDIA_TYPES

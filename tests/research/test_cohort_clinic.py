@@ -19,7 +19,7 @@ from app.patients.models import Patient, PatientIdentifier
 from app.patients.schemas import LOCAL_IDENTIFIER_SYSTEM
 from app.research.cohort_clinic import clinic_for_cohort
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
-from tests.research.conftest import measure, new_patient
+from tests.research.conftest import measure, new_patient, new_project
 
 
 def mark_synthetic(app: FastAPI, clinic: ClinicKeys) -> None:
@@ -83,8 +83,9 @@ def test_a_synthetic_clinic_is_marked_in_its_settings_outcomes_report_exports_an
     settings = client.get("/v1/clinic/settings", headers=clinic.headers(Role.ADMIN)).json()
     outcomes = client.get("/v1/clinic/outcomes", params={"instrument": "phq9"}, headers=clinic.headers()).json()
     report = client.get(f"/v1/patients/{patient_id}/report", headers=clinic.headers()).text
-    export = client.get("/v1/research/export", params={"format": "csv"}, headers=clinic.headers(Role.RESEARCHER))
-    codebook = client.get("/v1/research/codebook", headers=clinic.headers(Role.RESEARCHER)).json()
+    researcher = new_project(client, clinic).headers
+    export = client.get("/v1/research/export", params={"format": "csv"}, headers=researcher)
+    codebook = client.get("/v1/research/codebook", headers=researcher).json()
     assert settings["synthetic"] is True
     assert outcomes["synthetic"] is True
     assert "<strong>Synthetic data.</strong>" in report

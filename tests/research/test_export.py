@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import io
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +13,20 @@ import pandas as pd
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pyreadstat
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
-from app.core.config import DEVELOPMENT_RESEARCH_KEY
 from tests.conftest import ISSUE_PHQ9, ClinicKeys
-from tests.research.conftest import all_items, measure, new_patient, new_session
+from tests.research.conftest import (
+    Project,
+    all_items,
+    expected_pseudonym,
+    measure,
+    new_patient,
+    new_project,
+    new_session,
+)
 
 PRIVATE_WORDING = "Lite interesse for eller glede av å gjøre ting (klinikkens lisens)"
 AMENDMENT_REASON = "typed in by nurse Jones from the paper form"
@@ -59,11 +65,10 @@ def course(client: TestClient, clinic: ClinicKeys) -> Course:
     return Course(a=a, b=b, a_external=external)
 
 
-def expected_pseudonym(clinic: ClinicKeys, patient_id: str, project: str = "default") -> str:
-    """The documented formula, computed here independently of the service."""
-    key = hmac.new(DEVELOPMENT_RESEARCH_KEY.encode(), f"project:{project}".encode(), hashlib.sha256).digest()
-    digest = hmac.new(key, f"{clinic.id}:{patient_id}".encode(), hashlib.sha256).digest()
-    return base64.b32encode(digest).decode().lower()[:16]
+@pytest.fixture
+def pseudonym(app: FastAPI, project: Project) -> Callable[[str], str]:
+    """A patient's pseudonym in the researcher's project, by the documented formula."""
+    return lambda patient_id: expected_pseudonym(app, project, patient_id)
 
 
 def export(client: TestClient, headers: dict[str, str], path: str = "/v1/research/export", **params: Any) -> Any:
@@ -82,7 +87,7 @@ def rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def test_the_long_csv_has_one_row_per_score_per_current_measurement(
-    client: TestClient, clinic: ClinicKeys, course: Course, researcher: dict[str, str]
+    client: TestClient, clinic: ClinicKeys, course: Course, researcher: dict[str, str], pseudonym: Callable[[str], str]
 ) -> None:
     response = export(client, researcher, instruments="phq9,gad7")
 
@@ -104,7 +109,7 @@ def test_the_long_csv_has_one_row_per_score_per_current_measurement(
     ]
     by_patient = {pid: rows(group.drop(columns="patient_id")) for pid, group in frame.groupby("patient_id")}
     common = {"instrument_version": "1.0.0", "score_key": "total"}
-    assert by_patient[expected_pseudonym(clinic, course.a)] == [
+    assert by_patient[pseudonym(course.a)] == [
         {"session_number": 1, "week": 0, "days_since_first": 0, "instrument": "phq9", **common, "value": 10,
          "band": "moderate", "prorated": 0, "flags": "item9_positive"},
         {"session_number": None, "week": 0, "days_since_first": 0, "instrument": "gad7", **common, "value": 14,
@@ -113,14 +118,14 @@ def test_the_long_csv_has_one_row_per_score_per_current_measurement(
         {"session_number": None, "week": 1, "days_since_first": 8, "instrument": "phq9", **common, "value": 18,
          "band": "moderately_severe", "prorated": 0, "flags": "item9_positive"},
     ]  # fmt: skip
-    assert by_patient[expected_pseudonym(clinic, course.b)] == [
+    assert by_patient[pseudonym(course.b)] == [
         {"session_number": None, "week": 0, "days_since_first": 0, "instrument": "phq9", **common, "value": 9.0,
          "band": "mild", "prorated": 1, "flags": "item9_missing"},
     ]  # fmt: skip
 
 
 def test_the_wide_csv_has_one_row_per_patient_week_with_a_column_per_score(
-    client: TestClient, clinic: ClinicKeys, course: Course, researcher: dict[str, str]
+    client: TestClient, clinic: ClinicKeys, course: Course, researcher: dict[str, str], pseudonym: Callable[[str], str]
 ) -> None:
     frame = read_csv(export(client, researcher, layout="wide", instruments="phq9,gad7").content)
 
@@ -134,7 +139,7 @@ def test_the_wide_csv_has_one_row_per_patient_week_with_a_column_per_score(
         "phq9_total_band",
     ]
     table = {(row.pop("patient_id"), row.pop("week")): row for row in rows(frame)}
-    a, b = expected_pseudonym(clinic, course.a), expected_pseudonym(clinic, course.b)
+    a, b = pseudonym(course.a), pseudonym(course.b)
     # Bands are coded in increasing order: PHQ-9 minimal 1, mild 2, moderate 3, moderately severe 4, severe 5;
     # GAD-7 minimal 1, mild 2, moderate 3, severe 4.
     assert table == {
@@ -147,11 +152,11 @@ def test_the_wide_csv_has_one_row_per_patient_week_with_a_column_per_score(
 
 
 def test_the_item_level_long_csv_has_every_item_with_its_answer_and_score(
-    client: TestClient, clinic: ClinicKeys, course: Course, researcher: dict[str, str]
+    client: TestClient, clinic: ClinicKeys, course: Course, researcher: dict[str, str], pseudonym: Callable[[str], str]
 ) -> None:
     frame = read_csv(export(client, researcher, level="items", instruments="phq9").content)
 
-    b = frame[frame["patient_id"] == expected_pseudonym(clinic, course.b)]
+    b = frame[frame["patient_id"] == pseudonym(course.b)]
     assert list(b["item"]) == list(range(1, 11))
     assert list(b["answer"].astype(object).where(b["answer"].notna(), None)) == [1.0] * 8 + [None, None]
     assert list(b["item_score"].astype(object).where(b["item_score"].notna(), None)) == [1.0] * 8 + [None, None]
@@ -159,12 +164,12 @@ def test_the_item_level_long_csv_has_every_item_with_its_answer_and_score(
 
 
 def test_wide_item_columns_carry_the_answers_of_the_week(
-    client: TestClient, clinic: ClinicKeys, course: Course, researcher: dict[str, str]
+    client: TestClient, clinic: ClinicKeys, course: Course, researcher: dict[str, str], pseudonym: Callable[[str], str]
 ) -> None:
     frame = read_csv(export(client, researcher, layout="wide", level="items", instruments="phq9").content)
 
     assert list(frame.columns) == ["patient_id", "week", "session_number", *(f"phq9_i{n}" for n in range(1, 11))]
-    a_week_0 = frame[(frame["patient_id"] == expected_pseudonym(clinic, course.a)) & (frame["week"] == 0)]
+    a_week_0 = frame[(frame["patient_id"] == pseudonym(course.a)) & (frame["week"] == 0)]
     assert [int(v) for v in a_week_0.iloc[0, 3:12]] == [ISSUE_PHQ9[str(n)] for n in range(1, 10)]
 
 
@@ -214,14 +219,14 @@ def test_identified_exports_carry_utc_times_in_every_format(
 
 
 def test_parquet_round_trips_with_labels(
-    client: TestClient, clinic: ClinicKeys, course: Course, researcher: dict[str, str]
+    client: TestClient, clinic: ClinicKeys, course: Course, researcher: dict[str, str], pseudonym: Callable[[str], str]
 ) -> None:
     response = export(client, researcher, format="parquet", layout="wide", instruments="phq9")
 
     assert response.headers["content-type"] == "application/vnd.apache.parquet"
     table = pq.read_table(io.BytesIO(response.content))
     frame = table.to_pandas()
-    a = frame[frame["patient_id"] == expected_pseudonym(clinic, course.a)].sort_values("week")
+    a = frame[frame["patient_id"] == pseudonym(course.a)].sort_values("week")
     assert list(a["phq9_total"]) == [10.0, 18.0]
     assert list(a["phq9_total_band"]) == [3, 4]
     field = table.schema.field("phq9_total_band")
@@ -235,6 +240,7 @@ def test_spss_and_stata_files_carry_variable_and_value_labels(
     clinic: ClinicKeys,
     course: Course,
     researcher: dict[str, str],
+    pseudonym: Callable[[str], str],
     export_format: str,
     tmp_path: Path,
 ) -> None:
@@ -255,7 +261,7 @@ def test_spss_and_stata_files_carry_variable_and_value_labels(
         4: "moderately severe",
         5: "severe",
     }
-    a = expected_pseudonym(clinic, course.a)
+    a = pseudonym(course.a)
     assert sorted(frame.loc[frame["patient_id"] == a, "phq9_total"]) == [10.0, 18.0]
     assert set(labelled.loc[labelled["patient_id"] == a, "phq9_total_band"]) == {"moderate", "moderately severe"}
 
@@ -298,28 +304,40 @@ def test_nothing_identifying_leaves_in_a_de_identified_export(
 
 
 def test_pseudonyms_are_stable_within_a_project_and_differ_between_projects(
-    client: TestClient, clinic: ClinicKeys, course: Course, researcher: dict[str, str]
+    app: FastAPI,
+    client: TestClient,
+    clinic: ClinicKeys,
+    course: Course,
+    researcher: dict[str, str],
+    pseudonym: Callable[[str], str],
 ) -> None:
+    trial_b = new_project(client, clinic, name="trial-b")
     first = set(read_csv(export(client, researcher, instruments="phq9").content)["patient_id"])
     again = set(read_csv(export(client, researcher, instruments="phq9").content)["patient_id"])
-    other = set(read_csv(export(client, researcher, instruments="phq9", project="trial-b").content)["patient_id"])
+    other = set(read_csv(export(client, trial_b.headers, instruments="phq9").content)["patient_id"])
 
-    assert first == again == {expected_pseudonym(clinic, course.a), expected_pseudonym(clinic, course.b)}
-    assert other == {expected_pseudonym(clinic, course.a, "trial-b"), expected_pseudonym(clinic, course.b, "trial-b")}
+    assert first == again == {pseudonym(course.a), pseudonym(course.b)}
+    assert other == {expected_pseudonym(app, trial_b, course.a), expected_pseudonym(app, trial_b, course.b)}
     assert not first & other
 
 
 def test_only_the_callers_clinic_is_exported(
-    client: TestClient, clinic: ClinicKeys, other_clinic: ClinicKeys, course: Course, researcher: dict[str, str]
+    app: FastAPI,
+    client: TestClient,
+    clinic: ClinicKeys,
+    other_clinic: ClinicKeys,
+    course: Course,
+    researcher: dict[str, str],
 ) -> None:
     theirs = new_patient(client, other_clinic)
     measure(client, other_clinic, theirs, "phq9", ISSUE_PHQ9, "2026-11-02T09:00:00Z")
+    their_project = new_project(client, other_clinic)
 
     ours = read_csv(export(client, researcher, instruments="phq9").content)
-    their_export = read_csv(export(client, other_clinic.headers(Role.RESEARCHER), instruments="phq9").content)
+    their_export = read_csv(export(client, their_project.headers, instruments="phq9").content)
 
     assert len(ours) == 3
-    assert list(their_export["patient_id"]) == [expected_pseudonym(other_clinic, theirs)]
+    assert list(their_export["patient_id"]) == [expected_pseudonym(app, their_project, theirs)]
 
 
 @pytest.mark.parametrize("role", [Role.CLINICIAN, Role.INTEGRATION])
@@ -366,13 +384,13 @@ def test_an_admin_identified_export_has_ids_and_times_and_is_recorded(
 
 
 def test_de_identified_exports_are_recorded_too(
-    client: TestClient, clinic: ClinicKeys, researcher: dict[str, str], admin: dict[str, str]
+    client: TestClient, clinic: ClinicKeys, project: Project, researcher: dict[str, str], admin: dict[str, str]
 ) -> None:
-    export(client, researcher, format="parquet", layout="wide", project="trial-b")
+    export(client, researcher, format="parquet", layout="wide", project=project.name)
 
     [record] = client.get("/v1/research/exports", headers=admin).json()
     assert (record["identified"], record["role"]) == (False, "researcher")
-    assert record["parameters"]["project"] == "trial-b"
+    assert record["parameters"]["project"] == project.name
     assert record["parameters"]["format"] == "parquet"
 
 

@@ -244,12 +244,13 @@ def test_roles_without_import_are_refused(client: TestClient, clinic: ClinicKeys
     assert response.status_code == 403
 
 
-def test_an_imported_measurement_is_exported(client: TestClient, clinic: ClinicKeys, importer: dict[str, str]) -> None:
+def test_an_imported_measurement_is_exported(
+    client: TestClient, clinic: ClinicKeys, importer: dict[str, str], researcher: dict[str, str]
+) -> None:
     patient = new_patient(client, clinic, "MRN-7")
     measure(client, clinic, patient, "gad7", {str(n): 0 for n in range(1, 8)}, "2026-11-01T09:00:00Z")
     post(client, importer, csv_file("MRN-7,phq9,2026-11-08T09:00:00Z,,3,0,1,2,0,0,1,0,3"), "text/csv")
 
-    researcher = clinic.headers(Role.RESEARCHER)
     exported = client.get("/v1/research/export", params={"instruments": "phq9"}, headers=researcher).text
 
     # 7 days after the GAD-7 on 1 November: week 1, day 7.
@@ -302,13 +303,12 @@ def test_hostile_files_are_refused_as_unreadable(client: TestClient, importer: d
 
 
 def test_a_researcher_learns_nothing_about_identified_records_by_import(
-    app: FastAPI, client: TestClient, clinic: ClinicKeys
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
 ) -> None:
     """A researcher sees de-identified data only, so never imports: an import names patients by the clinic's
     identifiers, and its report would say which are patients and which have a measurement at an exact time."""
     patient = new_patient(client, clinic, "MRN-KNOWN")
     measure(client, clinic, patient, "phq9", ISSUE_PHQ9, "2026-11-02T09:00:00Z")
-    researcher = clinic.headers(Role.RESEARCHER)
     row = ",phq9,2026-11-02T09:00:00Z,,0,0,0,0,0,0,0,0,0"
     probes = {
         external_id: [

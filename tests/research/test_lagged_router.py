@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.auth.permissions import Role
 from app.research.generator import CohortConfig
 from tests.conftest import ClinicKeys
-from tests.research.conftest import store_cohort
+from tests.research.conftest import new_project, store_cohort
 
 PATH = "/v1/research/lagged-effects"
 QUESTION = {"outcome": "phq9.total", "predictors": ["fcs_from_others.total", "scs_sf.total"], "lag": 1}
@@ -64,7 +64,7 @@ def test_the_issue_question_is_answered_from_the_clinics_data(
 def test_another_clinic_does_not_see_this_clinics_data(
     client: TestClient, stored_cohort: int, other_clinic: ClinicKeys
 ) -> None:
-    response = ask(client, other_clinic.headers(Role.RESEARCHER), QUESTION)
+    response = ask(client, new_project(client, other_clinic).headers, QUESTION)
 
     assert response.status_code == 422
     assert response.json()["detail"].startswith("not enough data for the analysis: 0 patient(s)")

@@ -25,14 +25,14 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 
-from app.auth.permissions import Role
 from app.core.db import transaction
 from app.core.state import state_of
 from app.instruments.registry import InstrumentRegistry
 from app.measurements.models import Measurement
-from app.research import postgres_export, responses
+from app.patients.models import Patient
+from app.research import postgres_export, projects, responses
 from app.research.export import ExportSpec, export_rows
 from app.research.pseudonyms import Pseudonymiser
 from app.research.schemas import Layout, Level
@@ -40,7 +40,7 @@ from app.research.service import select_definitions
 from app.research.writers import csv_chunks, parquet_chunks
 from app.scoring import SCORER_VERSION
 from tests.conftest import ISSUE_PHQ9, POSTGRESQL_ONLY, ClinicKeys
-from tests.research.conftest import all_items, measure, new_patient, new_session
+from tests.research.conftest import Project, all_items, measure, new_patient, new_project, new_session
 
 SCS_SF_MIXED = {
     "1": 1, "2": 3, "3": 2, "4": 5, "5": 4, "6": 2, "7": 3, "8": 1, "9": 4, "10": 2, "11": 5, "12": 3
@@ -67,6 +67,8 @@ class Cohort:
 
     clinic: ClinicKeys
     patients: tuple[str, str, str]
+    projects: dict[str, Project]
+    """Two opt-out projects of the clinic (``study`` and ``trial-b``), each with a researcher key."""
 
 
 @pytest.fixture
@@ -82,7 +84,8 @@ def cohort(app: FastAPI, client: TestClient, clinic: ClinicKeys) -> Cohort:
     c = new_patient(client, clinic)
     measure(client, clinic, c, "gad7", all_items(7, 0), "2026-11-30T23:00:00Z")
     store_as_is(app, clinic, c, "scs_sf", ODD_SCORES, ODD_FLAGS, datetime(2026, 12, 15, 8, tzinfo=UTC))
-    return Cohort(clinic=clinic, patients=(a, b, c))
+    projects = {name: new_project(client, clinic, name=name) for name in ("study", "trial-b")}
+    return Cohort(clinic=clinic, patients=(a, b, c), projects=projects)
 
 
 def store_as_is(
@@ -122,26 +125,28 @@ def store_as_is(
         db.execute(insert(Measurement), [row])
 
 
-def python_path(app: FastAPI, clinic: ClinicKeys, export_format: str, params: dict[str, str]) -> bytes:
+def python_path(app: FastAPI, cohort: Cohort, export_format: str, params: dict[str, str]) -> bytes:
     """The export as the Python path builds it, row by row, on the same database."""
     instruments = params.get("instruments")
-    spec = ExportSpec(
-        clinic_id=clinic.id,
-        definitions=select_definitions(
-            state_of(app).part(InstrumentRegistry), instruments.split(",") if instruments else None
-        ),
-        layout=Layout.LONG,
-        level=Level.SCORES,
-        measured_from=_time(params.get("from")),
-        measured_to=_time(params.get("to")),
-    )
-    pseudonymise = Pseudonymiser(
-        secret=state_of(app).settings.research_pseudonym_key.get_secret_value(),
-        project=params.get("project", "default"),
-        clinic_id=clinic.id,
-    )
     chunks = csv_chunks if export_format == "csv" else parquet_chunks
     with state_of(app).read_sessions() as db, db.begin():
+        project = projects.get(
+            db, clinic_id=cohort.clinic.id, project_id=uuid.UUID(cohort.projects[params.get("project", "study")].id)
+        )
+        spec = ExportSpec(
+            clinic_id=cohort.clinic.id,
+            definitions=select_definitions(
+                state_of(app).part(InstrumentRegistry), instruments.split(",") if instruments else None
+            ),
+            layout=Layout.LONG,
+            level=Level.SCORES,
+            measured_from=_time(params.get("from")),
+            measured_to=_time(params.get("to")),
+            patients=projects.consenting_patient_ids(project),
+        )
+        pseudonymise = projects.pseudonymiser(
+            project, secret=state_of(app).settings.research_pseudonym_key.get_secret_value()
+        )
         return b"".join(chunks(spec.columns, export_rows(db, spec, pseudonymise=pseudonymise)))
 
 
@@ -149,10 +154,10 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def exported(client: TestClient, clinic: ClinicKeys, export_format: str, params: dict[str, str]) -> bytes:
-    response = client.get(
-        "/v1/research/export", params={"format": export_format, **params}, headers=clinic.headers(Role.RESEARCHER)
-    )
+def exported(client: TestClient, cohort: Cohort, export_format: str, params: dict[str, str]) -> bytes:
+    """The export through the API, by a researcher key of the project named in ``params`` (``study`` if none)."""
+    headers = cohort.projects[params.get("project", "study")].headers
+    response = client.get("/v1/research/export", params={"format": export_format, **params}, headers=headers)
     assert response.status_code == 200, response.text
     content: bytes = response.content
     return content
@@ -176,23 +181,23 @@ PERIODS_AND_CHOICES = [
 def test_the_csv_is_the_python_paths_byte_for_byte(
     app: FastAPI, client: TestClient, cohort: Cohort, params: dict[str, str]
 ) -> None:
-    assert exported(client, cohort.clinic, "csv", params) == python_path(app, cohort.clinic, "csv", params)
+    assert exported(client, cohort, "csv", params) == python_path(app, cohort, "csv", params)
 
 
 @pytest.mark.parametrize("params", PERIODS_AND_CHOICES)
 def test_the_parquet_table_is_the_python_paths(
     app: FastAPI, client: TestClient, cohort: Cohort, params: dict[str, str]
 ) -> None:
-    ours = parquet_table(exported(client, cohort.clinic, "parquet", params))
-    python = parquet_table(python_path(app, cohort.clinic, "parquet", params))
+    ours = parquet_table(exported(client, cohort, "parquet", params))
+    python = parquet_table(python_path(app, cohort, "parquet", params))
 
     assert ours.schema.equals(python.schema, check_metadata=True)
     assert ours.equals(python, check_metadata=True)
 
 
 def test_the_compared_exports_hold_every_tricky_case(client: TestClient, cohort: Cohort) -> None:
-    lines = exported(client, cohort.clinic, "csv", {"from": "2026-12-01T00:00:00Z"}).decode().splitlines()
-    table = parquet_table(exported(client, cohort.clinic, "parquet", {"from": "2026-12-01T00:00:00Z"}))
+    lines = exported(client, cohort, "csv", {"from": "2026-12-01T00:00:00Z"}).decode().splitlines()
+    table = parquet_table(exported(client, cohort, "parquet", {"from": "2026-12-01T00:00:00Z"}))
 
     # Patient C's stored SCS-SF: the definition's keys present (null ones left out), then the others in stored order
     # (insertion order on SQLite; on PostgreSQL jsonb's, shorter keys first); float text as Python prints it.
@@ -207,7 +212,7 @@ def test_the_compared_exports_hold_every_tricky_case(client: TestClient, cohort:
     # Both flags in one field, quoted as Python's csv quotes it.
     assert all(line.endswith(',"item9_positive;needs ""review"", soon"') for line in lines[1:])
     assert "" in table.column("band").to_pylist()  # an empty band stays a string, not a missing value
-    everything = exported(client, cohort.clinic, "csv", {}).decode()
+    everything = exported(client, cohort, "csv", {}).decode()
     assert ",scs_sf,1.0.0,common_humanity,3.0,,0,\n" in everything  # a whole-number float
     assert ",9.0,mild,1,item9_missing\n" in everything  # patient B's prorated PHQ-9
     assert ",14,moderate,0,\n" in everything  # GAD-7: a band, no flags (an empty field, as Python writes it)
@@ -217,13 +222,13 @@ def test_the_compared_exports_hold_every_tricky_case(client: TestClient, cohort:
 def test_on_postgresql_no_export_row_is_built_in_python(
     app: FastAPI, client: TestClient, cohort: Cohort, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    expected = python_path(app, cohort.clinic, "csv", {})
+    expected = python_path(app, cohort, "csv", {})
 
     def refuse(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("the Python path was used")
 
     monkeypatch.setattr(responses, "export_rows", refuse)
-    assert exported(client, cohort.clinic, "csv", {}) == expected
+    assert exported(client, cohort, "csv", {}) == expected
 
 
 @POSTGRESQL_ONLY
@@ -233,6 +238,7 @@ def test_parquet_row_groups_are_the_python_paths(app: FastAPI, cohort: Cohort) -
         definitions=select_definitions(state_of(app).part(InstrumentRegistry), None),
         layout=Layout.LONG,
         level=Level.SCORES,
+        patients=select(Patient.id).where(Patient.clinic_id == cohort.clinic.id),
     )
     pseudonymise = Pseudonymiser(secret="a project secret", project="default", clinic_id=cohort.clinic.id)
 
@@ -296,7 +302,7 @@ def test_pseudonyms_reach_the_database_as_data_never_as_statement_text(
         return copy(cursor, statement, *args, **kwargs)
 
     monkeypatch.setattr(psycopg.Cursor, "copy", recording_copy)
-    content = exported(client, cohort.clinic, "csv", {})
+    content = exported(client, cohort, "csv", {})
 
     pseudonyms = {line.split(",")[0] for line in content.decode().splitlines()[1:]}
     assert len(pseudonyms) == len(cohort.patients)
@@ -317,10 +323,11 @@ FORMULA_FLAGS = ["-2+3", "x"]
 def test_no_text_cell_starts_a_formula_on_either_path(app: FastAPI, client: TestClient, clinic: ClinicKeys) -> None:
     patient = new_patient(client, clinic)
     store_as_is(app, clinic, patient, "scs_sf", FORMULA_SCORES, FORMULA_FLAGS, datetime(2026, 11, 3, 8, tzinfo=UTC))
+    alone = Cohort(clinic=clinic, patients=(patient, patient, patient), projects={"study": new_project(client, clinic)})
 
-    ours = exported(client, clinic, "csv", {})
+    ours = exported(client, alone, "csv", {})
 
-    assert ours == python_path(app, clinic, "csv", {})
+    assert ours == python_path(app, alone, "csv", {})
     rows = list(csv.reader(io.StringIO(ours.decode(), newline="")))[1:]
     # Stored keys other than the definition's come in stored order (jsonb's on PostgreSQL): compared sorted.
     assert sorted(row[6:11] for row in rows) == sorted(

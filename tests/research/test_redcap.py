@@ -7,13 +7,21 @@ import csv
 import io
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.auth.permissions import Role
 from tests.conftest import ISSUE_PHQ9, ClinicKeys, new_clinic
-from tests.research.conftest import all_items, measure, new_patient, new_session
+from tests.research.conftest import (
+    Project,
+    all_items,
+    expected_pseudonym,
+    measure,
+    new_patient,
+    new_project,
+    new_session,
+)
 from tests.research.redcap_rules import HEADERS, check_dictionary, check_records
-from tests.research.test_export import expected_pseudonym
 from tests.security.test_invariant_csv_formulas import FORMULAS, dangerous_cells, stock_formulas
 
 DICTIONARY = "/v1/research/redcap/data-dictionary"
@@ -101,7 +109,7 @@ def test_scores_are_validated_text_fields_with_the_definitions_ranges(
 
 
 def test_records_pass_the_rules_against_the_dictionary_and_keep_every_measurement(
-    client: TestClient, clinic: ClinicKeys, researcher: dict[str, str]
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, project: Project, researcher: dict[str, str]
 ) -> None:
     a = new_patient(client, clinic, "MRN-REDCAP-A")
     first_session = new_session(client, clinic, a, 1, "2026-11-02T08:55:00Z")
@@ -127,7 +135,7 @@ def test_records_pass_the_rules_against_the_dictionary_and_keep_every_measuremen
         "redcap_repeat_instrument",
         "redcap_repeat_instance",
     ]
-    pseudonym_a, pseudonym_b = expected_pseudonym(clinic, a), expected_pseudonym(clinic, b)
+    pseudonym_a, pseudonym_b = expected_pseudonym(app, project, a), expected_pseudonym(app, project, b)
     of_a = [row for row in rows if row["record_id"] == pseudonym_a]
     assert [(row["redcap_repeat_instrument"], row["redcap_repeat_instance"]) for row in of_a] == [
         ("", ""),
@@ -203,7 +211,7 @@ def test_the_routes_are_for_researchers_and_scoped_to_the_clinic(client: TestCli
 
     assert client.get(DICTIONARY, headers=clinic.headers(Role.CLINICIAN)).status_code == 403
     assert client.get(DICTIONARY).status_code == 401
-    export = get(client, "/v1/research/export", clinic.headers(Role.RESEARCHER), format="redcap")
+    export = get(client, "/v1/research/export", new_project(client, clinic).headers, format="redcap")
     assert records(export.text) == []
 
 
@@ -211,7 +219,7 @@ def test_records_of_hostile_text_start_no_formula_and_still_pass_the_rules(clien
     """Patients whose external ids, stored score keys, bands and a value start spreadsheet formulas (as an older
     definition could have left them): only the dictionary's fields are written, and nothing starts a formula."""
     clinic = stock_formulas(app, client)
-    researcher = clinic.headers(Role.RESEARCHER)
+    researcher = new_project(client, clinic).headers
     dictionary = get(client, DICTIONARY, researcher).text
     export = get(client, "/v1/research/export", researcher, format="redcap")
 

@@ -19,7 +19,6 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import insert, text
 
-from app.auth.permissions import Role
 from app.core.db import transaction
 from app.core.state import state_of
 from app.instruments import service as scoring
@@ -140,9 +139,11 @@ def peak_bytes(app: FastAPI, key: str, query: str) -> tuple[int, int]:
 
 
 @pytest.mark.usefixtures("client")  # the app's lifespan then disposes of its pool at the end of the session
-def test_a_csv_export_three_times_larger_needs_no_more_memory(app: FastAPI, clinic: ClinicKeys) -> None:
+def test_a_csv_export_three_times_larger_needs_no_more_memory(
+    app: FastAPI, clinic: ClinicKeys, researcher: dict[str, str]
+) -> None:
     measurements = store_many(app, clinic)
-    key = clinic.keys[Role.RESEARCHER]
+    key = researcher["Authorization"].removeprefix("Bearer ")
     anyio.run(stream_export, app, key, "instruments=scs_sf&to=2026-01-31T23:59:59Z")  # warm caches, untraced
 
     small_peak, small_lines = peak_bytes(app, key, "instruments=scs_sf&to=2026-02-28T23:59:59Z")

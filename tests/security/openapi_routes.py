@@ -96,6 +96,14 @@ EXAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", TOKEN_PATH): "grant_type=client_credentials&scope=system%2FObservation.rs"
     f"&client_assertion_type={ASSERTION_TYPE}&client_assertion=e30.e30.c2ln",
     ("POST", "/v1/patients/{patient_id}/enrolments"): {},
+    ("POST", "/v1/research/projects"): {
+        "name": "outcomes-study",
+        "purpose": "Outcomes of compassion-focused therapy.",
+        "ethics_reference": "REK 2026/123",
+        "consent_model": "opt_in",
+    },
+    ("PUT", "/v1/patients/{patient_id}/consents/{project_id}"): {"status": "granted"},
+    ("PUT", "/v1/me/consents/{project_id}"): {"status": "granted"},
     ("POST", "/v1/enrolments/exchange"): {"code": "AAAA-BBBB-CCCC"},
     ("POST", "/fhir/Patient"): {"resourceType": "Patient"},
     ("PUT", "/fhir/Patient/{patient_id}"): {"resourceType": "Patient", "id": "{patient_id}"},

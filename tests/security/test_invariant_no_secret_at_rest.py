@@ -115,8 +115,10 @@ def created(response: Response) -> Any:
 
 
 def staff_api_keys(flow: Flow) -> None:
-    for role in ("clinician", "researcher"):
-        flow.keep("API key", created(flow.client.post("/v1/api-keys", json={"role": role}, headers=flow.admin))["key"])
+    project = {"name": "secrets", "purpose": "A study.", "ethics_reference": "REK 1", "consent_model": "opt_in"}
+    project_id = created(flow.client.post("/v1/research/projects", json=project, headers=flow.admin))["id"]
+    for body in ({"role": "clinician"}, {"role": "researcher", "research_project_id": project_id}):
+        flow.keep("API key", created(flow.client.post("/v1/api-keys", json=body, headers=flow.admin))["key"])
     flow.idempotent("POST", "/v1/api-keys", json_body={"role": "integration"}, kind="API key", field_name="key")
 
 
