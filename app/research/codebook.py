@@ -12,9 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from app.research.missing import Missing, missing_values
 from app.research.schemas import ExportFormat, Layout, Level
 from app.research.variables import (
+    OCCASION_RULE,
     Column,
+    band_codes,
+    band_label,
     columns_for,
     public_item_text,
     score_title,
@@ -30,6 +34,13 @@ DEIDENTIFICATION = (
     "relative to each patient's first measurement (days_since_first, week); no calendar dates, external "
     "identifiers, free text (amendment reasons) or clinic-loaded item wording are included, and a period filter "
     "is widened to whole calendar months. Only the current version of each measurement is exported."
+)
+MISSING_DATA = (
+    "Missing data are coded by reason (missingValues): "
+    + "; ".join(f"{code.value} {code.label.lower()}" for code in Missing)
+    + ". CSV writes the codes; SPSS declares them user-missing; Stata writes them as extended missing values "
+    "(.a to .d); Parquet writes nulls and the wide layout's <instrument>_status columns tell why. Declined and "
+    "missed occasions come from assessment schedules, where the clinic keeps them, and appear in the wide layout."
 )
 IDENTIFIED = (
     "IDENTIFIED export (administrators only; every such export is recorded): internal and external patient ids "
@@ -61,6 +72,8 @@ def table_field(column: Column) -> dict[str, Any]:
         field["constraints"] = constraints
     if column.value_labels:
         field["categories"] = [{"value": code, "label": label} for code, label in column.value_labels.items()]
+    if column.coded:
+        field["missingValues"] = missing_values()
     for key, value in (
         ("instrument", column.instrument),
         ("scoreKey", column.score_key),
@@ -81,7 +94,7 @@ def _bands(spec: Score) -> str | None:
         upper = (
             "" if following is None else f" and {'<' if following.lower_inclusive else '≤'} {_number(following.lower)}"
         )
-        parts.append(f"{band.label}: {lower}{upper}")
+        parts.append(f"{band_codes(spec)[band.label]} = {band_label(band.label)}: {lower}{upper}")
     return "; ".join(parts)
 
 
@@ -158,16 +171,17 @@ def datapackage(
     identified: bool = False,
 ) -> dict[str, Any]:
     columns = columns_for(layout, level, definitions, identified=identified)
-    schema: dict[str, Any] = {"fields": [table_field(column) for column in columns], "missingValues": [""]}
+    schema: dict[str, Any] = {"fields": [table_field(column) for column in columns], "missingValues": missing_values()}
     if layout is Layout.WIDE:
-        schema["primaryKey"] = ["patient_id", "week"]
+        schema["primaryKey"] = ["patient_id", "week", "occasion"]
     name = f"research-export-{layout.value}-{level.value}"
     variables = score_variables(definitions) if level is Level.SCORES else item_variables(definitions)
     return {
         "$schema": PROFILE,
         "name": "compassion-outcomes-research-export",
         "title": f"Compassion Outcomes research export ({layout.value} layout, {level.value})",
-        "description": IDENTIFIED if identified else DEIDENTIFICATION,
+        "description": f"{IDENTIFIED if identified else DEIDENTIFICATION} {MISSING_DATA}"
+        + (f" {OCCASION_RULE}" if layout is Layout.WIDE else ""),
         "resources": [
             {
                 "name": "export",

@@ -39,7 +39,9 @@ from sqlalchemy.orm import Session
 from app.measurements.models import Measurement
 from app.patients.models import Patient
 from app.research.export import ExportSpec, measurement_query
+from app.research.missing import Missing
 from app.research.schemas import Layout, Level
+from app.research.variables import band_codes
 from app.research.writers import FORMULA_GUARD, FORMULA_STARTS, PARQUET_ROW_GROUP, DrainedSink, arrow_schema
 
 CSV_FLUSH_BYTES = 256 * 1024
@@ -200,8 +202,18 @@ def _rows_statement(db: Session, spec: ExportSpec, *, for_csv: bool) -> tuple[st
     PostgreSQL's CSV writes as an empty field as Python's ``csv`` does (an empty string it would write as ``""``).
     """
     measurements, params = _driver_sql(db, _measurements(spec))
-    instruments, keys, positions = _score_positions(spec)
-    params |= {"export_instruments": instruments, "export_score_keys": keys, "export_positions": positions}
+    instruments, keys, positions, banded = _score_positions(spec)
+    band_instruments, band_keys, band_labels, band_codes = _band_codes(spec)
+    params |= {
+        "export_instruments": instruments,
+        "export_score_keys": keys,
+        "export_positions": positions,
+        "export_banded": banded,
+        "export_band_instruments": band_instruments,
+        "export_band_keys": band_keys,
+        "export_band_labels": band_labels,
+        "export_band_codes": band_codes,
+    }
     value = _value_text("s.value")
     texts = [
         "p.pseudonym",
@@ -209,29 +221,44 @@ def _rows_statement(db: Session, spec: ExportSpec, *, for_csv: bool) -> tuple[st
         "m.definition_version",
         "s.key",
         value,
-        "s.value ->> 'band'",
+        "CASE WHEN jsonb_typeof(s.value -> 'band') = 'string' AND s.value ->> 'band' <> '' "
+        "THEN replace(s.value ->> 'band', '_', ' ') END",
         "array_to_string(ARRAY(SELECT jsonb_array_elements_text(m.flags)), ';')",
     ]
+    # A missing value is the unanswered code in CSV and a null in Parquet (``writers``, ``missing``).
+    unanswered = f"'{Missing.UNANSWERED.value}'" if for_csv else "NULL"
     if for_csv:
         texts = [_neutralised(expression) for expression in texts]
         # The value column holds numbers: a JSON number is written as it is, anything else is text.
         stored = _neutralised("(s.value ->> 'value')")
         texts[4] = f"CASE WHEN jsonb_typeof(s.value -> 'value') = 'number' THEN {value} ELSE {stored} END"
         texts = [f"NULLIF({expression}, '')" for expression in texts]
-    pseudonym, instrument, version, key, value, band, flags = texts
+    pseudonym, instrument, version, key, value, label, flags = texts
+    value_missing = "coalesce(jsonb_typeof(s.value -> 'value'), 'null') = 'null'"
+    value = f"CASE WHEN {value_missing} THEN {unanswered} ELSE {value} END"
+    band = (
+        f"CASE WHEN NOT coalesce(k.banded, false) THEN NULL WHEN b.code IS NOT NULL THEN b.code::text "
+        f"WHEN {value_missing} THEN {unanswered} END"
+    )
     # Only this module's SQL and SQLAlchemy's compiled query are put together here; every value is a parameter.
     statement = f"""
         SELECT {pseudonym}, m.session_number, floor(m.days / 7.0)::integer, m.days, {instrument}, {version}, {key},
-               {value}, {band},
+               {value}, {band}, {label},
                CASE WHEN coalesce(s.value -> 'prorated', 'null') IN ('null', 'false', '0', '""', '[]', '{{}}')
                     THEN 0 ELSE 1 END,
                {flags}
         FROM ({measurements}) AS m
         JOIN {_PSEUDONYMS} AS p ON p.patient_id = m.patient_id
         CROSS JOIN LATERAL jsonb_each(m.payload) WITH ORDINALITY AS s(key, value, stored_at)
-        LEFT JOIN unnest(%(export_instruments)s::text[], %(export_score_keys)s::text[], %(export_positions)s::integer[])
-          AS k(instrument_id, key, position)
+        LEFT JOIN unnest(%(export_instruments)s::text[], %(export_score_keys)s::text[], %(export_positions)s::integer[],
+                         %(export_banded)s::boolean[])
+          AS k(instrument_id, key, position, banded)
           ON k.instrument_id = m.instrument_id AND k.key = s.key
+        LEFT JOIN unnest(%(export_band_instruments)s::text[], %(export_band_keys)s::text[],
+                         %(export_band_labels)s::text[], %(export_band_codes)s::integer[])
+          AS b(instrument_id, key, label, code)
+          ON b.instrument_id = m.instrument_id AND b.key = s.key AND jsonb_typeof(s.value -> 'band') = 'string'
+             AND b.label = s.value ->> 'band'
         WHERE jsonb_typeof(s.value) <> 'null'
         ORDER BY m.patient_id, m.measured_at, m.measurement_id, k.position NULLS LAST, s.stored_at
     """  # noqa: S608
@@ -271,15 +298,29 @@ def _driver_sql(db: Session, query: Select[Any]) -> tuple[str, dict[str, Any]]:
     return str(compiled), params
 
 
-def _score_positions(spec: ExportSpec) -> tuple[list[str], list[str], list[int]]:
-    """(instrument, score key, position) of every score each definition lists, as three parallel arrays."""
-    instruments, keys, positions = [], [], []
+def _score_positions(spec: ExportSpec) -> tuple[list[str], list[str], list[int], list[bool]]:
+    """(instrument, score key, position, whether banded) of every score each definition lists, as parallel arrays."""
+    instruments, keys, positions, banded = [], [], [], []
     for definition in spec.definitions:
         for position, score in enumerate(definition.scores):
             instruments.append(definition.id)
             keys.append(score.key)
             positions.append(position)
-    return instruments, keys, positions
+            banded.append(bool(score.bands))
+    return instruments, keys, positions, banded
+
+
+def _band_codes(spec: ExportSpec) -> tuple[list[str], list[str], list[str], list[int]]:
+    """(instrument, score key, stored band label, code) of every band (``variables.band_codes``), as arrays."""
+    instruments, keys, labels, codes = [], [], [], []
+    for definition in spec.definitions:
+        for score in definition.scores:
+            for label, code in band_codes(score).items():
+                instruments.append(definition.id)
+                keys.append(score.key)
+                labels.append(label)
+                codes.append(code)
+    return instruments, keys, labels, codes
 
 
 def _value_text(score: str) -> str:

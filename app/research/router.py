@@ -15,7 +15,7 @@ from app.idempotency.service import Idempotent
 from app.instruments.dependencies import RegistryDep
 from app.research import codebook, imports, service
 from app.research.dependencies import NDJSON_TYPES, ExportParams, ExportParamsDep, ImportFormatDep, UploadDep
-from app.research.export import ExportSpec
+from app.research.export import ExportSpec, with_data
 from app.research.pseudonyms import DEFAULT_PROJECT, Pseudonymiser
 from app.research.responses import export_response
 from app.research.schemas import (
@@ -82,6 +82,7 @@ def export(
 ) -> Response:
     """De-identified export of the clinic's current measurements (pseudonymous ids, relative time only)."""
     spec = _spec(params, registry, principal, identified=False)
+    spec = spec if params.all_instruments else with_data(db, spec)
     pseudonymise = Pseudonymiser(
         secret=settings.research_pseudonym_key.get_secret_value(), project=project, clinic_id=principal.clinic_id
     )
@@ -109,6 +110,7 @@ def export_identified(
 ) -> Response:
     """Identified export (internal and external ids, UTC times) for administrators; every one is recorded."""
     spec = _spec(params, registry, principal, identified=True)
+    spec = spec if params.all_instruments else with_data(db, spec)
     response = export_response(
         db=db,
         sessions=state_of(request).read_sessions,

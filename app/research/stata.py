@@ -1,0 +1,62 @@
+"""Value-label sets of a written Stata file renamed after their variables (``phq9_i1``, not ``phq9_i10``).
+
+pyreadstat names each set ``<variable><counter>``, which reads as another variable's name (``phq9_i1`` + ``0``);
+Stata users expect a set named as its variable (``label list phq9_i1``). The names are fixed-width, zero-padded
+fields in two places of a ``.dta`` (format 117 to 119, Stata's documented ``dta`` layout): the variable-to-set table
+``<value_label_names>`` and each ``<lbl>`` table's header. Renaming rewrites those fields in place; no offset moves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_NAME_WIDTHS = {b"117": 33, b"118": 129, b"119": 129}
+"""Bytes of a name field (32 characters, UTF-8 from 118 on, and a terminating zero)."""
+
+
+def _section(data: bytes | bytearray, tag: bytes, start: int = 0) -> tuple[int, int]:
+    """Where the contents of the first ``<tag>`` section at or after ``start`` begin and end."""
+    begin = data.index(b"<" + tag + b">", start) + len(tag) + 2
+    return begin, data.index(b"</" + tag + b">", begin)
+
+
+def _field(name: str, width: int) -> bytes:
+    encoded = name.encode()
+    if len(encoded) >= width:
+        raise ValueError(f"name {name!r} does not fit a {width}-byte field")
+    return encoded.ljust(width, b"\0")
+
+
+def name_label_sets(path: Path, labelled: list[str]) -> None:
+    """Rename the value-label set of each variable in ``labelled`` after the variable itself."""
+    if not labelled:
+        return
+    data = bytearray(path.read_bytes())
+    release_start, release_end = _section(data, b"release")
+    width = _NAME_WIDTHS[bytes(data[release_start:release_end])]
+    order_start, _ = _section(data, b"byteorder")
+    byteorder = "little" if data[order_start : order_start + 3] == b"LSF" else "big"
+    names_start, names_end = _section(data, b"varnames")
+    sets_start, sets_end = _section(data, b"value_label_names")
+    variables = [bytes(data[at : at + width]).rstrip(b"\0").decode() for at in range(names_start, names_end, width)]
+    renamed: dict[bytes, bytes] = {}
+    for position, variable in enumerate(variables):
+        at = sets_start + position * width
+        current = bytes(data[at : at + width])
+        if variable in labelled and current.strip(b"\0"):
+            renamed[current] = _field(variable, width)
+            data[at : at + width] = renamed[current]
+    if sets_end - sets_start != len(variables) * width:
+        raise ValueError("unexpected value_label_names section")
+    labels_start, labels_end = _section(data, b"value_labels", data.rindex(b"<value_labels>"))
+    at = labels_start
+    while at < labels_end:
+        if data[at : at + 5] != b"<lbl>":
+            raise ValueError("unexpected value label table")
+        length = int.from_bytes(data[at + 5 : at + 9], byteorder)
+        name_at = at + 9
+        current = bytes(data[name_at : name_at + width])
+        if current in renamed:
+            data[name_at : name_at + width] = renamed[current]
+        at = name_at + width + 3 + length + len(b"</lbl>")
+    path.write_bytes(bytes(data))
