@@ -1,9 +1,11 @@
-"""Value-label sets of a written Stata file renamed after their variables (``phq9_i1``, not ``phq9_i10``).
+"""Variables and value-label sets of a written Stata file renamed: each set named as its variable.
 
-pyreadstat names each set ``<variable><counter>``, which reads as another variable's name (``phq9_i1`` + ``0``);
-Stata users expect a set named as its variable (``label list phq9_i1``). The names are fixed-width, zero-padded
-fields in two places of a ``.dta`` (format 117 to 119, Stata's documented ``dta`` layout): the variable-to-set table
-``<value_label_names>`` and each ``<lbl>`` table's header. Renaming rewrites those fields in place; no offset moves.
+pyreadstat names each value-label set ``<variable><counter>``, which reads as another variable's name (``phq9_i1``
++ ``0``) and is too long for Stata beside a 32-character variable name; Stata users expect a set named as its
+variable (``label list phq9_i1``). So the file is written under short stand-in names and renamed here. Names are
+fixed-width, zero-padded fields (``dta`` formats 117 to 119, Stata's documented layout) in ``<varnames>``, in the
+variable-to-set table ``<value_label_names>`` and in each ``<lbl>`` table's header: they are rewritten in place, and
+no offset moves.
 """
 
 from __future__ import annotations
@@ -27,10 +29,8 @@ def _field(name: str, width: int) -> bytes:
     return encoded.ljust(width, b"\0")
 
 
-def name_label_sets(path: Path, labelled: list[str]) -> None:
-    """Rename the value-label set of each variable in ``labelled`` after the variable itself."""
-    if not labelled:
-        return
+def name_variables(path: Path, names: list[str]) -> None:
+    """Name the file's variables ``names`` (in order), and each variable's value-label set as the variable."""
     data = bytearray(path.read_bytes())
     release_start, release_end = _section(data, b"release")
     width = _NAME_WIDTHS[bytes(data[release_start:release_end])]
@@ -38,16 +38,17 @@ def name_label_sets(path: Path, labelled: list[str]) -> None:
     byteorder = "little" if data[order_start : order_start + 3] == b"LSF" else "big"
     names_start, names_end = _section(data, b"varnames")
     sets_start, sets_end = _section(data, b"value_label_names")
-    variables = [bytes(data[at : at + width]).rstrip(b"\0").decode() for at in range(names_start, names_end, width)]
+    if names_end - names_start != len(names) * width or sets_end - sets_start != len(names) * width:
+        raise ValueError("the file's variables are not the names given")
     renamed: dict[bytes, bytes] = {}
-    for position, variable in enumerate(variables):
+    for position, variable in enumerate(names):
+        field = _field(variable, width)
+        data[names_start + position * width : names_start + (position + 1) * width] = field
         at = sets_start + position * width
         current = bytes(data[at : at + width])
-        if variable in labelled and current.strip(b"\0"):
-            renamed[current] = _field(variable, width)
-            data[at : at + width] = renamed[current]
-    if sets_end - sets_start != len(variables) * width:
-        raise ValueError("unexpected value_label_names section")
+        if current.strip(b"\0"):
+            renamed[current] = field
+            data[at : at + width] = field
     labels_start, labels_end = _section(data, b"value_labels", data.rindex(b"<value_labels>"))
     at = labels_start
     while at < labels_end:

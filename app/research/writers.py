@@ -25,7 +25,7 @@ import pyreadstat
 
 from app.research.missing import CODE_LABELS, SPSS_MISSING_RANGE, Missing
 from app.research.schemas import ExportFormat
-from app.research.stata import name_label_sets
+from app.research.stata import name_variables
 from app.research.variables import Column, Value
 
 CSV_FLUSH_ROWS = 2_000
@@ -211,22 +211,29 @@ def data_frame(columns: Sequence[Column], rows: Iterable[list[Value]], export_fo
     A missing-data code stays its number in SPSS (declared user-missing) and becomes its extended missing value's
     letter in Stata (pyreadstat writes ``a`` as ``.a``); in a text column it is an empty string in both.
     """
-    frame = pd.DataFrame.from_records(list(rows), columns=[column.name for column in columns])
+    table = list(rows)
+    frame = pd.DataFrame.from_records(table, columns=[column.name for column in columns])
     stata = export_format is ExportFormat.DTA
-    for column in columns:
+    for position, column in enumerate(columns):
         series = frame[column.name]
         if column.type in ("integer", "number"):
-            if stata and column.coded and any(isinstance(value, Missing) for value in series):
+            # From the rows themselves: pandas would turn a code into a plain number.
+            cells = [row[position] for row in table] if stata and column.coded else []
+            if any(isinstance(value, Missing) for value in cells):
                 frame[column.name] = pd.Series(
-                    [_stata_cell(value) for value in series], index=series.index, dtype=object
+                    [_stata_cell(value) for value in cells], index=series.index, dtype=object
                 )
             else:
                 frame[column.name] = pd.to_numeric(series, errors="coerce").astype("float64")
         elif column.type == "datetime":
             frame[column.name] = pd.to_datetime(series, utc=True).dt.tz_localize(None)
         else:
-            text = series.map(lambda value: "" if value is None or isinstance(value, Missing) else value)
-            frame[column.name] = text.astype(object).where(text.notna(), "").astype(str)
+            cells = [row[position] for row in table]
+            frame[column.name] = pd.Series(
+                ["" if value is None or isinstance(value, Missing) else str(value) for value in cells],
+                index=series.index,
+                dtype=object,
+            )
     return frame
 
 
@@ -288,15 +295,19 @@ def write_statistics_file(
             variable_format=dict.fromkeys(integers, SPSS_INTEGER_FORMAT),
         )
     elif export_format is ExportFormat.DTA:
+        # Written under short stand-in names, then renamed in the file: pyreadstat names each value-label set
+        # ``<variable><counter>``, too long for Stata beside a 32-character variable name (``stata``).
+        stand_in = {column.name: f"v{position}" for position, column in enumerate(columns)}
+        frame = frame.rename(columns=stand_in)
         pyreadstat.write_dta(
             frame,
             str(path),
             column_labels=labels,
-            variable_value_labels=value_labels,
-            missing_user_values={name: [code.stata for code in Missing] for name in coded},
-            variable_format=dict.fromkeys(integers, STATA_INTEGER_FORMAT),
+            variable_value_labels={stand_in[name]: labels_ for name, labels_ in value_labels.items()},
+            missing_user_values={stand_in[name]: [code.stata for code in Missing] for name in coded},
+            variable_format={stand_in[name]: STATA_INTEGER_FORMAT for name in integers},
             version=STATA_VERSION,
         )
-        name_label_sets(path, [name for name in frame.columns if name in value_labels])
+        name_variables(path, [column.name for column in columns])
     else:
         raise ValueError(f"{export_format} is not a statistics-package format")
