@@ -24,7 +24,8 @@ unanswered item, a status of completed) tells why.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+
+from pyreadstat.pyclasses import MissingRange
 
 
 class Missing(IntEnum):
@@ -67,7 +68,7 @@ STATUS_LABELS: dict[int, str] = {
     Missing.MISSED.value: Missing.MISSED.label,
 }
 
-SPSS_MISSING_RANGE: dict[str, Any] = {"lo": float(min(Missing)), "hi": float(max(Missing))}
+SPSS_MISSING_RANGE = MissingRange(lo=float(min(Missing)), hi=float(max(Missing)))
 """The four codes as one SPSS user-missing range (they are consecutive)."""
 
 CODE_LABELS: dict[int, str] = {code.value: code.label for code in Missing}

@@ -11,6 +11,7 @@ no offset moves.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 _NAME_WIDTHS = {b"117": 33, b"118": 129, b"119": 129}
 """Bytes of a name field (32 characters, UTF-8 from 118 on, and a terminating zero)."""
@@ -35,7 +36,7 @@ def name_variables(path: Path, names: list[str]) -> None:
     release_start, release_end = _section(data, b"release")
     width = _NAME_WIDTHS[bytes(data[release_start:release_end])]
     order_start, _ = _section(data, b"byteorder")
-    byteorder = "little" if data[order_start : order_start + 3] == b"LSF" else "big"
+    byteorder: Literal["little", "big"] = "little" if data[order_start : order_start + 3] == b"LSF" else "big"
     names_start, names_end = _section(data, b"varnames")
     sets_start, sets_end = _section(data, b"value_label_names")
     if names_end - names_start != len(names) * width or sets_end - sets_start != len(names) * width:

@@ -291,7 +291,7 @@ def write_statistics_file(
             column_labels=labels,
             variable_value_labels=value_labels,
             variable_measure=measures,
-            missing_ranges={name: [dict(SPSS_MISSING_RANGE)] for name in coded},
+            missing_ranges={name: [SPSS_MISSING_RANGE] for name in coded},
             variable_format=dict.fromkeys(integers, SPSS_INTEGER_FORMAT),
         )
     elif export_format is ExportFormat.DTA:
