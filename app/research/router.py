@@ -136,18 +136,22 @@ def list_exports(
 @router.get("/codebook")
 def get_codebook(
     params: ExportParamsDep,
+    db: ReadDb,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT)],
     identified: Annotated[bool, Query(description="Describe the identified export's columns.")] = False,
 ) -> dict[str, Any]:
-    """The export's codebook as a Frictionless Data Package (`datapackage.json`)."""
+    """The export's codebook as a Frictionless Data Package (`datapackage.json`): the same columns as the export
+    with the same parameters (only instruments with data in the period, unless `all_instruments`)."""
     if identified:
         principal.require(Permission.RESEARCH_EXPORT_IDENTIFIED)
+    spec = _spec(params, registry, principal, identified=identified)
+    spec = spec if params.all_instruments else with_data(db, spec)
     return codebook.datapackage(
         layout=params.layout,
         level=params.level,
         export_format=params.export_format,
-        definitions=service.select_definitions(registry, params.instruments),
+        definitions=spec.definitions,
         identified=identified,
     )
 

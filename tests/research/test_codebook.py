@@ -12,7 +12,9 @@ from app.research.variables import MAX_NAME, variable_name
 
 
 def codebook(client: TestClient, headers: dict[str, str], **params: Any) -> dict[str, Any]:
-    response = client.get("/v1/research/codebook", params=params, headers=headers)
+    """The codebook of every instrument asked for (these tests store no data: by default only instruments with data
+    are described)."""
+    response = client.get("/v1/research/codebook", params={"all_instruments": "true", **params}, headers=headers)
     assert response.status_code == 200, response.text
     package: dict[str, Any] = response.json()
     return package

@@ -209,3 +209,16 @@ def test_r_haven_reads_user_defined_and_tagged_missing_values(
     assert lines["sav_na"] == "TRUE FALSE TRUE TRUE"
     assert lines["dta"] == "a - d c"
     assert lines["dta_na"] == "TRUE FALSE TRUE TRUE"
+
+
+@pytest.mark.parametrize(("layout", "level"), [("long", "scores"), ("wide", "scores"), ("wide", "items")])
+def test_the_codebook_describes_the_exports_columns_only_instruments_with_data(
+    client: TestClient, course: str, researcher: dict[str, str], layout: str, level: str
+) -> None:
+    header = export(client, researcher, layout=layout, level=level).content.decode().splitlines()[0].split(",")
+    response = client.get("/v1/research/codebook", params={"layout": layout, "level": level}, headers=researcher)
+
+    assert response.status_code == 200, response.text
+    assert [field["name"] for field in response.json()["resources"][0]["schema"]["fields"]] == header
+    if layout == "wide":
+        assert {name.split("_")[0] for name in header[4:]} == {"gad7", "phq9"}
