@@ -83,6 +83,8 @@ def measurement_query(spec: ExportSpec) -> Select[Any]:
         TherapySession.session_number,
         Measurement.flags,
         payload.label("payload"),
+        Measurement.measured_at.label("at"),
+        Measurement.id.label("event_id"),
     ]
     if spec.identified:
         columns.append(Measurement.measured_at)
@@ -136,12 +138,16 @@ def occasion_query(spec: ExportSpec) -> Select[Any]:
         occurrence.instrument_id,
         days.label("days"),
         occurrence.state,
+        TherapySession.session_number,
+        occurrence.due_from.label("at"),
+        occurrence.id.label("event_id"),
     ]
     if spec.identified:
         columns.append(_external_id(occurrence.patient_id).label("external_id"))
     return (
         select(*columns)
         .join(first, first.c.patient_id == occurrence.patient_id)
+        .outerjoin(TherapySession, TherapySession.id == occurrence.session_id)
         .where(
             occurrence.clinic_id == spec.clinic_id,
             occurrence.instrument_id.in_([definition.id for definition in spec.definitions]),
@@ -176,10 +182,10 @@ def export_rows(
         raise ValueError("a de-identified export needs a pseudonymiser")
     # On the session's Core connection: the ORM's result path would add per-row loading work for plain columns.
     measurements = db.connection().execute(measurement_query(spec).execution_options(yield_per=YIELD_PER))
-    if spec.layout is Layout.LONG:
-        yield from _LongRows(spec, pseudonymise).rows(measurements)
-        return
     occasions = db.connection().execute(occasion_query(spec).execution_options(yield_per=YIELD_PER))
+    if spec.layout is Layout.LONG:
+        yield from _LongRows(spec, pseudonymise).rows(_in_time_order(measurements, occasions))
+        return
     yield from _WideRows(spec, pseudonymise, occasions).rows(measurements)
 
 
@@ -205,8 +211,8 @@ class _Rows(ABC):
         return self._identity
 
     @abstractmethod
-    def rows(self, measurements: Iterator[Row[Any]]) -> Iterator[list[Value]]:
-        """The export rows built from the measurements, in order."""
+    def rows(self, events: Iterator[Any]) -> Iterator[list[Value]]:
+        """The export rows built from the events (measurements, and declined or missed occasions), in order."""
 
 
 def _ordered(known: list[str], scores: dict[str, Any]) -> list[str]:
@@ -220,14 +226,17 @@ class _LongRows(_Rows):
         self.score_keys = {definition.id: [score.key for score in definition.scores] for definition in spec.definitions}
         self.bands = _bands(spec)
 
-    def rows(self, measurements: Iterator[Row[Any]]) -> Iterator[list[Value]]:
-        for row in measurements:
+    def rows(self, events: Iterator[tuple[int, Row[Any]]]) -> Iterator[list[Value]]:
+        for kind, row in events:
             days = row.days
             head: list[Value] = [*self.identity(row), row.session_number, week_of(days), days]
             if self.spec.identified:
-                head.append(row.measured_at)
-            head += [row.instrument_id, row.definition_version]
+                head.append(row.at)
             definition = self.definitions[row.instrument_id]
+            if kind == _OCCASION:
+                yield from self._occasion([*head, row.instrument_id, definition.version], definition, row)
+                continue
+            head += [row.instrument_id, row.definition_version]
             if self.spec.level is Level.SCORES:
                 yield from self._scores(head, definition, row)
             else:
@@ -254,6 +263,16 @@ class _LongRows(_Rows):
                     prorated,
                     flags,
                 ]
+
+    def _occasion(self, head: list[Value], definition: InstrumentDefinition, row: Row[Any]) -> Iterator[list[Value]]:
+        """A declined or missed occasion: a row per score (or item) of its instrument, each coded with the reason."""
+        reason = Missing.DECLINED if row.state == DECLINED else Missing.MISSED
+        if self.spec.level is Level.SCORES:
+            for spec in definition.scores:
+                yield [*head, spec.key, reason, reason if spec.bands else None, None, None, None]
+            return
+        for item in definition.items:
+            yield [*head, int(item.number), reason, reason]
 
     @staticmethod
     def _items(head: list[Value], definition: InstrumentDefinition, items: dict[str, Any]) -> Iterator[list[Value]]:
@@ -315,16 +334,16 @@ class _WideRows(_Rows):
         self.bands = _bands(spec)
         self.occasions = occasions
 
-    def rows(self, measurements: Iterator[Row[Any]]) -> Iterator[list[Value]]:
-        for rows in _by_patient(measurements, self.occasions):
+    def rows(self, events: Iterator[Any]) -> Iterator[list[Value]]:
+        for rows in _by_patient(events, self.occasions):
             weeks: dict[int, dict[str, list[tuple[int, int, Row[Any]]]]] = {}
             for kind, row in rows:
-                events = weeks.setdefault(week_of(row.days), {}).setdefault(row.instrument_id, [])
-                events.append((row.days, kind, row))
+                instrument_events = weeks.setdefault(week_of(row.days), {}).setdefault(row.instrument_id, [])
+                instrument_events.append((row.days, kind, row))
             identity = self.identity(rows[0][1])
             for week in sorted(weeks):
                 by_instrument = {
-                    instrument: sorted(events, key=_event_order) for instrument, events in weeks[week].items()
+                    instrument: sorted(listed, key=_event_order) for instrument, listed in weeks[week].items()
                 }
                 for occasion in range(1, max(map(len, by_instrument.values())) + 1):
                     yield self._occasion_row(identity, week, occasion, by_instrument)
@@ -404,6 +423,17 @@ def _event_order(event: tuple[int, int, Row[Any]]) -> tuple[int, int]:
 def _patient_of(row: Row[Any]) -> uuid.UUID:
     stored = row.patient_id
     return stored if isinstance(stored, uuid.UUID) else uuid.UUID(hex=stored)
+
+
+def _in_time_order(measurements: Iterator[Row[Any]], occasions: Iterator[Row[Any]]) -> Iterator[tuple[int, Row[Any]]]:
+    """Measurements and declined or missed occasions merged by patient, then time (a measurement's answer, an
+    occasion's window start), a measurement first at the same moment; each stream keeps its order otherwise."""
+    streams = [
+        (((_patient_of(row), row.at, _MEASURED), _MEASURED, row) for row in measurements),
+        (((_patient_of(row), row.at, _OCCASION), _OCCASION, row) for row in occasions),
+    ]
+    for _, kind, row in heapq.merge(*streams, key=lambda event: event[0]):
+        yield kind, row
 
 
 def _by_patient(

@@ -27,6 +27,7 @@ from tests.care.conftest import NOW, assessments, new_schedule, ok
 from tests.conftest import ClinicKeys
 from tests.research.conftest import all_items, measure, new_patient
 from tests.research.test_export import expected_pseudonym, export, read_csv
+from tests.research.test_postgres_export import exported, parquet_table, python_path
 
 UNANSWERED_ITEM_9 = {str(n): 1 for n in range(1, 9)} | {"10": 0}
 
@@ -75,6 +76,39 @@ def test_a_week_with_two_phq9s_keeps_both_in_the_wide_layout(
     assert by_occasion(frame, "gad7_total") == {(0, 1): 14, (0, 2): -92, (1, 1): -92, (2, 1): -92}
 
 
+def test_the_long_layout_has_declined_and_missed_occasions_as_coded_rows(
+    client: TestClient, course: str, researcher: dict[str, str]
+) -> None:
+    scores = read_csv(export(client, researcher, instruments="phq9").content)
+    items = read_csv(export(client, researcher, level="items", instruments="phq9").content)
+
+    assert list(zip(scores["days_since_first"], scores["value"], scores["band"], strict=True)) == [
+        (0, 9.0, 2),
+        (2, 27.0, 5),
+        (7, -94, -94),  # missed: window opened 13 November
+        (14, -93, -93),  # declined: window opened 20 November
+    ]
+    first = items[items["days_since_first"] == 0]
+    assert list(first["answer"]) == [1] * 8 + [-91, 0]  # item 9 unanswered
+    assert set(items.loc[items["days_since_first"] == 14, "item_score"]) == {-93}
+
+
+@pytest.mark.parametrize("export_format", ["csv", "parquet"])
+@pytest.mark.parametrize("params", [{}, {"from": "2026-11-10T00:00:00Z"}, {"instruments": "gad7"}])
+def test_postgresql_writes_declined_and_missed_occasions_as_the_python_path_does(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, course: str, export_format: str, params: dict[str, str]
+) -> None:
+    with CLOCK.frozen_at(NOW):  # what is missed depends on the time
+        ours = exported(client, clinic, export_format, params)
+        python = python_path(app, clinic, export_format, params)
+
+    if export_format == "csv":
+        assert ours == python
+        assert (b",-94," in ours) == ("instruments" not in params)
+    else:
+        assert parquet_table(ours).equals(parquet_table(python), check_metadata=True)
+
+
 def test_spss_reads_the_four_reasons_as_different_user_missing_codes(
     client: TestClient, course: str, researcher: dict[str, str], tmp_path: Path
 ) -> None:
@@ -121,7 +155,8 @@ def test_bands_are_coded_the_same_in_every_layout(
     long = read_csv(export(client, researcher, instruments="phq9").content)
     wide = read_csv(export(client, researcher, layout="wide", instruments="phq9").content)
 
-    assert list(zip(long["band"], long["band_label"], strict=True)) == [(2, "mild"), (5, "severe")]
+    answered = long[long["band"] > 0]
+    assert list(zip(answered["band"], answered["band_label"], strict=True)) == [(2, "mild"), (5, "severe")]
     completed = wide[wide["phq9_status"] == 1]
     assert list(zip(completed["phq9_total_band"], completed["phq9_total_band_label"], strict=True)) == [
         (2, "mild"),
