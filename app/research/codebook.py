@@ -40,7 +40,8 @@ MISSING_DATA = (
     + "; ".join(f"{code.value} {code.label.lower()}" for code in Missing)
     + ". CSV writes the codes; SPSS declares them user-missing; Stata writes them as extended missing values "
     "(.a to .d); Parquet writes nulls and the wide layout's <instrument>_status columns tell why. Declined and "
-    "missed occasions come from assessment schedules, where the clinic keeps them, and appear in the wide layout."
+    "missed occasions come from assessment schedules, where the clinic keeps them: in the long layout each is a row "
+    "per score (or item) of its instrument, at the start of its window, coded with the reason."
 )
 IDENTIFIED = (
     "IDENTIFIED export (administrators only; every such export is recorded): internal and external patient ids "

@@ -2,10 +2,11 @@
 
 The Python path (``export.export_rows``) reads one measurement at a time and builds a row per score; that per-row
 Python costs as much as reading the rows. On PostgreSQL the same rows are made by the database instead: the scores
-are exploded with ``jsonb_each``, each patient's pseudonym is joined in (computed here first, once per patient, and
-sent as COPY data into a temporary table: the secret never reaches the database), and ``COPY ... TO STDOUT (FORMAT
-csv)`` streams the rows as CSV. Parquet is read from the same stream by Arrow's CSV reader, so no Python touches a
-row in either format.
+are exploded with ``jsonb_each`` (declined and missed occasions, ``export.occasion_query``, are joined to their
+instrument's score keys and merged in by time), each patient's pseudonym is joined in (computed here first, once per
+patient, and sent as COPY data into a temporary table: the secret never reaches the database), and ``COPY ... TO
+STDOUT (FORMAT csv)`` streams the rows as CSV. Parquet is read from the same stream by Arrow's CSV reader, so no
+Python touches a row in either format.
 
 The output is the Python path's, byte for byte (CSV) and value for value (Parquet); ``tests/research`` compares the
 two on both paths' tricky cases. What the database must do to match it:

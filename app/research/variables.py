@@ -151,7 +151,13 @@ def _long_time_columns(identified: bool) -> list[Column]:
     ]
     if identified:
         columns.append(
-            Column("measured_at", "datetime", "When the patient answered (UTC)", "ISO 8601, UTC.", required=True)
+            Column(
+                "measured_at",
+                "datetime",
+                "When the patient answered (UTC)",
+                "ISO 8601, UTC; for a declined or missed occasion, the start of its window.",
+                required=True,
+            )
         )
     return columns
 
@@ -188,7 +194,8 @@ def long_score_columns(definitions: Sequence[InstrumentDefinition], *, identifie
             "value",
             "number",
             "Score value",
-            f"The score. When too many of its items were unanswered to score it: the unanswered code. {MISSING}",
+            "The score; the unanswered code when too many of its items were unanswered to score it, the declined or "
+            f"missed code in a declined or missed occasion's row. {MISSING}",
             coded=True,
         ),
         Column(
