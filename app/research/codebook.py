@@ -12,9 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from app.research.missing import Missing, missing_values
 from app.research.schemas import ExportFormat, Layout, Level
 from app.research.variables import (
+    OCCASION_RULE,
     Column,
+    band_codes,
+    band_label,
     columns_for,
     public_item_text,
     score_title,
@@ -30,6 +34,14 @@ DEIDENTIFICATION = (
     "relative to each patient's first measurement (days_since_first, week); no calendar dates, external "
     "identifiers, free text (amendment reasons) or clinic-loaded item wording are included, and a period filter "
     "is widened to whole calendar months. Only the current version of each measurement is exported."
+)
+MISSING_DATA = (
+    "Missing data are coded by reason (missingValues): "
+    + "; ".join(f"{code.value} {code.label.lower()}" for code in Missing)
+    + ". CSV writes the codes; SPSS declares them user-missing; Stata writes them as extended missing values "
+    "(.a to .d); Parquet writes nulls and the wide layout's <instrument>_status columns tell why. Declined and "
+    "missed occasions come from assessment schedules, where the clinic keeps them: in the long layout each is a row "
+    "per score (or item) of its instrument, at the start of its window, coded with the reason."
 )
 IDENTIFIED = (
     "IDENTIFIED export (administrators only; every such export is recorded): internal and external patient ids "
@@ -68,6 +80,8 @@ def table_field(column: Column) -> dict[str, Any]:
         field["constraints"] = constraints
     if column.value_labels:
         field["categories"] = [{"value": code, "label": label} for code, label in column.value_labels.items()]
+    if column.coded:
+        field["missingValues"] = missing_values()
     for key, value in (
         ("instrument", column.instrument),
         ("scoreKey", column.score_key),
@@ -88,7 +102,7 @@ def _bands(spec: Score) -> str | None:
         upper = (
             "" if following is None else f" and {'<' if following.lower_inclusive else '≤'} {_number(following.lower)}"
         )
-        parts.append(f"{band.label}: {lower}{upper}")
+        parts.append(f"{band_codes(spec)[band.label]} = {band_label(band.label)}: {lower}{upper}")
     return "; ".join(parts)
 
 
@@ -168,16 +182,18 @@ def datapackage(
     """``synthetic``: the clinic is a synthetic one; the package says so (``synthetic``, the description and the
     file's name)."""
     columns = columns_for(layout, level, definitions, identified=identified)
-    schema: dict[str, Any] = {"fields": [table_field(column) for column in columns], "missingValues": [""]}
+    schema: dict[str, Any] = {"fields": [table_field(column) for column in columns], "missingValues": missing_values()}
     if layout is Layout.WIDE:
-        schema["primaryKey"] = ["patient_id", "week"]
+        schema["primaryKey"] = ["patient_id", "week", "occasion"]
     name = f"{SYNTHETIC_PREFIX if synthetic else ''}research-export-{layout.value}-{level.value}"
     variables = score_variables(definitions) if level is Level.SCORES else item_variables(definitions)
     return {
         "$schema": PROFILE,
         "name": "compassion-outcomes-research-export",
         "title": f"Compassion Outcomes research export ({layout.value} layout, {level.value})",
-        "description": (f"{SYNTHETIC} " if synthetic else "") + (IDENTIFIED if identified else DEIDENTIFICATION),
+        "description": (f"{SYNTHETIC} " if synthetic else "")
+        + f"{IDENTIFIED if identified else DEIDENTIFICATION} {MISSING_DATA}"
+        + (f" {OCCASION_RULE}" if layout is Layout.WIDE else ""),
         "synthetic": synthetic,
         "resources": [
             {

@@ -25,6 +25,7 @@ class ExportParams:
     instruments: list[str] | None
     measured_from: datetime | None
     measured_to: datetime | None
+    all_instruments: bool = False
 
 
 def export_params(
@@ -44,9 +45,13 @@ def export_params(
         FilterTime | None,
         Query(alias="to", description="Measured on or before; de-identified exports widen it to its whole month."),
     ] = None,
+    all_instruments: Annotated[
+        bool,
+        Query(description="Keep the columns of instruments without data in the period (left out by default)."),
+    ] = False,
 ) -> ExportParams:
     names = [name.strip() for name in instruments.split(",")] if instruments else None
-    return ExportParams(export_format, layout, level, names, measured_from, measured_to)
+    return ExportParams(export_format, layout, level, names, measured_from, measured_to, all_instruments)
 
 
 ExportParamsDep = Annotated[ExportParams, Depends(export_params)]

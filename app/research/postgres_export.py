@@ -2,10 +2,11 @@
 
 The Python path (``export.export_rows``) reads one measurement at a time and builds a row per score; that per-row
 Python costs as much as reading the rows. On PostgreSQL the same rows are made by the database instead: the scores
-are exploded with ``jsonb_each``, each patient's pseudonym is joined in (computed here first, once per patient, and
-sent as COPY data into a temporary table: the secret never reaches the database), and ``COPY ... TO STDOUT (FORMAT
-csv)`` streams the rows as CSV. Parquet is read from the same stream by Arrow's CSV reader, so no Python touches a
-row in either format.
+are exploded with ``jsonb_each`` (declined and missed occasions, ``export.occasion_query``, are joined to their
+instrument's score keys and merged in by time), each patient's pseudonym is joined in (computed here first, once per
+patient, and sent as COPY data into a temporary table: the secret never reaches the database), and ``COPY ... TO
+STDOUT (FORMAT csv)`` streams the rows as CSV. Parquet is read from the same stream by Arrow's CSV reader, so no
+Python touches a row in either format.
 
 The output is the Python path's, byte for byte (CSV) and value for value (Parquet); ``tests/research`` compares the
 two on both paths' tricky cases. What the database must do to match it:
@@ -25,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -36,10 +38,13 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from sqlalchemy import Select, select, text
 from sqlalchemy.orm import Session
 
+from app.care.windows import DECLINED
 from app.measurements.models import Measurement
 from app.patients.models import Patient
-from app.research.export import ExportSpec, measurement_query
+from app.research.export import ExportSpec, measurement_query, occasion_query
+from app.research.missing import Missing
 from app.research.schemas import Layout, Level
+from app.research.variables import band_codes
 from app.research.writers import FORMULA_GUARD, FORMULA_STARTS, PARQUET_ROW_GROUP, DrainedSink, arrow_schema
 
 CSV_FLUSH_BYTES = 256 * 1024
@@ -47,6 +52,10 @@ CSV_FLUSH_BYTES = 256 * 1024
 ARROW_BLOCK_BYTES = 1 << 20
 """CSV bytes Arrow parses at a time (its memory use is a few blocks, whatever the export's size)."""
 
+_SCORES = """unnest(%(export_instruments)s::text[], %(export_score_keys)s::text[], %(export_positions)s::integer[],
+                     %(export_banded)s::boolean[], %(export_versions)s::text[])
+            AS k(instrument_id, key, position, banded, version)"""
+"""Every score each selected definition lists (``_score_positions``), as a table."""
 _PSEUDONYMS = "research_export_pseudonym"
 """The export's temporary table of pseudonyms (one per connection, dropped at the end of the transaction)."""
 _PYTHON_INTEGERS = "-9223372036854775808 AND 18446744073709551615"
@@ -204,8 +213,18 @@ def _rows_statement(db: Session, spec: ExportSpec, *, for_csv: bool) -> tuple[st
     PostgreSQL's CSV writes as an empty field as Python's ``csv`` does (an empty string it would write as ``""``).
     """
     measurements, params = _driver_sql(db, _measurements(spec))
-    instruments, keys, positions = _score_positions(spec)
-    params |= {"export_instruments": instruments, "export_score_keys": keys, "export_positions": positions}
+    instruments, keys, positions, banded, versions = _score_positions(spec)
+    band_instruments, band_keys, band_labels, band_codes = _band_codes(spec)
+    params |= {
+        "export_instruments": instruments,
+        "export_score_keys": keys,
+        "export_positions": positions,
+        "export_banded": banded,
+        "export_band_instruments": band_instruments,
+        "export_band_keys": band_keys,
+        "export_band_labels": band_labels,
+        "export_band_codes": band_codes,
+    }
     value = _value_text("s.value")
     texts = [
         "p.pseudonym",
@@ -213,31 +232,68 @@ def _rows_statement(db: Session, spec: ExportSpec, *, for_csv: bool) -> tuple[st
         "m.definition_version",
         "s.key",
         value,
-        "s.value ->> 'band'",
+        "CASE WHEN jsonb_typeof(s.value -> 'band') = 'string' AND s.value ->> 'band' <> '' "
+        "THEN replace(s.value ->> 'band', '_', ' ') END",
         "array_to_string(ARRAY(SELECT jsonb_array_elements_text(m.flags)), ';')",
     ]
+    # A missing value is the unanswered code in CSV and a null in Parquet (``writers``, ``missing``).
+    unanswered = f"'{Missing.UNANSWERED.value}'" if for_csv else "NULL"
     if for_csv:
         texts = [_neutralised(expression) for expression in texts]
         # The value column holds numbers: a JSON number is written as it is, anything else is text.
         stored = _neutralised("(s.value ->> 'value')")
         texts[4] = f"CASE WHEN jsonb_typeof(s.value -> 'value') = 'number' THEN {value} ELSE {stored} END"
         texts = [f"NULLIF({expression}, '')" for expression in texts]
-    pseudonym, instrument, version, key, value, band, flags = texts
-    # Only this module's SQL and SQLAlchemy's compiled query are put together here; every value is a parameter.
+    pseudonym, instrument, version, key, value, label, flags = texts
+    value_missing = "coalesce(jsonb_typeof(s.value -> 'value'), 'null') = 'null'"
+    value = f"CASE WHEN {value_missing} THEN {unanswered} ELSE {value} END"
+    band = (
+        f"CASE WHEN NOT coalesce(k.banded, false) THEN NULL WHEN b.code IS NOT NULL THEN b.code::text "
+        f"WHEN {value_missing} THEN {unanswered} END"
+    )
+    occasions, occasion_params = _driver_sql(db, occasion_query(spec).order_by(None))
+    occasions, occasion_params = _prefixed(occasions, occasion_params, "occasion_")
+    params |= occasion_params | {"export_versions": versions}
+    # A declined or missed occasion: a row per score of its instrument, the value (and band) coded with the reason.
+    reason = (
+        f"CASE WHEN o.state = '{DECLINED}' THEN '{Missing.DECLINED.value}' ELSE '{Missing.MISSED.value}' END"
+        if for_csv
+        else "NULL"
+    )
+    occasion_texts = ["p.pseudonym", "o.instrument_id", "k.version", "k.key"]
+    if for_csv:
+        occasion_texts = [f"NULLIF({_neutralised(expression)}, '')" for expression in occasion_texts]
+    o_pseudonym, o_instrument, o_version, o_key = occasion_texts
+    # Only this module's SQL and SQLAlchemy's compiled queries are put together here; every value is a parameter.
     statement = f"""
-        SELECT {pseudonym}, m.session_number, floor(m.days / 7.0)::integer, m.days, {instrument}, {version}, {key},
-               {value}, {band},
+        SELECT c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11 FROM (
+        SELECT {pseudonym} AS c0, m.session_number AS c1, floor(m.days / 7.0)::integer AS c2, m.days AS c3,
+               {instrument} AS c4, {version} AS c5, {key} AS c6, {value} AS c7, {band} AS c8, {label} AS c9,
                CASE WHEN coalesce(s.value -> 'prorated', 'null') IN ('null', 'false', '0', '""', '[]', '{{}}')
-                    THEN 0 ELSE 1 END,
-               {flags}
+                    THEN 0 ELSE 1 END AS c10,
+               {flags} AS c11,
+               m.patient_id AS by_patient, m.measured_at AS by_time, 0 AS by_kind, m.measurement_id AS by_id,
+               k.position AS by_position, s.stored_at AS by_stored
         FROM ({measurements}) AS m
         JOIN {_PSEUDONYMS} AS p ON p.patient_id = m.patient_id
         CROSS JOIN LATERAL jsonb_each(m.payload) WITH ORDINALITY AS s(key, value, stored_at)
-        LEFT JOIN unnest(%(export_instruments)s::text[], %(export_score_keys)s::text[], %(export_positions)s::integer[])
-          AS k(instrument_id, key, position)
+        LEFT JOIN {_SCORES}
           ON k.instrument_id = m.instrument_id AND k.key = s.key
+        LEFT JOIN unnest(%(export_band_instruments)s::text[], %(export_band_keys)s::text[],
+                         %(export_band_labels)s::text[], %(export_band_codes)s::integer[])
+          AS b(instrument_id, key, label, code)
+          ON b.instrument_id = m.instrument_id AND b.key = s.key AND jsonb_typeof(s.value -> 'band') = 'string'
+             AND b.label = s.value ->> 'band'
         WHERE jsonb_typeof(s.value) <> 'null'
-        ORDER BY m.patient_id, m.measured_at, m.measurement_id, k.position NULLS LAST, s.stored_at
+        UNION ALL
+        SELECT {o_pseudonym}, o.session_number, floor(o.days / 7.0)::integer, o.days, {o_instrument}, {o_version},
+               {o_key}, {reason}, CASE WHEN k.banded THEN {reason} END, NULL, NULL, NULL,
+               o.patient_id, o.at, 1, o.event_id, k.position, 0
+        FROM ({occasions}) AS o
+        JOIN {_PSEUDONYMS} AS p ON p.patient_id = o.patient_id
+        JOIN {_SCORES} ON k.instrument_id = o.instrument_id
+        ) AS export_rows
+        ORDER BY by_patient, by_time, by_kind, by_id, by_position NULLS LAST, by_stored
     """  # noqa: S608
     return statement, params
 
@@ -275,15 +331,42 @@ def _driver_sql(db: Session, query: Select[Any]) -> tuple[str, dict[str, Any]]:
     return str(compiled), params
 
 
-def _score_positions(spec: ExportSpec) -> tuple[list[str], list[str], list[int]]:
-    """(instrument, score key, position) of every score each definition lists, as three parallel arrays."""
-    instruments, keys, positions = [], [], []
+def _score_positions(spec: ExportSpec) -> tuple[list[str], list[str], list[int], list[bool], list[str]]:
+    """(instrument, score key, position, whether banded, definition version) of every score each definition lists,
+    as parallel arrays."""
+    instruments, keys, positions, banded, versions = [], [], [], [], []
     for definition in spec.definitions:
         for position, score in enumerate(definition.scores):
             instruments.append(definition.id)
             keys.append(score.key)
             positions.append(position)
-    return instruments, keys, positions
+            banded.append(bool(score.bands))
+            versions.append(definition.version)
+    return instruments, keys, positions, banded, versions
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def _prefixed(statement: str, params: dict[str, Any], prefix: str) -> tuple[str, dict[str, Any]]:
+    """A compiled query's parameters renamed with ``prefix``, so that two compiled queries can share a statement."""
+    return (
+        _PLACEHOLDER.sub(lambda match: f"%({prefix}{match.group(1)})s", statement),
+        {f"{prefix}{name}": value for name, value in params.items()},
+    )
+
+
+def _band_codes(spec: ExportSpec) -> tuple[list[str], list[str], list[str], list[int]]:
+    """(instrument, score key, stored band label, code) of every band (``variables.band_codes``), as arrays."""
+    instruments, keys, labels, codes = [], [], [], []
+    for definition in spec.definitions:
+        for score in definition.scores:
+            for label, code in band_codes(score).items():
+                instruments.append(definition.id)
+                keys.append(score.key)
+                labels.append(label)
+                codes.append(code)
+    return instruments, keys, labels, codes
 
 
 def _value_text(score: str) -> str:

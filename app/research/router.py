@@ -19,7 +19,7 @@ from app.instruments.dependencies import RegistryDep
 from app.patients import service as patients
 from app.research import codebook, imports, projects, redcap, redcap_records, service
 from app.research.dependencies import NDJSON_TYPES, ExportParams, ExportParamsDep, ImportFormatDep, UploadDep
-from app.research.export import ExportSpec
+from app.research.export import ExportSpec, with_data
 from app.research.models import ResearchConsent, ResearchProject
 from app.research.responses import export_response
 from app.research.schemas import (
@@ -137,6 +137,7 @@ def export(
     read), under its own pseudonyms, with relative time only."""
     of = _project(db, principal, project)
     spec = _spec(db, params, registry, principal, identified=False, project=of)
+    spec = spec if params.all_instruments else with_data(db, spec)
     pseudonymise = projects.pseudonymiser(of, secret=settings.research_pseudonym_key.get_secret_value())
     if params.export_format is ExportFormat.REDCAP:
         response: Response = redcap_records.records_response(
@@ -171,6 +172,7 @@ def export_identified(
     _not_redcap(params.export_format, "REDCap records are de-identified: use GET /v1/research/export?format=redcap")
     of = projects.by_name(db, clinic_id=principal.clinic_id, name=project) if project is not None else None
     spec = _spec(db, params, registry, principal, identified=True, project=of)
+    spec = spec if params.all_instruments else with_data(db, spec)
     response = export_response(
         db=db,
         sessions=state_of(request).read_sessions,
@@ -196,25 +198,31 @@ def list_exports(
 @router.get("/codebook")
 def get_codebook(
     params: ExportParamsDep,
-    db: Db,
+    db: ReadDb,
     registry: RegistryDep,
     principal: Annotated[Principal, requires(Permission.RESEARCH_EXPORT)],
     identified: Annotated[bool, Query(description="Describe the identified export's columns.")] = False,
     project: ProjectName = None,
 ) -> dict[str, Any]:
     """The export's codebook as a Frictionless Data Package (`datapackage.json`), of the caller's research project
-    (named in `researchProject`; an administrator may leave `project` out) unless `identified`."""
+    (named in `researchProject`) unless `identified`: the same columns as the export with the same parameters (only
+    instruments with data in the period, unless `all_instruments`). An administrator may leave `project` out: the
+    codebook then describes every selected instrument."""
     _not_redcap(params.export_format, "the REDCap export's codebook is GET /v1/research/redcap/data-dictionary")
     if identified:
         principal.require(Permission.RESEARCH_EXPORT_IDENTIFIED)
     # An administrator's key (no project) may read the codebook without naming one: it holds no patient data.
     keyless_admin = principal.role is not Role.RESEARCHER and principal.research_project_id is None
     of = None if identified or (keyless_admin and project is None) else _project(db, principal, project)
+    definitions = service.select_definitions(registry, params.instruments)
+    if of is not None or identified:  # the same columns as the export with the same parameters
+        spec = _spec(db, params, registry, principal, identified=identified, project=of)
+        definitions = (spec if params.all_instruments else with_data(db, spec)).definitions
     package = codebook.datapackage(
         layout=params.layout,
         level=params.level,
         export_format=params.export_format,
-        definitions=service.select_definitions(registry, params.instruments),
+        definitions=definitions,
         identified=identified,
         synthetic=clinic_is_synthetic(db, clinic_id=principal.clinic_id),
     )

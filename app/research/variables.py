@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from app.research.missing import STATUS_LABELS
+from app.research.missing import description as missing_description
 from app.research.schemas import Layout, Level
 from app.scoring.definition import InstrumentDefinition, Item, Score
 
@@ -40,6 +42,8 @@ class Column:
     value_labels: dict[int, str] = field(default_factory=dict)
     enum: tuple[str, ...] = ()
     required: bool = False
+    coded: bool = False
+    """Its missing cells carry a missing-data code (``app.research.missing``)."""
 
 
 def variable_name(*parts: str) -> str:
@@ -59,6 +63,21 @@ def band_codes(spec: Score) -> dict[str, int]:
     return {band.label: position for position, band in enumerate(spec.bands, start=1)}
 
 
+def band_label(band: str) -> str:
+    """A band's label text, the same in every layout and format (value labels and text columns)."""
+    return band.replace("_", " ")
+
+
+def band_labels(spec: Score) -> dict[int, str]:
+    return {code: band_label(label) for label, code in band_codes(spec).items()}
+
+
+def shared_band_labels(definitions: Sequence[InstrumentDefinition]) -> dict[int, str]:
+    """The band value labels of the long layout's ``band`` column: one set only if every banded score shares it."""
+    sets = [band_labels(spec) for definition in definitions for spec in definition.scores if spec.bands]
+    return sets[0] if sets and all(labels == sets[0] for labels in sets) else {}
+
+
 def option_labels(definition: InstrumentDefinition, item: Item) -> dict[int, str]:
     return {
         option.value: option.label
@@ -69,6 +88,12 @@ def option_labels(definition: InstrumentDefinition, item: Item) -> dict[int, str
 
 def item_is_integer(definition: InstrumentDefinition, item: Item) -> bool:
     return all(isinstance(option.value, int) for option in definition.options_for(item))
+
+
+def sentence(text: str) -> str:
+    """The text as a sentence: ending in a full stop unless it already ends in punctuation."""
+    stripped = text.rstrip()
+    return stripped if stripped.endswith((".", "?", "!", "…")) else f"{stripped}."
 
 
 def public_item_text(definition: InstrumentDefinition, item: Item) -> str | None:
@@ -105,6 +130,8 @@ def identity_columns(identified: bool) -> list[Column]:
     ]
 
 
+MISSING = missing_description()
+
 SESSION = Column(
     "session_number",
     "integer",
@@ -124,7 +151,13 @@ def _long_time_columns(identified: bool) -> list[Column]:
     ]
     if identified:
         columns.append(
-            Column("measured_at", "datetime", "When the patient answered (UTC)", "ISO 8601, UTC.", required=True)
+            Column(
+                "measured_at",
+                "datetime",
+                "When the patient answered (UTC)",
+                "ISO 8601, UTC; for a declined or missed occasion, the start of its window.",
+                required=True,
+            )
         )
     return columns
 
@@ -157,8 +190,31 @@ def long_score_columns(definitions: Sequence[InstrumentDefinition], *, identifie
             "Which score of the instrument (see the variables resource).",
             required=True,
         ),
-        Column("value", "number", "Score value", "Empty when too many of the score's items were missing."),
-        Column("band", "string", "Severity band", "Band label of the value, where the instrument defines bands."),
+        Column(
+            "value",
+            "number",
+            "Score value",
+            "The score; the unanswered code when too many of its items were unanswered to score it, the declined or "
+            f"missed code in a declined or missed occasion's row. {MISSING}",
+            coded=True,
+        ),
+        Column(
+            "band",
+            "integer",
+            "Severity band",
+            "Band of the value, coded 1, 2, … in increasing order of the score, as in the wide layout (each score's "
+            "codes are listed in the variables resource); empty where the instrument defines no bands. "
+            f"{MISSING}",
+            minimum=1,
+            value_labels=shared_band_labels(definitions),
+            coded=True,
+        ),
+        Column(
+            "band_label",
+            "string",
+            "Severity band (label)",
+            "Label of the band code, for formats without value labels; empty when the band is missing.",
+        ),
         Column(
             "prorated",
             "integer",
@@ -179,58 +235,104 @@ def long_item_columns(definitions: Sequence[InstrumentDefinition], *, identified
         *_instrument_columns(definitions),
         Column("item", "integer", "Item number", "Published item number.", minimum=1, required=True),
         Column(
-            "answer", "string", "Answer as given", "The option given (e.g. 2, or BDI-II's '2a'); empty if unanswered."
+            "answer",
+            "string",
+            "Answer as given",
+            f"The option given (e.g. 2, or BDI-II's '2a'); the unanswered code if unanswered. {MISSING}",
+            coded=True,
         ),
-        Column("item_score", "integer", "Item score", "Numeric score of the answer before any reversal."),
+        Column(
+            "item_score",
+            "integer",
+            "Item score",
+            "Numeric score of the answer before any reversal; empty when the answer has none, the unanswered code "
+            f"if unanswered. {MISSING}",
+            coded=True,
+        ),
     ]
+
+
+OCCASION_RULE = (
+    "One row per occasion of a patient-week: occasion 1 holds the first answer (or declined or missed occasion) of "
+    "each instrument in that week, occasion 2 the second, and so on, in time order; no measurement is ever left out. "
+    "An instrument with fewer occasions that week is coded not administered in the later rows."
+)
 
 
 def wide_key_columns(identified: bool) -> list[Column]:
     return [
         *identity_columns(identified),
         Column("week", "integer", "Week since first measurement", WEEK_DESCRIPTION, minimum=0, required=True),
+        Column("occasion", "integer", "Occasion within the week", f"{OCCASION_RULE}", minimum=1, required=True),
         Column(
             "session_number",
             "integer",
             "Therapy session number",
-            "Highest session number among the week's measurements; empty when none was attached to a session.",
+            "Highest session number among the occasion's measurements; empty when none was attached to a session.",
             minimum=1,
         ),
     ]
 
 
-SAME_WEEK = "When an instrument was answered more than once in a week, the last answer of the week is used."
+def status_column(definition: InstrumentDefinition) -> Column:
+    return Column(
+        variable_name(definition.id, "status"),
+        "integer",
+        f"{definition.short_name}: occasion status",
+        "Whether the instrument was answered in this occasion (1), or why not: the missing-data code its other "
+        "columns carry in this row.",
+        instrument=definition.id,
+        value_labels=dict(STATUS_LABELS),
+        required=True,
+    )
+
+
+SAME_WEEK = "A second answer in the same week is in the next occasion's row."
 
 
 def wide_score_columns(definitions: Sequence[InstrumentDefinition], *, identified: bool) -> list[Column]:
     columns = wide_key_columns(identified)
     for definition in definitions:
+        columns.append(status_column(definition))
         for spec in definition.scores:
             columns.append(
                 Column(
                     variable_name(definition.id, spec.key),
                     "number",
                     score_title(definition, spec),
-                    f"{spec.label}; {spec.direction.value.replace('_', ' ')}. {SAME_WEEK}",
+                    f"{spec.label}; {spec.direction.value.replace('_', ' ')}. {SAME_WEEK} {MISSING}",
                     instrument=definition.id,
                     score_key=spec.key,
                     minimum=spec.minimum,
                     maximum=spec.maximum,
                     direction=spec.direction.value,
+                    coded=True,
                 )
             )
             if spec.bands:
+                title = f"{score_title(definition, spec)}: band"
                 columns.append(
                     Column(
                         variable_name(definition.id, spec.key, "band"),
                         "integer",
-                        f"{score_title(definition, spec)}: band"[:80],
-                        "Band of the score, coded in increasing order of the score.",
+                        title,
+                        f"Band of the score, coded 1, 2, … in increasing order of the score. {MISSING}",
                         instrument=definition.id,
                         score_key=spec.key,
                         minimum=1,
                         maximum=len(spec.bands),
-                        value_labels={code: label.replace("_", " ") for label, code in band_codes(spec).items()},
+                        value_labels=band_labels(spec),
+                        coded=True,
+                    )
+                )
+                columns.append(
+                    Column(
+                        variable_name(definition.id, spec.key, "band_label"),
+                        "string",
+                        f"{title} (label)",
+                        "Label of the band code, for formats without value labels; empty when the band is missing.",
+                        instrument=definition.id,
+                        score_key=spec.key,
                     )
                 )
     return columns
@@ -239,6 +341,7 @@ def wide_score_columns(definitions: Sequence[InstrumentDefinition], *, identifie
 def wide_item_columns(definitions: Sequence[InstrumentDefinition], *, identified: bool) -> list[Column]:
     columns = wide_key_columns(identified)
     for definition in definitions:
+        columns.append(status_column(definition))
         for item in definition.items:
             text = public_item_text(definition, item)
             values = [option.value for option in definition.options_for(item)]
@@ -248,11 +351,12 @@ def wide_item_columns(definitions: Sequence[InstrumentDefinition], *, identified
                     variable_name(definition.id, f"i{item.number}"),
                     "integer" if integer else "string",
                     f"{definition.short_name} item {item.number}",
-                    (text or "Item wording is not shipped (licence).")
+                    sentence(text or "Item wording is not shipped (licence).")
                     + ("" if item.scored else " Not scored.")
-                    + f" {SAME_WEEK}",
+                    + f" {SAME_WEEK} {MISSING}",
                     instrument=definition.id,
                     item=item.number,
+                    coded=True,
                     minimum=min(int(v) for v in values) if integer else None,
                     maximum=max(int(v) for v in values) if integer else None,
                     value_labels=option_labels(definition, item),

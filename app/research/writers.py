@@ -23,13 +23,19 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pyreadstat
 
+from app.research.missing import CODE_LABELS, SPSS_MISSING_RANGE, Missing
 from app.research.schemas import ExportFormat
+from app.research.stata import name_variables
 from app.research.variables import Column, Value
 
 CSV_FLUSH_ROWS = 2_000
 """Rows per chunk sent: each chunk is a hand-off from the threadpool to the event loop."""
 PARQUET_ROW_GROUP = 50_000
 STATA_LABEL_LENGTH = 80
+"""Stata's limit for a variable label (SPSS keeps a label whole)."""
+STATA_VERSION = 15
+SPSS_INTEGER_FORMAT = "F8.0"
+STATA_INTEGER_FORMAT = "%8.0g"
 
 MEDIA_TYPES = {
     ExportFormat.CSV: "text/csv; charset=utf-8",
@@ -174,12 +180,17 @@ def parquet_chunks(
     columns: Sequence[Column], rows: Iterable[list[Value]], *, row_group: int = PARQUET_ROW_GROUP
 ) -> Iterator[bytes]:
     schema = arrow_schema(columns)
+    # Parquet has no missing-data codes: a coded cell is a null, and the wide layout's status columns tell why.
+    coded = [column.coded for column in columns]
     sink = DrainedSink()
     writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema)
     batch: list[list[Value]] = []
 
     def flush() -> None:
-        values = list(zip(*batch, strict=True))
+        values = [
+            [None if isinstance(value, Missing) else value for value in cells] if is_coded else cells
+            for cells, is_coded in zip(zip(*batch, strict=True), coded, strict=True)
+        ]
         arrays = [pa.array(column, type=field.type) for column, field in zip(values, schema, strict=True)]
         writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
         batch.clear()
@@ -195,28 +206,66 @@ def parquet_chunks(
     yield sink.drain()
 
 
-def data_frame(columns: Sequence[Column], rows: Iterable[list[Value]]) -> pd.DataFrame:
-    """The whole export as a frame for pyreadstat: integers with gaps become floats, datetimes naive UTC."""
-    frame = pd.DataFrame.from_records(list(rows), columns=[column.name for column in columns])
-    for column in columns:
+def data_frame(columns: Sequence[Column], rows: Iterable[list[Value]], export_format: ExportFormat) -> pd.DataFrame:
+    """The whole export as a frame for pyreadstat: integers with gaps become floats, datetimes naive UTC.
+
+    A missing-data code stays its number in SPSS (declared user-missing) and becomes its extended missing value's
+    letter in Stata (pyreadstat writes ``a`` as ``.a``); in a text column it is an empty string in both.
+    """
+    table = list(rows)
+    frame = pd.DataFrame.from_records(table, columns=[column.name for column in columns])
+    stata = export_format is ExportFormat.DTA
+    for position, column in enumerate(columns):
         series = frame[column.name]
         if column.type in ("integer", "number"):
-            frame[column.name] = pd.to_numeric(series, errors="coerce").astype("float64")
+            # From the rows themselves: pandas would turn a code into a plain number.
+            cells = [row[position] for row in table] if stata and column.coded else []
+            if any(isinstance(value, Missing) for value in cells):
+                frame[column.name] = pd.Series(
+                    [_stata_cell(value) for value in cells], index=series.index, dtype=object
+                )
+            else:
+                frame[column.name] = pd.to_numeric(series, errors="coerce").astype("float64")
         elif column.type == "datetime":
             frame[column.name] = pd.to_datetime(series, utc=True).dt.tz_localize(None)
         else:
-            frame[column.name] = series.astype(object).where(series.notna(), "").astype(str)
+            cells = [row[position] for row in table]
+            frame[column.name] = pd.Series(
+                ["" if value is None or isinstance(value, Missing) else str(value) for value in cells],
+                index=series.index,
+                dtype=object,
+            )
     return frame
 
 
-def _labels(columns: Sequence[Column]) -> tuple[list[str | None], dict[str, dict[float, str]]]:
-    labels: list[str | None] = [column.title[:STATA_LABEL_LENGTH] for column in columns]
-    value_labels = {
-        column.name: {float(code): label for code, label in column.value_labels.items()}
-        for column in columns
-        if column.value_labels
-    }
-    return labels, value_labels
+def _stata_cell(value: Any) -> Any:
+    if isinstance(value, Missing):
+        return value.stata
+    return float("nan") if value is None else float(value)
+
+
+def _labels(columns: Sequence[Column], export_format: ExportFormat) -> list[str | None]:
+    """Variable labels at full length where the format allows it: Stata's are at most 80 characters."""
+    if export_format is ExportFormat.DTA:
+        return [column.title[:STATA_LABEL_LENGTH] for column in columns]
+    return [column.title for column in columns]
+
+
+def _value_labels(columns: Sequence[Column], export_format: ExportFormat) -> dict[str, dict[Any, str]]:
+    """Each labelled or coded numeric column's value labels, the missing-data codes' labels included."""
+    labels: dict[str, dict[Any, str]] = {}
+    for column in columns:
+        if column.type not in ("integer", "number"):
+            continue
+        own: dict[Any, str] = {float(code): label for code, label in column.value_labels.items()}
+        if column.coded:
+            if export_format is ExportFormat.DTA:
+                own |= {code.stata: code.label for code in Missing}
+            else:
+                own |= {float(code): label for code, label in CODE_LABELS.items()}
+        if own:
+            labels[column.name] = own
+    return labels
 
 
 def _measure(column: Column) -> str:
@@ -228,9 +277,13 @@ def _measure(column: Column) -> str:
 def write_statistics_file(
     export_format: ExportFormat, columns: Sequence[Column], rows: Iterable[list[Value]], path: Path
 ) -> None:
-    """Write a ``.sav`` or ``.dta`` with variable labels (titles) and value labels (bands, options, yes/no)."""
-    frame = data_frame(columns, rows)
-    labels, value_labels = _labels(columns)
+    """Write a ``.sav`` or ``.dta`` with variable labels (titles), value labels (bands, options, yes/no, missing-data
+    codes), the codes declared missing, and integer display formats for integer columns."""
+    frame = data_frame(columns, rows, export_format)
+    labels = _labels(columns, export_format)
+    value_labels = _value_labels(columns, export_format)
+    coded = [column.name for column in columns if column.coded and column.type in ("integer", "number")]
+    integers = [column.name for column in columns if column.type == "integer"]
     if export_format is ExportFormat.SAV:
         measures = {column.name: _measure(column) for column in columns}
         pyreadstat.write_sav(
@@ -239,8 +292,23 @@ def write_statistics_file(
             column_labels=labels,
             variable_value_labels=value_labels,
             variable_measure=measures,
+            missing_ranges={name: [SPSS_MISSING_RANGE] for name in coded},
+            variable_format=dict.fromkeys(integers, SPSS_INTEGER_FORMAT),
         )
     elif export_format is ExportFormat.DTA:
-        pyreadstat.write_dta(frame, str(path), column_labels=labels, variable_value_labels=value_labels, version=15)
+        # Written under short stand-in names, then renamed in the file: pyreadstat names each value-label set
+        # ``<variable><counter>``, too long for Stata beside a 32-character variable name (``stata``).
+        stand_in = {column.name: f"v{position}" for position, column in enumerate(columns)}
+        frame = frame.rename(columns=stand_in)
+        pyreadstat.write_dta(
+            frame,
+            str(path),
+            column_labels=labels,
+            variable_value_labels={stand_in[name]: labels_ for name, labels_ in value_labels.items()},
+            missing_user_values={stand_in[name]: [code.stata for code in Missing] for name in coded},
+            variable_format={stand_in[name]: STATA_INTEGER_FORMAT for name in integers},
+            version=STATA_VERSION,
+        )
+        name_variables(path, [column.name for column in columns])
     else:
         raise ValueError(f"{export_format} is not a statistics-package format")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.research.variables import MAX_NAME, variable_name
 
 
 def codebook(client: TestClient, headers: dict[str, str], **params: Any) -> dict[str, Any]:
-    response = client.get("/v1/research/codebook", params=params, headers=headers)
+    """The codebook of every instrument asked for (these tests store no data: by default only instruments with data
+    are described)."""
+    response = client.get("/v1/research/codebook", params={"all_instruments": "true", **params}, headers=headers)
     assert response.status_code == 200, response.text
     package: dict[str, Any] = response.json()
     return package
@@ -33,7 +36,7 @@ def test_the_wide_codebook_describes_each_score_column_with_range_direction_and_
         "sav",
         "application/x-spss-sav",
     )
-    assert export["schema"]["primaryKey"] == ["patient_id", "week"]
+    assert export["schema"]["primaryKey"] == ["patient_id", "week", "occasion"]
     described = fields(package)
     assert described["phq9_total"] == {
         "name": "phq9_total",
@@ -44,6 +47,7 @@ def test_the_wide_codebook_describes_each_score_column_with_range_direction_and_
         "instrument": "phq9",
         "scoreKey": "total",
         "direction": "lower_is_better",
+        "missingValues": described["phq9_total"]["missingValues"],
     }
     assert described["phq9_total_band"]["categories"] == [
         {"value": 1, "label": "minimal"},
@@ -74,6 +78,7 @@ def test_the_long_codebook_lists_every_score_key_in_its_variables_resource(
         "score_key",
         "value",
         "band",
+        "band_label",
         "prorated",
         "flags",
     ]
@@ -90,8 +95,8 @@ def test_the_long_codebook_lists_every_score_key_in_its_variables_resource(
         ("phq9", "total"),
     ]
     phq9 = variables["data"][-1]
-    assert phq9["bands"] == "minimal: ≥ 0 and < 5; mild: ≥ 5 and < 10; moderate: ≥ 10 and < 15; " + (
-        "moderately_severe: ≥ 15 and < 20; severe: ≥ 20"
+    assert phq9["bands"] == "1 = minimal: ≥ 0 and < 5; 2 = mild: ≥ 5 and < 10; 3 = moderate: ≥ 10 and < 15; " + (
+        "4 = moderately severe: ≥ 15 and < 20; 5 = severe: ≥ 20"
     )
     assert (phq9["minimum"], phq9["maximum"], phq9["direction"]) == (0, 27, "lower_is_better")
 
@@ -131,3 +136,35 @@ def test_a_name_longer_than_stata_allows_is_cut_with_a_stable_suffix() -> None:
     assert name.startswith("scs_uncompassionate_self_re_")
     assert name == variable_name("scs", "uncompassionate_self_responding")
     assert variable_name("phq9", "total") == "phq9_total"
+
+
+def test_missing_data_codes_and_the_occasion_rule_are_in_the_codebook(
+    client: TestClient, researcher: dict[str, str]
+) -> None:
+    package = codebook(client, researcher, layout="wide", instruments="phq9")
+
+    schema = package["resources"][0]["schema"]
+    assert schema["missingValues"] == [
+        {"value": "", "label": "No value (no session, or not applicable)"},
+        {"value": "-91", "label": "Item not answered"},
+        {"value": "-92", "label": "Instrument not administered that week"},
+        {"value": "-93", "label": "Occasion declined"},
+        {"value": "-94", "label": "Occasion missed"},
+    ]
+    described = fields(package)
+    assert described["phq9_total"]["missingValues"] == schema["missingValues"]
+    assert "-93 (Stata .c) occasion declined" in described["phq9_total"]["description"]
+    assert "occasion 2 the second" in package["description"]
+    assert described["phq9_status"]["categories"][0] == {"value": 1, "label": "Completed"}
+
+
+@pytest.mark.parametrize(("layout", "level"), [("long", "scores"), ("long", "items"), ("wide", "scores"),
+                                               ("wide", "items")])  # fmt: skip
+def test_every_description_and_title_is_whole_and_punctuated(
+    client: TestClient, researcher: dict[str, str], layout: str, level: str
+) -> None:
+    described = fields(codebook(client, researcher, layout=layout, level=level))
+
+    unpunctuated = [name for name, field in described.items() if not field["description"].endswith((".", "?", "!"))]
+    assert unpunctuated == []
+    assert not [name for name, field in described.items() if ".." in field["description"]]

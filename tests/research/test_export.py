@@ -104,6 +104,7 @@ def test_the_long_csv_has_one_row_per_score_per_current_measurement(
         "score_key",
         "value",
         "band",
+        "band_label",
         "prorated",
         "flags",
     ]
@@ -111,16 +112,16 @@ def test_the_long_csv_has_one_row_per_score_per_current_measurement(
     common = {"instrument_version": "1.0.0", "score_key": "total"}
     assert by_patient[pseudonym(course.a)] == [
         {"session_number": 1, "week": 0, "days_since_first": 0, "instrument": "phq9", **common, "value": 10,
-         "band": "moderate", "prorated": 0, "flags": "item9_positive"},
+         "band": 3, "band_label": "moderate", "prorated": 0, "flags": "item9_positive"},
         {"session_number": None, "week": 0, "days_since_first": 0, "instrument": "gad7", **common, "value": 14,
-         "band": "moderate", "prorated": 0, "flags": None},
+         "band": 3, "band_label": "moderate", "prorated": 0, "flags": None},
         # The amended version (18), never the superseded 9; 8 days after day 0 is week 1.
         {"session_number": None, "week": 1, "days_since_first": 8, "instrument": "phq9", **common, "value": 18,
-         "band": "moderately_severe", "prorated": 0, "flags": "item9_positive"},
+         "band": 4, "band_label": "moderately severe", "prorated": 0, "flags": "item9_positive"},
     ]  # fmt: skip
     assert by_patient[pseudonym(course.b)] == [
         {"session_number": None, "week": 0, "days_since_first": 0, "instrument": "phq9", **common, "value": 9.0,
-         "band": "mild", "prorated": 1, "flags": "item9_missing"},
+         "band": 2, "band_label": "mild", "prorated": 1, "flags": "item9_missing"},
     ]  # fmt: skip
 
 
@@ -132,22 +133,30 @@ def test_the_wide_csv_has_one_row_per_patient_week_with_a_column_per_score(
     assert list(frame.columns) == [
         "patient_id",
         "week",
+        "occasion",
         "session_number",
+        "gad7_status",
         "gad7_total",
         "gad7_total_band",
+        "gad7_total_band_label",
+        "phq9_status",
         "phq9_total",
         "phq9_total_band",
+        "phq9_total_band_label",
     ]
-    table = {(row.pop("patient_id"), row.pop("week")): row for row in rows(frame)}
+    table = {(row.pop("patient_id"), row.pop("week"), row.pop("occasion")): row for row in rows(frame)}
     a, b = pseudonym(course.a), pseudonym(course.b)
     # Bands are coded in increasing order: PHQ-9 minimal 1, mild 2, moderate 3, moderately severe 4, severe 5;
-    # GAD-7 minimal 1, mild 2, moderate 3, severe 4.
+    # GAD-7 minimal 1, mild 2, moderate 3, severe 4. An instrument not given that week is coded -92 (status too).
+    not_given = {"gad7_status": -92, "gad7_total": -92, "gad7_total_band": -92, "gad7_total_band_label": None}
     assert table == {
-        (a, 0): {"session_number": 1, "gad7_total": 14, "gad7_total_band": 3, "phq9_total": 10, "phq9_total_band": 3},
-        (a, 1): {"session_number": None, "gad7_total": None, "gad7_total_band": None, "phq9_total": 18,
-                 "phq9_total_band": 4},
-        (b, 0): {"session_number": None, "gad7_total": None, "gad7_total_band": None, "phq9_total": 9.0,
-                 "phq9_total_band": 2},
+        (a, 0, 1): {"session_number": 1, "gad7_status": 1, "gad7_total": 14, "gad7_total_band": 3,
+                    "gad7_total_band_label": "moderate", "phq9_status": 1, "phq9_total": 10, "phq9_total_band": 3,
+                    "phq9_total_band_label": "moderate"},
+        (a, 1, 1): {"session_number": None, **not_given, "phq9_status": 1, "phq9_total": 18, "phq9_total_band": 4,
+                    "phq9_total_band_label": "moderately severe"},
+        (b, 0, 1): {"session_number": None, **not_given, "phq9_status": 1, "phq9_total": 9.0, "phq9_total_band": 2,
+                    "phq9_total_band_label": "mild"},
     }  # fmt: skip
 
 
@@ -158,8 +167,9 @@ def test_the_item_level_long_csv_has_every_item_with_its_answer_and_score(
 
     b = frame[frame["patient_id"] == pseudonym(course.b)]
     assert list(b["item"]) == list(range(1, 11))
-    assert list(b["answer"].astype(object).where(b["answer"].notna(), None)) == [1.0] * 8 + [None, None]
-    assert list(b["item_score"].astype(object).where(b["item_score"].notna(), None)) == [1.0] * 8 + [None, None]
+    # Items 9 and 10 unanswered: the unanswered code (-91).
+    assert list(b["answer"]) == [1] * 8 + [-91, -91]
+    assert list(b["item_score"]) == [1] * 8 + [-91, -91]
     assert len(frame) == 3 * 10  # three current PHQ-9s of ten items each
 
 
@@ -168,9 +178,11 @@ def test_wide_item_columns_carry_the_answers_of_the_week(
 ) -> None:
     frame = read_csv(export(client, researcher, layout="wide", level="items", instruments="phq9").content)
 
-    assert list(frame.columns) == ["patient_id", "week", "session_number", *(f"phq9_i{n}" for n in range(1, 11))]
+    assert list(frame.columns) == [
+        "patient_id", "week", "occasion", "session_number", "phq9_status", *(f"phq9_i{n}" for n in range(1, 11))
+    ]  # fmt: skip
     a_week_0 = frame[(frame["patient_id"] == pseudonym(course.a)) & (frame["week"] == 0)]
-    assert [int(v) for v in a_week_0.iloc[0, 3:12]] == [ISSUE_PHQ9[str(n)] for n in range(1, 10)]
+    assert [int(v) for v in a_week_0.iloc[0, 5:14]] == [ISSUE_PHQ9[str(n)] for n in range(1, 10)]
 
 
 def test_a_researchers_period_filter_is_widened_to_whole_months(
@@ -254,7 +266,7 @@ def test_spss_and_stata_files_carry_variable_and_value_labels(
     assert meta.column_names_to_labels["phq9_total"] == "PHQ-9 total score"
     assert meta.column_names_to_labels["gad7_total_band"] == "GAD-7 total score: band"
     phq9_bands = meta.variable_value_labels["phq9_total_band"]
-    assert {int(code): label for code, label in phq9_bands.items()} == {
+    assert {int(code): label for code, label in phq9_bands.items() if not isinstance(code, str) and code > 0} == {
         1: "minimal",
         2: "mild",
         3: "moderate",
@@ -397,7 +409,12 @@ def test_de_identified_exports_are_recorded_too(
 def test_an_export_with_no_data_is_a_header_only_csv(client: TestClient, researcher: dict[str, str]) -> None:
     content = export(client, researcher, instruments="gad7", layout="wide").content
 
-    assert content == b"patient_id,week,session_number,gad7_total,gad7_total_band\n"
+    # Only instruments with data have columns, unless all of them are asked for.
+    assert content == b"patient_id,week,occasion,session_number\n"
+    every = export(client, researcher, instruments="gad7", layout="wide", all_instruments="true").content
+    assert every == (
+        b"patient_id,week,occasion,session_number,gad7_status,gad7_total,gad7_total_band,gad7_total_band_label\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ from app.instruments.registry import InstrumentRegistry
 from app.measurements.models import Measurement
 from app.patients.models import Patient
 from app.research import postgres_export, projects, responses
-from app.research.export import ExportSpec, export_rows
+from app.research.export import ExportSpec, export_rows, with_data
 from app.research.pseudonyms import Pseudonymiser
 from app.research.schemas import Layout, Level
 from app.research.service import select_definitions
@@ -147,6 +147,7 @@ def python_path(app: FastAPI, cohort: Cohort, export_format: str, params: dict[s
         pseudonymise = projects.pseudonymiser(
             project, secret=state_of(app).settings.research_pseudonym_key.get_secret_value()
         )
+        spec = with_data(db, spec)  # as the route does: only instruments with data
         return b"".join(chunks(spec.columns, export_rows(db, spec, pseudonymise=pseudonymise)))
 
 
@@ -201,21 +202,23 @@ def test_the_compared_exports_hold_every_tricky_case(client: TestClient, cohort:
 
     # Patient C's stored SCS-SF: the definition's keys present (null ones left out), then the others in stored order
     # (insertion order on SQLite; on PostgreSQL jsonb's, shorter keys first); float text as Python prints it.
-    fields = [line.split(",")[6:10] for line in lines[1:]]
+    # Key, value, band code, band label, prorated; an unscorable value is the unanswered code (-91).
+    fields = [line.split(",")[6:11] for line in lines[1:]]
     assert fields[:4] == [
-        ["total", "2.3333333333333335", "", "0"],
-        ["self_kindness", "1e-05", "", "1"],
-        ["common_humanity", "1.5e-07", "", "1"],
-        ["isolation", "", "", "1"],
+        ["total", "2.3333333333333335", "", "", "0"],
+        ["self_kindness", "1e-05", "", "", "1"],
+        ["common_humanity", "1.5e-07", "", "", "1"],
+        ["isolation", "-91", "", "", "1"],
     ]
-    assert sorted(fields[4:]) == [["a_retired", "-2.5", "", "0"], ["zeta_retired", "7", "retired band", "0"]]
+    assert sorted(fields[4:]) == [["a_retired", "-2.5", "", "", "0"], ["zeta_retired", "7", "", "retired band", "0"]]
     # Both flags in one field, quoted as Python's csv quotes it.
     assert all(line.endswith(',"item9_positive;needs ""review"", soon"') for line in lines[1:])
-    assert "" in table.column("band").to_pylist()  # an empty band stays a string, not a missing value
+    assert table.column("value").to_pylist()[3] is None  # Parquet: the unanswered code is a null
+    assert "" not in table.column("band_label").to_pylist()  # an empty stored band has no label
     everything = exported(client, cohort, "csv", {}).decode()
-    assert ",scs_sf,1.0.0,common_humanity,3.0,,0,\n" in everything  # a whole-number float
-    assert ",9.0,mild,1,item9_missing\n" in everything  # patient B's prorated PHQ-9
-    assert ",14,moderate,0,\n" in everything  # GAD-7: a band, no flags (an empty field, as Python writes it)
+    assert ",scs_sf,1.0.0,common_humanity,3.0,,,0,\n" in everything  # a whole-number float
+    assert ",9.0,2,mild,1,item9_missing\n" in everything  # patient B's prorated PHQ-9
+    assert ",14,3,moderate,0,\n" in everything  # GAD-7: a band, no flags (an empty field, as Python writes it)
 
 
 @POSTGRESQL_ONLY
@@ -330,10 +333,11 @@ def test_no_text_cell_starts_a_formula_on_either_path(app: FastAPI, client: Test
     assert ours == python_path(app, alone, "csv", {})
     rows = list(csv.reader(io.StringIO(ours.decode(), newline="")))[1:]
     # Stored keys other than the definition's come in stored order (jsonb's on PostgreSQL): compared sorted.
-    assert sorted(row[6:11] for row in rows) == sorted(
+    assert sorted(row[6:12] for row in rows) == sorted(
         [
-            ["'+1+1", "'-2+3", "'@SUM(1)", "0", "'-2+3;x"],
-            ["'\tkey", "-0.5", "'\rband", "0", "'-2+3;x"],
-            ["total", "-3", '\'=HYPERLINK("http://x")', "0", "'-2+3;x"],
+            # key, value, band code (none: not a band of the definition; SCS-SF has no bands), band label, ...
+            ["'+1+1", "'-2+3", "", "'@SUM(1)", "0", "'-2+3;x"],
+            ["'\tkey", "-0.5", "", "'\rband", "0", "'-2+3;x"],
+            ["total", "-3", "", '\'=HYPERLINK("http://x")', "0", "'-2+3;x"],
         ]
     )
