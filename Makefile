@@ -11,6 +11,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # The browser tests drive Debian's Chromium (tests/clinical/test_report_browser.py); `make test` installs it if missing.
 CHROMIUM := /usr/bin/chromium
+# R's haven reads the SPSS and Stata exports back in tests/research/test_missing.py; `make test` installs it if missing.
+R_HAVEN := /usr/lib/R/site-library/haven/DESCRIPTION
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint typecheck pytest tools migrate lock clean help bench bench-smoke
@@ -55,8 +57,13 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null
 
-pytest: $(VENV)/.installed $(CHROMIUM) $(TOOLS)/.installed
-	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+$(R_HAVEN):
+	@echo "== installing Debian's R and haven for the export read-back tests"
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends r-base-core r-cran-haven >/dev/null
+
+pytest: $(VENV)/.installed $(CHROMIUM) $(R_HAVEN) $(TOOLS)/.installed
+	REQUIRE_R_HAVEN=1 $(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 	$(BIN)/coverage report --include='app/scoring/*' --fail-under=100
 
 test: lint typecheck pytest

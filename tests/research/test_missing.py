@@ -229,7 +229,7 @@ def r_haven() -> bool:
 
 @pytest.mark.skipif(
     not r_haven() and not os.environ.get("REQUIRE_R_HAVEN"),
-    reason="R and haven are not installed (apt-get install r-base-core r-cran-haven); CI sets REQUIRE_R_HAVEN",
+    reason="R and haven are not installed (`make test` installs r-base-core and r-cran-haven and requires them)",
 )
 def test_r_haven_reads_user_defined_and_tagged_missing_values(
     client: TestClient, course: str, researcher: dict[str, str], tmp_path: Path
