@@ -25,7 +25,7 @@ from app.instruments.registry import InstrumentRegistry
 from app.research.missing import Missing
 from tests.care.conftest import NOW, assessments, new_schedule, ok
 from tests.conftest import ClinicKeys
-from tests.research.conftest import Project, all_items, expected_pseudonym, measure, new_patient
+from tests.research.conftest import Project, all_items, consent, expected_pseudonym, measure, new_patient, new_project
 from tests.research.test_export import export, read_csv
 from tests.research.test_postgres_export import Cohort, exported, parquet_table, python_path
 
@@ -264,3 +264,16 @@ def test_the_codebook_describes_the_exports_columns_only_instruments_with_data(
     assert [field["name"] for field in response.json()["resources"][0]["schema"]["fields"]] == header
     if layout == "wide":
         assert {name.split("_")[0] for name in header[4:]} == {"gad7", "phq9"}
+
+
+def test_declined_and_missed_occasions_are_exported_only_for_the_projects_consenting_patients(
+    client: TestClient, clinic: ClinicKeys, course: str
+) -> None:
+    opt_in = new_project(client, clinic, name="opt-in-study", consent_model="opt_in")
+
+    before = read_csv(export(client, opt_in.headers, instruments="phq9").content)
+    consent(client, clinic, course, opt_in, "granted", "2026-11-19T12:00:00Z")
+    after = read_csv(export(client, opt_in.headers, instruments="phq9").content)
+
+    assert len(before) == 0  # not even the missed and declined weeks of a patient who did not consent
+    assert sorted(after["value"]) == [-94, -93, 9.0, 27.0]
