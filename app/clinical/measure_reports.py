@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.clinical import clinic_settings
 from app.clinical.measure_schemas import CareGap, MeasurePatient, MeasurePeriodRead, MeasureRead
 from app.clinical.measures import (
     INDEX_PERIOD_NOTE,
@@ -63,16 +64,19 @@ def period(start: date, end: date, *, fields: tuple[str, str] = ("period_start",
     return Period(start, end)
 
 
-def phq9_totals(db: Session, *, clinic_id: uuid.UUID, days: Period, patient_id: uuid.UUID | None = None) -> list[Total]:
-    """The clinic's current PHQ-9 totals measured on ``days`` (UTC), in storage order; unscored ones left out."""
+def phq9_totals(
+    db: Session, *, clinic_id: uuid.UUID, days: Period, zone: tzinfo = UTC, patient_id: uuid.UUID | None = None
+) -> list[Total]:
+    """The clinic's current PHQ-9 totals measured on ``days`` (dates in ``zone``), in storage order; unscored ones
+    left out. The query reads a day more on each side (no zone is a day from UTC); the dates decide."""
     query = select(
         Measurement.patient_id, Measurement.measurement_id, Measurement.measured_at, Measurement.scores
     ).where(
         Measurement.clinic_id == clinic_id,
         Measurement.instrument_id == INSTRUMENT,
         Measurement.is_current.is_(True),
-        Measurement.measured_at >= datetime.combine(days.start, time(), UTC),
-        Measurement.measured_at < datetime.combine(days.end + timedelta(days=1), time(), UTC),
+        Measurement.measured_at >= datetime.combine(days.start - timedelta(days=1), time(), UTC),
+        Measurement.measured_at < datetime.combine(days.end + timedelta(days=2), time(), UTC),
     )
     if patient_id is not None:
         query = query.where(Measurement.patient_id == patient_id)
@@ -80,8 +84,9 @@ def phq9_totals(db: Session, *, clinic_id: uuid.UUID, days: Period, patient_id: 
     totals = []
     for row in db.execute(query):
         value = ((row.scores or {}).get(SCORE) or {}).get("value")
-        if value is not None:
-            totals.append(Total(row.patient_id, row.measurement_id, row.measured_at, float(value)))
+        total = Total(row.patient_id, row.measurement_id, row.measured_at, float(value or 0), zone)
+        if value is not None and total.day in days:
+            totals.append(total)
     return totals
 
 
@@ -93,9 +98,10 @@ def evaluate_for_clinic(
     measured: Period,
     patient_id: uuid.UUID | None = None,
 ) -> MeasureResult:
-    """The measure over the clinic's PHQ-9s (or one patient's)."""
-    totals = phq9_totals(db, clinic_id=clinic_id, days=data_days(measure, measured), patient_id=patient_id)
-    return evaluate(measure, measured, totals)
+    """The measure over the clinic's PHQ-9s (or one patient's), their days counted in the clinic's time zone."""
+    zone = clinic_settings.zone_of(clinic_settings.get(db, clinic_id=clinic_id))
+    totals = phq9_totals(db, clinic_id=clinic_id, days=data_days(measure, measured), zone=zone, patient_id=patient_id)
+    return evaluate(measure, measured, totals, zone=zone)
 
 
 def note_named(db: Session, patient_ids: list[uuid.UUID]) -> None:
@@ -129,7 +135,7 @@ def to_read(db: Session, *, clinic_id: uuid.UUID, result: MeasureResult, now: da
     gaps = sorted(result.care_gaps, key=lambda gap: (gap.window.start, str(gap.patient_id)))
     named = patients(db, clinic_id=clinic_id, patient_ids=[gap.patient_id for gap in gaps])
     note_named(db, list(named))
-    today = now.astimezone(UTC).date()
+    today = result.today(now)
     return MeasureRead(
         measure=measure.id,
         title=measure.title,

@@ -37,7 +37,8 @@ Which PHQ-9s count: current versions only (an amended measurement counts as amen
 with no value (too many items missing) is not a total; a prorated total (PHQ-9 allows two missing items) counts
 unrounded, so 9.43 is > 9 and starts an index although it is below the caseness cut-off of 10.
 
-Dates: a measurement's date is its ``measured_at`` date in UTC (the clinic's time zone is not applied). "Plus 12
+Dates: a measurement's date is its ``measured_at`` date in the clinic's time zone (its ``timezone`` setting, UTC by
+default), and "today" (is a window open yet?) is the clinic's today. "Plus 12
 months" is calendar arithmetic: the same day of the month, or the month's last day when it has no such day (CQL's
 rule, and ``dateutil.relativedelta``'s): 31 March + 12 months is 31 March; 29 February 2024 + 12 months is 28 February
 2025; 31 December − 2 months is 31 October; 30 April − 14 months is 28 (or 29) February.
@@ -50,7 +51,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 INDEX_ABOVE = 9
@@ -116,7 +117,7 @@ NOT_APPLIED = (
     "Exclusions (hospice, palliative care, death, bipolar disorder, personality disorder, schizophrenia or psychotic "
     "disorder, pervasive developmental disorder) are not applied: the service does not store them.",
     "The PHQ-9M (adolescent version) is not an instrument of this service; only PHQ-9 totals count.",
-    "Dates are UTC dates of measured_at; the clinic's time zone is not applied.",
+    "Dates are the measurements' dates in the clinic's time zone (its timezone setting; UTC unless set).",
 )
 """What the measures leave out, stated in every answer."""
 INDEX_PERIOD_NOTE = {
@@ -147,10 +148,12 @@ class Total:
     measurement_id: uuid.UUID
     measured_at: datetime
     value: float
+    zone: tzinfo = UTC
+    """The clinic's time zone: the total's date is the date it was measured there."""
 
     @property
     def day(self) -> date:
-        return self.measured_at.astimezone(UTC).date()
+        return self.measured_at.astimezone(self.zone).date()
 
 
 class GapStatus(StrEnum):
@@ -200,6 +203,11 @@ class MeasureResult:
     index_period: Period
     outcomes: tuple[PatientOutcome, ...]
     """Denominator patients, in order of their index."""
+    zone: tzinfo = UTC
+    """The clinic's time zone, in which the days were counted (and today is today)."""
+
+    def today(self, now: datetime) -> date:
+        return now.astimezone(self.zone).date()
 
     @property
     def denominator(self) -> int:
@@ -247,7 +255,9 @@ def data_days(measure: MeasureDefinition, period: Period) -> Period:
     return Period(indexed.start, window(measure, indexed.end).end)
 
 
-def evaluate(measure: MeasureDefinition, period: Period, totals: Iterable[Total]) -> MeasureResult:
+def evaluate(
+    measure: MeasureDefinition, period: Period, totals: Iterable[Total], *, zone: tzinfo = UTC
+) -> MeasureResult:
     """The measure over ``totals`` (any order; ties in time keep the given order, so give them in storage order)."""
     indexed = index_period(measure, period)
     by_patient: defaultdict[uuid.UUID, list[Total]] = defaultdict(list)
@@ -263,4 +273,4 @@ def evaluate(measure: MeasureDefinition, period: Period, totals: Iterable[Total]
         in_window = [t for t in series if t.day in opens_closes]
         outcomes.append(PatientOutcome(patient_id, index, opens_closes, in_window[-1] if in_window else None))
     outcomes.sort(key=lambda outcome: (outcome.index.measured_at, str(outcome.patient_id)))
-    return MeasureResult(measure=measure, period=period, index_period=indexed, outcomes=tuple(outcomes))
+    return MeasureResult(measure=measure, period=period, index_period=indexed, outcomes=tuple(outcomes), zone=zone)

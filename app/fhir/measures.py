@@ -22,7 +22,7 @@ import re
 import uuid
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -175,7 +175,7 @@ class Evaluation:
 def measure_report(evaluation: Evaluation) -> MeasureReport:
     result = evaluation.result
     measure = result.measure
-    today = evaluation.now.astimezone(UTC).date()
+    today = evaluation.result.today(evaluation.now)
     listed = evaluation.kind is ReportType.SUBJECT_LIST
     contained: list[dict[str, Any]] = []
     groups = []

@@ -370,3 +370,20 @@ def test_only_admins_and_clinicians_read_measures(client: TestClient, clinic: Cl
     assert client.get(
         "/v1/clinic/measures/depression-remission-12m", params=YEAR, headers=clinic.headers(Role.ADMIN)
     ).is_success
+
+
+def test_days_are_the_clinics_local_dates(app: FastAPI, client: TestClient, clinic: ClinicKeys) -> None:
+    """Oslo is UTC+1 in winter: 31 Oct 2024 23:30 UTC is 1 Nov 00:30 there, the index period's first day; 31 Oct
+    2025 23:30 UTC is 1 Nov 2025 in Oslo, 2 months before the period's start, which the index period leaves out."""
+    settings = client.put("/v1/clinic/settings", json={"timezone": "Europe/Oslo"}, headers=clinic.headers(Role.ADMIN))
+    assert settings.status_code == 200, settings.text
+    first = new_patient(client, clinic, external_id="mrn-oslo-first")
+    late = new_patient(client, clinic, external_id="mrn-oslo-late")
+    seed(app, clinic, first, "phq9", phq9(12), datetime(2024, 10, 31, 23, 30, tzinfo=UTC))
+    seed(app, clinic, late, "phq9", phq9(12), datetime(2025, 10, 31, 23, 30, tzinfo=UTC))
+
+    body = measure(client, clinic, "depression-remission-12m", **YEAR)
+
+    assert body["denominator"] == 1
+    assert [gap["patient"]["external_id"] for gap in body["care_gaps"]] == ["mrn-oslo-first"]
+    assert any("time zone" in line for line in body["not_applied"])
