@@ -335,6 +335,7 @@ def test_the_capability_statement_claims_exactly_the_versioning_these_tests_exer
         "Observation": True,
         "Task": False,
         "Patient": False,
+        "Measure": False,
     }
     assert {name: r["versioning"] for name, r in resources.items()} == {
         "Questionnaire": "versioned-update",
@@ -342,6 +343,7 @@ def test_the_capability_statement_claims_exactly_the_versioning_these_tests_exer
         "Observation": "versioned",
         "Task": "versioned",
         "Patient": "versioned-update",
+        "Measure": "versioned",
     }
     assert not any(r["conditionalUpdate"] for r in resources.values())
     assert "history" not in {i["code"] for i in rest["interaction"]}

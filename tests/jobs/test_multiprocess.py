@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx2
@@ -98,7 +99,9 @@ def run_scenario(deployed: Deployment, receiver: Receiver) -> tuple[set[str], in
     def cause_alert(base: str) -> None:
         patient = httpx2.post(f"{base}/v1/patients", json={}, headers=clinician).json()["id"]
         items = {str(n): 1 for n in range(1, 9)} | {"9": 2}
-        body = {"instrument": "phq9", "items": items, "measured_at": "2026-11-20T09:30:00Z"}
+        # Measured an hour ago by the processes' own (real) clock: older history would be historical, never paged.
+        measured_at = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+        body = {"instrument": "phq9", "items": items, "measured_at": measured_at}
         response = httpx2.post(f"{base}/v1/patients/{patient}/measurements", json=body, headers=clinician)
         assert response.status_code == 201, response.text
 
