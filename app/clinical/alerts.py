@@ -114,7 +114,13 @@ class _Paging:
     item9_missing_pages: bool
 
     @classmethod
-    def of(cls, settings: ClinicSettings | None) -> _Paging:
+    def read(cls, db: Session, clinic_id: uuid.UUID) -> _Paging:
+        """The three settings, as plain values (no entity: this runs in the writer's turn of an import's alerts)."""
+        settings = db.execute(
+            select(
+                ClinicSettings.webhook_url, ClinicSettings.historical_alert_days, ClinicSettings.item9_missing_pages
+            ).where(ClinicSettings.clinic_id == clinic_id)
+        ).first()
         days = settings.historical_alert_days if settings else risk.HISTORICAL_ALERT_DAYS
         return cls(
             url=settings.webhook_url if settings else None,
@@ -150,10 +156,7 @@ def _raise(db: Session, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if url:
             webhooks.enqueue_alert(db, RiskAlert(**values[0]), url=url)
         return values
-    paging = {
-        clinic_id: _Paging.of(clinic_settings.get(db, clinic_id=clinic_id))
-        for clinic_id in {alert["clinic_id"] for alert in values}
-    }
+    paging = {clinic_id: _Paging.read(db, clinic_id) for clinic_id in {alert["clinic_id"] for alert in values}}
     for alert in values:
         alert["historical"] = alert["measured_at"] < paging[alert["clinic_id"]].historical_before
     insert_rows(db, RiskAlert, values)

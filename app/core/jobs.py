@@ -25,13 +25,13 @@ context or the runner, never module state), the attempt, and when the job runs a
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -49,6 +49,11 @@ _DEFER = text(
     ")]::procrastinate_job_to_defer_v1[]))"
 )
 """procrastinate's ``defer_jobs`` query for one job; every parameter typed by a cast, as asyncpg needs."""
+_WAITING = text(
+    "SELECT 1 FROM procrastinate_jobs WHERE queueing_lock = CAST(:queueing_lock AS text) AND status = 'todo' LIMIT 1"
+)
+"""Whether a job of the lock waits: an index probe (procrastinate's unique index on waiting jobs' locks), far cheaper
+than the savepoint and the INSERT the index refuses. A job deferred concurrently is still caught by the index."""
 
 
 def defer(
@@ -74,6 +79,8 @@ def defer(
         if queueing_lock is None:
             connection.execute(_DEFER, parameters)
             return
+        if connection.execute(_WAITING, {"queueing_lock": queueing_lock}).first() is not None:
+            return  # the common case (a job of this lock already waits): no savepoint, no refused INSERT
         try:
             with db.begin_nested():
                 db.connection().execute(_DEFER, parameters)
@@ -96,6 +103,33 @@ def defer(
         .values(row)
         .on_conflict_do_nothing(index_elements=["queueing_lock"], index_where=text("status = 'todo'"))
     )
+
+
+def waiting_locks(db: Session, locks: Collection[str]) -> set[str]:
+    """Which of the queueing ``locks`` a waiting job holds (``defer`` would defer nothing for them): one query for
+    a batch, e.g. an import's courses, instead of a probe each."""
+    if not locks:
+        return set()
+    connection = db.connection()
+    found: set[str] = set()
+    for start in range(0, len(locks), _LOCKS_PER_QUERY):
+        chunk = sorted(locks)[start : start + _LOCKS_PER_QUERY]
+        if connection.dialect.name == "postgresql":
+            rows = connection.execute(_WAITING_OF, {"locks": chunk})
+        else:
+            rows = connection.execute(
+                select(BackgroundJob.queueing_lock).where(
+                    BackgroundJob.queueing_lock.in_(chunk), BackgroundJob.status == WAITING
+                )
+            )
+        found.update(lock for (lock,) in rows)
+    return found
+
+
+_LOCKS_PER_QUERY = 500
+_WAITING_OF = text(
+    "SELECT queueing_lock FROM procrastinate_jobs WHERE queueing_lock = ANY(CAST(:locks AS text[])) AND status = 'todo'"
+)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.clinical import webhooks
 from app.core.job_models import BackgroundJob
-from app.core.jobs import defer
+from app.core.jobs import defer, waiting_locks
 from app.core.state import loop_url, state_of
 from tests.conftest import POSTGRESQL_ONLY, run_jobs
 
@@ -81,6 +81,25 @@ def test_a_queueing_lock_keeps_one_job_waiting_and_the_transaction_goes_on(app: 
 
     assert jobs_with(state_of(app).database.write_engine, task) == [("todo", 0)]
     assert still_usable == 0
+
+
+def test_a_lock_already_waiting_from_an_earlier_transaction_defers_nothing(app: FastAPI, task: str) -> None:
+    lock = f"lock-{uuid.uuid4().hex}"
+    for n in range(3):
+        with state_of(app).write_sessions() as db, db.begin():
+            defer(db, task, args={"n": n}, queueing_lock=lock)
+
+    assert jobs_with(state_of(app).database.write_engine, task) == [("todo", 0)]
+
+
+def test_waiting_locks_names_the_locks_a_waiting_job_holds(app: FastAPI, task: str) -> None:
+    held, free = f"lock-{uuid.uuid4().hex}", f"lock-{uuid.uuid4().hex}"
+    with state_of(app).write_sessions() as db, db.begin():
+        defer(db, task, queueing_lock=held)
+
+    with state_of(app).write_sessions() as db, db.begin():
+        assert waiting_locks(db, [held, free]) == {held}
+        assert waiting_locks(db, []) == set()
 
 
 async def _defer_on_asyncpg(url: str, task: str, args: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ from app.clinical.progress import status as progress_status
 from app.clinical.progress.models import ExpectedResponseTable
 from app.clinical.progress.service import context, observations_of
 from app.core.db import insert_rows, new_record_id, utcnow
-from app.core.jobs import JobRun, defer
+from app.core.jobs import JobRun, defer, waiting_locks
 from app.instruments.registry import InstrumentRegistry, load_registry
 from app.measurements.models import Measurement
 from app.scoring.definition import InstrumentDefinition
@@ -60,14 +60,17 @@ def defer_checks(
         if (definition := definitions.get(row["instrument_id"])) is not None and definition.primary_score is not None
     }
     due = utcnow() + CHECK_DELAY
-    for clinic_id, patient_id, instrument_id in sorted(courses):
-        defer(
-            db,
-            CHECK_TASK,
-            args={"clinic_id": str(clinic_id), "patient_id": str(patient_id), "instrument_id": instrument_id},
-            scheduled_at=due,
-            queueing_lock=f"{CHECK_TASK}:{patient_id}:{instrument_id}",
-        )
+    locks = {course: f"{CHECK_TASK}:{course[1]}:{course[2]}" for course in courses}
+    waiting = waiting_locks(db, locks.values()) if len(locks) > 1 else set()  # one query for a batch's courses
+    for (clinic_id, patient_id, instrument_id), lock in sorted(locks.items()):
+        if lock not in waiting:
+            defer(
+                db,
+                CHECK_TASK,
+                args={"clinic_id": str(clinic_id), "patient_id": str(patient_id), "instrument_id": instrument_id},
+                scheduled_at=due,
+                queueing_lock=lock,
+            )
 
 
 def check(run: JobRun, *, clinic_id: str, patient_id: str, instrument_id: str) -> None:
