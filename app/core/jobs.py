@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, bindparam, insert, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -95,14 +95,17 @@ def defer(
         "status": WAITING,
         "queueing_lock": queueing_lock,
     }
-    if queueing_lock is None:
-        connection.execute(insert(BackgroundJob), row)
-        return
-    connection.execute(
-        sqlite.insert(BackgroundJob)
-        .values(row)
-        .on_conflict_do_nothing(index_elements=["queueing_lock"], index_where=text("status = 'todo'"))
+    connection.execute(insert(BackgroundJob) if queueing_lock is None else _INSERT_UNLESS_WAITING, row)
+
+
+_INSERT_UNLESS_WAITING = (
+    sqlite.insert(BackgroundJob)
+    .values(
+        {name: bindparam(name) for name in ("task_name", "args", "scheduled_at", "attempts", "status", "queueing_lock")}
     )
+    .on_conflict_do_nothing(index_elements=["queueing_lock"], index_where=text("status = 'todo'"))
+)
+"""SQLite's job row unless a job of its lock waits; built once (building it cost more than running it)."""
 
 
 def waiting_locks(db: Session, locks: Collection[str]) -> set[str]:
