@@ -177,6 +177,7 @@ def test_bands_are_coded_the_same_in_every_layout(
 def test_labels_are_whole_where_the_format_allows_and_integers_display_as_integers(
     client: TestClient, course: str, researcher: dict[str, str], tmp_path: Path
 ) -> None:
+    require_r_haven()
     sav = saved(
         tmp_path, export(client, researcher, format="sav", layout="wide", all_instruments="true").content, "sav"
     )
@@ -220,20 +221,17 @@ cat("dta_na", paste(is.na(dta$phq9_i9), collapse = " "), "\\n")
 """
 
 
-def r_haven() -> bool:
-    if shutil.which("Rscript") is None:
-        return False
+def require_r_haven() -> None:
+    """R and haven must be there (`make test` installs Debian's r-base-core and r-cran-haven): never skipped."""
+    assert shutil.which("Rscript") is not None, "Rscript is missing: run `make test` (it installs R and haven)"
     found = subprocess.run(["Rscript", "-e", "library(haven)"], capture_output=True, check=False)
-    return found.returncode == 0
+    assert found.returncode == 0, "R's haven is missing: run `make test` (it installs r-cran-haven)"
 
 
-@pytest.mark.skipif(
-    not r_haven() and not os.environ.get("REQUIRE_R_HAVEN"),
-    reason="R and haven are not installed (`make test` installs r-base-core and r-cran-haven and requires them)",
-)
 def test_r_haven_reads_user_defined_and_tagged_missing_values(
     client: TestClient, course: str, researcher: dict[str, str], tmp_path: Path
 ) -> None:
+    require_r_haven()
     sav = saved(tmp_path, export(client, researcher, format="sav", **WIDE_ITEMS).content, "sav")
     dta = saved(tmp_path, export(client, researcher, format="dta", **WIDE_ITEMS).content, "dta")
 
