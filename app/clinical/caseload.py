@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -286,19 +286,15 @@ def _point(found: object) -> Point:
 
 
 def _with_value(point: Point, scores: dict[str, object], key: str) -> Point:
+    """The point with its value, band and prorating on score ``key`` (the caseload reads every score at once)."""
     stored = scores.get(key) or {}
     assert isinstance(stored, dict)
-    return Point(
-        measurement_id=point.measurement_id,
-        version=point.version,
-        instrument_version=point.instrument_version,
-        measured_at=point.measured_at,
-        session_id=point.session_id,
+    return replace(
+        point,
         session_number=None,
         value=stored.get("value"),
         band=stored.get("band"),
         prorated=bool(stored.get("prorated", False)),
-        flags=point.flags,
     )
 
 
