@@ -292,6 +292,7 @@ class AuditTrail:
             clinics = {clinic for _table, _id, _patient, clinic in created if clinic is not None}
             base["clinic_id"] = clinics.pop() if len(clinics) == 1 else None
         patients = [patient for _table, _id, patient, _clinic in created if patient is not None]
+        no_details: dict[str, Any] = {}  # one object for every row without details: it is encoded once
         rows = [
             {
                 **base,
@@ -312,7 +313,7 @@ class AuditTrail:
                 "resource_type": table,
                 "resource_id": created_id,
                 "patient_id": patient,
-                "details": {},
+                "details": no_details,
             }
             for table, created_id, patient, _clinic in created
         )
