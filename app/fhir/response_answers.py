@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from app.core.datetimes import clinical_time_problem
 from app.fhir.errors import Issue, MalformedResource, ReferenceNotFound, UnprocessableResource
-from app.fhir.schemas import AnswerKey, FormMap, MappedItem
+from app.fhir.schemas import FormMap, MappedItem
 from app.scoring.engine import Answer
 
 ROOT = "QuestionnaireResponse"
@@ -44,8 +43,7 @@ class _Reader:
 def read_answers(qr: dict[str, Any], form: FormMap) -> ResponseAnswers:
     """The instrument answers of a response, or 400 (JSON types) / 422 (meaning) listing every problem."""
     reader = _Reader(form)
-    for link_id, item, path in _flatten(qr.get("item"), ROOT):
-        _read_item(reader, link_id, item, path)
+    _read_items(reader, qr.get("item"), ROOT)
     if reader.type_errors:
         raise MalformedResource(
             f"{len(reader.type_errors)} answer(s) of the wrong JSON type", issues=reader.type_errors
@@ -57,98 +55,122 @@ def read_answers(qr: dict[str, Any], form: FormMap) -> ResponseAnswers:
     return ResponseAnswers(items=reader.items, declared_total=reader.declared_total)
 
 
-def _flatten(items: Any, parent: str) -> Iterator[tuple[str, dict[str, Any], str]]:
-    """Every item, at any depth (groups, and items nested under answers), with its path."""
+def _read_items(reader: _Reader, items: Any, parent: str) -> None:
+    """Every item, at any depth (groups, and items nested under answers), in document order.
+
+    An item's FHIRPath is written only for an issue or for the items under it: a Bundle reads thousands of items.
+    """
     if not isinstance(items, list):
         return
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             continue
-        path = f"{parent}.item[{index}]"
-        yield str(item.get("linkId")), item, path
-        yield from _flatten(item.get("item"), path)
-        for answer_index, answer in enumerate(item.get("answer") or []):
+        _read_item(reader, item, parent, index)
+        nested = item.get("item")
+        answers = item.get("answer") or []
+        if nested is None and not any(isinstance(answer, dict) and "item" in answer for answer in answers):
+            continue
+        path = _item_path(parent, index)
+        _read_items(reader, nested, path)
+        for answer_index, answer in enumerate(answers):
             if isinstance(answer, dict):
-                yield from _flatten(answer.get("item"), f"{path}.answer[{answer_index}]")
+                _read_items(reader, answer.get("item"), f"{path}.answer[{answer_index}]")
 
 
-def _read_item(reader: _Reader, link_id: str, item: dict[str, Any], path: str) -> None:
+def _item_path(parent: str, index: int) -> str:
+    return f"{parent}.item[{index}]"
+
+
+def _read_item(reader: _Reader, item: dict[str, Any], parent: str, index: int) -> None:
+    link_id = str(item.get("linkId"))
     answers = [answer for answer in item.get("answer") or [] if isinstance(answer, dict)]
-    if not reader.form.knows(link_id):
-        reader.issues.append(Issue("invalid", f"linkId {link_id!r} is not in the Questionnaire", (f"{path}.linkId",)))
-        return
-    if link_id in reader.form.totals:
+    form = reader.form
+    if link_id in form.totals:
         if answers:
-            reader.declared_total = _declared_total(reader, answers[0], f"{path}.answer[0]")
+            path = f"{_item_path(parent, index)}.answer[0]"
+            reader.declared_total = _declared_total(reader, answers[0], path)
         return
-    mapped = reader.form.items.get(link_id)
-    if mapped is None or not answers:
+    mapped = form.items.get(link_id)
+    if mapped is None:
+        if link_id not in form.ignored:
+            path = _item_path(parent, index)
+            reader.issues.append(
+                Issue("invalid", f"linkId {link_id!r} is not in the Questionnaire", (f"{path}.linkId",))
+            )
+        return
+    if not answers:
         return
     if len(answers) > 1:
+        path = _item_path(parent, index)
         reader.issues.append(Issue("invalid", f"item {link_id!r} takes one answer, got {len(answers)}", (path,)))
         return
     if mapped.item in reader.answered_by:
+        path = _item_path(parent, index)
         reader.issues.append(Issue("duplicate", f"item {link_id!r} is answered twice", (f"{path}.linkId",)))
         return
-    value = _answer_value(reader, mapped, answers[0], f"{path}.answer[0]")
+    value = _answer_value(reader, mapped, answers[0], parent, index)
     if value is not None:
         reader.answered_by[mapped.item] = link_id
         reader.items[mapped.item] = value
 
 
-def _answer_value(reader: _Reader, mapped: MappedItem, answer: dict[str, Any], path: str) -> Answer | None:
+def _answer_value(
+    reader: _Reader, mapped: MappedItem, answer: dict[str, Any], parent: str, index: int
+) -> Answer | None:
     kinds = [key for key in answer if key.startswith("value")]
     if len(kinds) != 1:
+        path = f"{_item_path(parent, index)}.answer[0]"
         reader.issues.append(Issue("invalid", f"answer to {mapped.link_id!r} needs exactly one value[x]", (path,)))
         return None
     kind = kinds[0]
     value = answer[kind]
     if kind == "valueCoding":
-        return _coded_answer(reader, mapped, value, f"{path}.valueCoding")
+        system = value.get("system") if isinstance(value, dict) else None
+        code = value.get("code") if isinstance(value, dict) else None
+        if isinstance(code, str) and (system is None or isinstance(system, str)):
+            pairs = mapped.codings.get(code, ())
+            values = {
+                found for key_system, found in pairs if key_system is None or system is None or key_system == system
+            }
+            if len(values) == 1:
+                return values.pop()
+            shown = f"{system}|{code}" if system else code
+            _unmatched(reader, mapped, values, shown, _answer_path(parent, index, kind))
+            return None
+        path = _answer_path(parent, index, kind)
+        reader.type_errors.append(Issue("structure", "valueCoding needs a string code (and a string system)", (path,)))
+        return None
     if kind == "valueInteger":
         if type(value) is not int:
-            reader.type_errors.append(Issue("structure", "valueInteger must be a JSON integer", (f"{path}.{kind}",)))
+            path = _answer_path(parent, index, kind)
+            reader.type_errors.append(Issue("structure", "valueInteger must be a JSON integer", (path,)))
             return None
-        return _matched(
-            reader,
-            mapped,
-            [key for key in mapped.answers if key.kind == "integer" and key.code == str(value)],
-            str(value),
-            f"{path}.{kind}",
-        )
+        values = set(mapped.integers.get(str(value), ()))
+        if len(values) == 1:
+            return values.pop()
+        _unmatched(reader, mapped, values, str(value), _answer_path(parent, index, kind))
+        return None
     reader.issues.append(
         Issue(
-            "invalid", f"item {mapped.link_id!r} is a choice: answer with valueCoding, not {kind}", (f"{path}.{kind}",)
+            "invalid",
+            f"item {mapped.link_id!r} is a choice: answer with valueCoding, not {kind}",
+            (_answer_path(parent, index, kind),),
         )
     )
     return None
 
 
-def _coded_answer(reader: _Reader, mapped: MappedItem, coding: Any, path: str) -> Answer | None:
-    system = coding.get("system") if isinstance(coding, dict) else None
-    code = coding.get("code") if isinstance(coding, dict) else None
-    if not isinstance(code, str) or (system is not None and not isinstance(system, str)):
-        reader.type_errors.append(Issue("structure", "valueCoding needs a string code (and a string system)", (path,)))
-        return None
-    candidates = [
-        key
-        for key in mapped.answers
-        if key.kind == "coding" and key.code == code and (key.system is None or system is None or key.system == system)
-    ]
-    shown = f"{system}|{code}" if system else code
-    return _matched(reader, mapped, candidates, shown, path)
+def _answer_path(parent: str, index: int, kind: str) -> str:
+    return f"{_item_path(parent, index)}.answer[0].{kind}"
 
 
-def _matched(reader: _Reader, mapped: MappedItem, candidates: list[AnswerKey], shown: str, path: str) -> Answer | None:
-    values = {key.value for key in candidates}
-    if len(values) == 1:
-        return values.pop()
+def _unmatched(reader: _Reader, mapped: MappedItem, values: set[Any], shown: str, path: str) -> None:
+    """No option, or more than one, matches the answer: an issue naming the allowed answers."""
     allowed = ", ".join(f"{key.system}|{key.code}" if key.system else key.code for key in mapped.answers)
     problem = "is ambiguous" if values else "is not an answer"
     reader.issues.append(
         Issue("code-invalid", f"answer {shown!r} {problem} of item {mapped.link_id!r}; allowed: {allowed}", (path,))
     )
-    return None
 
 
 def _declared_total(reader: _Reader, answer: dict[str, Any], path: str) -> float | None:

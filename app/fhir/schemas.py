@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -30,6 +31,24 @@ class MappedItem(Frozen):
     item: str
     """The instrument's item number (``"3"``)."""
     answers: tuple[AnswerKey, ...]
+
+    @cached_property
+    def codings(self) -> dict[str, tuple[tuple[str | None, int | str], ...]]:
+        """The ``coding`` answers by code: (system, value) of each, to match a ``valueCoding`` without a scan."""
+        found: dict[str, list[tuple[str | None, int | str]]] = {}
+        for key in self.answers:
+            if key.kind == "coding":
+                found.setdefault(key.code, []).append((key.system, key.value))
+        return {code: tuple(pairs) for code, pairs in found.items()}
+
+    @cached_property
+    def integers(self) -> dict[str, frozenset[int | str]]:
+        """The values of the ``integer`` answers by code."""
+        found: dict[str, set[int | str]] = {}
+        for key in self.answers:
+            if key.kind == "integer":
+                found.setdefault(key.code, set()).add(key.value)
+        return {code: frozenset(values) for code, values in found.items()}
 
 
 class FormMap(Frozen):
