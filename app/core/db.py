@@ -396,7 +396,7 @@ def _executemany_bound(connection: Connection, table: Table, rows: Sequence[Mapp
 
     SQLAlchemy binds each value of each row through its processors in turn; a request's audit rows and a Bundle's
     rows share most values (the request's clinic, key, route, time), so binding a value once per run of the same
-    object costs a fraction of that (bench/README.md, change 39). The driver runs the same statement either way; a
+    object costs a fraction of that (bench/README.md, change 35). The driver runs the same statement either way; a
     refused row raises the same SQLAlchemy error.
     """
     statement, columns = _positional_insert(table, connection.dialect)

@@ -12,7 +12,8 @@
 4. ``serve``, the endpoint ``AppRoute`` puts around every handler, runs once every check has passed. So a refused
    or invalid request never waits for a writer, whatever the order of the handler's parameters:
 
-   a. each write transaction waits for a writer's turn (``WriteTurns``) and begins; a read begins;
+   a. each write transaction waits for a writer's turn (``WriteTurns``); a transaction on the event loop's engine
+      then waits for one of its pool's connections (``Database.loop_slots``); each begins;
    b. what must act in the write transaction before the handler (``JoinsTransaction``: the idempotency guard claims
       its key) joins it;
    c. the handler runs: in the threadpool; a bounded write (``BoundedWriteDb``: one record, no outside calls) on the
@@ -86,11 +87,15 @@ class RequestTransaction:
         observer: TransactionObserver | None,
         audit_sessions: sessionmaker[Session],
         audit_sessions_single_writer: bool,
+        loop_slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.kind = kind
         self.db = db
         self.async_db = async_db
         """Set for a bounded read or write on PostgreSQL: ``db`` is its ``sync_session``, used only in ``run_sync``."""
+        self.loop_slots = loop_slots
+        """Where a loop session waits for one of the loop pool's connections (``Database.loop_slots``)."""
+        self.holds_slot = False
         self.observer = observer
         self.audit_sessions = audit_sessions
         self.audit_sessions_single_writer = audit_sessions_single_writer
@@ -101,9 +106,14 @@ class RequestTransaction:
         return self.kind in (Kind.WRITE, Kind.BOUNDED_WRITE)
 
     async def begin(self, turns: WriteTurns) -> None:
-        """Step 4a: a write waits for its turn first. Beginning does no I/O (the connection is taken at first use)."""
+        """Step 4a: a write waits for its turn first; then a loop session waits, in order of arrival, for one of the
+        loop pool's connections (in this order: nothing waits for a turn while it holds a connection). Beginning does
+        no I/O (the connection is taken at first use)."""
         if self.writes:
             self.give_back_turn = await turns.take()
+        if self.loop_slots is not None:
+            await self.loop_slots.acquire()
+            self.holds_slot = True
         self.db.begin()
         if self.observer is not None:
             self.observer.watch(self.db)
@@ -131,6 +141,9 @@ class RequestTransaction:
             else:
                 self.db.close()
         finally:
+            if self.holds_slot and self.loop_slots is not None:
+                self.holds_slot = False
+                self.loop_slots.release()
             if self.give_back_turn is not None:
                 self.give_back_turn()
                 self.give_back_turn = None
@@ -161,6 +174,7 @@ def _plan(request: Request, kind: Kind, *, observed: bool = True) -> Session:
         observer=observer,
         audit_sessions=database.write_sessions,
         audit_sessions_single_writer=database.turns.single_writer,
+        loop_slots=database.loop_slots if async_db is not None else None,
     )
     transactions.append(transaction)
     return db

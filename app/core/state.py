@@ -57,6 +57,9 @@ class Database:
     loop_writes: AsyncEngine | None = None
     loop: asyncio.AbstractEventLoop | None = None
     """The event loop ``loop_writes``' connections belong to (the one serving requests)."""
+    loop_slots: asyncio.Semaphore | None = None
+    """How many loop sessions may be open at once: ``loop_writes``' pool size, so the loop never opens a connection
+    beyond its pool that would be closed again when given back (bench/README.md, change 37)."""
     _loop_sessions: async_sessionmaker[AsyncSession] | None = None
 
     @classmethod
@@ -87,6 +90,7 @@ class Database:
         in_utc(self.loop_writes.sync_engine)
         ping_when_idle(self.loop_writes.sync_engine, settings.db_ping_after_idle_seconds)
         self.loop = asyncio.get_running_loop()
+        self.loop_slots = asyncio.Semaphore(settings.db_pool_size)
         self._loop_sessions = async_sessionmaker(
             self.loop_writes,
             expire_on_commit=False,

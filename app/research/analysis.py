@@ -193,7 +193,7 @@ def _captured(caught: list[warnings.WarningMessage], *, converged: bool) -> list
 OPTIMISERS = ["lbfgs", "bfgs", "cg"]
 """Tried in order until one converges. statsmodels starts with BFGS; L-BFGS reaches the same REML optimum (a log
 likelihood as high or higher, estimates equal to 4 decimals on the benchmark's cohort) in two thirds of the time, and
-BFGS and CG stay as fallbacks (bench/README.md, change 39)."""
+BFGS and CG stay as fallbacks (bench/README.md, change 34)."""
 
 
 def _fit_mixed(

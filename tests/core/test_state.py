@@ -4,13 +4,14 @@ default."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -142,3 +143,42 @@ def test_every_connection_reads_times_in_utc_whatever_the_databases_zone(databas
         on_loop = asyncio.run(on_the_loop(database))
 
     assert in_thread == on_loop == ("UTC", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+
+
+@POSTGRESQL_ONLY
+def test_loop_sessions_wait_for_the_loop_pools_connections_and_never_open_more(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More bounded reads at once than the loop pool holds: the others wait their turn, so the loop never opens a
+    connection beyond its pool (one it would close again when given back), and every slot is given back."""
+    from app.measurements import service as measurements
+
+    list_current = measurements.list_current
+
+    def slow_read(db: Session, **kwargs: object) -> object:
+        db.execute(text("SELECT pg_sleep(0.05)"))  # awaits the network on the loop: other requests run meanwhile
+        return list_current(db, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(measurements, "list_current", slow_read)
+    app = create_app(make_settings(database_url, db_pool_size=2))
+    with TestClient(app) as client:
+        database = state_of(app).database
+        assert database.loop_writes is not None
+        pool = database.loop_writes.sync_engine.pool
+        most: list[int] = [0]
+
+        @event.listens_for(pool, "checkout")
+        def _counted(*_args: object) -> None:
+            most[0] = max(most[0], pool.checkedout())  # type: ignore[attr-defined]
+
+        clinic = new_clinic(app)
+        patient = client.post("/v1/patients", json={}, headers=clinic.headers()).json()["id"]
+        url = f"/v1/patients/{patient}/measurements"
+        with ThreadPoolExecutor(8) as threads:
+            answers = list(threads.map(lambda _: client.get(url, headers=clinic.headers()), range(16)))
+
+        assert [answer.status_code for answer in answers] == [200] * 16
+        assert 1 < most[0] <= 2  # they did overlap, and no more than the pool's two at once
+        assert pool.overflow() <= 0  # type: ignore[attr-defined]
+        assert database.loop_slots is not None
+        assert database.loop_slots._value == 2  # every slot given back
