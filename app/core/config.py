@@ -71,7 +71,12 @@ class Settings(BaseSettings):
     )
     scales_dir: Path = PROJECT_ROOT / "scales"
     sqlite_busy_timeout_ms: int = 30_000
-    db_pool_size: int = 10
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="Pooled connections per engine; on PostgreSQL also how many bounded reads and writes run on the "
+        "event loop at once (later ones wait for a connection rather than open one the pool would close again).",
+    )
     db_max_overflow: int = 30
     db_write_concurrency: int = Field(
         default=4,
