@@ -61,8 +61,5 @@ class FormMap(Frozen):
     ignored: tuple[str, ...] = ()
     """linkIds of groups, display items and items explicitly marked unscored: answers there are not used."""
 
-    def knows(self, link_id: str) -> bool:
-        return link_id in self.items or link_id in self.totals or link_id in self.ignored
-
     def link_id_of(self, item: str) -> str | None:
         return next((mapped.link_id for mapped in self.items.values() if mapped.item == item), None)
