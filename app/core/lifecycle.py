@@ -13,7 +13,9 @@
    or invalid request never waits for a writer, whatever the order of the handler's parameters:
 
    a. each write transaction waits for a writer's turn (``WriteTurns``); a transaction on the event loop's engine
-      then waits for one of its pool's connections (``Database.loop_slots``); each begins;
+      then waits for one of its pool's connections (``Database.loop_slots``); each begins. On SQLite a bounded write
+      joins the open ``CommitGroup`` instead, if there is one, and takes a turn only to open the next
+      (``app.core.commit_groups``);
    b. what must act in the write transaction before the handler (``JoinsTransaction``: the idempotency guard claims
       its key) joins it;
    c. the handler runs: in the threadpool; a bounded write (``BoundedWriteDb``: one record, no outside calls) on the
@@ -24,7 +26,8 @@
    d. in the same thread, right after the handler returns, each transaction ends, last opened first: it writes its
       audit events (``AppState.observe_transaction``) and commits; except that a read on SQLite commits first and
       then writes its audit event in a short write transaction of its own (a read never holds SQLite's single
-      writer). Nothing is answered before its audit row is committed.
+      writer), and that a commit group's member only flushes into the group's transaction and waits for the group's
+      one commit, on the loop's next pass. Nothing is answered before its audit row is committed.
 5. Whatever happened, ``AppRoute`` closes every session on the event loop (rolling back what was not committed) and
    gives back the writer's turns; an error is then rendered as problem+json by ``app.core.problems``.
 
@@ -47,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import Message, Receive, Scope, Send
 
+from app.core.commit_groups import CommitGroup, CommitGroups
 from app.core.config import Settings
 from app.core.json_body import UniqueKeysRequest
 from app.core.limits import UNLIMITED_PATHS, calls_authentication
@@ -88,6 +92,7 @@ class RequestTransaction:
         audit_sessions: sessionmaker[Session],
         audit_sessions_single_writer: bool,
         loop_slots: asyncio.Semaphore | None = None,
+        commit_groups: CommitGroups | None = None,
     ) -> None:
         self.kind = kind
         self.db = db
@@ -100,6 +105,10 @@ class RequestTransaction:
         self.audit_sessions = audit_sessions
         self.audit_sessions_single_writer = audit_sessions_single_writer
         self.give_back_turn: Callable[[], None] | None = None
+        self.commit_groups = commit_groups
+        """Set for a bounded write on SQLite: it joins a ``CommitGroup`` instead of taking a turn of its own."""
+        self.group: CommitGroup | None = None
+        self.left_group = False
 
     @property
     def writes(self) -> bool:
@@ -109,7 +118,10 @@ class RequestTransaction:
         """Step 4a: a write waits for its turn first; then a loop session waits, in order of arrival, for one of the
         loop pool's connections (in this order: nothing waits for a turn while it holds a connection). Beginning does
         no I/O (the connection is taken at first use)."""
-        if self.writes:
+        if self.commit_groups is not None:
+            self.group = await self.commit_groups.join()
+            self.db.bind = self.group.connection
+        elif self.writes:
             self.give_back_turn = await turns.take()
         if self.loop_slots is not None:
             await self.loop_slots.acquire()
@@ -126,11 +138,19 @@ class RequestTransaction:
             if self.observer is not None:
                 self.observer.finish(self.db, status_code=status_code, location=location)
             self.db.commit()
+            if self.group is not None:  # flushed into the group's transaction, committed with it
+                self.group.leave(succeeded=True)
+                self.left_group = True
             return
         self.db.commit()
         if self.observer is not None:
             with self.audit_sessions() as audit_db, audit_db.begin():
                 self.observer.finish(audit_db, status_code=status_code, location=location)
+
+    async def committed(self) -> None:
+        """A commit group's member waits for the group's commit before it answers."""
+        if self.group is not None:
+            await self.group.committed()
 
     async def close(self) -> None:
         """Step 5, on the event loop: roll back what was not committed, return the connection, give back the turn.
@@ -141,6 +161,9 @@ class RequestTransaction:
             else:
                 self.db.close()
         finally:
+            if self.group is not None and not self.left_group:
+                self.left_group = True
+                self.group.leave(succeeded=False)
             if self.holds_slot and self.loop_slots is not None:
                 self.holds_slot = False
                 self.loop_slots.release()
@@ -166,6 +189,8 @@ def _plan(request: Request, kind: Kind, *, observed: bool = True) -> Session:
         db = async_db.sync_session
     else:
         db = (database.read_sessions if kind in (Kind.READ, Kind.BOUNDED_READ) else database.write_sessions)()
+        if kind is Kind.BOUNDED_WRITE and database.commit_groups is not None:
+            db = database.member_sessions()
     observer = state.observe_transaction(request) if observed and state.observe_transaction is not None else None
     transaction = RequestTransaction(
         kind,
@@ -175,6 +200,7 @@ def _plan(request: Request, kind: Kind, *, observed: bool = True) -> Session:
         audit_sessions=database.write_sessions,
         audit_sessions_single_writer=database.turns.single_writer,
         loop_slots=database.loop_slots if async_db is not None else None,
+        commit_groups=database.commit_groups if kind is Kind.BOUNDED_WRITE else None,
     )
     transactions.append(transaction)
     return db
@@ -273,8 +299,10 @@ def serve(handler: Callable[..., Any], *, status_code: int | None) -> Callable[.
             return await run_in_threadpool(work)
         if bounded.async_db is not None:
             return await bounded.async_db.run_sync(lambda _db: work())
-        if bounded.writes and turns.single_writer:
-            return work()  # it holds SQLite's single writer: on the loop, with no hand-off either way
+        if bounded.writes and turns.single_writer:  # it holds SQLite's single writer: on the loop, no hand-off
+            result = work()
+            await bounded.committed()
+            return result
         return await run_in_threadpool(work)
 
     run.__name__ = handler.__name__

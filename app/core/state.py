@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.commit_groups import CommitGroups
 from app.core.config import Settings
 from app.core.db import (
     JSON_CODEC,
@@ -54,6 +55,14 @@ class Database:
     read_sessions: sessionmaker[Session]
     write_sessions: sessionmaker[Session]
     turns: WriteTurns
+    commit_groups: CommitGroups | None = None
+    """SQLite: where bounded writes share a transaction and its commit (``app.core.commit_groups``)."""
+    member_sessions: sessionmaker[Session] = field(
+        default_factory=lambda: sessionmaker(
+            expire_on_commit=False, autoflush=False, join_transaction_mode="rollback_only"
+        )
+    )
+    """Sessions of a commit group's members, bound to the group's connection as they join."""
     loop_writes: AsyncEngine | None = None
     loop: asyncio.AbstractEventLoop | None = None
     """The event loop ``loop_writes``' connections belong to (the one serving requests)."""
@@ -67,16 +76,18 @@ class Database:
         engine = create_db_engine(settings)
         write_engine = create_write_engine(settings, engine)
         single_writer = write_engine.dialect.name == "sqlite"
+        turns = WriteTurns(
+            writers=1 if single_writer else settings.db_write_concurrency or None,
+            wait_seconds=settings.sqlite_busy_timeout_ms / 1000,
+        )
         return cls(
             engine=engine,
             write_engine=write_engine,
             lookups=create_lookup_engine(settings, engine),
             read_sessions=make_sessionmaker(engine),
             write_sessions=make_sessionmaker(write_engine),
-            turns=WriteTurns(
-                writers=1 if single_writer else settings.db_write_concurrency or None,
-                wait_seconds=settings.sqlite_busy_timeout_ms / 1000,
-            ),
+            turns=turns,
+            commit_groups=CommitGroups(write_engine, turns) if single_writer else None,
         )
 
     def serve_on_this_loop(self, settings: Settings) -> None:
