@@ -82,7 +82,7 @@ def open_app_state(
     pool = ValidationPool(settings.fhir_validation_processes)
     state.provide(pool, close=pool.close)
     if settings.jobs_in_process and database.write_engine.dialect.name == "sqlite":
-        runner = InProcessRunner(database.write_engine, settings)
+        runner = InProcessRunner(database.write_engine, settings, reads=database.engine)
         runner.start()
         state.provide(runner, close=runner.stop)
     return state

@@ -94,7 +94,7 @@ def run_jobs(app: FastAPI, *, now: datetime | None = None, rng: random.Random | 
     moment = now or utcnow()
     engine = state.database.write_engine
     if engine.dialect.name == "sqlite":
-        while run_due_jobs(engine, state.settings, now=moment, rng=rng, periodic=()):
+        while run_due_jobs(engine, state.settings, reads=state.database.engine, now=moment, rng=rng, periodic=()):
             pass  # each call runs a batch of jobs: until none is due
         return
     with engine.begin() as connection:

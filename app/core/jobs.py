@@ -169,6 +169,9 @@ class JobRun:
     settings: Settings
     engine: Engine
     """For the task's own short transactions (on SQLite the single writer's engine: take it briefly)."""
+    reads: Engine
+    """For reads that may take long (a patient's whole series): never SQLite's single writer, whose one connection
+    and write lock every write request would wait for meanwhile."""
     attempt: int
     """1 for the first run."""
     retry_at: datetime | None

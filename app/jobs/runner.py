@@ -46,6 +46,7 @@ def run_due_jobs(
     engine: Engine,
     settings: Settings,
     *,
+    reads: Engine,
     now: datetime,
     rng: random.Random | None = None,
     limit: int = 100,
@@ -63,7 +64,7 @@ def run_due_jobs(
         job = _take(engine, now)
         if job is None:
             break
-        _run(job, engine, settings, tasks, now=now, rng=rng)
+        _run(job, engine, reads, settings, tasks, now=now, rng=rng)
         ran += 1
     return ran
 
@@ -115,7 +116,14 @@ def _take(engine: Engine, now: datetime) -> _Taken | None:
 
 
 def _run(
-    job: _Taken, engine: Engine, settings: Settings, tasks: dict[str, Task], *, now: datetime, rng: random.Random
+    job: _Taken,
+    engine: Engine,
+    reads: Engine,
+    settings: Settings,
+    tasks: dict[str, Task],
+    *,
+    now: datetime,
+    rng: random.Random,
 ) -> None:
     task = tasks.get(job.task_name)
     if task is None:
@@ -124,7 +132,8 @@ def _run(
     delay = task.backoff.delay(job.attempt, rng)
     retry_at = None if delay is None else now + delay
     try:
-        task.function(JobRun(settings=settings, engine=engine, attempt=job.attempt, retry_at=retry_at), **job.args)
+        run = JobRun(settings=settings, engine=engine, reads=reads, attempt=job.attempt, retry_at=retry_at)
+        task.function(run, **job.args)
     except TryAgain as again:
         _finish(engine, job.id, WAITING, scheduled_at=again.retry_at, error=str(again))
     except Exception as error:
@@ -153,8 +162,9 @@ def _finish(
 class InProcessRunner:
     """A daemon thread running ``run_due_jobs`` every ``poll_seconds`` until ``stop``."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, *, reads: Engine) -> None:
         self.engine = engine
+        self.reads = reads
         self.settings = settings
         self._stop = threading.Event()
         self._deferred: dict[str, datetime] = {}
@@ -174,7 +184,9 @@ class InProcessRunner:
         while not self._stop.is_set():
             ran = 0
             try:
-                ran = run_due_jobs(self.engine, self.settings, now=utcnow(), limit=1, deferred=self._deferred)
+                ran = run_due_jobs(
+                    self.engine, self.settings, reads=self.reads, now=utcnow(), limit=1, deferred=self._deferred
+                )
             except Exception:
                 logger.exception("the in-process job runner failed; it goes on")
             if not ran:

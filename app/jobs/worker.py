@@ -59,7 +59,14 @@ def _job_function(task: Task) -> Callable[..., None]:
         delay = task.backoff.delay(attempt, extra["rng"])
         retry_at: datetime | None = None if delay is None else utcnow() + delay
         task.function(
-            JobRun(settings=extra["settings"], engine=extra["engine"], attempt=attempt, retry_at=retry_at), **args
+            JobRun(
+                settings=extra["settings"],
+                engine=extra["engine"],
+                reads=extra["reads"],
+                attempt=attempt,
+                retry_at=retry_at,
+            ),
+            **args,
         )
 
     run.__name__ = run.__qualname__ = task.name.replace(".", "_")
@@ -102,9 +109,12 @@ def build_app(settings: Settings, *, periodic: bool = True, pool_size: int = 4) 
     return app
 
 
-def worker_context(settings: Settings, engine: Any, rng: random.Random | None = None) -> dict[str, Any]:
-    """What every job's context carries (``additional_context``)."""
-    return {"settings": settings, "engine": engine, "rng": rng or random.SystemRandom()}
+def worker_context(
+    settings: Settings, engine: Any, rng: random.Random | None = None, *, reads: Any = None
+) -> dict[str, Any]:
+    """What every job's context carries (``additional_context``); ``reads``: the engine for long reads, the same
+    engine by default (on PostgreSQL both share one pool)."""
+    return {"settings": settings, "engine": engine, "reads": reads or engine, "rng": rng or random.SystemRandom()}
 
 
 def run_worker(settings: Settings, *, concurrency: int, name: str | None = None) -> None:

@@ -87,18 +87,20 @@ T0 = datetime(2031, 3, 3, 12, 0, tzinfo=UTC)
 def test_a_job_that_tries_again_runs_again_later_with_growing_jittered_delays(
     engine: Engine, settings: Settings, tasks: dict[str, Task], seen: list[JobRun]
 ) -> None:
-    while run_due_jobs(engine, settings, now=T0 - timedelta(days=1), tasks=tasks, periodic=()):
+    while run_due_jobs(engine, settings, reads=engine, now=T0 - timedelta(days=1), tasks=tasks, periodic=()):
         pass  # the jobs other tests left due in the shared database go first: out of this test's way
     job_id = start(engine, "tests.flaky", {"fail": True}, T0)
     rng = random.Random(19)
 
-    run_due_jobs(engine, settings, now=T0, rng=rng, tasks=tasks, periodic=())
+    run_due_jobs(engine, settings, reads=engine, now=T0, rng=rng, tasks=tasks, periodic=())
     first = job(engine, job_id)
-    run_due_jobs(engine, settings, now=first.scheduled_at - timedelta(seconds=1), rng=rng, tasks=tasks, periodic=())
+    run_due_jobs(
+        engine, settings, reads=engine, now=first.scheduled_at - timedelta(seconds=1), rng=rng, tasks=tasks, periodic=()
+    )
     early = len(seen)
-    run_due_jobs(engine, settings, now=first.scheduled_at, rng=rng, tasks=tasks, periodic=())
+    run_due_jobs(engine, settings, reads=engine, now=first.scheduled_at, rng=rng, tasks=tasks, periodic=())
     second = job(engine, job_id)
-    run_due_jobs(engine, settings, now=second.scheduled_at, rng=rng, tasks=tasks, periodic=())
+    run_due_jobs(engine, settings, reads=engine, now=second.scheduled_at, rng=rng, tasks=tasks, periodic=())
     last = job(engine, job_id)
 
     first_delay, second_delay = first.scheduled_at - T0, second.scheduled_at - first.scheduled_at
@@ -127,7 +129,9 @@ def test_a_job_that_crashes_is_retried_then_fails(
     rng = random.Random(3)
 
     for _ in range(BACKOFF.attempts):
-        run_due_jobs(engine, settings, now=job(engine, job_id).scheduled_at, rng=rng, tasks=tasks, periodic=())
+        run_due_jobs(
+            engine, settings, reads=engine, now=job(engine, job_id).scheduled_at, rng=rng, tasks=tasks, periodic=()
+        )
     failed = job(engine, job_id)
 
     assert len(seen) == 3
@@ -142,10 +146,10 @@ def test_a_job_left_doing_by_a_killed_process_runs_again_at_start(
     job_id = start(engine, "tests.flaky", {"fail": False}, T0)
     with engine.begin() as connection:
         connection.execute(update(BackgroundJob).where(BackgroundJob.id == job_id).values(status="doing", attempts=1))
-    before = run_due_jobs(engine, settings, now=T0, tasks=tasks, periodic=())
+    before = run_due_jobs(engine, settings, reads=engine, now=T0, tasks=tasks, periodic=())
 
     requeue_interrupted(engine)
-    run_due_jobs(engine, settings, now=T0, tasks=tasks, periodic=())
+    run_due_jobs(engine, settings, reads=engine, now=T0, tasks=tasks, periodic=())
 
     assert before == 0
     assert [run.attempt for run in seen] == [2]
@@ -160,10 +164,10 @@ def test_a_periodic_job_is_deferred_once_per_period(engine: Engine, settings: Se
     hourly = (Periodic(name, cron="17 * * * *"),)
     at = datetime(2031, 3, 3, 12, 20, tzinfo=UTC)
 
-    run_due_jobs(engine, settings, now=at, tasks=tasks, periodic=hourly)
-    run_due_jobs(engine, settings, now=at + timedelta(minutes=30), tasks=tasks, periodic=hourly)
+    run_due_jobs(engine, settings, reads=engine, now=at, tasks=tasks, periodic=hourly)
+    run_due_jobs(engine, settings, reads=engine, now=at + timedelta(minutes=30), tasks=tasks, periodic=hourly)
     after_one_period = len(runs)
-    run_due_jobs(engine, settings, now=at + timedelta(hours=1), tasks=tasks, periodic=hourly)
+    run_due_jobs(engine, settings, reads=engine, now=at + timedelta(hours=1), tasks=tasks, periodic=hourly)
 
     with engine.connect() as connection:
         last_tick = connection.scalar(select(PeriodicRun.last_tick).where(PeriodicRun.task_name == name))
@@ -191,7 +195,7 @@ def test_idempotency_records_expire_by_the_periodic_job(engine: Engine, settings
     recent = record_made_at(engine, clinic, at - timedelta(hours=1))
 
     with CLOCK.frozen_at(at):
-        run_due_jobs(engine, settings, now=at, periodic=PERIODIC)
+        run_due_jobs(engine, settings, reads=engine, now=at, periodic=PERIODIC)
 
     with engine.connect() as connection:
         left = set(connection.scalars(select(IdempotencyRecord.id).where(IdempotencyRecord.id.in_([old, recent]))))

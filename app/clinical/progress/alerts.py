@@ -74,18 +74,29 @@ def defer_checks(
 
 
 def check(run: JobRun, *, clinic_id: str, patient_id: str, instrument_id: str) -> None:
-    """The task function of ``CHECK_TASK``: judge the course, raise its alert if it turned not on track."""
+    """The task function of ``CHECK_TASK``: judge the course, raise its alert if it turned not on track.
+
+    The course is judged in a read transaction (``run.reads``): a long series must not hold SQLite's single writer
+    while it is read. Only raising the alert takes a short write transaction, which checks again that nothing blocks
+    it."""
     registry = _registry(run.settings.scales_dir)
     if instrument_id not in registry.definitions:
         return
+    definition = registry.get(instrument_id)
+    clinic, patient = uuid.UUID(clinic_id), uuid.UUID(patient_id)
+    with Session(run.reads) as db, db.begin():
+        turning = turned_not_on_track(db, clinic, patient, definition)
+    if turning is None:
+        return
     with Session(run.engine) as db, db.begin():
-        raise_if_turned(db, uuid.UUID(clinic_id), uuid.UUID(patient_id), registry.get(instrument_id))
+        raise_for_turn(db, clinic, patient, definition, turning)
 
 
-def raise_if_turned(
+def turned_not_on_track(
     db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID, definition: InstrumentDefinition
-) -> dict[str, Any] | None:
-    """Raise the course's alert if it turned not on track and has none yet (see the module's docstring)."""
+) -> uuid.UUID | None:
+    """The measurement from which the course stays not on track through its latest one (None if it does not end so,
+    or the instrument has no progress definition for the clinic)."""
     if definition.primary_score is None:
         return None
     score = definition.score(definition.primary_score)
@@ -98,9 +109,14 @@ def raise_if_turned(
         return None
     ctx = context(db, clinic_id=clinic_id, definition=definition, score=score)
     turned = progress_status.turned_not_on_track(observations, ctx.rule(data.family))
-    if turned is None:
-        return None
-    turning = observations[turned].measurement_id
+    return None if turned is None else observations[turned].measurement_id
+
+
+def raise_for_turn(
+    db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID, definition: InstrumentDefinition, turning: uuid.UUID
+) -> dict[str, Any] | None:
+    """Raise the ``not_on_track`` alert on ``turning`` unless the patient has an unacknowledged one of the instrument
+    or that measurement already has one (see the module's docstring)."""
     blocked = db.scalar(
         select(
             exists().where(

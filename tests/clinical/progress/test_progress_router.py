@@ -6,11 +6,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from app.auth.permissions import Role
+from app.clinical import series
 from app.clinical.progress.alerts import CHECK_DELAY, CHECK_TASK
 from app.clinical.progress.expected import MIN_COURSES
 from app.clinical.progress.service import progress_for_patients
@@ -19,7 +21,7 @@ from app.core.state import state_of
 from app.instruments.registry import InstrumentRegistry
 from tests.auth.test_patient_tokens import enrol
 from tests.clinical.conftest import day, fcs_from_others, new_patient, phq9, seed
-from tests.conftest import ClinicKeys, run_jobs
+from tests.conftest import SQLITE_ONLY, ClinicKeys, run_jobs
 
 CITED: dict[str, Any] = {
     "score": "total",
@@ -235,3 +237,27 @@ def test_a_course_is_judged_once_a_minute_after_its_measurements_however_many_ar
     listed = client.get("/v1/clinic/alerts", params={"patient_id": patient}, headers=clinic.headers()).json()
     assert listed["items"] == []
     assert [a["measurement"]["id"] for a in not_on_track_alerts(app, client, clinic, patient)] == [ids[5]]
+
+
+@SQLITE_ONLY
+def test_judging_a_course_never_holds_sqlites_writer_while_it_reads_the_series(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long series is read in a read transaction: the writer's one connection stays free for the write requests
+    meanwhile (a Bundle once waited for a 100,000-point series to be judged). Only the alert takes the writer."""
+    patient = new_patient(client, clinic)
+    ids = course(app, clinic, patient, [15, 14, 15, 14, 12, 10])
+    writer_pool = state_of(app).database.write_engine.pool
+    held_while_reading: list[int] = []
+    load_points = series.load_points
+
+    def noting(*args: Any, **kwargs: Any) -> Any:
+        points = load_points(*args, **kwargs)
+        held_while_reading.append(writer_pool.checkedout())  # type: ignore[attr-defined]
+        return points
+
+    monkeypatch.setattr(series, "load_points", noting)
+    alerts = not_on_track_alerts(app, client, clinic, patient)
+
+    assert held_while_reading == [0]
+    assert [a["measurement"]["id"] for a in alerts] == [ids[5]]
