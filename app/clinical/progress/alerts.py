@@ -26,7 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import Exists, exists, or_, select
 from sqlalchemy.orm import Session
 
 from app.clinical import series
@@ -85,6 +85,8 @@ def check(run: JobRun, *, clinic_id: str, patient_id: str, instrument_id: str) -
     definition = registry.get(instrument_id)
     clinic, patient = uuid.UUID(clinic_id), uuid.UUID(patient_id)
     with Session(run.reads) as db, db.begin():
+        if db.scalar(select(_unacknowledged(clinic, patient, definition.id))):
+            return  # nothing could be raised: the series need not be read
         turning = turned_not_on_track(db, clinic, patient, definition)
     if turning is None:
         return
@@ -117,18 +119,14 @@ def raise_for_turn(
 ) -> dict[str, Any] | None:
     """Raise the ``not_on_track`` alert on ``turning`` unless the patient has an unacknowledged one of the instrument
     or that measurement already has one (see the module's docstring)."""
-    blocked = db.scalar(
-        select(
-            exists().where(
-                RiskAlert.clinic_id == clinic_id,
-                RiskAlert.patient_id == patient_id,
-                RiskAlert.instrument_id == definition.id,
-                RiskAlert.flag == FLAG,
-                or_(RiskAlert.acknowledged_at.is_(None), RiskAlert.measurement_id == turning),
-            )
-        )
+    on_turning = exists().where(
+        RiskAlert.clinic_id == clinic_id,
+        RiskAlert.patient_id == patient_id,
+        RiskAlert.instrument_id == definition.id,
+        RiskAlert.flag == FLAG,
+        RiskAlert.measurement_id == turning,
     )
-    if blocked:
+    if db.scalar(select(or_(_unacknowledged(clinic_id, patient_id, definition.id), on_turning))):
         return None
     row = db.execute(
         select(Measurement.id, Measurement.measured_at).where(
@@ -138,6 +136,17 @@ def raise_for_turn(
     alert = _alert(clinic_id, patient_id, definition.id, turning, row.id, row.measured_at)
     insert_rows(db, RiskAlert, [alert])
     return alert
+
+
+def _unacknowledged(clinic_id: uuid.UUID, patient_id: uuid.UUID, instrument_id: str) -> Exists:
+    """The patient has a ``not_on_track`` alert of the instrument that no clinician acknowledged yet."""
+    return exists().where(
+        RiskAlert.clinic_id == clinic_id,
+        RiskAlert.patient_id == patient_id,
+        RiskAlert.instrument_id == instrument_id,
+        RiskAlert.flag == FLAG,
+        RiskAlert.acknowledged_at.is_(None),
+    )
 
 
 @cache

@@ -261,3 +261,24 @@ def test_judging_a_course_never_holds_sqlites_writer_while_it_reads_the_series(
 
     assert held_while_reading == [0]
     assert [a["measurement"]["id"] for a in alerts] == [ids[5]]
+
+
+def test_a_course_with_an_unacknowledged_alert_is_not_read_again(
+    app: FastAPI, client: TestClient, clinic: ClinicKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing could be raised until a clinician acknowledges it, so later checks skip the series."""
+    patient = new_patient(client, clinic)
+    course(app, clinic, patient, [15, 14, 15, 14, 12, 10])
+    assert len(not_on_track_alerts(app, client, clinic, patient)) == 1
+    reads: list[str] = []
+    load_points = series.load_points
+
+    def noting(*args: Any, **kwargs: Any) -> Any:
+        reads.append(str(kwargs["patient_id"]))
+        return load_points(*args, **kwargs)
+
+    monkeypatch.setattr(series, "load_points", noting)
+    course(app, clinic, patient, [13], first_week=6)
+
+    assert len(not_on_track_alerts(app, client, clinic, patient)) == 1
+    assert patient not in reads
