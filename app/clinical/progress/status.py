@@ -125,17 +125,20 @@ def evaluate(observations: Sequence[Observation], rule: Rule) -> list[tuple[Poin
         return []
     baseline = observations[0]
     result: list[tuple[PointProgress, Assessment | None]] = []
+    assessed: dict[float, Assessment] = {}  # by score, against the one baseline: scores repeat, each assessed once
     for index, observation in enumerate(observations):
         weeks = (observation.measured_at - baseline.measured_at).total_seconds() / (7 * 86400)
         assessment = None
         if index > 0:
-            assessment = assess(
-                baseline.value,
-                observation.value,
-                direction=rule.direction,
-                method=rule.change_method,
-                parameters=rule.parameters,
-            )
+            assessment = assessed.get(observation.value)
+            if assessment is None:
+                assessment = assessed[observation.value] = assess(
+                    baseline.value,
+                    observation.value,
+                    direction=rule.direction,
+                    method=rule.change_method,
+                    parameters=rule.parameters,
+                )
         expected = lower = upper = None
         band: Band | None = None
         if index == 0:
