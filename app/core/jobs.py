@@ -17,8 +17,9 @@ which no domain imports.
 A queueing lock keeps at most one job waiting per lock: deferring another while one waits does nothing (procrastinate
 refuses it with a unique violation, which a savepoint contains so the caller's transaction goes on).
 
-A task function is ``fn(run: JobRun, **args)``: ``run`` carries the settings and the engine (from the worker's job
-context or the runner, never module state), the attempt, and when the job runs again if the function raises
+A task function is ``fn(run: JobRun, **args)``: ``run`` carries the settings, the engine for its short writes and
+the one for its long reads (from the worker's job context or the runner, never module state), the attempt, and when
+the job runs again if the function raises
 ``TryAgain`` (None on the last attempt). ``Backoff`` is the retry strategy both engines follow.
 """
 
