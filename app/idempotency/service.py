@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import CursorResult, Engine, delete, select
 from sqlalchemy.exc import IntegrityError
@@ -126,10 +126,11 @@ class IdempotencyGuard(JoinsTransaction):
         if isinstance(payload, BaseModel):  # straight to JSON bytes in pydantic-core, no intermediate dict
             body = payload.model_dump_json().encode()
             response = Response(body, status_code=status_code, headers=headers, media_type=media_type)
-        else:
-            response = JSONResponse(
-                content=jsonable_encoder(payload), status_code=status_code, headers=headers, media_type=media_type
-            )
+        else:  # as JSONResponse renders it; only what json cannot write goes through jsonable_encoder
+            body = json.dumps(
+                payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=jsonable_encoder
+            ).encode()
+            response = Response(body, status_code=status_code, headers=headers, media_type=media_type)
         if self.record is not None and self.db is not None:
             secrets = shown_once_fields(type(payload)) if isinstance(payload, BaseModel) else frozenset()
             self.record.status_code = status_code

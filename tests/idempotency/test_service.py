@@ -9,12 +9,15 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from app.auth import service as auth
@@ -24,7 +27,7 @@ from app.core.db import create_db_engine, make_sessionmaker, transaction, utcnow
 from app.core.migrations import upgrade_to_head
 from app.core.state import state_of
 from app.idempotency.models import IdempotencyRecord
-from app.idempotency.service import canonical_query, claim, purge_expired
+from app.idempotency.service import IdempotencyGuard, canonical_query, claim, purge_expired
 from app.patients.models import Patient
 from tests.conftest import ISSUE_PHQ9, TEST_PEPPER, ClinicKeys, make_settings
 from tests.fhir.conftest import FHIR_JSON, US_CORE_QUESTIONNAIRE, about, fixture, headers, register
@@ -216,3 +219,25 @@ def test_an_expired_key_starts_afresh_on_a_bounded_write_too(
     assert replayed.json()["id"] == first.json()["id"]
     assert "idempotent-replayed" not in afresh.headers
     assert afresh.json()["id"] != first.json()["id"]
+
+
+def test_an_answer_is_written_as_fastapis_json_response_writes_it() -> None:
+    """What json cannot write itself (times, ids, enums, models) goes through jsonable_encoder: the same bytes as a
+    JSONResponse of the encoded payload, so a replay repeats them exactly."""
+
+    class Shape(BaseModel):
+        at: datetime
+
+    payload = {
+        "when": datetime(2026, 12, 5, 9, 30, tzinfo=UTC),
+        "id": uuid.UUID("018f2d6e-0000-7000-8000-000000000001"),
+        "role": Role.CLINICIAN,
+        "shape": Shape(at=datetime(2026, 12, 5, tzinfo=UTC)),
+        "text": 'ü \\ "quoted"',
+        "items": [1, 2.5, None, True],
+    }
+
+    answer = IdempotencyGuard().respond(payload, status_code=201, media_type="application/fhir+json")
+
+    assert answer.body == JSONResponse(jsonable_encoder(payload)).body
+    assert (answer.status_code, answer.media_type) == (201, "application/fhir+json")
