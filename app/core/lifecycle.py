@@ -187,10 +187,10 @@ def _plan(request: Request, kind: Kind, *, observed: bool = True) -> Session:
     async_db = loop_sessions() if loop_sessions is not None else None
     if async_db is not None:
         db = async_db.sync_session
+    elif kind is Kind.BOUNDED_WRITE and database.commit_groups is not None:
+        db = database.member_sessions()  # bound to its commit group's connection as it begins
     else:
         db = (database.read_sessions if kind in (Kind.READ, Kind.BOUNDED_READ) else database.write_sessions)()
-        if kind is Kind.BOUNDED_WRITE and database.commit_groups is not None:
-            db = database.member_sessions()
     observer = state.observe_transaction(request) if observed and state.observe_transaction is not None else None
     transaction = RequestTransaction(
         kind,
