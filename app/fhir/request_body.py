@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ async def received_resource(request: Request) -> ReceivedResource:
 def parse_resource(body: bytes) -> ReceivedResource:
     try:
         text = body.decode("utf-8")
-        data = loads_unique(text, parse_constant=_reject_constant)
+        data = loads_unique(text, parse_constant=_reject_constant, parse_float=_finite)
     except UnicodeDecodeError:
         raise MalformedResource("the body is not UTF-8") from None
     except DuplicateKey as exc:
@@ -146,6 +147,15 @@ def _lone_surrogate(value: str) -> bool:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(literal: str) -> float:
+    """A JSON number with a fraction or exponent; one too large for a float (``1e400``) would become infinity, which
+    FHIR's numbers cannot hold and JSON cannot write back (orjson writes it as null)."""
+    value = float(literal)
+    if math.isinf(value):
+        raise ValueError(f"the number {literal[:40]} is too large (infinite as a decimal)")
+    return value
 
 
 FhirBody = Annotated[ReceivedResource, Depends(received_resource)]

@@ -62,3 +62,22 @@ def test_a_resource_naming_a_key_twice_is_refused_and_nothing_is_stored(client: 
     assert refused.json()["resourceType"] == "OperationOutcome"
     assert "'value' appears twice" in refused.json()["issue"][0]["diagnostics"]
     assert search.status_code == 404
+
+
+def test_a_number_too_large_for_a_decimal_is_refused_even_where_validation_is_lenient(
+    client: TestClient, clinic: ClinicKeys
+) -> None:
+    """``1e400`` reads as infinity, which no FHIR number holds and JSON cannot write back: a Questionnaire's
+    extensions are validated leniently, so the parser refuses it before anything could store it as ``null``."""
+    form = fixture(US_CORE_QUESTIONNAIRE)
+    form.pop("id", None)
+    form["url"] = f"http://example.org/Questionnaire/{uuid.uuid4().hex[:8]}"
+    form["extension"] = [{"url": "http://example.org/weight", "valueDecimal": 1.5}]
+    body = json.dumps(form).replace('"valueDecimal": 1.5', '"valueDecimal": 1e400')
+
+    refused = send(client, "POST", "/fhir/Questionnaire", clinic, body)
+    listed = client.get("/fhir/Questionnaire", params={"url": form["url"]}, headers=clinic.headers())
+
+    assert refused.status_code == 400, refused.text
+    assert "1e400 is too large" in refused.json()["issue"][0]["diagnostics"]
+    assert listed.json().get("total", len(listed.json().get("entry", []))) == 0
