@@ -117,8 +117,15 @@ class CommitGroups:
         if group is None or not group.accepts():
             give_back_turn = await self.turns.take()
             try:
-                group = CommitGroup(self.engine.connect(), give_back_turn)
+                connection = self.engine.connect()
             except BaseException:
+                if give_back_turn is not None:
+                    give_back_turn()
+                raise
+            try:
+                group = CommitGroup(connection, give_back_turn)
+            except BaseException:  # BEGIN failed (another process held the lock past the busy timeout)
+                connection.close()
                 if give_back_turn is not None:
                     give_back_turn()
                 raise

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.models import AuditEvent
@@ -29,7 +31,8 @@ class Store:
     """A SQLite file with a ``note`` table, its write engine, and the commits made on it."""
 
     def __init__(self, path: Path) -> None:
-        settings = make_settings(f"sqlite:///{path / 'notes.db'}")
+        self.path = path / "notes.db"
+        settings = make_settings(f"sqlite:///{self.path}", sqlite_busy_timeout_ms=50)
         self.read_engine = create_db_engine(settings)
         self.engine: Engine = create_write_engine(settings, self.read_engine)
         with self.engine.begin() as connection:
@@ -202,6 +205,25 @@ def test_a_write_arriving_while_a_member_still_runs_waits_for_the_next_group(sto
     assert order == ["slow", "waiting"]
     assert store.notes() == ["slow", "waiting"]
     assert store.commits == 2
+
+
+def test_a_group_that_cannot_begin_gives_back_its_connection_and_its_turn(store: Store) -> None:
+    """Another process holding SQLite's write lock past the busy timeout: the write fails, and the next one, once the
+    lock is released, finds the writer's connection and turn free."""
+    other_process = sqlite3.connect(store.path, isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")
+
+    async def blocked() -> None:
+        await store.write(note("blocked"))
+
+    with pytest.raises(OperationalError, match="locked"):
+        asyncio.run(blocked())
+    other_process.execute("ROLLBACK")
+    other_process.close()
+    asyncio.run(store.write(note("after")))
+
+    assert store.notes() == ["after"]
+    assert store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 def test_a_group_admits_a_bounded_number_of_members(store: Store) -> None:
