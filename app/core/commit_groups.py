@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from app.core.errors import Busy
 from app.core.write_turns import WriteTurns
@@ -35,23 +35,26 @@ MOST_MEMBERS = 64
 class CommitGroup:
     """One shared transaction: its connection, its members' savepoints and its commit."""
 
-    def __init__(self, connection: Connection, give_back_turn: Callable[[], None] | None) -> None:
+    def __init__(self, engine: Engine, give_back_turn: Callable[[], None] | None) -> None:
         self.loop = asyncio.get_running_loop()
-        self.connection = connection
-        self.transaction = connection.begin()
+        self.connection = engine.connect()
+        try:
+            self.transaction = self.connection.begin()
+        except BaseException:  # BEGIN failed (another process held the lock past the busy timeout)
+            self.connection.close()
+            raise
         self._give_back_turn = give_back_turn
         self.members = 0
         self.active = False
         """A member has entered and not yet left (members run one after another, inline on the loop)."""
         self.broken = False
-        self.ended = False
         self.error: BaseException | None = None
         self._committed = asyncio.Event()
 
     def accepts(self) -> bool:
-        """Open to one more member: not ending, no member running, below the bound, on this event loop (a second
-        test client runs its own)."""
-        usable = not (self.ended or self.active or self.broken) and self.members < MOST_MEMBERS
+        """Open to one more member: no member running, below the bound, on this event loop (a second test client
+        runs its own). An ending group is no longer the open one."""
+        usable = not (self.active or self.broken) and self.members < MOST_MEMBERS
         return usable and self.loop is asyncio.get_running_loop()
 
     def enter(self) -> None:
@@ -78,7 +81,6 @@ class CommitGroup:
 
     def end(self) -> None:
         """Commit (or, broken, roll back) the group's transaction, then give the writer's turn back."""
-        self.ended = True
         try:
             if self.broken or not self._intact():
                 self.error = Busy("another write in the same transaction failed; retry (nothing was stored)")
@@ -117,15 +119,8 @@ class CommitGroups:
         if group is None or not group.accepts():
             give_back_turn = await self.turns.take()
             try:
-                connection = self.engine.connect()
+                group = CommitGroup(self.engine, give_back_turn)
             except BaseException:
-                if give_back_turn is not None:
-                    give_back_turn()
-                raise
-            try:
-                group = CommitGroup(connection, give_back_turn)
-            except BaseException:  # BEGIN failed (another process held the lock past the busy timeout)
-                connection.close()
                 if give_back_turn is not None:
                     give_back_turn()
                 raise

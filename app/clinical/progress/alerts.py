@@ -26,7 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Exists, exists, or_, select
+from sqlalchemy import ColumnElement, Exists, exists, or_, select
 from sqlalchemy.orm import Session
 
 from app.clinical import series
@@ -85,7 +85,7 @@ def check(run: JobRun, *, clinic_id: str, patient_id: str, instrument_id: str) -
     definition = registry.get(instrument_id)
     clinic, patient = uuid.UUID(clinic_id), uuid.UUID(patient_id)
     with Session(run.reads) as db, db.begin():
-        if db.scalar(select(_unacknowledged(clinic, patient, definition.id))):
+        if db.scalar(select(_course_alerts(clinic, patient, definition.id, RiskAlert.acknowledged_at.is_(None)))):
             return  # nothing could be raised: the series need not be read
         turning = turned_not_on_track(db, clinic, patient, definition)
     if turning is None:
@@ -119,14 +119,8 @@ def raise_for_turn(
 ) -> dict[str, Any] | None:
     """Raise the ``not_on_track`` alert on ``turning`` unless the patient has an unacknowledged one of the instrument
     or that measurement already has one (see the module's docstring)."""
-    on_turning = exists().where(
-        RiskAlert.clinic_id == clinic_id,
-        RiskAlert.patient_id == patient_id,
-        RiskAlert.instrument_id == definition.id,
-        RiskAlert.flag == FLAG,
-        RiskAlert.measurement_id == turning,
-    )
-    if db.scalar(select(or_(_unacknowledged(clinic_id, patient_id, definition.id), on_turning))):
+    blocking = or_(RiskAlert.acknowledged_at.is_(None), RiskAlert.measurement_id == turning)
+    if db.scalar(select(_course_alerts(clinic_id, patient_id, definition.id, blocking))):
         return None
     row = db.execute(
         select(Measurement.id, Measurement.measured_at).where(
@@ -138,14 +132,16 @@ def raise_for_turn(
     return alert
 
 
-def _unacknowledged(clinic_id: uuid.UUID, patient_id: uuid.UUID, instrument_id: str) -> Exists:
-    """The patient has a ``not_on_track`` alert of the instrument that no clinician acknowledged yet."""
+def _course_alerts(
+    clinic_id: uuid.UUID, patient_id: uuid.UUID, instrument_id: str, condition: ColumnElement[bool]
+) -> Exists:
+    """The patient has a ``not_on_track`` alert of the instrument that meets ``condition``."""
     return exists().where(
         RiskAlert.clinic_id == clinic_id,
         RiskAlert.patient_id == patient_id,
         RiskAlert.instrument_id == instrument_id,
         RiskAlert.flag == FLAG,
-        RiskAlert.acknowledged_at.is_(None),
+        condition,
     )
 
 
