@@ -160,7 +160,7 @@ def test_loop_sessions_wait_for_the_loop_pools_connections_and_never_open_more(
     def slow_read(db: Session, **kwargs: object) -> object:
         """Holds its connection until two reads have held one at once (awaiting the network on the loop meanwhile,
         so the other requests run): the overlap is certain, not left to the scheduler."""
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120  # only so that a broken pool fails instead of hanging
         while most[0] < 2 and time.monotonic() < deadline:
             db.execute(text("SELECT pg_sleep(0.01)"))
         return list_current(db, **kwargs)  # type: ignore[arg-type]
