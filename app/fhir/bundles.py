@@ -32,12 +32,11 @@ from app.core.problems import echoed
 from app.fhir import questionnaire_responses, search, writes
 from app.fhir.codes import FHIR_ID
 from app.fhir.errors import FhirError, Issue, MalformedResource, MethodNotAllowed, UnprocessableResource
-from app.fhir.form_resolution import ResolvedForm
 from app.fhir.http import ReturnPreference, issues_of, operation_outcome
 from app.fhir.questionnaire_responses import PreparedResponse
 from app.fhir.search_params import SearchRequest
 from app.fhir.validation import distinct_content, require_type, structural_issues, validate
-from app.fhir.validation_pool import Forms, ValidationPool, Verdict
+from app.fhir.validation_pool import ValidationPool
 from app.fhir.write_context import FhirWrite
 from app.fhir.writes import Outcome
 
@@ -105,7 +104,7 @@ def process(write: FhirWrite, bundle: dict[str, Any], *, reads: Reads | None = N
     run = _Run(write.in_bundle(), reads=reads)
     order = sorted(range(len(entries)), key=lambda i: _order(entries[i]))
     if write.validation is not None:
-        run.verdicts = _Verdicts.ahead(run.write, write.validation, [(index, entries[index]) for index in order])
+        run.verdicts = _Verdicts.ahead(write.validation, [(index, entries[index]) for index in order])
     for index in order:
         _run_entry(run, index, entries[index])
     _store_pending(run)
@@ -227,7 +226,7 @@ def _run_entry(run: _Run, index: int, entry: dict[str, Any]) -> None:
                 run.write,
                 data=request.data,
                 text=_text(request.data),
-                ahead=run.verdicts.of(index) if run.verdicts is not None else None,
+                issues=run.verdicts.of(index) if run.verdicts is not None else None,
             )
     except (DomainError, DataError) as exc:
         run.results[index] = _failure(exc, prefix)
@@ -302,52 +301,26 @@ def _posts_new_response(entry: dict[str, Any]) -> bool:
 
 
 class _Verdicts:
-    """The Bundle's new responses checked ahead (in order) while earlier ones are stored: validated and, against the
-    forms resolved before they run, read and scored (``validation_pool``)."""
+    """Structural issues of the Bundle's new responses, validated ahead (in order) while earlier ones are stored."""
 
-    def __init__(self, chosen: list[tuple[int, dict[str, Any]]], verdicts: Iterator[Verdict], forms: Forms) -> None:
-        self._expected = {index: resource.get("questionnaire") for index, resource in chosen}
-        self._coming = zip([index for index, _ in chosen], verdicts, strict=True)
-        self._ready: dict[int, Verdict] = {}
-        self._forms = forms
+    def __init__(self, indices: list[int], issues: Iterator[list[Issue]]) -> None:
+        self._expected = set(indices)
+        self._coming = zip(indices, issues, strict=True)
+        self._ready: dict[int, list[Issue]] = {}
 
     @classmethod
-    def ahead(cls, write: FhirWrite, pool: ValidationPool, entries: list[tuple[int, dict[str, Any]]]) -> _Verdicts:
+    def ahead(cls, pool: ValidationPool, entries: list[tuple[int, dict[str, Any]]]) -> _Verdicts:
         chosen = [(index, entry["resource"]) for index, entry in entries if _posts_new_response(entry)]
-        resources = [resource for _, resource in chosen]
-        forms = _forms_ahead(write, entries, resources) if pool.works_ahead(len(resources)) else {}
-        return cls(chosen, pool.verdicts(resources, RESPONSE, forms), forms)
+        return cls([index for index, _ in chosen], pool.issues_of([resource for _, resource in chosen], RESPONSE))
 
-    def of(self, index: int) -> questionnaire_responses.CheckedAhead | None:
-        """What was found of the entry, or None if it was not checked ahead (then it is validated where it runs)."""
+    def of(self, index: int) -> list[Issue] | None:
+        """The entry's issues, or None if it was not validated ahead (then it is validated where it runs)."""
         if index not in self._expected:
             return None
         while index not in self._ready:
-            coming, verdict = next(self._coming)
-            self._ready[coming] = verdict
-        verdict = self._ready.pop(index)
-        reference = self._expected[index]
-        form = self._forms.get(reference) if isinstance(reference, str) else None
-        return questionnaire_responses.CheckedAhead(verdict.issues, form, verdict.scored)
-
-
-def _forms_ahead(
-    write: FhirWrite, entries: list[tuple[int, dict[str, Any]]], resources: list[dict[str, Any]]
-) -> dict[str, ResolvedForm]:
-    """The forms the new responses name, resolved before any entry runs, for the workers to read answers against.
-    Nothing is resolved ahead when the Bundle writes a Questionnaire: a reference could name another form once that
-    entry ran.
-    Contained forms (``#id``) are each response's own and are resolved where it runs."""
-    if any(_resource_type(entry) == "Questionnaire" for _, entry in entries):
-        return {}
-    references = {reference for resource in resources if isinstance(reference := resource.get("questionnaire"), str)}
-    forms: dict[str, ResolvedForm] = {}
-    for reference in references:
-        if not reference.startswith("#"):
-            form = questionnaire_responses.form_ahead(write, reference)
-            if form is not None:
-                forms[reference] = form
-    return forms
+            coming, issues = next(self._coming)
+            self._ready[coming] = issues
+        return self._ready.pop(index)
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
 from app.auth.service import Principal
 from app.clinical import recording
 from app.core.db import insert_rows, new_record_id, utcnow
-from app.core.errors import Conflict, DomainError, NotFound
+from app.core.errors import Conflict, NotFound
 from app.fhir import form_resolution, kept_versions
 from app.fhir.conditional_create import Criteria
 from app.fhir.errors import (
@@ -37,18 +37,12 @@ from app.fhir.errors import (
 )
 from app.fhir.form_resolution import ResolvedForm
 from app.fhir.models import FhirResource
-from app.fhir.response_answers import (
-    ROOT,
-    ResponseAnswers,
-    authored,
-    check_status,
-    score_response,
-    subject_patient_id,
-)
+from app.fhir.response_answers import ROOT, ResponseAnswers, authored, check_status, read_answers, subject_patient_id
 from app.fhir.validation import check_put_id, refuse_if_any, require_type, validate
 from app.fhir.verbatim import as_served
 from app.fhir.versioning import require_version
 from app.fhir.write_context import FhirWrite
+from app.instruments import service as scoring
 from app.measurements import service as measurements
 from app.measurements.models import Measurement
 from app.measurements.schemas import Source
@@ -100,38 +94,19 @@ class PreparedResponse:
     """The client's id (PUT); None for a new server-assigned id."""
 
 
-@dataclass(frozen=True)
-class CheckedAhead:
-    """What was found of a response before it ran (``validation_pool``): its structural issues and, when its form
-    was resolved ahead (``form_ahead``), its answers read and scored against that form."""
-
-    issues: list[Issue]
-    form: ResolvedForm | None = None
-    scored: tuple[ResponseAnswers, ScoreResult] | None = None
-
-
 def prepare(
-    write: FhirWrite, *, data: dict[str, Any], text: str, ahead: CheckedAhead | None = None
+    write: FhirWrite, *, data: dict[str, Any], text: str, issues: list[Issue] | None = None
 ) -> PreparedResponse:
     """Validate and score a new response (reads only), so that many can be stored with one statement each.
 
-    ``ahead``: what was already found of it; else it is validated here.
+    ``issues``: its structural issues when already found (``validation_pool``); else it is validated here.
     """
-    if ahead is None:
+    if issues is None:
         validate(data, RESOURCE_TYPE)
     else:
         require_type(data, RESOURCE_TYPE)
-        refuse_if_any(ahead.issues, RESOURCE_TYPE)
-    return PreparedResponse(data, text, _score(write, data, ahead))
-
-
-def form_ahead(write: FhirWrite, reference: str) -> ResolvedForm | None:
-    """The form a canonical or ``Questionnaire/<id>`` reference names, resolved before the responses naming it run
-    (and kept for them); None when it does not resolve (each response then refuses it where it runs)."""
-    try:
-        return _form(write, {"questionnaire": reference})
-    except (DomainError, DataError):
-        return None
+        refuse_if_any(issues, RESOURCE_TYPE)
+    return PreparedResponse(data, text, _score(write, data))
 
 
 def store_many(
@@ -305,7 +280,7 @@ class _Scored:
     warnings: list[Issue]
 
 
-def _score(write: FhirWrite, data: dict[str, Any], ahead: CheckedAhead | None = None) -> _Scored:
+def _score(write: FhirWrite, data: dict[str, Any]) -> _Scored:
     """Everything that can refuse a response, before anything is written."""
     principal = write.principal
     check_status(data)
@@ -322,10 +297,8 @@ def _score(write: FhirWrite, data: dict[str, Any], ahead: CheckedAhead | None = 
         )
     _require_patient(write, patient_id)
     resolved = _form(write, data)
-    if ahead is not None and ahead.scored is not None and ahead.form is resolved:
-        answers, result = ahead.scored
-    else:
-        answers, result = score_response(data, resolved.form, resolved.definition)
+    answers = read_answers(data, resolved.form)
+    result = scoring.score_answers(resolved.definition, answers.items, declared_total=answers.declared_total)
     unscorable = sorted(
         {number for value in result.scores.values() if value.value is None for number in value.missing_items},
         key=int,

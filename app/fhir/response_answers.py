@@ -15,9 +15,7 @@ from typing import Any
 from app.core.datetimes import clinical_time_problem
 from app.fhir.errors import Issue, MalformedResource, ReferenceNotFound, UnprocessableResource
 from app.fhir.schemas import FormMap, MappedItem
-from app.instruments.service import score_answers
-from app.scoring.definition import InstrumentDefinition
-from app.scoring.engine import Answer, ScoreResult
+from app.scoring.engine import Answer
 
 ROOT = "QuestionnaireResponse"
 SCORED_STATUSES = ("completed", "amended")
@@ -40,14 +38,6 @@ class _Reader:
     answered_by: dict[str, str] = field(default_factory=dict)
     type_errors: list[Issue] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
-
-
-def score_response(
-    qr: dict[str, Any], form: FormMap, definition: InstrumentDefinition
-) -> tuple[ResponseAnswers, ScoreResult]:
-    """The response's answers read against its form and scored by its instrument; raises what either refuses."""
-    answers = read_answers(qr, form)
-    return answers, score_answers(definition, answers.items, declared_total=answers.declared_total)
 
 
 def read_answers(qr: dict[str, Any], form: FormMap) -> ResponseAnswers:
