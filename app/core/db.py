@@ -7,6 +7,7 @@ so concurrent writers queue on the busy timeout instead of failing with "databas
 from __future__ import annotations
 
 import functools
+import io
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import Any, cast
 
 import orjson
 import psycopg
+from psycopg.copy import Copy, FileWriter
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -436,23 +438,60 @@ def _copy_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str,
     statement per row and handles each row's result in Python; a COPY sends the rows as one stream, formatted in C
     (bench/README.md, change 31). A refused row refuses them all, as the executemany did, with the same SQLAlchemy
     error.
+
+    Most columns of a request's rows hold one value (its clinic, key, time, route): those are formatted once and
+    written after each row's own values, so Python touches only the values that differ (bench/README.md, change
+    41). psycopg formats both parts (``FileWriter``), and every line break in COPY's text is the end of a row (a
+    value's own is escaped), which is where the shared part goes.
     """
-    statement, columns = _copy_of(table, connection.dialect)
+    first = rows[0]
+    shared = tuple(
+        column.name
+        for column in table.columns
+        if not column.primary_key and all(row[column.name] is first[column.name] for row in rows)
+    )
+    statement, own, common = _copy_of(table, connection.dialect, shared)
     driver_connection = cast(psycopg.Connection[Any], connection.connection.driver_connection)
     try:
-        with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row([row[name] if process is None else process(row[name]) for name, process in columns])
+        with driver_connection.cursor() as cursor:
+            data = _copy_text(cursor, ([_bound(row[name], process) for name, process in own] for row in rows))
+            if common:
+                line_end = b"\t" + _copy_text(cursor, [[_bound(first[name], process) for name, process in common]])
+                data = data.replace(b"\n", line_end)
+            with cursor.copy(statement) as copy:
+                copy.write(data)
     except psycopg.Error as error:
         raise DBAPIError.instance(statement, None, error, psycopg.Error) from error
 
 
-@functools.lru_cache(maxsize=64)
-def _copy_of(table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]:
+def _bound(value: Any, process: Callable[[Any], Any] | None) -> Any:
+    return value if process is None else process(value)
+
+
+def _copy_text(cursor: psycopg.Cursor[Any], rows: Iterable[list[Any]]) -> bytes:
+    """Rows in COPY's text format, as psycopg formats them for the connection (its dumpers and encoding)."""
+    buffer = io.BytesIO()
+    with Copy(cursor, writer=FileWriter(buffer)) as copy:
+        for row in rows:
+            copy.write_row(row)
+    return buffer.getvalue()
+
+
+_Processed = list[tuple[str, Callable[[Any], Any] | None]]
+
+
+@functools.lru_cache(maxsize=256)
+def _copy_of(table: Table, dialect: Dialect, shared: tuple[str, ...]) -> tuple[str, _Processed, _Processed]:
+    """The COPY statement naming each row's own columns, then the ``shared`` ones; how each column binds."""
     preparer = dialect.identifier_preparer
-    names = [column.name for column in table.columns]
-    statement = f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(name) for name in names)}) FROM STDIN"
-    return statement, [(name, _bind_processor(table, name, dialect)) for name in names]
+    own = [column.name for column in table.columns if column.name not in shared]
+    names = ", ".join(preparer.quote(name) for name in [*own, *shared])
+    statement = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN"
+    return (
+        statement,
+        [(name, _bind_processor(table, name, dialect)) for name in own],
+        [(name, _bind_processor(table, name, dialect)) for name in shared],
+    )
 
 
 @functools.lru_cache(maxsize=64)

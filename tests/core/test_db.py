@@ -198,6 +198,31 @@ def test_rows_inserted_together_are_stored_as_an_executemany_stores_them(
         assert found[row["id"]] == {**row, "occurred_at": row["occurred_at"].astimezone(UTC)}
 
 
+def test_many_rows_sharing_values_store_each_value_where_it_belongs(app: FastAPI, clinic: ClinicKeys) -> None:
+    """On PostgreSQL, values that every row shares are formatted once and joined to each row's own: escapes in both
+    (a tab, a line break, a backslash, quotes in JSON) land in the right row and column."""
+    events = table_of(AuditEvent)
+    route = "/v1/shared\tby\nall\\N"
+    details = {"shared": 'line\nbreak\ttab \\ "q"'}
+    rows = [
+        {
+            **audit_row(clinic, new_record_id(), index),
+            "route": route,
+            "details": details,
+            "resource_id": f"r\t{index}\n\\",
+        }
+        for index in range(60)
+    ]
+    with state_of(app).write_sessions() as db, db.begin():
+        insert_together(db.connection(), events, rows)
+    with state_of(app).read_sessions() as db:
+        stored = db.execute(select(events).where(events.c.id.in_([row["id"] for row in rows]))).mappings()
+        found = {row["id"]: dict(row) for row in stored}
+    assert [found[row["id"]] for row in rows] == [
+        {**row, "occurred_at": row["occurred_at"].astimezone(UTC)} for row in rows
+    ]
+
+
 def test_record_ids_sort_in_the_order_they_were_made_and_identities_stay_random() -> None:
     records = [new_record_id() for _ in range(10_000)]
     assert {record.version for record in records} == {7}
