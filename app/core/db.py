@@ -453,15 +453,21 @@ def _copy_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str,
     statement, own, common = _copy_of(table, connection.dialect, shared)
     driver_connection = cast(psycopg.Connection[Any], connection.connection.driver_connection)
     try:
-        with driver_connection.cursor() as cursor:
-            data = _copy_text(cursor, ([_bound(row[name], process) for name, process in own] for row in rows))
-            if common:
-                line_end = b"\t" + _copy_text(cursor, [[_bound(first[name], process) for name, process in common]])
-                data = data.replace(b"\n", line_end)
+        with driver_connection.cursor() as formatting, driver_connection.cursor() as cursor:
+            shared_text = _copy_text(formatting, [[_bound(first[name], process) for name, process in common]])
             with cursor.copy(statement) as copy:
-                copy.write(data)
+                for start in range(0, len(rows), COPY_CHUNK):  # the server stores a chunk while the next is formatted
+                    chunk = rows[start : start + COPY_CHUNK]
+                    data = _copy_text(
+                        formatting, ([_bound(row[name], process) for name, process in own] for row in chunk)
+                    )
+                    copy.write(data.replace(b"\n", b"\t" + shared_text) if common else data)
     except psycopg.Error as error:
         raise DBAPIError.instance(statement, None, error, psycopg.Error) from error
+
+
+COPY_CHUNK = 500
+"""Rows formatted and sent at a time."""
 
 
 def _bound(value: Any, process: Callable[[Any], Any] | None) -> Any:

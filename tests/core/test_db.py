@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
 from app.clinical.models import RiskAlert
+from app.core import db as db_module
 from app.core.db import (
     UTCDateTime,
     create_db_engine,
@@ -198,9 +199,12 @@ def test_rows_inserted_together_are_stored_as_an_executemany_stores_them(
         assert found[row["id"]] == {**row, "occurred_at": row["occurred_at"].astimezone(UTC)}
 
 
-def test_many_rows_sharing_values_store_each_value_where_it_belongs(app: FastAPI, clinic: ClinicKeys) -> None:
-    """On PostgreSQL, values that every row shares are formatted once and joined to each row's own: escapes in both
-    (a tab, a line break, a backslash, quotes in JSON) land in the right row and column."""
+def test_many_rows_sharing_values_store_each_value_where_it_belongs(
+    app: FastAPI, clinic: ClinicKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, values that every row shares are formatted once and joined to each row's own, chunk by chunk:
+    escapes in both (a tab, a line break, a backslash, quotes in JSON) land in the right row and column."""
+    monkeypatch.setattr(db_module, "COPY_CHUNK", 7)
     events = table_of(AuditEvent)
     route = "/v1/shared\tby\nall\\N"
     details = {"shared": 'line\nbreak\ttab \\ "q"'}
