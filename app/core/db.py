@@ -361,9 +361,7 @@ def insert_together(connection: Connection, table: Table, rows: Sequence[Mapping
         connection.execute(_insert_of(table), rows[0] if len(rows) == 1 else rows)
         return
     sql, binds = _multi_row_insert(table, len(rows), connection.dialect)
-    values = [
-        rows[index][column] if process is None else process(rows[index][column]) for _, column, index, process in binds
-    ]
+    values = [_bound(rows[index][column], process) for _, column, index, process in binds]
     if connection.dialect.positional:
         connection.exec_driver_sql(sql, tuple(values))
     else:
@@ -372,6 +370,8 @@ def insert_together(connection: Connection, table: Table, rows: Sequence[Mapping
 
 _MULTI_ROW_MOST = 50
 """More rows than this are copied (psycopg): each row count up to it is a statement compiled (and kept) once."""
+_Processed = list[tuple[str, Callable[[Any], Any] | None]]
+"""Columns by name, each with how its type binds a value (None: as given)."""
 _Bind = tuple[str, str, int, Callable[[Any], Any] | None]
 """A parameter of a multi-row INSERT: its name, the column and row it takes its value from, and the column's bind
 processing."""
@@ -423,7 +423,7 @@ _UNSET = object()
 
 
 @functools.lru_cache(maxsize=64)
-def _positional_insert(table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]:
+def _positional_insert(table: Table, dialect: Dialect) -> tuple[str, _Processed]:
     """``INSERT INTO t (every column) VALUES (?, …)`` and each column's bind processing, in the statement's order."""
     names = [column.name for column in table.columns]
     compiled = insert(table).compile(dialect=dialect, column_keys=names)
@@ -454,14 +454,14 @@ def _copy_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str,
     driver_connection = cast(psycopg.Connection[Any], connection.connection.driver_connection)
     try:
         with driver_connection.cursor() as formatting, driver_connection.cursor() as cursor:
-            shared_text = _copy_text(formatting, [[_bound(first[name], process) for name, process in common]])
+            shared_end = b"\t" + _copy_text(formatting, [[_bound(first[name], process) for name, process in common]])
             with cursor.copy(statement) as copy:
                 for start in range(0, len(rows), COPY_CHUNK):  # the server stores a chunk while the next is formatted
                     chunk = rows[start : start + COPY_CHUNK]
                     data = _copy_text(
                         formatting, ([_bound(row[name], process) for name, process in own] for row in chunk)
                     )
-                    copy.write(data.replace(b"\n", b"\t" + shared_text) if common else data)
+                    copy.write(data.replace(b"\n", shared_end) if common else data)
     except psycopg.Error as error:
         raise DBAPIError.instance(statement, None, error, psycopg.Error) from error
 
@@ -481,9 +481,6 @@ def _copy_text(cursor: psycopg.Cursor[Any], rows: Iterable[list[Any]]) -> bytes:
         for row in rows:
             copy.write_row(row)
     return buffer.getvalue()
-
-
-_Processed = list[tuple[str, Callable[[Any], Any] | None]]
 
 
 @functools.lru_cache(maxsize=256)
